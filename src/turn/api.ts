@@ -1,0 +1,70 @@
+/**
+ * The boundary between the sans-IO protocol core (src/stun, src/turn) and whatever drives it
+ * (src/engine in production, fakes in tests). The core never touches a socket: it is handed
+ * datagrams, 5-tuples and the time, and answers through a TurnSink and a RelayAllocator.
+ */
+import type { Endpoint, Family } from "../net/endpoint.ts";
+
+/** Milliseconds, monotonic. The core never reads a clock itself. */
+export type Millis = number;
+
+/** An opened relay transport address: one UDP socket in the engine, bound to a port from the pool. */
+export interface RelayHandle {
+  /** Engine-chosen id, unique among live relays of one engine; the engine passes it back with peer traffic. */
+  readonly id: number;
+  /** The XOR-RELAYED-ADDRESS advertised to the client (already mapped through --external-ip). */
+  readonly address: Endpoint;
+}
+
+export type RelayOpenResult =
+  | { ok: true; relay: RelayHandle; /** set when reserveNext was asked (EVEN-PORT R bit) */ reservationToken?: bigint }
+  | { ok: false; /** 508 Insufficient Capacity or 440 Address Family not Supported */ code: 508 | 440 };
+
+export interface RelayOpenRequest {
+  family: Family;
+  /** EVEN-PORT present: the port must be even (RFC 8656 §7.2 step 4). */
+  evenPort: boolean;
+  /** EVEN-PORT R bit: also hold port+1, and return a reservation token for it. */
+  reserveNext: boolean;
+  /** RESERVATION-TOKEN present: open the port held under this token (RFC 8656 §7.2 step 3). */
+  reservationToken?: bigint;
+}
+
+/** Hands out relay sockets. The engine implements it over its shared port pool. */
+export interface RelayAllocator {
+  open(request: RelayOpenRequest, now: Millis): RelayOpenResult;
+  close(relay: RelayHandle): void;
+}
+
+/**
+ * Where the core's output goes. Every `data` view is valid only during the call: the engine copies it
+ * (into a sendmmsg slot) before returning. Calls happen synchronously inside handle* methods.
+ */
+export interface TurnSink {
+  /** A STUN response or error for a client, sent from the listener it talked to. */
+  reply(listener: number, client: Endpoint, data: Uint8Array): void;
+  /** Relayed peer data for a client (ChannelData or Data indication), sent from the listener. */
+  relayToClient(listener: number, client: Endpoint, data: Uint8Array): void;
+  /** Relayed client data for a peer, sent from the allocation's relay socket. */
+  relayToPeer(relay: RelayHandle, peer: Endpoint, data: Uint8Array, dontFragment: boolean): void;
+}
+
+/** Long-term credential lookup (RFC 8489 §9.2). Static users, the REST secret and SQLite all fit behind it. */
+export interface CredentialStore {
+  /** The long-term key MD5(username ":" realm ":" password), or undefined when the user is unknown or expired. */
+  longTermKey(username: string, realm: string, nowUnixSeconds: number): Uint8Array | undefined;
+}
+
+/** Counters the core bumps; the engine exposes them (stats line, Prometheus). Plain numbers, no allocation. */
+export interface ProtocolCounters {
+  bindingRequests: number;
+  allocationsCreated: number;
+  allocationsDeleted: number;
+  unauthorized: number;
+  errorsSent: number;
+  clientToPeerPackets: number;
+  clientToPeerBytes: number;
+  peerToClientPackets: number;
+  peerToClientBytes: number;
+  dropped: number;
+}
