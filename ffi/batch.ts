@@ -1,0 +1,222 @@
+/**
+ * The per-engine batch buffers: mmsghdr/iovec/sockaddr/cmsg arrays and payload slots, allocated once
+ * as ArrayBuffers whose addresses are written into the structs at construction. Nothing here is per
+ * socket: thousands of relay sockets share one RecvBatch and one SendBatch per engine.
+ */
+import { ptr } from "bun:ffi";
+import {
+  IOVEC, MMSGHDR, MSGHDR, RECV_CONTROL_SPACE, SEND_CONTROL_SPACE, SOCKADDR_SLOT,
+  writePointer,
+} from "./layout.ts";
+import { sockaddrFamily, sockaddrIn6Address, sockaddrInAddress, sockaddrPort, writeSockaddr } from "./sockaddr.ts";
+import { AF_INET6 } from "./constants.ts";
+import { writeTtlTos } from "./cmsg.ts";
+
+/** coturn's IOA_UDP_RECVMMSG_MAX_BATCH. */
+export const RECV_BATCH_MAX = 16;
+/** Large enough for any UDP datagram, so nothing is ever truncated. */
+export const MAX_DATAGRAM = 65536;
+
+function addressOf(buffer: ArrayBuffer): number {
+  return ptr(buffer) as unknown as number;
+}
+
+export class RecvBatch {
+  readonly capacity: number;
+  readonly slotSize: number;
+  /** Payload slots; kept referenced so their addresses in the iovecs stay valid. */
+  readonly payloadBuffer: ArrayBuffer;
+  readonly payload: Uint8Array;
+  readonly payloadAddress: number;
+  private readonly structBuffer: ArrayBuffer;
+  private readonly u32: Uint32Array;
+  /** Source sockaddrs, SOCKADDR_SLOT bytes each. */
+  readonly names: Uint8Array;
+  /** Control buffers, RECV_CONTROL_SPACE bytes each. */
+  readonly control: Uint8Array;
+  readonly vecAddress: number;
+  private readonly namesOffset: number;
+  private readonly controlOffset: number;
+
+  constructor(capacity = RECV_BATCH_MAX, slotSize = MAX_DATAGRAM) {
+    this.capacity = capacity;
+    this.slotSize = slotSize;
+    const iovOffset = capacity * MMSGHDR.size;
+    this.namesOffset = iovOffset + capacity * IOVEC.size;
+    this.controlOffset = this.namesOffset + capacity * SOCKADDR_SLOT;
+    this.structBuffer = new ArrayBuffer(this.controlOffset + capacity * RECV_CONTROL_SPACE);
+    this.payloadBuffer = new ArrayBuffer(capacity * slotSize);
+    this.payload = new Uint8Array(this.payloadBuffer);
+    this.u32 = new Uint32Array(this.structBuffer);
+    const bytes = new Uint8Array(this.structBuffer);
+    this.names = bytes.subarray(this.namesOffset, this.controlOffset);
+    this.control = bytes.subarray(this.controlOffset);
+    this.vecAddress = addressOf(this.structBuffer);
+    this.payloadAddress = addressOf(this.payloadBuffer);
+    for (let i = 0; i < capacity; i++) {
+      const hdr = i * MMSGHDR.size;
+      const iov = iovOffset + i * IOVEC.size;
+      writePointer(this.u32, iov + IOVEC.base, this.payloadAddress + i * slotSize);
+      writePointer(this.u32, iov + IOVEC.len, slotSize);
+      writePointer(this.u32, hdr + MSGHDR.name, this.vecAddress + this.namesOffset + i * SOCKADDR_SLOT);
+      writePointer(this.u32, hdr + MSGHDR.iov, this.vecAddress + iov);
+      writePointer(this.u32, hdr + MSGHDR.iovlen, 1);
+      writePointer(this.u32, hdr + MSGHDR.control, this.vecAddress + this.controlOffset + i * RECV_CONTROL_SPACE);
+    }
+    this.prepare(capacity);
+  }
+
+  /** The kernel overwrites namelen/controllen/flags on each call; put them back for the first n entries. */
+  prepare(n: number): void {
+    const u32 = this.u32;
+    for (let i = 0; i < n; i++) {
+      const h = (i * MMSGHDR.size) >>> 2;
+      u32[h + (MSGHDR.namelen >>> 2)] = SOCKADDR_SLOT;
+      u32[h + (MSGHDR.controllen >>> 2)] = RECV_CONTROL_SPACE;
+      u32[h + (MSGHDR.controllen >>> 2) + 1] = 0;
+      u32[h + (MSGHDR.flags >>> 2)] = 0;
+    }
+  }
+
+  /** Address of entry i's msghdr (the first member of its mmsghdr), for the one-datagram recvmsg path. */
+  msghdrAddress(i: number): number {
+    return this.vecAddress + i * MMSGHDR.size;
+  }
+
+  length(i: number): number {
+    return this.u32[(i * MMSGHDR.size + MMSGHDR.len) >>> 2]!;
+  }
+  setLength(i: number, n: number): void {
+    this.u32[(i * MMSGHDR.size + MMSGHDR.len) >>> 2] = n;
+  }
+  flags(i: number): number {
+    return this.u32[(i * MMSGHDR.size + MSGHDR.flags) >>> 2]!;
+  }
+  controlLength(i: number): number {
+    return this.u32[(i * MMSGHDR.size + MSGHDR.controllen) >>> 2]!;
+  }
+  controlOffsetOf(i: number): number {
+    return i * RECV_CONTROL_SPACE;
+  }
+  /** A view of datagram i's bytes (valid until the next receive into this batch). */
+  datagram(i: number): Uint8Array {
+    const start = i * this.slotSize;
+    return this.payload.subarray(start, start + this.length(i));
+  }
+  sourceFamily(i: number): number {
+    return sockaddrFamily(this.names, i * SOCKADDR_SLOT);
+  }
+  sourcePort(i: number): number {
+    return sockaddrPort(this.names, i * SOCKADDR_SLOT);
+  }
+  /** IPv4 source as a host-order u32. */
+  sourceIpv4(i: number): number {
+    return sockaddrInAddress(this.names, i * SOCKADDR_SLOT);
+  }
+  /** IPv6 source as a view (copy to keep). */
+  sourceIpv6(i: number): Uint8Array {
+    return sockaddrIn6Address(this.names, i * SOCKADDR_SLOT);
+  }
+}
+
+/**
+ * Outgoing datagrams collected during one drain and sent with sendmmsg, grouped by socket. A payload
+ * that is a view into a registered receive arena is sent from there without a copy (the engine flushes
+ * before it receives into that arena again); anything else is copied into a slot.
+ */
+export class SendBatch {
+  readonly capacity: number;
+  readonly slotSize: number;
+  private readonly structBuffer: ArrayBuffer;
+  private readonly u32: Uint32Array;
+  private readonly bytes: Uint8Array;
+  readonly vecAddress: number;
+  private readonly iovOffset: number;
+  private readonly namesOffset: number;
+  private readonly controlOffset: number;
+  private readonly payloadBuffer: ArrayBuffer;
+  private readonly payload: Uint8Array;
+  private readonly payloadAddress: number;
+  /** Socket of each queued entry. */
+  readonly fds: Int32Array;
+  count = 0;
+  private borrowBuffer: ArrayBufferLike | null = null;
+  private borrowAddress = 0;
+
+  constructor(capacity = 32, slotSize = MAX_DATAGRAM) {
+    this.capacity = capacity;
+    this.slotSize = slotSize;
+    this.iovOffset = capacity * MMSGHDR.size;
+    this.namesOffset = this.iovOffset + capacity * IOVEC.size;
+    this.controlOffset = this.namesOffset + capacity * SOCKADDR_SLOT;
+    this.structBuffer = new ArrayBuffer(this.controlOffset + capacity * SEND_CONTROL_SPACE);
+    this.u32 = new Uint32Array(this.structBuffer);
+    this.bytes = new Uint8Array(this.structBuffer);
+    this.vecAddress = addressOf(this.structBuffer);
+    this.payloadBuffer = new ArrayBuffer(capacity * slotSize);
+    this.payload = new Uint8Array(this.payloadBuffer);
+    this.payloadAddress = addressOf(this.payloadBuffer);
+    this.fds = new Int32Array(capacity);
+    for (let i = 0; i < capacity; i++) {
+      const hdr = i * MMSGHDR.size;
+      writePointer(this.u32, hdr + MSGHDR.name, this.vecAddress + this.namesOffset + i * SOCKADDR_SLOT);
+      writePointer(this.u32, hdr + MSGHDR.iov, this.vecAddress + this.iovOffset + i * IOVEC.size);
+      writePointer(this.u32, hdr + MSGHDR.iovlen, 1);
+    }
+  }
+
+  /** Lets payloads that live in `buffer` (at `address`) be sent in place. */
+  borrowFrom(buffer: ArrayBufferLike, address: number): void {
+    this.borrowBuffer = buffer;
+    this.borrowAddress = address;
+  }
+
+  get full(): boolean {
+    return this.count === this.capacity;
+  }
+
+  /**
+   * Queues `data` for `fd` towards address:port (4- or 16-byte address), with TTL/TOS control
+   * messages when >= 0. The caller flushes when `full`. Returns the entry index.
+   */
+  push(fd: number, address: Uint8Array, port: number, data: Uint8Array, ttl = -1, tos = -1): number {
+    const i = this.count++;
+    const hdr = i * MMSGHDR.size;
+    const iov = this.iovOffset + i * IOVEC.size;
+    this.fds[i] = fd;
+    const nameLen = writeSockaddr(this.bytes, this.namesOffset + i * SOCKADDR_SLOT, address, port);
+    this.u32[(hdr + MSGHDR.namelen) >>> 2] = nameLen;
+    let base: number;
+    if (data.buffer === this.borrowBuffer) {
+      base = this.borrowAddress + data.byteOffset;
+    } else {
+      const n = Math.min(data.length, this.slotSize);
+      this.payload.set(n === data.length ? data : data.subarray(0, n), i * this.slotSize);
+      base = this.payloadAddress + i * this.slotSize;
+    }
+    writePointer(this.u32, iov + IOVEC.base, base);
+    writePointer(this.u32, iov + IOVEC.len, data.length);
+    let controlLen = 0;
+    if (ttl >= 0 || tos >= 0) {
+      controlLen = writeTtlTos(this.bytes, this.controlOffset + i * SEND_CONTROL_SPACE, address.length === 16, ttl, tos);
+    }
+    writePointer(this.u32, hdr + MSGHDR.control, controlLen ? this.vecAddress + this.controlOffset + i * SEND_CONTROL_SPACE : 0);
+    writePointer(this.u32, hdr + MSGHDR.controllen, controlLen);
+    this.u32[(hdr + MSGHDR.flags) >>> 2] = 0;
+    return i;
+  }
+
+  msghdrAddress(i: number): number {
+    return this.vecAddress + i * MMSGHDR.size;
+  }
+  entryLength(i: number): number {
+    return this.u32[(this.iovOffset + i * IOVEC.size + IOVEC.len) >>> 2]!;
+  }
+  isIpv6(i: number): boolean {
+    return sockaddrFamily(this.bytes, this.namesOffset + i * SOCKADDR_SLOT) === AF_INET6;
+  }
+
+  clear(): void {
+    this.count = 0;
+  }
+}

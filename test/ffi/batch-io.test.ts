@@ -1,0 +1,224 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import {
+  CmsgInfo, ECONNREFUSED, EINVAL, ENOSYS, EOPNOTSUPP, EBADF, RecvBatch, SendBatch, STAT, UdpCapabilities,
+  flushSendBatch, libc, newStats, readErrorQueue, receiveBatch, receivedTtlTos, SO_EE_ORIGIN_ICMP,
+  SO_EE_ORIGIN_ICMP6, type Syscalls,
+} from "../../ffi/index.ts";
+import { LOOPBACK4, LOOPBACK6, SocketScope, until, waitReadable } from "./helpers.ts";
+
+const scope = new SocketScope();
+afterEach(() => scope.closeAll());
+
+function sendAll(batch: SendBatch, caps = new UdpCapabilities({ recvmmsg: true, sendmmsg: true }), stats = newStats()) {
+  flushSendBatch(batch, caps, stats);
+  return stats;
+}
+
+function fill(len: number, seed: number): Uint8Array {
+  const a = new Uint8Array(len);
+  for (let i = 0; i < len; i++) a[i] = (seed + i) & 0xff;
+  return a;
+}
+
+describe("recvmmsg on loopback", () => {
+  for (const family of [4, 6] as const) {
+    test(`one call returns k queued IPv${family} datagrams with lengths, sources, TTL and TOS`, async () => {
+      const rx = scope.open(family, { receiveTtlTos: true });
+      const txA = scope.open(family);
+      const txB = scope.open(family);
+      const dst = family === 4 ? LOOPBACK4 : LOOPBACK6;
+      const send = new SendBatch(8);
+      const lengths = [1, 100, 1400, 7, 0];
+      lengths.forEach((len, i) => send.push(i % 2 ? txB.fd : txA.fd, dst, rx.port, fill(len, i), 17 + i, 0x20 + 4 * i));
+      const stats = sendAll(send);
+      expect(stats[STAT.sendPackets]).toBe(5);
+
+      const batch = new RecvBatch();
+      const recvStats = newStats();
+      const caps = new UdpCapabilities({ recvmmsg: true, sendmmsg: true });
+      expect(waitReadable(rx.fd)).toBe(true);
+      const n = receiveBatch(rx.fd, batch, caps, recvStats);
+      expect(n).toBe(5);
+      expect(recvStats[STAT.calls]).toBe(1);
+      expect(recvStats[STAT.packets]).toBe(5);
+      expect(recvStats[STAT.hist5to8]).toBe(1);
+      const info = new CmsgInfo();
+      for (let i = 0; i < n; i++) {
+        expect(batch.length(i)).toBe(lengths[i]!);
+        expect(Array.from(batch.datagram(i))).toEqual(Array.from(fill(lengths[i]!, i)));
+        expect(batch.sourcePort(i)).toBe(i % 2 ? txB.port : txA.port);
+        if (family === 4) expect(batch.sourceIpv4(i)).toBe(0x7f000001);
+        else expect(Array.from(batch.sourceIpv6(i))).toEqual(Array.from(LOOPBACK6));
+        receivedTtlTos(batch, i, info);
+        expect(info.ttl).toBe(17 + i);
+        expect(info.tos).toBe(0x20 + 4 * i);
+      }
+    });
+  }
+
+  test("a short batch returns what is queued; an empty socket returns 0 (EAGAIN) and counts wouldblock", async () => {
+    const rx = scope.open(4);
+    const tx = scope.open(4);
+    const batch = new RecvBatch();
+    const stats = newStats();
+    const caps = new UdpCapabilities({ recvmmsg: true, sendmmsg: true });
+    expect(receiveBatch(rx.fd, batch, caps, stats)).toBe(0);
+    expect(stats[STAT.wouldblock]).toBe(1);
+    const send = new SendBatch(4);
+    for (let i = 0; i < 3; i++) send.push(tx.fd, LOOPBACK4, rx.port, fill(10 + i, i));
+    sendAll(send);
+    expect(waitReadable(rx.fd)).toBe(true);
+    expect(receiveBatch(rx.fd, batch, caps, stats)).toBe(3);
+    expect(batch.length(2)).toBe(12);
+    expect(receiveBatch(rx.fd, batch, caps, stats)).toBe(0);
+    expect(stats[STAT.calls]).toBe(3);
+    expect(stats[STAT.wouldblock]).toBe(2);
+    expect(stats[STAT.hist3to4]).toBe(1);
+  });
+
+  test("at most 16 per call: 20 queued datagrams come as 16 then 4", async () => {
+    const rx = scope.open(4);
+    const tx = scope.open(4);
+    const send = new SendBatch(32);
+    for (let i = 0; i < 20; i++) send.push(tx.fd, LOOPBACK4, rx.port, fill(50, i));
+    sendAll(send);
+    expect(waitReadable(rx.fd)).toBe(true);
+    const batch = new RecvBatch();
+    const stats = newStats();
+    const caps = new UdpCapabilities({ recvmmsg: true, sendmmsg: true });
+    expect(receiveBatch(rx.fd, batch, caps, stats)).toBe(16);
+    expect(batch.datagram(15)[0]).toBe(15);
+    expect(receiveBatch(rx.fd, batch, caps, stats)).toBe(4);
+    expect(batch.datagram(0)[0]).toBe(16);
+    expect(stats[STAT.hist9to16]).toBe(1);
+  });
+});
+
+describe("fallback when the kernel refuses recvmmsg", () => {
+  for (const errno of [ENOSYS, EINVAL, EOPNOTSUPP]) {
+    test(`errno ${errno} switches recvmmsg off once and the datagrams still arrive by recvmsg`, async () => {
+      const rx = scope.open(4);
+      const tx = scope.open(4);
+      const send = new SendBatch(4);
+      for (let i = 0; i < 3; i++) send.push(tx.fd, LOOPBACK4, rx.port, fill(20, i));
+      sendAll(send);
+      expect(waitReadable(rx.fd)).toBe(true);
+      let recvmmsgCalls = 0;
+      let recvmsgCalls = 0;
+      const refusing: Syscalls = {
+        ...libc,
+        recvmmsg: () => (recvmmsgCalls++, -errno),
+        recvmsg: (fd, m, f) => (recvmsgCalls++, libc.recvmsg(fd, m, f)),
+      };
+      const caps = new UdpCapabilities({ recvmmsg: true, sendmmsg: true });
+      const downgrades: string[] = [];
+      caps.onDowngrade = (feature, e) => downgrades.push(`${feature}:${e}`);
+      const stats = newStats();
+      const batch = new RecvBatch();
+      expect(receiveBatch(rx.fd, batch, caps, stats, refusing)).toBe(3);
+      expect(caps.recvmmsg).toBe(false);
+      expect(downgrades).toEqual([`recvmmsg:${errno}`]);
+      expect(stats[STAT.unavailable]).toBe(1);
+      expect(recvmsgCalls).toBe(4); // three datagrams, then EAGAIN
+      expect(batch.datagram(1)[0]).toBe(1);
+      // Later calls go straight to recvmsg.
+      expect(receiveBatch(rx.fd, batch, caps, stats, refusing)).toBe(0);
+      expect(recvmmsgCalls).toBe(1);
+    });
+  }
+
+  test("other errors are returned, not a reason to switch recvmmsg off", () => {
+    const caps = new UdpCapabilities({ recvmmsg: true, sendmmsg: true });
+    const failing: Syscalls = { ...libc, recvmmsg: () => -EBADF };
+    expect(receiveBatch(12345, new RecvBatch(), caps, newStats(), failing)).toBe(-EBADF);
+    expect(caps.recvmmsg).toBe(true);
+  });
+
+  test("a downgrade on shared cells is seen by every engine", () => {
+    const cells = UdpCapabilities.sharedCells({ recvmmsg: true, sendmmsg: true });
+    const a = new UdpCapabilities({ recvmmsg: true, sendmmsg: true }, cells);
+    const b = new UdpCapabilities({ recvmmsg: true, sendmmsg: true }, cells);
+    a.disable("recvmmsg", ENOSYS);
+    expect(b.recvmmsg).toBe(false);
+    expect(b.sendmmsg).toBe(true);
+  });
+});
+
+describe("sendmmsg", () => {
+  test("delivers one batch to several destinations, one call per run of the same socket", async () => {
+    const rxs = [scope.open(4), scope.open(4), scope.open(4)];
+    const tx = scope.open(4);
+    const send = new SendBatch(8);
+    rxs.forEach((rx, i) => send.push(tx.fd, LOOPBACK4, rx.port, fill(30 + i, i)));
+    let calls = 0;
+    const counting: Syscalls = { ...libc, sendmmsg: (fd, v, n, f) => (calls++, libc.sendmmsg(fd, v, n, f)) };
+    const stats = newStats();
+    flushSendBatch(send, new UdpCapabilities({ recvmmsg: true, sendmmsg: true }), stats, counting);
+    expect(calls).toBe(1);
+    expect(stats[STAT.sendPackets]).toBe(3);
+    expect(send.count).toBe(0);
+    const batch = new RecvBatch();
+    for (const [i, rx] of rxs.entries()) {
+      expect(waitReadable(rx.fd)).toBe(true);
+      expect(receiveBatch(rx.fd, batch, new UdpCapabilities({ recvmmsg: true, sendmmsg: true }), newStats())).toBe(1);
+      expect(batch.length(0)).toBe(30 + i);
+      expect(batch.sourcePort(0)).toBe(tx.port);
+    }
+  });
+
+  test("a payload that lives in the receive arena is sent in place, without a copy", async () => {
+    const rx = scope.open(4);
+    const tx = scope.open(4);
+    const recv = new RecvBatch(2, 2048);
+    recv.payload.set([9, 8, 7, 6, 5], 2048);
+    const send = new SendBatch(2, 2048);
+    send.borrowFrom(recv.payloadBuffer, recv.payloadAddress);
+    send.push(tx.fd, LOOPBACK4, rx.port, recv.payload.subarray(2049, 2052));
+    recv.payload[2050] = 42; // changed after push: proves the kernel reads the arena, not a copy
+    sendAll(send);
+    expect(waitReadable(rx.fd)).toBe(true);
+    const got = new RecvBatch();
+    expect(receiveBatch(rx.fd, got, new UdpCapabilities({ recvmmsg: true, sendmmsg: true }), newStats())).toBe(1);
+    expect(Array.from(got.datagram(0))).toEqual([8, 42, 6]);
+  });
+
+  test("falls back to sendmsg when sendmmsg is refused, and every datagram still leaves", async () => {
+    const rx = scope.open(4);
+    const tx = scope.open(4);
+    const send = new SendBatch(8);
+    for (let i = 0; i < 4; i++) send.push(tx.fd, LOOPBACK4, rx.port, fill(10, i));
+    const caps = new UdpCapabilities({ recvmmsg: true, sendmmsg: true });
+    const stats = newStats();
+    flushSendBatch(send, caps, stats, { ...libc, sendmmsg: () => -ENOSYS });
+    expect(caps.sendmmsg).toBe(false);
+    expect(stats[STAT.sendPackets]).toBe(4);
+    expect(waitReadable(rx.fd)).toBe(true);
+    expect(receiveBatch(rx.fd, new RecvBatch(), caps, newStats())).toBe(4);
+  });
+});
+
+describe("ICMP errors through IP_RECVERR", () => {
+  for (const family of [4, 6] as const) {
+    test(`port unreachable on IPv${family} surfaces as ECONNREFUSED from the error queue, not a crash`, async () => {
+      const closed = scope.open(family);
+      const closedPort = closed.port;
+      scope.closeAll(); // nobody listens on closedPort now
+      const tx = scope.open(family, { receiveErrors: true });
+      const dst = family === 4 ? LOOPBACK4 : LOOPBACK6;
+      const send = new SendBatch(1);
+      send.push(tx.fd, dst, closedPort, fill(8, 0));
+      sendAll(send);
+      const batch = new RecvBatch();
+      const caps = new UdpCapabilities({ recvmmsg: true, sendmmsg: true });
+      const r = await until(() => receiveBatch(tx.fd, batch, caps, newStats()));
+      expect(r).toBe(-ECONNREFUSED);
+      const info = new CmsgInfo();
+      expect(readErrorQueue(tx.fd, batch, info)).toBe(true);
+      expect(info.errno).toBe(ECONNREFUSED);
+      expect(info.errOrigin).toBe(family === 4 ? SO_EE_ORIGIN_ICMP : SO_EE_ORIGIN_ICMP6);
+      expect(batch.sourcePort(0)).toBe(closedPort);
+      expect(readErrorQueue(tx.fd, batch, info)).toBe(false);
+      expect(caps.recvmmsg).toBe(true);
+    });
+  }
+});
