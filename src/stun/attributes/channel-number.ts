@@ -1,0 +1,20 @@
+/** CHANNEL-NUMBER (RFC 8656 §18.1): 16-bit number + 16 bits RFFU. Valid channels are 0x4000-0x4FFF (§12). */
+import { Attr } from "../constants.ts";
+import type { StunWriter } from "../writer.ts";
+
+export const MIN_CHANNEL = 0x4000;
+export const MAX_CHANNEL = 0x4fff;
+
+export function isValidChannelNumber(n: number): boolean {
+  return n >= MIN_CHANNEL && n <= MAX_CHANNEL;
+}
+
+export function readChannelNumber(m: Uint8Array, offset: number, length: number): number | null {
+  return length === 4 ? (m[offset]! << 8) | m[offset + 1]! : null;
+}
+
+export function writeChannelNumber(w: StunWriter, channel: number): void {
+  const at = w.reserve(Attr.ChannelNumber, 4);
+  w.buffer[at] = channel >> 8;
+  w.buffer[at + 1] = channel & 0xff;
+}

@@ -1,0 +1,47 @@
+/**
+ * ChannelData framing (RFC 8656 §12.4): channel number (16) + length (16) + application data.
+ * Over UDP the trailing padding is optional on input (§12.5) and we send none.
+ */
+import { MAX_CHANNEL, MIN_CHANNEL } from "./attributes/channel-number.ts";
+
+export const CHANNEL_DATA_HEADER = 4;
+
+/** Cheap first-byte test (RFC 7983): ChannelData starts with 0b01. */
+export function looksLikeChannelData(bytes: Uint8Array): boolean {
+  return bytes.length >= CHANNEL_DATA_HEADER && (bytes[0]! & 0xc0) === 0x40;
+}
+
+/**
+ * Validates a ChannelData datagram. Returns the channel number, or -1 when it is not a usable
+ * ChannelData message (too short, reserved channel 0x5000-0x7FFF, or length overrunning the datagram).
+ * The payload is bytes[4 .. 4 + channelDataLength(bytes)).
+ */
+export function parseChannelData(bytes: Uint8Array): number {
+  if (bytes.length < CHANNEL_DATA_HEADER) return -1;
+  const channel = (bytes[0]! << 8) | bytes[1]!;
+  if (channel < MIN_CHANNEL || channel > MAX_CHANNEL) return -1;
+  const length = (bytes[2]! << 8) | bytes[3]!;
+  if (CHANNEL_DATA_HEADER + length > bytes.length) return -1;
+  return channel;
+}
+
+export function channelDataLength(bytes: Uint8Array): number {
+  return (bytes[2]! << 8) | bytes[3]!;
+}
+
+/** Writes a ChannelData header + payload into `out` (which must hold 4 + payload bytes); returns the length. */
+export function writeChannelData(out: Uint8Array, channel: number, payload: Uint8Array): number {
+  out[0] = channel >> 8;
+  out[1] = channel & 0xff;
+  out[2] = payload.length >> 8;
+  out[3] = payload.length & 0xff;
+  out.set(payload, CHANNEL_DATA_HEADER);
+  return CHANNEL_DATA_HEADER + payload.length;
+}
+
+/** A fresh ChannelData message (for tests and control code). */
+export function encodeChannelData(channel: number, payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(CHANNEL_DATA_HEADER + payload.length);
+  writeChannelData(out, channel, payload);
+  return out;
+}

@@ -1,0 +1,104 @@
+/**
+ * Builds STUN messages (RFC 8489 §5, §14) for the control path: responses, errors, test requests.
+ * The data path (Data indications, ChannelData) writes into preallocated buffers instead; see src/turn/data-path.ts.
+ */
+import { HEADER_LENGTH, MAGIC_COOKIE, type StunClass } from "./constants.ts";
+import { encodeMessageType } from "./message-type.ts";
+
+export class StunWriter {
+  private buf: Uint8Array;
+  private len = HEADER_LENGTH;
+
+  constructor(method: number, cls: StunClass, transactionId: Uint8Array, capacity = 256) {
+    this.buf = new Uint8Array(Math.max(capacity, 64));
+    const type = encodeMessageType(method, cls);
+    this.buf[0] = type >> 8;
+    this.buf[1] = type & 0xff;
+    writeU32(this.buf, 4, MAGIC_COOKIE);
+    this.buf.set(transactionId.subarray(0, 12), 8);
+  }
+
+  get length(): number {
+    return this.len;
+  }
+
+  /** The bytes written so far (a view; header length field kept current). */
+  get bytes(): Uint8Array {
+    this.syncLength(this.len);
+    return this.buf.subarray(0, this.len);
+  }
+
+  /** Appends an attribute header and zeroed padded value space; returns the value offset for the caller to fill. */
+  reserve(type: number, valueLength: number): number {
+    const padded = (valueLength + 3) & ~3;
+    this.ensure(4 + padded);
+    const at = this.len;
+    const b = this.buf;
+    b[at] = type >> 8;
+    b[at + 1] = type & 0xff;
+    b[at + 2] = valueLength >> 8;
+    b[at + 3] = valueLength & 0xff;
+    b.fill(0, at + 4, at + 4 + padded);
+    this.len = at + 4 + padded;
+    return at + 4;
+  }
+
+  /** The underlying buffer, for filling space returned by `reserve`. Valid until the next add. */
+  get buffer(): Uint8Array {
+    return this.buf;
+  }
+
+  addBytes(type: number, value: Uint8Array): this {
+    const at = this.reserve(type, value.length);
+    this.buf.set(value, at);
+    return this;
+  }
+
+  addUint32(type: number, value: number): this {
+    const at = this.reserve(type, 4);
+    writeU32(this.buf, at, value >>> 0);
+    return this;
+  }
+
+  addEmpty(type: number): this {
+    this.reserve(type, 0);
+    return this;
+  }
+
+  /** Sets the header length as if the message ended at `end` (RFC 8489 §14.5-14.7 integrity/fingerprint rule). */
+  syncLength(end: number): void {
+    const bodyLength = end - HEADER_LENGTH;
+    this.buf[2] = bodyLength >> 8;
+    this.buf[3] = bodyLength & 0xff;
+  }
+
+  /** The finished message, a fresh copy sized exactly. */
+  finish(): Uint8Array {
+    this.syncLength(this.len);
+    return this.buf.slice(0, this.len);
+  }
+
+  private ensure(extra: number): void {
+    if (this.len + extra <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.len + extra) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.len));
+    this.buf = next;
+  }
+}
+
+export function writeU32(b: Uint8Array, at: number, v: number): void {
+  b[at] = v >>> 24;
+  b[at + 1] = (v >>> 16) & 0xff;
+  b[at + 2] = (v >>> 8) & 0xff;
+  b[at + 3] = v & 0xff;
+}
+
+export function readU32(b: Uint8Array, at: number): number {
+  return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+}
+
+export function readU16(b: Uint8Array, at: number): number {
+  return (b[at]! << 8) | b[at + 1]!;
+}
