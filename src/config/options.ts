@@ -1,0 +1,53 @@
+/**
+ * Every option bunturn understands, once: the command line (citty) and turnserver.conf files are both
+ * read through this table, so a flag and a config key always mean the same thing. Names and defaults
+ * follow coturn where coturn has the option.
+ */
+export type OptionKind = "string" | "number" | "boolean" | "list";
+
+export interface OptionSpec {
+  kind: OptionKind;
+  alias?: string;
+  description: string;
+  default?: string | number | boolean;
+}
+
+export const OPTIONS = {
+  "listening-ip": { kind: "list", alias: "L", description: "Address to listen on (repeatable). Default: 0.0.0.0 and ::" },
+  "listening-port": { kind: "number", alias: "p", default: 3478, description: "UDP port for STUN/TURN" },
+  "relay-ip": { kind: "list", alias: "E", description: "Address relay sockets bind to (repeatable, one per family). Default: the listening address, or the first non-loopback interface address" },
+  "external-ip": { kind: "list", alias: "X", description: "Public address advertised for relays: PUBLIC or PUBLIC/PRIVATE (behind NAT)" },
+  "min-port": { kind: "number", default: 49152, description: "Lowest relay port" },
+  "max-port": { kind: "number", default: 65535, description: "Highest relay port" },
+  realm: { kind: "string", alias: "r", default: "bunturn", description: "Realm for long-term credentials" },
+  "lt-cred-mech": { kind: "boolean", alias: "a", description: "Long-term credential mechanism (default when no other is chosen)" },
+  "no-auth": { kind: "boolean", description: "No authentication at all: anyone may allocate (not for the open internet)" },
+  user: { kind: "list", alias: "u", description: "A static user NAME:PASSWORD (repeatable)" },
+  "use-auth-secret": { kind: "boolean", description: "TURN REST API: time-limited credentials from a shared secret" },
+  "static-auth-secret": { kind: "string", description: "The shared secret for --use-auth-secret" },
+  "allow-loopback-peers": { kind: "boolean", description: "Allow relaying to loopback peers (127.0.0.0/8, ::1); for testing only" },
+  "allowed-peer-ip": { kind: "list", description: "Peer address or range (IP, IP1-IP2 or CIDR) that is allowed even if denied otherwise (repeatable)" },
+  "denied-peer-ip": { kind: "list", description: "Peer address or range that is denied (repeatable)" },
+  "max-allocate-lifetime": { kind: "number", default: 3600, description: "Longest allocation lifetime in seconds" },
+  "default-allocate-lifetime": { kind: "number", default: 600, description: "Allocation lifetime when the client asks for none, in seconds" },
+  "permission-lifetime": { kind: "number", default: 300, description: "Permission lifetime in seconds" },
+  "channel-lifetime": { kind: "number", default: 600, description: "Channel binding lifetime in seconds" },
+  "stale-nonce": { kind: "number", default: 600, description: "Nonce lifetime in seconds" },
+  "relay-threads": { kind: "number", description: "Relay engines (threads). Default: the number of CPUs" },
+  "sock-buf-size": { kind: "number", default: 2097152, description: "Socket send/receive buffer size in bytes (halved on error)" },
+  "udp-recvmmsg": { kind: "boolean", description: "Receive UDP in batches of up to 16 datagrams per system call (recvmmsg)" },
+  "udp-recvmmsg-log": { kind: "boolean", description: "Log recvmmsg batch statistics every 10 s (summed over engines)" },
+  "udp-sendmmsg": { kind: "boolean", default: true, description: "Send batched UDP with sendmmsg (--no-udp-sendmmsg: one sendmsg per datagram)" },
+  "server-name": { kind: "string", default: "bunturn", description: "SOFTWARE attribute value" },
+  verbose: { kind: "boolean", alias: "v", description: "Verbose logging" },
+  "log-stats-interval": { kind: "number", default: 10, description: "Seconds between --udp-recvmmsg-log lines" },
+} as const satisfies Record<string, OptionSpec>;
+
+export type OptionName = keyof typeof OPTIONS;
+
+/** The raw, merged option values: numbers, booleans, strings, and string lists for repeatable options. */
+export type RawOptions = Partial<Record<OptionName, string | number | boolean | string[]>>;
+
+export function isOptionName(name: string): name is OptionName {
+  return Object.hasOwn(OPTIONS, name);
+}

@@ -1,0 +1,195 @@
+/** Turns merged raw options into a checked RelayConfig, or one clear ConfigError line. */
+import { cpus, networkInterfaces } from "node:os";
+import { randomBytes } from "node:crypto";
+import { OPTIONS, type OptionName, type RawOptions } from "./options.ts";
+import { parseIp } from "../net/endpoint.ts";
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+export type AuthConfig =
+  | { kind: "none" }
+  | { kind: "long-term"; users: Array<[name: string, password: string]> }
+  | { kind: "rest"; secret: string };
+
+export interface ExternalIp {
+  public: string;
+  /** The local relay address this public one stands for; absent = all. */
+  private?: string;
+}
+
+/** Everything an engine needs; plain data so it crosses into Workers unchanged. */
+export interface RelayConfig {
+  listeningIps: string[];
+  listeningPort: number;
+  relayIps: string[];
+  externalIps: ExternalIp[];
+  minPort: number;
+  maxPort: number;
+  realm: string;
+  auth: AuthConfig;
+  /** Set when no credentials were configured and bunturn made a user up, so the operator can log in. */
+  generatedUser?: { name: string; password: string };
+  allowLoopbackPeers: boolean;
+  allowedPeerIps: string[];
+  deniedPeerIps: string[];
+  maxAllocateLifetime: number;
+  defaultAllocateLifetime: number;
+  permissionLifetime: number;
+  channelLifetime: number;
+  staleNonce: number;
+  relayThreads: number;
+  sockBufSize: number;
+  udpRecvmmsg: boolean;
+  udpRecvmmsgLog: boolean;
+  udpSendmmsg: boolean;
+  serverName: string;
+  verbose: boolean;
+  logStatsInterval: number;
+}
+
+/** Adds one value to raw options: repeatable options accumulate, others keep the last value. */
+export function mergeOption(raw: RawOptions, name: OptionName, value: string | number | boolean, where?: string): void {
+  const spec = OPTIONS[name];
+  if (spec.kind === "list") {
+    const list = (raw[name] as string[] | undefined) ?? [];
+    for (const v of String(value).split(",").map((s) => s.trim()).filter(Boolean)) list.push(v);
+    raw[name] = list;
+    return;
+  }
+  if (spec.kind === "number") {
+    const n = typeof value === "number" ? value : Number(value);
+    if (!Number.isInteger(n)) throw new ConfigError(`${where ? where + ": " : ""}--${name} needs a whole number, got '${value}'`);
+    raw[name] = n;
+    return;
+  }
+  raw[name] = value;
+}
+
+/** Later sources win; lists from both are kept (a conf file's users plus the command line's). */
+export function mergeRaw(base: RawOptions, over: RawOptions): RawOptions {
+  const out: RawOptions = { ...base };
+  for (const [k, v] of Object.entries(over) as Array<[OptionName, RawOptions[OptionName]]>) {
+    if (v === undefined) continue;
+    if (OPTIONS[k].kind === "list") out[k] = [...((out[k] as string[]) ?? []), ...(v as string[])];
+    else out[k] = v;
+  }
+  return out;
+}
+
+function get<T>(raw: RawOptions, name: OptionName): T {
+  return (raw[name] ?? (OPTIONS[name] as { default?: unknown }).default) as T;
+}
+
+function checkIp(text: string, option: string): string {
+  if (!parseIp(text)) throw new ConfigError(`--${option}: '${text}' is not an IP address`);
+  return text;
+}
+
+function checkPort(n: number, option: string): number {
+  if (!(n >= 1 && n <= 65535)) throw new ConfigError(`--${option}: ${n} is not a port (1-65535)`);
+  return n;
+}
+
+function checkPositive(n: number, option: string): number {
+  if (!(n > 0)) throw new ConfigError(`--${option}: must be above 0, got ${n}`);
+  return n;
+}
+
+/** The first non-internal IPv4 address of this host, for relays when nothing says otherwise. */
+export function defaultRelayIpv4(): string {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
+  }
+  return "127.0.0.1";
+}
+
+export function resolveConfig(raw: RawOptions): RelayConfig {
+  const listeningIps = (get<string[]>(raw, "listening-ip") ?? ["0.0.0.0", "::"]).map((ip) => checkIp(ip, "listening-ip"));
+  const listeningPort = checkPort(get<number>(raw, "listening-port"), "listening-port");
+  const minPort = checkPort(get<number>(raw, "min-port"), "min-port");
+  const maxPort = checkPort(get<number>(raw, "max-port"), "max-port");
+  if (minPort > maxPort) throw new ConfigError(`--min-port ${minPort} is above --max-port ${maxPort}`);
+
+  let relayIps = (get<string[] | undefined>(raw, "relay-ip") ?? []).map((ip) => checkIp(ip, "relay-ip"));
+  if (relayIps.length === 0) {
+    const specific = listeningIps.filter((ip) => ip !== "0.0.0.0" && ip !== "::");
+    relayIps = specific.length > 0 ? specific : [defaultRelayIpv4()];
+  }
+  for (const family of [4, 16]) {
+    if (relayIps.filter((ip) => parseIp(ip)!.length === family).length > 1) {
+      throw new ConfigError(`--relay-ip: give at most one address per family (got ${relayIps.join(", ")})`);
+    }
+  }
+
+  const externalIps = (get<string[] | undefined>(raw, "external-ip") ?? []).map((text) => {
+    const [pub, priv] = text.split("/");
+    checkIp(pub!, "external-ip");
+    if (priv !== undefined) checkIp(priv, "external-ip");
+    return priv === undefined ? { public: pub! } : { public: pub!, private: priv };
+  });
+
+  const realm = get<string>(raw, "realm");
+  const users = (get<string[] | undefined>(raw, "user") ?? []).map((u): [string, string] => {
+    const at = u.indexOf(":");
+    if (at <= 0 || at === u.length - 1) throw new ConfigError(`--user: expected NAME:PASSWORD, got '${u}'`);
+    return [u.slice(0, at), u.slice(at + 1)];
+  });
+  const useAuthSecret = get<boolean>(raw, "use-auth-secret") === true;
+  const noAuth = get<boolean>(raw, "no-auth") === true;
+  const ltCredMech = get<boolean>(raw, "lt-cred-mech") === true;
+  const chosen = [useAuthSecret, noAuth, ltCredMech].filter(Boolean).length;
+  if (chosen > 1) throw new ConfigError("choose one of --lt-cred-mech, --use-auth-secret and --no-auth");
+  let auth: AuthConfig;
+  let generatedUser: RelayConfig["generatedUser"];
+  if (useAuthSecret) {
+    const secret = get<string | undefined>(raw, "static-auth-secret");
+    if (!secret) throw new ConfigError("--use-auth-secret needs --static-auth-secret");
+    auth = { kind: "rest", secret };
+  } else if (noAuth) {
+    auth = { kind: "none" };
+  } else {
+    // Safe by default: with no credentials configured, make up one user rather than run an open relay.
+    if (users.length === 0) {
+      generatedUser = { name: "bunturn", password: randomBytes(12).toString("base64url") };
+      users.push([generatedUser.name, generatedUser.password]);
+    }
+    auth = { kind: "long-term", users };
+  }
+
+  const relayThreads = get<number | undefined>(raw, "relay-threads") ?? Math.max(1, cpus().length);
+  if (!(relayThreads >= 1 && relayThreads <= 64)) throw new ConfigError(`--relay-threads: must be 1-64, got ${relayThreads}`);
+
+  const config: RelayConfig = {
+    listeningIps,
+    listeningPort,
+    relayIps,
+    externalIps,
+    minPort,
+    maxPort,
+    realm,
+    auth,
+    allowLoopbackPeers: get<boolean>(raw, "allow-loopback-peers") === true,
+    allowedPeerIps: get<string[] | undefined>(raw, "allowed-peer-ip") ?? [],
+    deniedPeerIps: get<string[] | undefined>(raw, "denied-peer-ip") ?? [],
+    maxAllocateLifetime: checkPositive(get<number>(raw, "max-allocate-lifetime"), "max-allocate-lifetime"),
+    defaultAllocateLifetime: checkPositive(get<number>(raw, "default-allocate-lifetime"), "default-allocate-lifetime"),
+    permissionLifetime: checkPositive(get<number>(raw, "permission-lifetime"), "permission-lifetime"),
+    channelLifetime: checkPositive(get<number>(raw, "channel-lifetime"), "channel-lifetime"),
+    staleNonce: checkPositive(get<number>(raw, "stale-nonce"), "stale-nonce"),
+    relayThreads,
+    sockBufSize: get<number>(raw, "sock-buf-size"),
+    udpRecvmmsg: get<boolean>(raw, "udp-recvmmsg") === true,
+    udpRecvmmsgLog: get<boolean>(raw, "udp-recvmmsg-log") === true,
+    udpSendmmsg: get<boolean>(raw, "udp-sendmmsg") !== false,
+    serverName: get<string>(raw, "server-name"),
+    verbose: get<boolean>(raw, "verbose") === true,
+    logStatsInterval: checkPositive(get<number>(raw, "log-stats-interval"), "log-stats-interval"),
+  };
+  if (generatedUser) config.generatedUser = generatedUser;
+  return config;
+}

@@ -1,0 +1,192 @@
+/**
+ * The main thread's side: checks the listening ports, starts one engine Worker per relay thread with
+ * the shared port pool, capability flags and counter blocks, prints the recvmmsg stats line, and stops
+ * the engines cleanly (stop flag + eventfd, then wait for each to close its fds).
+ */
+import { randomBytes } from "node:crypto";
+import { EventFd, SyscallError, UdpCapabilities, closeSocket, formatRecvmmsgStats, openUdpSocket, sumStats } from "../../ffi/index.ts";
+import { EADDRNOTAVAIL, EAFNOSUPPORT } from "../../ffi/errno.ts";
+import { parseIp } from "../net/endpoint.ts";
+import type { RelayConfig } from "../config/resolve.ts";
+import { ENGINE_SLOTS, GAUGE, engineBlocks } from "./counters.ts";
+import { PortPool } from "./port-pool.ts";
+import { STAT } from "../../ffi/stats.ts";
+import type { EngineEvent, EngineInit } from "./engine.ts";
+
+export interface Logger {
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+  debug(message: string): void;
+}
+
+/** A start-up failure the operator can act on (port in use, address not on this host). */
+export class StartupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StartupError";
+  }
+}
+
+const START_TIMEOUT_MS = 10_000;
+const STOP_TIMEOUT_MS = 5_000;
+
+export class RelayServer {
+  readonly config: RelayConfig;
+  readonly listeners: string[] = [];
+  private readonly logger: Logger;
+  private readonly workers: Worker[] = [];
+  private readonly wakeFds: number[] = [];
+  private readonly control = new Int32Array(new SharedArrayBuffer(4));
+  private readonly blocks: Float64Array[];
+  private readonly pool: PortPool;
+  private statsTimer: ReturnType<typeof setInterval> | undefined;
+  private lastLoggedCalls = 0;
+  private stopping: Promise<void> | undefined;
+
+  private constructor(config: RelayConfig, logger: Logger) {
+    this.config = config;
+    this.logger = logger;
+    this.blocks = engineBlocks(new SharedArrayBuffer(config.relayThreads * ENGINE_SLOTS * 8), config.relayThreads);
+    this.pool = new PortPool(PortPool.createShared(config.minPort, config.maxPort));
+  }
+
+  static async start(config: RelayConfig, logger: Logger): Promise<RelayServer> {
+    const listeningIps = probeListeners(config, logger);
+    const server = new RelayServer({ ...config, listeningIps }, logger);
+    try {
+      await server.spawnEngines();
+    } catch (error) {
+      await server.stop();
+      throw error;
+    }
+    if (config.udpRecvmmsgLog) {
+      server.statsTimer = setInterval(() => server.logRecvmmsgStats(), config.logStatsInterval * 1000);
+    }
+    return server;
+  }
+
+  private spawnEngines(): Promise<void> {
+    const { config } = this;
+    const capabilityCells = UdpCapabilities.sharedCells({ recvmmsg: config.udpRecvmmsg, sendmmsg: config.udpSendmmsg });
+    const nonceSecret = new Uint8Array(randomBytes(32));
+    let pending = config.relayThreads;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new StartupError("relay engines did not start within 10 s")), START_TIMEOUT_MS);
+      for (let index = 0; index < config.relayThreads; index++) {
+        const init: EngineInit = {
+          index,
+          config,
+          pool: this.pool.shared,
+          capabilityCells,
+          counters: this.blocks[index]!,
+          control: this.control,
+          nonceSecret,
+        };
+        const worker = new Worker(new URL("./worker.ts", import.meta.url).href, { workerData: init } as WorkerOptions);
+        this.workers.push(worker);
+        worker.addEventListener("message", (event: MessageEvent<EngineEvent>) => {
+          const e = event.data;
+          switch (e.kind) {
+            case "ready":
+              this.wakeFds[e.index] = e.wakeFd;
+              if (e.index === 0) this.listeners.push(...e.listeners);
+              if (--pending === 0) {
+                clearTimeout(timer);
+                resolve();
+              }
+              break;
+            case "failed":
+              clearTimeout(timer);
+              reject(new StartupError(e.message));
+              break;
+            case "log":
+              this.logger[e.level](e.message);
+              break;
+            case "stopped":
+              break;
+          }
+        });
+        worker.addEventListener("error", (event) => {
+          this.logger.error(`engine ${index} failed: ${(event as ErrorEvent).message}`);
+        });
+      }
+    });
+  }
+
+  /** Sum of every engine's counters (see counters.ts for the slots). */
+  totals(): Float64Array {
+    return sumStats(this.blocks, new Float64Array(ENGINE_SLOTS));
+  }
+
+  get allocations(): number {
+    return this.totals()[GAUGE.allocations]!;
+  }
+
+  get relayPortsInUse(): number {
+    return this.pool.countTaken();
+  }
+
+  /** coturn's stats line, summed over all engines; only when recvmmsg was called since the last line. */
+  logRecvmmsgStats(): void {
+    const totals = this.totals();
+    const calls = totals[STAT.calls]!;
+    if (calls === this.lastLoggedCalls) return;
+    this.lastLoggedCalls = calls;
+    this.logger.info(formatRecvmmsgStats(totals));
+  }
+
+  /** Asks every engine to stop, waits until each has closed its sockets, then ends the Workers. */
+  stop(): Promise<void> {
+    this.stopping ??= this.stopEngines();
+    return this.stopping;
+  }
+
+  private async stopEngines(): Promise<void> {
+    if (this.statsTimer) clearInterval(this.statsTimer);
+    Atomics.store(this.control, 0, 1);
+    const stopped = this.workers.map(
+      (worker) =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, STOP_TIMEOUT_MS);
+          worker.addEventListener("message", (event: MessageEvent<EngineEvent>) => {
+            if (event.data.kind === "stopped" || event.data.kind === "failed") {
+              clearTimeout(timer);
+              resolve();
+            }
+          });
+        }),
+    );
+    for (const fd of this.wakeFds) if (fd !== undefined) EventFd.signal(fd);
+    await Promise.all(stopped);
+    for (const worker of this.workers) worker.terminate();
+  }
+}
+
+/**
+ * Binds each listening address once without SO_REUSEPORT, so that a port held by another server
+ * (which may itself use SO_REUSEPORT, as coturn does) is an error instead of silently shared. The
+ * default IPv6 wildcard is dropped with a warning on hosts without IPv6.
+ */
+function probeListeners(config: RelayConfig, logger: Logger): string[] {
+  const usable: string[] = [];
+  for (const ip of config.listeningIps) {
+    const address = parseIp(ip)!;
+    const family = address.length === 4 ? 4 : 6;
+    const label = family === 4 ? `${ip}:${config.listeningPort}` : `[${ip}]:${config.listeningPort}`;
+    try {
+      closeSocket(openUdpSocket({ family, address, port: config.listeningPort }));
+      usable.push(ip);
+    } catch (error) {
+      const errno = error instanceof SyscallError ? error.errno : 0;
+      if (ip === "::" && (errno === EAFNOSUPPORT || errno === EADDRNOTAVAIL)) {
+        logger.warn(`IPv6 is not available here; not listening on ${label}`);
+        continue;
+      }
+      const why = error instanceof SyscallError && error.code === "EADDRINUSE" ? "address already in use" : String((error as Error).message);
+      throw new StartupError(`cannot listen on ${label}: ${why}`);
+    }
+  }
+  if (usable.length === 0) throw new StartupError("no listening address left");
+  return usable;
+}
