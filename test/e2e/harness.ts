@@ -1,0 +1,166 @@
+/**
+ * Runs the real thing: bunturn as a child process, and coturn's turnutils_uclient/turnutils_peer
+ * (Debian's coturn package) as clients nobody here wrote. Everything on 127.0.0.1/::1, bounded in time.
+ */
+import { test } from "bun:test";
+import { join } from "node:path";
+import { SyscallError, closeSocket, openUdpSocket } from "../../ffi/index.ts";
+import { parseIp } from "../../src/net/endpoint.ts";
+
+export const ROOT = join(import.meta.dir, "../..");
+export const USER = "alice";
+export const PASSWORD = "wonderland";
+export const REALM = "bunturn.test";
+
+const haveUclient = Bun.which("turnutils_uclient") !== null && Bun.which("turnutils_peer") !== null;
+if (!haveUclient && process.env.BUNTURN_REQUIRE_E2E === "1") {
+  throw new Error("turnutils_uclient/turnutils_peer not found, and BUNTURN_REQUIRE_E2E=1: apt-get install coturn");
+}
+if (!haveUclient) console.warn("e2e: turnutils_uclient not installed (apt-get install coturn); skipping end-to-end tests");
+
+/** `test`, or `test.skip` when coturn's client tools are not installed. */
+export const e2eTest = haveUclient ? test : test.skip;
+
+function isFree(ip: string, port: number): boolean {
+  const address = parseIp(ip)!;
+  try {
+    closeSocket(openUdpSocket({ family: address.length === 4 ? 4 : 6, address, port }));
+    return true;
+  } catch (error) {
+    if (error instanceof SyscallError) return false;
+    throw error;
+  }
+}
+
+let nextPort = 20000 + Math.floor(Math.random() * 10000);
+/** A UDP port free on 127.0.0.1 and ::1 right now. */
+export function freePort(): number {
+  for (;;) {
+    const port = nextPort++;
+    if (nextPort > 39000) nextPort = 20000;
+    if (isFree("127.0.0.1", port) && isFree("::1", port)) return port;
+  }
+}
+
+/** A relay port window nobody else in this run uses. */
+let nextRange = 40000 + Math.floor(Math.random() * 40) * 500;
+export function relayRange(size = 400): [number, number] {
+  const min = nextRange;
+  nextRange += 500;
+  if (nextRange > 64000) nextRange = 40000;
+  return [min, min + size - 1];
+}
+
+export interface Running {
+  proc: ReturnType<typeof Bun.spawn>;
+  port: number;
+  output(): string;
+  stop(): Promise<number>;
+}
+
+async function collect(stream: ReadableStream<Uint8Array> | undefined, sink: string[]): Promise<void> {
+  if (!stream) return;
+  const decoder = new TextDecoder();
+  for await (const chunk of stream) sink.push(decoder.decode(chunk));
+}
+
+/** Spawns a process and resolves once `ready` appears in its output (or rejects when it exits first). */
+async function spawnUntil(cmd: string[], ready: RegExp | null, timeoutMs: number, cwd = ROOT): Promise<{ proc: ReturnType<typeof Bun.spawn>; chunks: string[] }> {
+  const chunks: string[] = [];
+  const proc = Bun.spawn(cmd, { cwd, stdout: "pipe", stderr: "pipe", stdin: "ignore", env: { ...process.env, NO_COLOR: "1", CONSOLA_LEVEL: undefined } });
+  void collect(proc.stdout as ReadableStream<Uint8Array>, chunks);
+  void collect(proc.stderr as ReadableStream<Uint8Array>, chunks);
+  if (!ready) return { proc, chunks };
+  const deadline = Date.now() + timeoutMs;
+  while (!ready.test(chunks.join(""))) {
+    if (proc.exitCode !== null) throw new Error(`${cmd[0]} exited with ${proc.exitCode}:\n${chunks.join("")}`);
+    if (Date.now() > deadline) {
+      proc.kill("SIGKILL");
+      throw new Error(`${cmd[0]} not ready within ${timeoutMs} ms:\n${chunks.join("")}`);
+    }
+    await Bun.sleep(20);
+  }
+  return { proc, chunks };
+}
+
+async function stopProcess(proc: ReturnType<typeof Bun.spawn>, timeoutMs = 5000): Promise<number> {
+  if (proc.exitCode !== null) return proc.exitCode;
+  proc.kill("SIGTERM");
+  const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
+  const code = await proc.exited;
+  clearTimeout(timer);
+  return code;
+}
+
+export interface BunturnOptions {
+  args?: string[];
+  /** Run this command instead of `bun src/cli/main.ts` (the compiled binary). */
+  command?: string[];
+  cwd?: string;
+  auth?: "users" | "none" | "custom";
+  /** Tests relay to 127.0.0.1 peers, which a safe server refuses: allowed unless set to false. */
+  allowLoopback?: boolean;
+}
+
+export async function startBunturn(options: BunturnOptions = {}): Promise<Running> {
+  const port = freePort();
+  const [min, max] = relayRange();
+  const auth = options.auth ?? "users";
+  const cmd = [
+    ...(options.command ?? ["bun", join(ROOT, "src/cli/main.ts")]),
+    "--listening-ip", "127.0.0.1",
+    "--listening-port", String(port),
+    "--relay-ip", "127.0.0.1",
+    "--min-port", String(min),
+    "--max-port", String(max),
+    "--realm", REALM,
+    ...(options.allowLoopback === false ? [] : ["--allow-loopback-peers"]),
+    ...(auth === "users" ? ["--lt-cred-mech", "--user", `${USER}:${PASSWORD}`] : auth === "none" ? ["--no-auth"] : []),
+    ...(options.args ?? []),
+  ];
+  const { proc, chunks } = await spawnUntil(cmd, /listening on/, 15000, options.cwd ?? ROOT);
+  return { proc, port, output: () => chunks.join(""), stop: () => stopProcess(proc) };
+}
+
+/** turnutils_peer: a UDP echo server, the relay's peer. */
+export async function startPeer(ip = "127.0.0.1"): Promise<Running> {
+  const port = freePort();
+  const { proc, chunks } = await spawnUntil(["turnutils_peer", "-L", ip, "-p", String(port)], null, 0);
+  const deadline = Date.now() + 5000;
+  while (isFree(ip, port)) {
+    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`turnutils_peer did not bind ${ip}:${port}: ${chunks.join("")}`);
+    await Bun.sleep(10);
+  }
+  return { proc, port, output: () => chunks.join(""), stop: () => stopProcess(proc) };
+}
+
+export interface UclientResult {
+  output: string;
+  sent: number;
+  received: number;
+  lost: number;
+  errors: string[];
+}
+
+/** Runs turnutils_uclient to completion (it exits 0 even on failure, so its summary is parsed). */
+export async function runUclient(args: string[], timeoutMs = 30000): Promise<UclientResult> {
+  const { proc, chunks } = await spawnUntil(["turnutils_uclient", ...args], null, 0);
+  const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
+  await proc.exited;
+  clearTimeout(timer);
+  const output = chunks.join("");
+  // Progress lines repeat these counters; the summary at the end has the final values.
+  const num = (re: RegExp) => {
+    const all = [...output.matchAll(new RegExp(re.source, "g"))];
+    return all.length ? Number(all[all.length - 1]![1]) : -1;
+  };
+  return {
+    output,
+    sent: num(/tot_send_msgs=(\d+)/),
+    received: num(/tot_recv_msgs=(\d+)/),
+    lost: num(/Total lost packets (\d+)/),
+    errors: output.split("\n").filter((l) => /ERROR/i.test(l)),
+  };
+}
+
+export { stopProcess, spawnUntil };

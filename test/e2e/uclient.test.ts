@@ -1,0 +1,94 @@
+/**
+ * End-to-end: coturn's own test client against bunturn. Each case asserts what a user would see:
+ * every message sent came back through the relay, nothing lost, no ERROR line.
+ */
+import { afterAll, describe, expect } from "bun:test";
+import { PASSWORD, USER, e2eTest, runUclient, startBunturn, startPeer, type Running, type UclientResult } from "./harness.ts";
+
+const running: Running[] = [];
+afterAll(async () => {
+  await Promise.all(running.splice(0).map((r) => r.stop()));
+});
+
+async function server(args: string[] = [], auth?: "users" | "none" | "custom"): Promise<Running> {
+  const s = await startBunturn({ args, ...(auth ? { auth } : {}) });
+  running.push(s);
+  return s;
+}
+async function peer(ip = "127.0.0.1"): Promise<Running> {
+  const p = await startPeer(ip);
+  running.push(p);
+  return p;
+}
+
+function expectClean(r: UclientResult, messages: number): void {
+  if (r.lost !== 0 || r.errors.length > 0 || r.received !== messages) console.error(r.output.slice(-3000));
+  expect(r.errors).toEqual([]);
+  expect(r.sent).toBe(messages);
+  expect(r.received).toBe(messages);
+  expect(r.lost).toBe(0);
+}
+
+for (const recvmmsg of [false, true]) {
+  const flags = recvmmsg ? ["--udp-recvmmsg"] : [];
+  describe(`turnutils_uclient, --udp-recvmmsg ${recvmmsg ? "on" : "off"}`, () => {
+    e2eTest("1 client over channels", async () => {
+      const s = await server(flags);
+      const p = await peer();
+      const r = await runUclient(["-u", USER, "-w", PASSWORD, "-e", "127.0.0.1", "-r", String(p.port), "-p", String(s.port), "-n", "40", "-l", "100", "-m", "1", "127.0.0.1"]);
+      expectClean(r, 40);
+    });
+
+    e2eTest("10 clients over channels, 1000-byte messages", async () => {
+      const s = await server(flags);
+      const p = await peer();
+      const r = await runUclient(["-u", USER, "-w", PASSWORD, "-e", "127.0.0.1", "-r", String(p.port), "-p", String(s.port), "-n", "30", "-l", "1000", "-m", "10", "127.0.0.1"]);
+      expectClean(r, 300);
+    });
+
+    e2eTest("Send and Data indications (-s)", async () => {
+      const s = await server(flags);
+      const p = await peer();
+      const r = await runUclient(["-s", "-u", USER, "-w", PASSWORD, "-e", "127.0.0.1", "-r", String(p.port), "-p", String(s.port), "-n", "40", "-l", "120", "-m", "2", "127.0.0.1"]);
+      expectClean(r, 80);
+    });
+
+    e2eTest("client to client through two relays (-y)", async () => {
+      const s = await server(flags);
+      const r = await runUclient(["-y", "-u", USER, "-w", PASSWORD, "-p", String(s.port), "-n", "30", "-l", "100", "-m", "2", "127.0.0.1"]);
+      expectClean(r, 60);
+    });
+  });
+}
+
+describe("turnutils_uclient, other modes", () => {
+  e2eTest("TURN REST API shared secret (-W)", async () => {
+    const s = await server(["--use-auth-secret", "--static-auth-secret", "north-secret"], "custom");
+    const p = await peer();
+    const r = await runUclient(["-W", "north-secret", "-u", "rest-user", "-e", "127.0.0.1", "-r", String(p.port), "-p", String(s.port), "-n", "30", "-m", "1", "127.0.0.1"]);
+    expectClean(r, 30);
+  });
+
+  e2eTest("a wrong REST secret gets no relay", async () => {
+    const s = await server(["--use-auth-secret", "--static-auth-secret", "north-secret"], "custom");
+    const p = await peer();
+    const r = await runUclient(["-W", "wrong-secret", "-u", "rest-user", "-e", "127.0.0.1", "-r", String(p.port), "-p", String(s.port), "-n", "5", "-m", "1", "127.0.0.1"], 15000);
+    expect(r.received).not.toBe(5);
+  });
+
+  e2eTest("IPv6 relay over ::1 (-x)", async () => {
+    const s = await server(["--relay-ip", "::1", "--udp-recvmmsg"]);
+    const p = await peer("::1");
+    const r = await runUclient(["-x", "-u", USER, "-w", PASSWORD, "-e", "::1", "-r", String(p.port), "-p", String(s.port), "-n", "30", "-m", "1", "127.0.0.1"]);
+    expectClean(r, 30);
+  });
+
+  e2eTest("loopback peers are refused unless allowed", async () => {
+    const s = await startBunturn({ allowLoopback: false });
+    running.push(s);
+    const p = await peer();
+    const r = await runUclient(["-u", USER, "-w", PASSWORD, "-e", "127.0.0.1", "-r", String(p.port), "-p", String(s.port), "-n", "5", "-m", "1", "127.0.0.1"], 15000);
+    expect(r.received).not.toBe(5);
+    expect(r.output).toMatch(/403|Forbidden/);
+  });
+});
