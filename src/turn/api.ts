@@ -34,6 +34,21 @@ export interface RelayOpenRequest {
 export interface RelayAllocator {
   open(request: RelayOpenRequest, now: Millis): RelayOpenResult;
   close(relay: RelayHandle): void;
+  /**
+   * Gives back the port held under an EVEN-PORT reservation token that no Allocate claimed within
+   * 30 s (RFC 8656 §7.2 step 4). Called at most once per token the core received from `open`, and never
+   * for a token that a later `open({ reservationToken })` consumed.
+   */
+  releaseReservation?(token: bigint): void;
+}
+
+/**
+ * The 486 (Allocation Quota Reached) hook (RFC 8656 §7.2 step 8). `acquire` is called once per new
+ * allocation after authentication; `release` exactly once when that allocation ends.
+ */
+export interface AllocationQuota {
+  acquire(username: string | undefined, client: Endpoint): boolean;
+  release(username: string | undefined, client: Endpoint): void;
 }
 
 /**
@@ -53,6 +68,13 @@ export interface TurnSink {
 export interface CredentialStore {
   /** The long-term key MD5(username ":" realm ":" password), or undefined when the user is unknown or expired. */
   longTermKey(username: string, realm: string, nowUnixSeconds: number): Uint8Array | undefined;
+  /**
+   * The SHA-256 long-term key SHA-256(username ":" realm ":" password) for PASSWORD-ALGORITHM SHA-256
+   * (RFC 8489 §9.2.2, §18.5.1.2). Stores that only keep MD5 keys leave it out; SHA-256 is then not offered.
+   */
+  longTermKeySha256?(username: string, realm: string, nowUnixSeconds: number): Uint8Array | undefined;
+  /** The username whose USERHASH (RFC 8489 §14.4) is `userhash`, for stores that can invert it. */
+  usernameForUserhash?(userhash: Uint8Array, realm: string): string | undefined;
 }
 
 /** Counters the core bumps; the engine exposes them (stats line, Prometheus). Plain numbers, no allocation. */

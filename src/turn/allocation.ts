@@ -1,0 +1,113 @@
+/**
+ * One allocation (RFC 8656 §2.2, §6): the 5-tuple it belongs to, its relayed transport address(es),
+ * permissions (§9) keyed by peer host, channel bindings (§12) keyed both ways, and a small cache of
+ * recent responses for retransmitted requests (RFC 8489 §6.3.1, RFC 8656 §7.2 note).
+ */
+import type { Endpoint, EndpointKey, Family } from "../net/endpoint.ts";
+import type { Millis, RelayHandle } from "./api.ts";
+
+export interface Channel {
+  readonly number: number;
+  readonly peer: Endpoint;
+  readonly relay: RelayHandle;
+  expiresAt: Millis;
+}
+
+/** How long a cached response answers a retransmission: RFC 8489 §6.2.1's Ti is 39.5 s. */
+export const RETRANSMIT_WINDOW_MS = 40_000;
+const CACHE_SLOTS = 4;
+/** Endpoints cached for Send indications before the cache is emptied and refilled. */
+const SEND_PEER_CACHE_LIMIT = 64;
+
+export class Allocation {
+  relay4: RelayHandle | undefined;
+  relay6: RelayHandle | undefined;
+  expiresAt: Millis;
+  /** Permission expiry by peer host (RFC 8656 §9: permissions ignore the port). */
+  readonly permissions = new Map<EndpointKey, Millis>();
+  readonly channelsByNumber = new Map<number, Channel>();
+  readonly channelsByPeer = new Map<EndpointKey, Channel>();
+  /** Reused peer endpoints for Send indications, so relaying does not build one per packet. */
+  readonly sendPeers = new Map<EndpointKey, Endpoint>();
+  closed = false;
+  /** The quota hook admitted this allocation and must be told when it ends. */
+  quotaHeld = false;
+  timerSeq = 0;
+  /** The deadline this allocation is scheduled at in the timer queue. */
+  scheduledAt = Infinity;
+
+  private readonly cachedIds = new Uint8Array(CACHE_SLOTS * 12);
+  private readonly cachedResponses: (Uint8Array | undefined)[] = new Array(CACHE_SLOTS).fill(undefined);
+  private readonly cachedAt = new Float64Array(CACHE_SLOTS);
+  private nextSlot = 0;
+
+  constructor(
+    readonly listener: number,
+    readonly client: Endpoint,
+    readonly username: string | undefined,
+    expiresAt: Millis,
+  ) {
+    this.expiresAt = expiresAt;
+  }
+
+  relayFor(family: Family): RelayHandle | undefined {
+    return family === 4 ? this.relay4 : this.relay6;
+  }
+
+  hasPermission(hostKey: EndpointKey, now: Millis): boolean {
+    const until = this.permissions.get(hostKey);
+    return until !== undefined && until > now;
+  }
+
+  /** Earliest moment something in this allocation expires. */
+  nextDeadline(): Millis {
+    let at = this.expiresAt;
+    for (const until of this.permissions.values()) if (until < at) at = until;
+    for (const ch of this.channelsByNumber.values()) if (ch.expiresAt < at) at = ch.expiresAt;
+    return at;
+  }
+
+  /** Drops permissions and channel bindings that have expired at `now` (RFC 8656 §9, §12). */
+  expireEntries(now: Millis): void {
+    for (const [host, until] of this.permissions) if (until <= now) this.permissions.delete(host);
+    for (const [number, ch] of this.channelsByNumber) {
+      if (ch.expiresAt <= now) {
+        this.channelsByNumber.delete(number);
+        this.channelsByPeer.delete(ch.peer.key);
+      }
+    }
+  }
+
+  sendPeer(peer: Endpoint): Endpoint {
+    const known = this.sendPeers.get(peer.key);
+    if (known !== undefined) return known;
+    if (this.sendPeers.size >= SEND_PEER_CACHE_LIMIT) this.sendPeers.clear();
+    this.sendPeers.set(peer.key, peer);
+    return peer;
+  }
+
+  /** The response previously sent for this transaction id, if still within the retransmission window. */
+  cachedResponse(message: Uint8Array, now: Millis): Uint8Array | undefined {
+    for (let s = 0; s < CACHE_SLOTS; s++) {
+      const response = this.cachedResponses[s];
+      if (response === undefined || now - this.cachedAt[s]! > RETRANSMIT_WINDOW_MS) continue;
+      let same = true;
+      for (let i = 0; i < 12; i++) {
+        if (this.cachedIds[s * 12 + i] !== message[8 + i]) { same = false; break; }
+      }
+      // The response repeats the request's method, so a different method is a different request.
+      if (same && (response[0]! & 0x3e) === (message[0]! & 0x3e) && (response[1]! & 0xef) === (message[1]! & 0xef)) {
+        return response;
+      }
+    }
+    return undefined;
+  }
+
+  rememberResponse(request: Uint8Array, response: Uint8Array, now: Millis): void {
+    const s = this.nextSlot;
+    this.nextSlot = (s + 1) % CACHE_SLOTS;
+    this.cachedIds.set(request.subarray(8, 20), s * 12);
+    this.cachedResponses[s] = response;
+    this.cachedAt[s] = now;
+  }
+}

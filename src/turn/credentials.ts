@@ -1,0 +1,93 @@
+/**
+ * Long-term credential stores (RFC 8489 §9.2.2): the key is MD5(username ":" realm ":" password), or
+ * SHA-256 of the same string for PASSWORD-ALGORITHM SHA-256. Passwords are used as given (no OpaqueString
+ * / SASLprep processing), which is what coturn does.
+ */
+import { createHash, createHmac } from "node:crypto";
+import type { CredentialStore } from "./api.ts";
+
+export function md5Key(username: string, realm: string, password: string): Uint8Array {
+  return new Uint8Array(createHash("md5").update(`${username}:${realm}:${password}`, "utf8").digest());
+}
+
+export function sha256Key(username: string, realm: string, password: string): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(`${username}:${realm}:${password}`, "utf8").digest());
+}
+
+/** coturn --user=name:password: a fixed table, keys precomputed for the configured realm. */
+export class StaticUsers implements CredentialStore {
+  private readonly passwords = new Map<string, string>();
+  private readonly md5 = new Map<string, Uint8Array>();
+  private readonly sha256 = new Map<string, Uint8Array>();
+  private readonly byUserhash = new Map<string, string>();
+
+  constructor(users: Record<string, string> | Iterable<readonly [string, string]>, private readonly realm: string) {
+    const entries = Symbol.iterator in users ? users as Iterable<readonly [string, string]> : Object.entries(users);
+    for (const [name, password] of entries) {
+      this.passwords.set(name, password);
+      this.md5.set(name, md5Key(name, realm, password));
+      this.sha256.set(name, sha256Key(name, realm, password));
+      this.byUserhash.set(createHash("sha256").update(`${name}:${realm}`, "utf8").digest("hex"), name);
+    }
+  }
+
+  longTermKey(username: string, realm: string): Uint8Array | undefined {
+    if (realm === this.realm) return this.md5.get(username);
+    const p = this.passwords.get(username);
+    return p === undefined ? undefined : md5Key(username, realm, p);
+  }
+
+  longTermKeySha256(username: string, realm: string): Uint8Array | undefined {
+    if (realm === this.realm) return this.sha256.get(username);
+    const p = this.passwords.get(username);
+    return p === undefined ? undefined : sha256Key(username, realm, p);
+  }
+
+  usernameForUserhash(userhash: Uint8Array, realm: string): string | undefined {
+    if (realm !== this.realm) return undefined;
+    return this.byUserhash.get(Buffer.from(userhash).toString("hex"));
+  }
+}
+
+/**
+ * coturn --use-auth-secret --static-auth-secret (TURN REST API, draft-uberti-behave-turn-rest): the
+ * username is `expiry` or `expiry:user` (Unix seconds), the password base64(HMAC-SHA1(secret, username)).
+ * Valid while expiry >= now.
+ */
+export class RestSecretCredentials implements CredentialStore {
+  private readonly secret: Uint8Array;
+
+  constructor(secret: string | Uint8Array, private readonly separator = ":") {
+    this.secret = typeof secret === "string" ? new TextEncoder().encode(secret) : secret;
+  }
+
+  /** The password a REST API backend hands out for `username`. */
+  static password(secret: string | Uint8Array, username: string): string {
+    return createHmac("sha1", secret).update(username, "utf8").digest("base64");
+  }
+
+  longTermKey(username: string, realm: string, nowUnixSeconds: number): Uint8Array | undefined {
+    const password = this.passwordIfValid(username, nowUnixSeconds);
+    return password === undefined ? undefined : md5Key(username, realm, password);
+  }
+
+  longTermKeySha256(username: string, realm: string, nowUnixSeconds: number): Uint8Array | undefined {
+    const password = this.passwordIfValid(username, nowUnixSeconds);
+    return password === undefined ? undefined : sha256Key(username, realm, password);
+  }
+
+  private passwordIfValid(username: string, nowUnixSeconds: number): string | undefined {
+    const expiry = this.expiryOf(username);
+    if (expiry === undefined || expiry < nowUnixSeconds) return undefined;
+    return RestSecretCredentials.password(this.secret, username);
+  }
+
+  /** The timestamp is the first field; like coturn, accept `user:expiry` too when the first is not numeric. */
+  private expiryOf(username: string): number | undefined {
+    const parts = username.split(this.separator);
+    for (const candidate of [parts[0], parts[parts.length - 1]]) {
+      if (candidate !== undefined && /^\d{1,15}$/.test(candidate)) return Number(candidate);
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,112 @@
+/** Allocate (RFC 8656 §7.1-7.3), including dual allocation (§7.2 with ADDITIONAL-ADDRESS-FAMILY) and EVEN-PORT reservations. */
+import type { Family } from "../../net/endpoint.ts";
+import {
+  Attr, ErrorCode, TRANSPORT_UDP, readAddressFamily, readEvenPort, readLifetime, readRequestedTransport,
+  readReservationToken, writeAddressErrorCode, writeLifetime, writeReservationToken, writeXorAddress,
+} from "../../stun/index.ts";
+import type { RelayHandle, RelayOpenRequest } from "../api.ts";
+import { Allocation } from "../allocation.ts";
+import type { RequestContext } from "../request.ts";
+
+export function handleAllocate(req: RequestContext): void {
+  const { d, state, now } = req;
+  const m = d.bytes;
+  // RFC 8656 §7.2 step 2: one allocation per 5-tuple (retransmissions were answered from the cache).
+  if (req.allocation !== undefined) return req.fail(ErrorCode.AllocationMismatch);
+
+  // Step 3: REQUESTED-TRANSPORT is mandatory; only UDP is relayed.
+  const transportAt = d.indexOf(Attr.RequestedTransport);
+  if (transportAt < 0) return req.fail(ErrorCode.BadRequest);
+  const transport = readRequestedTransport(m, d.offsets[transportAt]!, d.lengths[transportAt]!);
+  if (transport === null) return req.fail(ErrorCode.BadRequest);
+  if (transport !== TRANSPORT_UDP) return req.fail(ErrorCode.UnsupportedTransportProtocol);
+
+  // Step 4: DONT-FRAGMENT is supported (the engine sets DF), so it only needs to be well formed.
+  const dontFragmentAt = d.indexOf(Attr.DontFragment);
+  if (dontFragmentAt >= 0 && d.lengths[dontFragmentAt] !== 0) return req.fail(ErrorCode.BadRequest);
+
+  const tokenAt = d.indexOf(Attr.ReservationToken);
+  const evenPortAt = d.indexOf(Attr.EvenPort);
+  const requestedFamilyAt = d.indexOf(Attr.RequestedAddressFamily);
+  const additionalFamilyAt = d.indexOf(Attr.AdditionalAddressFamily);
+  // Steps 5-6: a reservation token names one specific port; it cannot be combined with a port or
+  // family choice, and the two family attributes exclude each other.
+  if (tokenAt >= 0 && (evenPortAt >= 0 || requestedFamilyAt >= 0 || additionalFamilyAt >= 0)) return req.fail(ErrorCode.BadRequest);
+  if (requestedFamilyAt >= 0 && additionalFamilyAt >= 0) return req.fail(ErrorCode.BadRequest);
+
+  let family: Family = 4;
+  if (requestedFamilyAt >= 0) {
+    const f = readAddressFamily(m, d.offsets[requestedFamilyAt]!, d.lengths[requestedFamilyAt]!);
+    if (f === null) return req.fail(ErrorCode.BadRequest);
+    if (f === 0) return req.fail(ErrorCode.AddressFamilyNotSupported);
+    family = f;
+  }
+  let dual = false;
+  if (additionalFamilyAt >= 0) {
+    // Step 9: ADDITIONAL-ADDRESS-FAMILY may only ask for IPv6 (on top of the default IPv4).
+    const f = readAddressFamily(m, d.offsets[additionalFamilyAt]!, d.lengths[additionalFamilyAt]!);
+    if (f !== 6) return req.fail(ErrorCode.BadRequest);
+    dual = true;
+  }
+
+  const open: RelayOpenRequest = { family, evenPort: false, reserveNext: false };
+  if (evenPortAt >= 0) {
+    const e = readEvenPort(m, d.offsets[evenPortAt]!, d.lengths[evenPortAt]!);
+    if (e === null) return req.fail(ErrorCode.BadRequest);
+    open.evenPort = true;
+    open.reserveNext = e.reserveNext;
+  }
+  if (tokenAt >= 0) {
+    const token = readReservationToken(m, d.offsets[tokenAt]!, d.lengths[tokenAt]!);
+    if (token === null) return req.fail(ErrorCode.BadRequest);
+    open.reservationToken = token;
+  }
+
+  let lifetime: number | undefined;
+  const lifetimeAt = d.indexOf(Attr.Lifetime);
+  if (lifetimeAt >= 0) {
+    const l = readLifetime(m, d.offsets[lifetimeAt]!, d.lengths[lifetimeAt]!);
+    if (l === null) return req.fail(ErrorCode.BadRequest);
+    lifetime = l;
+  }
+
+  // Step 8: quota, judged on the authenticated username.
+  const username = req.auth.username;
+  const quotaHeld = state.quota !== undefined;
+  if (state.quota !== undefined && !state.quota.acquire(username, req.client)) return req.fail(ErrorCode.AllocationQuotaReached);
+
+  const primary = state.relays.open(open, now);
+  if (!primary.ok) {
+    if (quotaHeld) state.quota!.release(username, req.client);
+    return req.fail(primary.code);
+  }
+  if (open.reservationToken !== undefined) state.forgetReservation(open.reservationToken);
+
+  let additionalError = 0;
+  let secondary: RelayHandle | undefined;
+  if (dual) {
+    const r = state.relays.open({ family: 6, evenPort: false, reserveNext: false }, now);
+    if (r.ok) secondary = r.relay;
+    else additionalError = r.code;
+  }
+
+  const granted = state.grantedLifetime(lifetime);
+  const a = new Allocation(req.listener, req.client, username, now + granted * 1000);
+  a.quotaHeld = quotaHeld;
+  if (family === 4) a.relay4 = primary.relay;
+  else a.relay6 = primary.relay;
+  if (secondary !== undefined) a.relay6 = secondary;
+  state.add(a);
+  if (primary.reservationToken !== undefined) state.holdReservation(primary.reservationToken, now);
+
+  // RFC 8656 §7.3 (what the client expects): relayed address(es), lifetime, token, mapped address.
+  const w = req.success();
+  writeXorAddress(w, Attr.XorRelayedAddress, primary.relay.address);
+  if (secondary !== undefined) writeXorAddress(w, Attr.XorRelayedAddress, secondary.address);
+  writeLifetime(w, granted);
+  if (primary.reservationToken !== undefined) writeReservationToken(w, primary.reservationToken);
+  writeXorAddress(w, Attr.XorMappedAddress, req.client);
+  // RFC 8656 §7.2: the IPv6 half of a dual allocation failed, the IPv4 half stands.
+  if (additionalError !== 0) writeAddressErrorCode(w, 6, additionalError);
+  req.reply(w);
+}

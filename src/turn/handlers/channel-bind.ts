@@ -1,0 +1,40 @@
+/** ChannelBind (RFC 8656 §11.1-11.2): bind or refresh a channel, and install/refresh the peer's permission. */
+import { Attr, ErrorCode, isValidChannelNumber, readChannelNumber, readXorAddress } from "../../stun/index.ts";
+import type { RequestContext } from "../request.ts";
+
+export function handleChannelBind(req: RequestContext): void {
+  const { d, state, now } = req;
+  const m = d.bytes;
+  const a = req.allocation;
+  if (a === undefined) return req.fail(ErrorCode.AllocationMismatch);
+
+  const channelAt = d.indexOf(Attr.ChannelNumber);
+  const peerAt = d.indexOf(Attr.XorPeerAddress);
+  if (channelAt < 0 || peerAt < 0) return req.fail(ErrorCode.BadRequest);
+  const number = readChannelNumber(m, d.offsets[channelAt]!, d.lengths[channelAt]!);
+  if (number === null || !isValidChannelNumber(number)) return req.fail(ErrorCode.BadRequest);
+  const peer = readXorAddress(m, d.offsets[peerAt]!, d.lengths[peerAt]!);
+  if (peer === null) return req.fail(ErrorCode.BadRequest);
+  const relay = a.relayFor(peer.family);
+  if (relay === undefined) return req.fail(ErrorCode.PeerAddressFamilyMismatch);
+  if (!state.peerPolicy.isAllowed(peer)) return req.fail(ErrorCode.Forbidden);
+
+  a.expireEntries(now);
+  // RFC 8656 §11.2: a channel belongs to one peer and a peer to one channel.
+  const byNumber = a.channelsByNumber.get(number);
+  if (byNumber !== undefined && byNumber.peer.key !== peer.key) return req.fail(ErrorCode.BadRequest);
+  const byPeer = a.channelsByPeer.get(peer.key);
+  if (byPeer !== undefined && byPeer.number !== number) return req.fail(ErrorCode.BadRequest);
+  if (!a.permissions.has(peer.hostKey) && a.permissions.size >= state.maxPermissions) return req.fail(ErrorCode.InsufficientCapacity);
+
+  if (byNumber !== undefined) {
+    byNumber.expiresAt = now + state.channelMs;
+  } else {
+    const channel = { number, peer, relay, expiresAt: now + state.channelMs };
+    a.channelsByNumber.set(number, channel);
+    a.channelsByPeer.set(peer.key, channel);
+  }
+  a.permissions.set(peer.hostKey, now + state.permissionMs);
+  state.reschedule(a);
+  req.reply(req.success());
+}

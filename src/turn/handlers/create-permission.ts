@@ -1,0 +1,32 @@
+/** CreatePermission (RFC 8656 §9.1-9.2): every XOR-PEER-ADDRESS installed or refreshed, all or nothing. */
+import type { Endpoint } from "../../net/endpoint.ts";
+import { Attr, ErrorCode, readXorAddress } from "../../stun/index.ts";
+import type { RequestContext } from "../request.ts";
+
+export function handleCreatePermission(req: RequestContext): void {
+  const { d, state, now } = req;
+  const a = req.allocation;
+  if (a === undefined) return req.fail(ErrorCode.AllocationMismatch);
+
+  const peers: Endpoint[] = [];
+  for (let i = 0; i < d.count; i++) {
+    if (d.types[i] !== Attr.XorPeerAddress) continue;
+    const peer = readXorAddress(d.bytes, d.offsets[i]!, d.lengths[i]!);
+    if (peer === null) return req.fail(ErrorCode.BadRequest);
+    peers.push(peer);
+  }
+  if (peers.length === 0) return req.fail(ErrorCode.BadRequest);
+  // RFC 8656 §9.2: a peer of a family the allocation has no relay for is 443; policy refusals are 403.
+  for (const peer of peers) if (a.relayFor(peer.family) === undefined) return req.fail(ErrorCode.PeerAddressFamilyMismatch);
+  for (const peer of peers) if (!state.peerPolicy.isAllowed(peer)) return req.fail(ErrorCode.Forbidden);
+
+  a.expireEntries(now);
+  let added = 0;
+  for (const peer of peers) if (!a.permissions.has(peer.hostKey)) added++;
+  if (a.permissions.size + added > state.maxPermissions) return req.fail(ErrorCode.InsufficientCapacity);
+
+  const until = now + state.permissionMs;
+  for (const peer of peers) a.permissions.set(peer.hostKey, until);
+  state.reschedule(a);
+  req.reply(req.success());
+}

@@ -1,0 +1,158 @@
+/**
+ * The TURN server as a sans-IO state machine (RFC 8656 over RFC 8489, UDP transport). Datagrams,
+ * 5-tuples and the time go in; responses and relayed data come out through the TurnSink, relay sockets
+ * through the RelayAllocator. No sockets, timers or clock reads here.
+ */
+import type { Endpoint } from "../net/endpoint.ts";
+import {
+  ErrorCode, Malformed, StunClass, StunDecoder, StunMethod, looksLikeChannelData, parseChannelData,
+  writeUnknownAttributes,
+} from "../stun/index.ts";
+import type { Millis, ProtocolCounters } from "./api.ts";
+import { handleAllocate } from "./handlers/allocate.ts";
+import { handleBinding } from "./handlers/binding.ts";
+import { handleChannelBind } from "./handlers/channel-bind.ts";
+import { handleCreatePermission } from "./handlers/create-permission.ts";
+import { handleRefresh } from "./handlers/refresh.ts";
+import { RelayPath } from "./relay-path.ts";
+import { RequestContext } from "./request.ts";
+import { seal, startError } from "./responses.ts";
+import { ServerState, type TurnServerOptions } from "./state.ts";
+
+export type { TurnServerOptions } from "./state.ts";
+
+export class TurnServer {
+  private readonly state: ServerState;
+  private readonly relay: RelayPath;
+  /** Reused for every datagram: the decoded view lives only during one handle* call. */
+  private readonly decoder = new StunDecoder();
+
+  constructor(options: TurnServerOptions) {
+    this.state = new ServerState(options);
+    this.relay = new RelayPath(this.state);
+  }
+
+  get counters(): ProtocolCounters {
+    return this.state.counters;
+  }
+
+  get allocationCount(): number {
+    return this.state.allocationCount;
+  }
+
+  /** A datagram that arrived on listener `listener` from `client`. `now` = Unix time in ms. */
+  handleClientDatagram(listener: number, client: Endpoint, data: Uint8Array, now: Millis): void {
+    // RFC 7983 / RFC 8656 §12: the first two bits tell STUN (00) from ChannelData (01).
+    if (looksLikeChannelData(data)) {
+      const channel = parseChannelData(data);
+      const a = channel < 0 ? undefined : this.state.find(listener, client.key);
+      if (a === undefined) {
+        this.state.counters.dropped++;
+        return;
+      }
+      this.relay.channelDataFromClient(a, data, channel, now);
+      return;
+    }
+    const d = this.decoder;
+    if (d.decode(data) !== Malformed.Ok) {
+      // RFC 8489 §6.3: malformed messages (bad length, cookie, fingerprint...) are silently discarded.
+      this.state.counters.dropped++;
+      return;
+    }
+    if (d.cls === StunClass.Indication) {
+      const a = d.method === StunMethod.Send ? this.state.find(listener, client.key) : undefined;
+      if (a === undefined) {
+        // RFC 8489 §6.3.2: Binding and unknown indications need no answer; Send without allocation is dropped.
+        this.state.counters.dropped++;
+        return;
+      }
+      this.relay.sendIndication(a, d, now);
+      return;
+    }
+    if (d.cls !== StunClass.Request) {
+      this.state.counters.dropped++; // a server expects no responses
+      return;
+    }
+    this.handleRequest(listener, client, d, now);
+  }
+
+  /** A datagram that arrived on relay socket `relayId` from `peer`. */
+  handlePeerDatagram(relayId: number, peer: Endpoint, data: Uint8Array, now: Millis): void {
+    this.relay.peerDatagram(relayId, peer, data, now);
+  }
+
+  /** Earliest time handleTimeout must be called, or undefined if nothing is pending. */
+  pollTimeout(): Millis | undefined {
+    return this.state.timers.peek();
+  }
+
+  /** Expires allocations, permissions, channels and reservations due at `now`, closing their relays. */
+  handleTimeout(now: Millis): void {
+    this.state.expire(now);
+  }
+
+  /** Shutdown: every relay released through RelayAllocator.close, every reservation given back. */
+  closeAll(): void {
+    this.state.closeAll();
+  }
+
+  private handleRequest(listener: number, client: Endpoint, d: StunDecoder, now: Millis): void {
+    const state = this.state;
+    const req = new RequestContext(state, listener, client, d, now, d.fingerprint >= 0);
+    const method = d.method;
+
+    if (method === StunMethod.Binding) {
+      // RFC 8489 §6.3.1: unknown comprehension-required attributes get 420 (no authentication for Binding).
+      if (d.unknownCount !== 0) return this.unknownAttributes(req);
+      return handleBinding(req);
+    }
+    const isTurnRequest = method === StunMethod.Allocate || method === StunMethod.Refresh ||
+      method === StunMethod.CreatePermission || method === StunMethod.ChannelBind;
+    if (!isTurnRequest) {
+      state.counters.errorsSent++;
+      state.sink.reply(listener, client, seal(startError(d.bytes, method, ErrorCode.BadRequest), { fingerprint: req.fingerprint }));
+      return;
+    }
+
+    // RFC 8489 §6.3.1 / RFC 8656 §7.2: a retransmission gets the very same response, with no new side effects.
+    const existing = req.allocation;
+    if (existing !== undefined) {
+      const cached = existing.cachedResponse(d.bytes, now);
+      if (cached !== undefined) {
+        state.sink.reply(listener, client, cached);
+        return;
+      }
+    }
+
+    if (state.auth !== null) {
+      const result = state.auth.check(d, client, now, req.fingerprint);
+      if (!result.ok) {
+        state.counters.errorsSent++;
+        if (result.code === ErrorCode.Unauthenticated) state.counters.unauthorized++;
+        state.sink.reply(listener, client, result.response);
+        return;
+      }
+      req.auth = result;
+    }
+    // RFC 8489 §6.3.1: after authentication, unknown comprehension-required attributes mean 420.
+    if (d.unknownCount !== 0) return this.unknownAttributes(req);
+    // RFC 8656 §5: every request on an allocation must come from the user who created it.
+    if (existing !== undefined && existing.username !== req.auth.username) return req.fail(ErrorCode.WrongCredentials);
+
+    switch (method) {
+      case StunMethod.Allocate: return handleAllocate(req);
+      case StunMethod.Refresh: return handleRefresh(req);
+      case StunMethod.CreatePermission: return handleCreatePermission(req);
+      case StunMethod.ChannelBind: return handleChannelBind(req);
+    }
+  }
+
+  /** RFC 8489 §6.3.1.1: 420 listing the attributes we do not understand. */
+  private unknownAttributes(req: RequestContext): void {
+    const d = req.d;
+    req.fail(ErrorCode.UnknownAttribute, (w) => writeUnknownAttributes(w, d.unknown.subarray(0, d.unknownCount)));
+  }
+}
+
+export { PeerPolicy } from "./peer-policy.ts";
+export { StaticUsers, RestSecretCredentials } from "./credentials.ts";

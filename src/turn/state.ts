@@ -1,0 +1,206 @@
+/**
+ * Everything a TurnServer knows, shared by the request handlers and the relay path: configuration, the
+ * allocation tables (by 5-tuple and by relay id), reservations, timers and counters. Lifetime and
+ * deletion of allocations live here so every path closes relays the same way, exactly once.
+ */
+import type { EndpointKey, Family } from "../net/endpoint.ts";
+import type {
+  AllocationQuota, CredentialStore, Millis, ProtocolCounters, RelayAllocator, RelayHandle, TurnSink,
+} from "./api.ts";
+import { Allocation } from "./allocation.ts";
+import { Authenticator } from "./auth.ts";
+import { FEATURE_PASSWORD_ALGORITHMS, NonceFactory } from "./nonce.ts";
+import type { PeerPolicy } from "./peer-policy.ts";
+import { TimerQueue } from "./timer-queue.ts";
+import { encodeSoftware } from "../stun/index.ts";
+
+export interface TurnServerOptions {
+  realm: string;
+  /** SOFTWARE attribute in responses, e.g. "bunturn". */
+  software?: string;
+  /** null = no authentication (coturn without --lt-cred-mech). */
+  credentials: CredentialStore | null;
+  /** HMAC key for stateless nonces; the same on every engine. */
+  nonceSecret: Uint8Array;
+  nonceLifetimeSeconds?: number;
+  defaultLifetimeSeconds?: number;
+  /** coturn --max-allocate-lifetime. */
+  maxLifetimeSeconds?: number;
+  permissionLifetimeSeconds?: number;
+  channelLifetimeSeconds?: number;
+  peerPolicy: PeerPolicy;
+  relays: RelayAllocator;
+  sink: TurnSink;
+  /** 486 hook (RFC 8656 §7.2); absent = unlimited. */
+  quota?: AllocationQuota;
+  /**
+   * Offer PASSWORD-ALGORITHMS and the nonce cookie (RFC 8489 §9.2.1). Default true. Turning it off keeps
+   * 401s 12 bytes smaller and presents a plain RFC 5389 server.
+   */
+  passwordAlgorithms?: boolean;
+  /** Beyond this many permissions an allocation's CreatePermission gets 508. Default 1000. */
+  maxPermissionsPerAllocation?: number;
+}
+
+/** RFC 8656 §7.2 step 4: a reserved port is held for about 30 seconds. */
+export const RESERVATION_MS = 30_000;
+
+export class Reservation {
+  timerSeq = 0;
+  constructor(readonly token: bigint, readonly expiresAt: Millis) {}
+}
+
+export class ServerState {
+  readonly realm: string;
+  readonly software: Uint8Array | undefined;
+  readonly credentials: CredentialStore | null;
+  readonly auth: Authenticator | null;
+  readonly defaultLifetime: number;
+  readonly maxLifetime: number;
+  readonly permissionMs: number;
+  readonly channelMs: number;
+  readonly maxPermissions: number;
+  readonly peerPolicy: PeerPolicy;
+  readonly relays: RelayAllocator;
+  readonly sink: TurnSink;
+  readonly quota: AllocationQuota | undefined;
+  readonly counters: ProtocolCounters = {
+    bindingRequests: 0,
+    allocationsCreated: 0,
+    allocationsDeleted: 0,
+    unauthorized: 0,
+    errorsSent: 0,
+    clientToPeerPackets: 0,
+    clientToPeerBytes: 0,
+    peerToClientPackets: 0,
+    peerToClientBytes: 0,
+    dropped: 0,
+  };
+  /** Allocations by listener, then by client endpoint: together the 5-tuple (UDP only). */
+  private readonly byListener = new Map<number, Map<EndpointKey, Allocation>>();
+  readonly byRelay = new Map<number, Allocation>();
+  readonly timers = new TimerQueue<Allocation | Reservation>();
+  readonly reservations = new Map<bigint, Reservation>();
+  allocationCount = 0;
+
+  constructor(o: TurnServerOptions) {
+    this.realm = o.realm;
+    this.software = o.software ? encodeSoftware(o.software) : undefined;
+    this.credentials = o.credentials;
+    const nonces = new NonceFactory(
+      o.nonceSecret,
+      o.nonceLifetimeSeconds ?? 600,
+      o.passwordAlgorithms === false ? null : FEATURE_PASSWORD_ALGORITHMS,
+    );
+    this.auth = o.credentials ? new Authenticator(o.realm, o.credentials, nonces) : null;
+    this.maxLifetime = o.maxLifetimeSeconds ?? 3600;
+    this.defaultLifetime = Math.min(o.defaultLifetimeSeconds ?? 600, this.maxLifetime);
+    this.permissionMs = (o.permissionLifetimeSeconds ?? 300) * 1000;
+    this.channelMs = (o.channelLifetimeSeconds ?? 600) * 1000;
+    this.maxPermissions = o.maxPermissionsPerAllocation ?? 1000;
+    this.peerPolicy = o.peerPolicy;
+    this.relays = o.relays;
+    this.sink = o.sink;
+    this.quota = o.quota;
+  }
+
+  find(listener: number, clientKey: EndpointKey): Allocation | undefined {
+    return this.byListener.get(listener)?.get(clientKey);
+  }
+
+  /**
+   * coturn's rule (stun_adjust_allocate_lifetime): absent or 0 means the default, shorter requests get
+   * the default, longer ones the maximum (RFC 8656 §7.2 leaves the choice to the server).
+   */
+  grantedLifetime(requested: number | undefined): number {
+    if (requested === undefined || requested === 0) return this.defaultLifetime;
+    return Math.min(Math.max(requested, this.defaultLifetime), this.maxLifetime);
+  }
+
+  add(a: Allocation): void {
+    let table = this.byListener.get(a.listener);
+    if (table === undefined) this.byListener.set(a.listener, (table = new Map()));
+    table.set(a.client.key, a);
+    if (a.relay4) this.byRelay.set(a.relay4.id, a);
+    if (a.relay6) this.byRelay.set(a.relay6.id, a);
+    this.allocationCount++;
+    this.counters.allocationsCreated++;
+    this.reschedule(a);
+  }
+
+  /** Deletes an allocation: relays closed through the allocator exactly once, quota released. */
+  remove(a: Allocation): void {
+    if (a.closed) return;
+    a.closed = true;
+    const table = this.byListener.get(a.listener);
+    table?.delete(a.client.key);
+    if (table?.size === 0) this.byListener.delete(a.listener);
+    this.closeRelay(a, 4);
+    this.closeRelay(a, 6);
+    this.timers.cancel(a);
+    this.allocationCount--;
+    this.counters.allocationsDeleted++;
+    if (a.quotaHeld) this.quota?.release(a.username, a.client);
+  }
+
+  /** Closes one family's relay of an allocation (dual allocations can drop one, RFC 8656 §7.5). */
+  closeRelay(a: Allocation, family: Family): void {
+    const relay: RelayHandle | undefined = a.relayFor(family);
+    if (relay === undefined) return;
+    if (family === 4) a.relay4 = undefined;
+    else a.relay6 = undefined;
+    this.byRelay.delete(relay.id);
+    this.relays.close(relay);
+  }
+
+  /** Makes sure the timer queue fires no later than the allocation's next deadline. */
+  reschedule(a: Allocation): void {
+    const deadline = a.nextDeadline();
+    if (deadline < a.scheduledAt) {
+      this.timers.schedule(a, deadline);
+      a.scheduledAt = deadline;
+    }
+  }
+
+  holdReservation(token: bigint, now: Millis): void {
+    const r = new Reservation(token, now + RESERVATION_MS);
+    this.reservations.set(token, r);
+    this.timers.schedule(r, r.expiresAt);
+  }
+
+  /** A RESERVATION-TOKEN was redeemed by open(): the allocator now owns the port, nothing to release. */
+  forgetReservation(token: bigint): void {
+    const r = this.reservations.get(token);
+    if (r === undefined) return;
+    this.reservations.delete(token);
+    this.timers.cancel(r);
+  }
+
+  /** Runs every timer due at `now`. */
+  expire(now: Millis): void {
+    for (let t = this.timers.popDue(now); t !== undefined; t = this.timers.popDue(now)) {
+      if (t instanceof Reservation) {
+        this.reservations.delete(t.token);
+        this.relays.releaseReservation?.(t.token);
+        continue;
+      }
+      t.scheduledAt = Infinity;
+      if (t.expiresAt <= now) {
+        this.remove(t);
+      } else {
+        t.expireEntries(now);
+        this.reschedule(t);
+      }
+    }
+  }
+
+  closeAll(): void {
+    for (const a of [...this.byRelay.values()]) this.remove(a);
+    for (const table of [...this.byListener.values()]) for (const a of [...table.values()]) this.remove(a);
+    for (const token of [...this.reservations.keys()]) {
+      this.forgetReservation(token);
+      this.relays.releaseReservation?.(token);
+    }
+    this.timers.clear();
+  }
+}

@@ -1,0 +1,264 @@
+/** Fakes for driving TurnServer through its public API: a recording sink, a relay allocator, a clock, clients. */
+import { createHash } from "node:crypto";
+import { parseEndpoint, type Endpoint, type Family } from "../../src/net/endpoint.ts";
+import {
+  Attr, StunClass, StunMethod, StunWriter, decodeStun, getAttribute, readErrorCode, readLifetime, readText,
+  readXorAddress, writeFingerprint, writeMessageIntegrity, writeMessageIntegritySha256, writeRequestedTransport, writeText,
+  type StunMessage,
+} from "../../src/stun/index.ts";
+import type {
+  CredentialStore, Millis, RelayAllocator, RelayHandle, RelayOpenRequest, RelayOpenResult, TurnSink,
+} from "../../src/turn/api.ts";
+import { PeerPolicy, StaticUsers, TurnServer, type TurnServerOptions } from "../../src/turn/server.ts";
+
+export const T0: Millis = 1_700_000_000_000;
+export const REALM = "bunturn.test";
+
+export interface Sent {
+  kind: "reply" | "toClient" | "toPeer";
+  listener?: number;
+  to: Endpoint;
+  data: Uint8Array;
+  relay?: RelayHandle;
+  dontFragment?: boolean;
+}
+
+export class RecordingSink implements TurnSink {
+  readonly sent: Sent[] = [];
+  reply(listener: number, client: Endpoint, data: Uint8Array): void {
+    this.sent.push({ kind: "reply", listener, to: client, data: data.slice() });
+  }
+  relayToClient(listener: number, client: Endpoint, data: Uint8Array): void {
+    this.sent.push({ kind: "toClient", listener, to: client, data: data.slice() });
+  }
+  relayToPeer(relay: RelayHandle, peer: Endpoint, data: Uint8Array, dontFragment: boolean): void {
+    this.sent.push({ kind: "toPeer", to: peer, data: data.slice(), relay, dontFragment });
+  }
+  take(): Sent[] {
+    return this.sent.splice(0, this.sent.length);
+  }
+}
+
+export class FakeRelays implements RelayAllocator {
+  families = new Set<Family>([4, 6]);
+  capacity = Infinity;
+  nextId = 1;
+  readonly live = new Map<number, RelayHandle>();
+  readonly closed: RelayHandle[] = [];
+  readonly opened: RelayOpenRequest[] = [];
+  readonly released: bigint[] = [];
+  readonly tokens = new Set<bigint>();
+  nextToken = 0x1122334455667788n;
+
+  open(request: RelayOpenRequest): RelayOpenResult {
+    this.opened.push({ ...request });
+    if (!this.families.has(request.family)) return { ok: false, code: 440 };
+    if (request.reservationToken !== undefined) {
+      if (!this.tokens.delete(request.reservationToken)) return { ok: false, code: 508 };
+    }
+    if (this.live.size >= this.capacity) return { ok: false, code: 508 };
+    const id = this.nextId++;
+    const port = request.evenPort ? 50000 + id * 2 : 50001 + id * 2;
+    const address = request.family === 4 ? parseEndpoint("203.0.113.10", port) : parseEndpoint("2001:db8::10", port);
+    const relay = { id, address };
+    this.live.set(id, relay);
+    if (request.reserveNext) {
+      const token = this.nextToken++;
+      this.tokens.add(token);
+      return { ok: true, relay, reservationToken: token };
+    }
+    return { ok: true, relay };
+  }
+  close(relay: RelayHandle): void {
+    if (!this.live.delete(relay.id)) throw new Error(`relay ${relay.id} closed twice or unknown`);
+    this.closed.push(relay);
+  }
+  releaseReservation(token: bigint): void {
+    this.tokens.delete(token);
+    this.released.push(token);
+  }
+}
+
+export interface Harness {
+  server: TurnServer;
+  sink: RecordingSink;
+  relays: FakeRelays;
+  now: Millis;
+  /** Whether the server was built with credentials (clients then do the 401 round first). */
+  authenticated: boolean;
+  advance(ms: number): void;
+  client(ip?: string, port?: number, user?: { username: string; password: string }, listener?: number): TestClient;
+}
+
+export function harness(overrides: Partial<TurnServerOptions> & { users?: Record<string, string> } = {}): Harness {
+  const sink = new RecordingSink();
+  const relays = new FakeRelays();
+  const users = overrides.users ?? { alice: "secret", bob: "hunter2" };
+  const credentials: CredentialStore | null = "credentials" in overrides ? overrides.credentials! : new StaticUsers(users, REALM);
+  const server = new TurnServer({
+    realm: REALM,
+    software: "bunturn-test",
+    nonceSecret: new Uint8Array(32).fill(7),
+    peerPolicy: new PeerPolicy({ allowLoopback: true }),
+    relays,
+    sink,
+    ...overrides,
+    credentials,
+  });
+  const h: Harness = {
+    server,
+    sink,
+    relays,
+    now: T0,
+    authenticated: credentials !== null,
+    advance(ms) {
+      h.now += ms;
+      const due = server.pollTimeout();
+      if (due !== undefined && due <= h.now) server.handleTimeout(h.now);
+    },
+    client(ip = "192.0.2.50", port = 40000, user = { username: "alice", password: "secret" }, listener = 0) {
+      return new TestClient(h, parseEndpoint(ip, port), user, listener);
+    },
+  };
+  return h;
+}
+
+export function randomTid(): Uint8Array {
+  return crypto.getRandomValues(new Uint8Array(12));
+}
+
+export interface RequestOptions {
+  /** Sign with the cached realm/nonce (default true once a nonce is known). */
+  auth?: boolean;
+  sha256?: boolean;
+  fingerprint?: boolean;
+  tid?: Uint8Array;
+  username?: string;
+  password?: string;
+  nonce?: string;
+  realm?: string;
+  /** Adds attributes between the method's own and the auth ones. */
+  extra?: (w: StunWriter) => void;
+}
+
+export class TestClient {
+  nonce: string | undefined;
+  realm: string | undefined;
+  lastTid: Uint8Array = new Uint8Array(12);
+
+  constructor(
+    readonly h: Harness,
+    readonly endpoint: Endpoint,
+    readonly user: { username: string; password: string },
+    readonly listener: number,
+  ) {}
+
+  key(username = this.user.username, password = this.user.password, realm = this.realm ?? REALM): Uint8Array {
+    return new Uint8Array(createHash("md5").update(`${username}:${realm}:${password}`).digest());
+  }
+
+  /** Builds a request message. */
+  build(method: number, attrs: (w: StunWriter) => void = () => {}, o: RequestOptions = {}): Uint8Array {
+    const tid = o.tid ?? randomTid();
+    this.lastTid = tid;
+    const w = new StunWriter(method, StunClass.Request, tid);
+    attrs(w);
+    o.extra?.(w);
+    const auth = o.auth ?? this.nonce !== undefined;
+    if (auth) {
+      const username = o.username ?? this.user.username;
+      writeText(w, Attr.Username, username);
+      writeText(w, Attr.Realm, o.realm ?? this.realm ?? REALM);
+      writeText(w, Attr.Nonce, o.nonce ?? this.nonce ?? "none");
+      const key = this.key(username, o.password ?? this.user.password, o.realm ?? this.realm ?? REALM);
+      if (o.sha256) writeMessageIntegritySha256(w, key);
+      else writeMessageIntegrity(w, key);
+    }
+    if (o.fingerprint) writeFingerprint(w);
+    return w.finish();
+  }
+
+  /** Sends raw bytes from this client; returns what the server sent back to it. */
+  sendRaw(data: Uint8Array): Sent[] {
+    this.h.sink.take();
+    this.h.server.handleClientDatagram(this.listener, this.endpoint, data, this.h.now);
+    return this.h.sink.take();
+  }
+
+  /** Sends a request and returns the decoded reply (throws if there is not exactly one). */
+  request(method: number, attrs?: (w: StunWriter) => void, o: RequestOptions = {}): Response {
+    const out = this.sendRaw(this.build(method, attrs, o));
+    const replies = out.filter((s) => s.kind === "reply");
+    if (replies.length !== 1) throw new Error(`expected one reply, got ${replies.length}`);
+    return new Response(replies[0]!.data);
+  }
+
+  /** Unauthenticated first request, then the 401's realm and nonce are cached (RFC 8489 §9.2.3). */
+  learnNonce(): Response {
+    const r = this.request(StunMethod.Allocate, (w) => writeRequestedTransport(w, 17), { auth: false });
+    if (r.errorCode !== 401) throw new Error(`expected 401, got ${r.errorCode}`);
+    this.nonce = r.text(Attr.Nonce);
+    this.realm = r.text(Attr.Realm);
+    return r;
+  }
+
+  allocate(extra?: (w: StunWriter) => void, o: RequestOptions = {}): Response {
+    if (this.nonce === undefined && this.h.authenticated) this.learnNonce();
+    return this.request(StunMethod.Allocate, (w) => {
+      writeRequestedTransport(w, 17);
+      extra?.(w);
+    }, o);
+  }
+}
+
+export class Response {
+  readonly message: StunMessage;
+  constructor(readonly raw: Uint8Array) {
+    const r = decodeStun(raw);
+    if (!r.ok) throw new Error(`server sent an undecodable message: ${r.reason}`);
+    this.message = r.message;
+  }
+  get cls() {
+    return this.message.cls;
+  }
+  get method() {
+    return this.message.method;
+  }
+  get ok(): boolean {
+    return this.message.cls === StunClass.SuccessResponse;
+  }
+  get errorCode(): number | undefined {
+    const v = getAttribute(this.message, Attr.ErrorCode);
+    return v === undefined ? undefined : readErrorCode(v, 0, v.length)?.code;
+  }
+  has(type: number): boolean {
+    return getAttribute(this.message, type) !== undefined;
+  }
+  attr(type: number): Uint8Array | undefined {
+    return getAttribute(this.message, type);
+  }
+  all(type: number): Uint8Array[] {
+    return this.message.attributes.filter((a) => a.type === type).map((a) => a.value);
+  }
+  text(type: number): string {
+    const v = getAttribute(this.message, type)!;
+    return readText(v, 0, v.length, type)!;
+  }
+  lifetime(): number | undefined {
+    const v = getAttribute(this.message, Attr.Lifetime);
+    return v === undefined ? undefined : readLifetime(v, 0, v.length) ?? undefined;
+  }
+  /** XOR address attributes, decoded against this message's own header. */
+  addresses(type: number): Endpoint[] {
+    const out: Endpoint[] = [];
+    const m = this.message.raw;
+    let pos = 20;
+    while (pos < m.length) {
+      const t = (m[pos]! << 8) | m[pos + 1]!;
+      const len = (m[pos + 2]! << 8) | m[pos + 3]!;
+      if (t === type) out.push(readXorAddress(m, pos + 4, len)!);
+      pos += 4 + ((len + 3) & ~3);
+    }
+    return out;
+  }
+}
