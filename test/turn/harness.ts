@@ -137,6 +137,8 @@ export interface RequestOptions {
   password?: string;
   nonce?: string;
   realm?: string;
+  /** Overrides the long-term key (e.g. a SHA-256 one). */
+  key?: Uint8Array;
   /** Adds attributes between the method's own and the auth ones. */
   extra?: (w: StunWriter) => void;
 }
@@ -170,7 +172,7 @@ export class TestClient {
       writeText(w, Attr.Username, username);
       writeText(w, Attr.Realm, o.realm ?? this.realm ?? REALM);
       writeText(w, Attr.Nonce, o.nonce ?? this.nonce ?? "none");
-      const key = this.key(username, o.password ?? this.user.password, o.realm ?? this.realm ?? REALM);
+      const key = o.key ?? this.key(username, o.password ?? this.user.password, o.realm ?? this.realm ?? REALM);
       if (o.sha256) writeMessageIntegritySha256(w, key);
       else writeMessageIntegrity(w, key);
     }
