@@ -7,7 +7,7 @@
  * view is valid only until the next `decode`. `decodeStun` is the convenient snapshot form.
  */
 import { crc32 } from "./crc32.ts";
-import { Attr, HEADER_LENGTH, MAGIC_COOKIE, isUnknownComprehensionRequired, type StunClass } from "./constants.ts";
+import { Attr, HEADER_LENGTH, isUnknownComprehensionRequired, type StunClass } from "./constants.ts";
 import { classOf, methodOf } from "./message-type.ts";
 import { FINGERPRINT_XOR } from "./attributes/fingerprint.ts";
 
@@ -82,8 +82,10 @@ export class StunDecoder {
     if ((bytes[0]! & 0xc0) !== 0) return Malformed.NotStun;
     if (bytes[4] !== 0x21 || bytes[5] !== 0x12 || bytes[6] !== 0xa4 || bytes[7] !== 0x42) return Malformed.BadCookie;
     const bodyLength = (bytes[2]! << 8) | bytes[3]!;
-    // The length excludes the header and is always a multiple of 4; over UDP it must match the datagram.
-    if ((bodyLength & 3) !== 0 || bodyLength + HEADER_LENGTH !== total) return Malformed.BadLength;
+    // The length excludes the header and must match the datagram (UDP carries one message per datagram).
+    if (bodyLength + HEADER_LENGTH !== total) return Malformed.BadLength;
+    // Every attribute is padded to 4 bytes, so a body that is not a multiple of 4 lacks padding.
+    if ((bodyLength & 3) !== 0) return Malformed.BadPadding;
     this.messageType = (bytes[0]! << 8) | bytes[1]!;
     this.method = methodOf(this.messageType);
     this.cls = classOf(this.messageType);

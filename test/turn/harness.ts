@@ -139,6 +139,8 @@ export interface RequestOptions {
   realm?: string;
   /** Overrides the long-term key (e.g. a SHA-256 one). */
   key?: Uint8Array;
+  /** Retry once with the new nonce on 438, as clients do (RFC 8489 §9.2.5). Default true. */
+  retryStale?: boolean;
   /** Adds attributes between the method's own and the auth ones. */
   extra?: (w: StunWriter) => void;
 }
@@ -192,7 +194,12 @@ export class TestClient {
     const out = this.sendRaw(this.build(method, attrs, o));
     const replies = out.filter((s) => s.kind === "reply");
     if (replies.length !== 1) throw new Error(`expected one reply, got ${replies.length}`);
-    return new Response(replies[0]!.data);
+    const r = new Response(replies[0]!.data);
+    if (r.errorCode === 438 && o.retryStale !== false && o.nonce === undefined) {
+      this.nonce = r.text(Attr.Nonce);
+      return this.request(method, attrs, { ...o, tid: undefined, retryStale: false });
+    }
+    return r;
   }
 
   /** Unauthenticated first request, then the 401's realm and nonce are cached (RFC 8489 §9.2.3). */
