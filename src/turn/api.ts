@@ -5,7 +5,11 @@
  */
 import type { Endpoint, Family } from "../net/endpoint.ts";
 
-/** Milliseconds, monotonic. The core never reads a clock itself. */
+/**
+ * Milliseconds of Unix time (Date.now() style), passed in by the engine: the core never reads a clock
+ * itself. It must be wall-clock time, not a monotonic counter, because nonces and TURN REST usernames
+ * carry Unix expiry timestamps.
+ */
 export type Millis = number;
 
 /** An opened relay transport address: one UDP socket in the engine, bound to a port from the pool. */

@@ -315,3 +315,63 @@ describe("Refresh (RFC 8656 §7.4-7.5)", () => {
     expect(r.has(Attr.MessageIntegrity)).toBe(true);
   });
 });
+
+describe("more data-path cases", () => {
+  test("a retransmitted Refresh is answered from the cache without extending the lifetime again", () => {
+    const h = harness({ maxLifetimeSeconds: 3600 });
+    const { c } = allocated(h);
+    h.advance(100_000);
+    const refresh = c.build(StunMethod.Refresh, (w) => writeLifetime(w, 700));
+    const first = c.sendRaw(refresh)[0]!.data; // expires at 100 + 700 = 800 s
+    h.advance(30_000);
+    expect(c.sendRaw(refresh)[0]!.data).toEqual(first); // re-applying it would move expiry to 830 s
+    h.advance(669_000);
+    expect(h.server.allocationCount).toBe(1);
+    h.advance(1_000);
+    expect(h.server.allocationCount).toBe(0);
+  });
+
+  test("the listener is part of the 5-tuple on the data path too", () => {
+    const h = harness();
+    const { c } = allocated(h);
+    bind(c, 0x4000, PEER);
+    const elsewhere = h.client(c.endpoint.address.join("."), c.endpoint.port, undefined, 1);
+    expect(elsewhere.sendRaw(encodeChannelData(0x4000, bytes(1)))).toEqual([]);
+    expect(c.sendRaw(encodeChannelData(0x4000, bytes(1))).length).toBe(1);
+  });
+
+  test("Send indications to many ports of one permitted host reach the right ports", () => {
+    const h = harness();
+    const { c } = allocated(h);
+    permit(c, PEER);
+    for (let port = 1000; port < 1200; port++) {
+      const out = c.sendRaw(sendIndication(parseEndpoint("198.51.100.20", port), bytes(port & 0xff)));
+      expect(out.length).toBe(1);
+      expect(out[0]!.to.port).toBe(port);
+      expect(out[0]!.data).toEqual(bytes(port & 0xff));
+    }
+  });
+
+  test("IPv6 Send indication and dual allocation: each family uses its own relay", () => {
+    const h = harness();
+    const c = h.client();
+    c.allocate((w) => writeAddressFamily(w, Attr.AdditionalAddressFamily, 6));
+    const [relay4, relay6] = [h.relays.nextId - 2, h.relays.nextId - 1];
+    const peer6 = parseEndpoint("2001:db8:2::1", 4000);
+    expect(permit(c, PEER, peer6).ok).toBe(true);
+    const out6 = c.sendRaw(sendIndication(peer6, bytes(6)));
+    expect(out6[0]!.relay!.id).toBe(relay6);
+    expect(out6[0]!.to.key).toBe(peer6.key);
+    expect(c.sendRaw(sendIndication(PEER, bytes(4)))[0]!.relay!.id).toBe(relay4);
+    h.server.handlePeerDatagram(relay6, peer6, bytes(1), h.now);
+    expect(h.sink.take()[0]!.to).toBe(c.endpoint);
+  });
+
+  test("errorsSent counts error responses", () => {
+    const h = harness();
+    const { c } = allocated(h);
+    const before = h.server.counters.errorsSent;
+    c.request(StunMethod.CreatePermission);
+    expect(h.server.counters.errorsSent).toBe(before + 1);
+  });
+});
