@@ -19,7 +19,7 @@ export interface PortPoolShared {
   max: number;
   states: Int32Array;
   /** Per port: reservation token (BigInt64) and its expiry (ms since epoch). */
-  tokens: BigInt64Array;
+  tokens: BigUint64Array;
   expiries: Float64Array;
 }
 
@@ -28,7 +28,7 @@ export class PortPool {
   readonly min: number;
   readonly max: number;
   private readonly states: Int32Array;
-  private readonly tokens: BigInt64Array;
+  private readonly tokens: BigUint64Array;
   private readonly expiries: Float64Array;
 
   constructor(shared: PortPoolShared) {
@@ -47,7 +47,7 @@ export class PortPool {
       min,
       max,
       states: new Int32Array(new SharedArrayBuffer(n * 4)),
-      tokens: new BigInt64Array(new SharedArrayBuffer(n * 8)),
+      tokens: new BigUint64Array(new SharedArrayBuffer(n * 8)),
       expiries: new Float64Array(new SharedArrayBuffer(n * 8)),
     };
   }
@@ -97,7 +97,7 @@ export class PortPool {
 
   /** Sets a reservation token on a port claimed with `pair` (port+1). The token's low 16 bits are the port. */
   newToken(reservedPort: number): bigint {
-    const random = crypto.getRandomValues(new BigInt64Array(1))[0]!;
+    const random = crypto.getRandomValues(new BigUint64Array(1))[0]!;
     const token = (random & ~0xffffn) | BigInt(reservedPort);
     this.tokens[reservedPort - this.min] = token;
     return token;

@@ -13,7 +13,7 @@ export function looksLikeChannelData(bytes: Uint8Array): boolean {
 
 /**
  * Validates a ChannelData datagram. Returns the channel number, or -1 when it is not a usable
- * ChannelData message (too short, reserved channel 0x5000-0x7FFF, or length overrunning the datagram).
+ * ChannelData message (too short, channel outside 0x4000-0x7FFF, or length overrunning the datagram).
  * The payload is bytes[4 .. 4 + channelDataLength(bytes)).
  */
 export function parseChannelData(bytes: Uint8Array): number {

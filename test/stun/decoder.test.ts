@@ -168,7 +168,8 @@ describe("ChannelData framing (RFC 8656 §12.4)", () => {
     expect(parseChannelData(b)).toBe(0x4abc);
     expect(channelDataLength(b)).toBe(3);
     expect(parseChannelData(b.subarray(0, 6))).toBe(-1);
-    expect(parseChannelData(new Uint8Array([0x50, 0, 0, 0]))).toBe(-1);
+    expect(parseChannelData(new Uint8Array([0x50, 0, 0, 0]))).toBe(0x5000);
+    expect(parseChannelData(new Uint8Array([0x80, 0, 0, 0]))).toBe(-1);
     expect(parseChannelData(new Uint8Array([0x40, 0, 0, 0]))).toBe(0x4000);
   });
 });

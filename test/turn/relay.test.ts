@@ -211,16 +211,27 @@ describe("ChannelBind and ChannelData (RFC 8656 §11, §12)", () => {
     bind(c, 0x4003, PEER);
     expect(c.sendRaw(bytes(0x40, 0x03, 0x00, 0x05, 1, 2))).toEqual([]); // length overruns
     expect(c.sendRaw(encodeChannelData(0x4004, bytes(1)))).toEqual([]); // not bound
-    expect(c.sendRaw(encodeChannelData(0x5000, bytes(1)))).toEqual([]); // reserved range
+    expect(c.sendRaw(encodeChannelData(0x8000, bytes(1)))).toEqual([]); // reserved range (first byte 0x80: not ChannelData)
     expect(c.sendRaw(bytes(0x40, 0x03))).toEqual([]); // shorter than a header
     expect(h.client("192.0.2.77", 2).sendRaw(encodeChannelData(0x4003, bytes(1)))).toEqual([]);
   });
 
-  test("channel number outside 0x4000-0x4FFF → 400; missing attributes → 400", () => {
+  test("channel numbers: 0x4000-0x7FFF by default (RFC 5766, coturn), 0x4000-0x4FFF when strict (RFC 8656)", () => {
     const h = harness();
     const { c } = allocated(h);
     expect(bind(c, 0x3fff, PEER).errorCode).toBe(400);
-    expect(bind(c, 0x5000, PEER).errorCode).toBe(400);
+    expect(bind(c, 0x8000, PEER).errorCode).toBe(400);
+    expect(bind(c, 0x7fff, PEER).ok).toBe(true);
+    expect(c.sendRaw(encodeChannelData(0x7fff, bytes(1))).length).toBe(1);
+    const strict = harness({ channelRange: "rfc8656" });
+    const s = allocated(strict).c;
+    expect(bind(s, 0x5000, PEER).errorCode).toBe(400);
+    expect(bind(s, 0x4fff, PEER).ok).toBe(true);
+  });
+
+  test("missing CHANNEL-NUMBER or XOR-PEER-ADDRESS → 400", () => {
+    const h = harness();
+    const { c } = allocated(h);
     expect(c.request(StunMethod.ChannelBind, (w) => writeChannelNumber(w, 0x4000)).errorCode).toBe(400);
     expect(c.request(StunMethod.ChannelBind, (w) => writeXorAddress(w, Attr.XorPeerAddress, PEER)).errorCode).toBe(400);
   });
