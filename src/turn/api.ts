@@ -30,7 +30,12 @@ export interface RelayOpenRequest {
   evenPort: boolean;
   /** EVEN-PORT R bit: also hold port+1, and return a reservation token for it. */
   reserveNext: boolean;
-  /** RESERVATION-TOKEN present: open the port held under this token (RFC 8656 §7.2 step 3). */
+  /**
+   * RESERVATION-TOKEN present: open the port held under this token (RFC 8656 §7.2 step 3). The reserved
+   * port keeps the family it was reserved with: when the core issued the token itself, `family` already
+   * says so; a token reserved through another engine arrives with `family` 4, and the allocator should
+   * use the reservation's own family.
+   */
   reservationToken?: bigint;
 }
 

@@ -12,7 +12,7 @@ import { Authenticator } from "./auth.ts";
 import { FEATURE_PASSWORD_ALGORITHMS, NonceFactory } from "./nonce.ts";
 import type { PeerPolicy } from "./peer-policy.ts";
 import { TimerQueue } from "./timer-queue.ts";
-import { encodeSoftware } from "../stun/index.ts";
+import { MAX_CHANNEL_RFC5766, MAX_CHANNEL_RFC8656, encodeSoftware } from "../stun/index.ts";
 
 export interface TurnServerOptions {
   realm: string;
@@ -40,6 +40,11 @@ export interface TurnServerOptions {
   passwordAlgorithms?: boolean;
   /** Beyond this many permissions an allocation's CreatePermission gets 508. Default 1000. */
   maxPermissionsPerAllocation?: number;
+  /**
+   * Channel numbers ChannelBind accepts: "rfc5766" = 0x4000-0x7FFF (coturn, and what turnutils_uclient
+   * picks from), "rfc8656" = 0x4000-0x4FFF only. Default "rfc5766".
+   */
+  channelRange?: "rfc5766" | "rfc8656";
 }
 
 /** RFC 8656 §7.2 step 4: a reserved port is held for about 30 seconds. */
@@ -47,7 +52,7 @@ export const RESERVATION_MS = 30_000;
 
 export class Reservation {
   timerSeq = 0;
-  constructor(readonly token: bigint, readonly expiresAt: Millis) {}
+  constructor(readonly token: bigint, readonly family: Family, readonly expiresAt: Millis) {}
 }
 
 export class ServerState {
@@ -60,6 +65,7 @@ export class ServerState {
   readonly permissionMs: number;
   readonly channelMs: number;
   readonly maxPermissions: number;
+  readonly maxChannel: number;
   readonly peerPolicy: PeerPolicy;
   readonly relays: RelayAllocator;
   readonly sink: TurnSink;
@@ -98,6 +104,7 @@ export class ServerState {
     this.permissionMs = (o.permissionLifetimeSeconds ?? 300) * 1000;
     this.channelMs = (o.channelLifetimeSeconds ?? 600) * 1000;
     this.maxPermissions = o.maxPermissionsPerAllocation ?? 1000;
+    this.maxChannel = o.channelRange === "rfc8656" ? MAX_CHANNEL_RFC8656 : MAX_CHANNEL_RFC5766;
     this.peerPolicy = o.peerPolicy;
     this.relays = o.relays;
     this.sink = o.sink;
@@ -162,8 +169,8 @@ export class ServerState {
     }
   }
 
-  holdReservation(token: bigint, now: Millis): void {
-    const r = new Reservation(token, now + RESERVATION_MS);
+  holdReservation(token: bigint, family: Family, now: Millis): void {
+    const r = new Reservation(token, family, now + RESERVATION_MS);
     this.reservations.set(token, r);
     this.timers.schedule(r, r.expiresAt);
   }

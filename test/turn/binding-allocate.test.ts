@@ -181,6 +181,20 @@ describe("Allocate (RFC 8656 §7.2)", () => {
     expect(h.relays.released).toEqual([]);
   });
 
+  test("a token reserved by an IPv6 allocation opens an IPv6 relay (turnutils_uclient -x does this)", () => {
+    const h = harness();
+    const first = h.client("192.0.2.1", 1).allocate((w) => {
+      writeAddressFamily(w, Attr.RequestedAddressFamily, 6);
+      writeEvenPort(w, true);
+    });
+    const tv = first.attr(Attr.ReservationToken)!;
+    const token = readReservationToken(tv, 0, tv.length)!;
+    const second = h.client("192.0.2.1", 2).allocate((w) => writeReservationToken(w, token));
+    expect(second.ok).toBe(true);
+    expect(h.relays.opened[1]).toEqual({ family: 6, evenPort: false, reserveNext: false, reservationToken: token });
+    expect(second.addresses(Attr.XorRelayedAddress)[0]!.family).toBe(6);
+  });
+
   test("an unclaimed reservation is released after 30 s, exactly once", () => {
     const h = harness();
     const r = h.client().allocate((w) => writeEvenPort(w, true));

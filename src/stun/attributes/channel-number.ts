@@ -1,19 +1,20 @@
 /**
- * CHANNEL-NUMBER (RFC 8656 §18.1): 16-bit number + 16 bits RFFU.
- *
- * RFC 8656 §12 narrowed channels to 0x4000-0x4FFF, but RFC 5766 §11 allowed 0x4000-0x7FFF and clients
- * in the field still pick from that range (coturn's turnutils_uclient, pjnath). coturn accepts it; so do
- * we, or those clients fail one ChannelBind in eight. Demultiplexing is unaffected: both ranges start
- * with the bits 01 (RFC 7983).
+ * CHANNEL-NUMBER (RFC 8656 §18.1): 16-bit number + 16 bits RFFU. RFC 8656 §12 allows 0x4000-0x4FFF;
+ * RFC 5766 §11 allowed 0x4000-0x7FFF, and coturn (server and turnutils_uclient) still uses that range.
  */
 import { Attr } from "../constants.ts";
 import type { StunWriter } from "../writer.ts";
 
 export const MIN_CHANNEL = 0x4000;
-export const MAX_CHANNEL = 0x7fff;
+/** Upper bound of RFC 8656 §12. */
+export const MAX_CHANNEL_RFC8656 = 0x4fff;
+/** Upper bound of RFC 5766 §11 (and coturn). */
+export const MAX_CHANNEL_RFC5766 = 0x7fff;
+/** The widest range any client may use; ChannelData framing accepts all of it. */
+export const MAX_CHANNEL = MAX_CHANNEL_RFC5766;
 
-export function isValidChannelNumber(n: number): boolean {
-  return n >= MIN_CHANNEL && n <= MAX_CHANNEL;
+export function isValidChannelNumber(n: number, max: number = MAX_CHANNEL_RFC8656): boolean {
+  return n >= MIN_CHANNEL && n <= max;
 }
 
 export function readChannelNumber(m: Uint8Array, offset: number, length: number): number | null {

@@ -60,6 +60,9 @@ export function handleAllocate(req: RequestContext): void {
     const token = readReservationToken(m, d.offsets[tokenAt]!, d.lengths[tokenAt]!);
     if (token === null) return req.fail(ErrorCode.BadRequest);
     open.reservationToken = token;
+    // The reserved port has the family of the allocation that reserved it (the request may not name one).
+    const held = state.reservations.get(token);
+    if (held !== undefined) open.family = family = held.family;
   }
 
   let lifetime: number | undefined;
@@ -97,7 +100,7 @@ export function handleAllocate(req: RequestContext): void {
   else a.relay6 = primary.relay;
   if (secondary !== undefined) a.relay6 = secondary;
   state.add(a);
-  if (primary.reservationToken !== undefined) state.holdReservation(primary.reservationToken, now);
+  if (primary.reservationToken !== undefined) state.holdReservation(primary.reservationToken, family, now);
 
   // RFC 8656 §7.3 (what the client expects): relayed address(es), lifetime, token, mapped address.
   const w = req.success();

@@ -12,7 +12,8 @@ export function handleChannelBind(req: RequestContext): void {
   const peerAt = d.indexOf(Attr.XorPeerAddress);
   if (channelAt < 0 || peerAt < 0) return req.fail(ErrorCode.BadRequest);
   const number = readChannelNumber(m, d.offsets[channelAt]!, d.lengths[channelAt]!);
-  if (number === null || !isValidChannelNumber(number)) return req.fail(ErrorCode.BadRequest);
+  // RFC 8656 §11.2 (or RFC 5766 §11.2's wider range, see TurnServerOptions.channelRange).
+  if (number === null || !isValidChannelNumber(number, state.maxChannel)) return req.fail(ErrorCode.BadRequest);
   const peer = readXorAddress(m, d.offsets[peerAt]!, d.lengths[peerAt]!);
   if (peer === null) return req.fail(ErrorCode.BadRequest);
   const relay = a.relayFor(peer.family);
