@@ -307,13 +307,15 @@ export class Engine implements TurnSink, RelayAllocator {
   // --- RelayAllocator -------------------------------------------------------------------------------
 
   open(request: RelayOpenRequest, now: number): RelayOpenResult {
-    const local = this.relayAddresses[request.family];
-    const advertised = this.advertised[request.family];
+    // A token redeemed here may come from another engine: its family travels inside it.
+    const family = request.reservationToken !== undefined ? PortPool.tokenFamily(request.reservationToken) : request.family;
+    const local = this.relayAddresses[family];
+    const advertised = this.advertised[family];
     if (!local || !advertised) return { ok: false, code: 440 };
     let fd = -1;
     const bind = (port: number): boolean => {
       try {
-        fd = openUdpSocket({ family: request.family, address: local, port, bufferSize: this.init.config.sockBufSize, receiveTtlTos: true, receiveErrors: true });
+        fd = openUdpSocket({ family, address: local, port, bufferSize: this.init.config.sockBufSize, receiveTtlTos: true, receiveErrors: true });
         return true;
       } catch {
         return false; // taken by another process, or refused: try the next port
@@ -331,10 +333,10 @@ export class Engine implements TurnSink, RelayAllocator {
     } else {
       port = this.pool.claim(request.evenPort, request.reserveNext, now, bind);
       if (port === 0) return { ok: false, code: 508 };
-      if (request.reserveNext) reservationToken = this.pool.newToken(port + 1);
+      if (request.reserveNext) reservationToken = this.pool.newToken(port + 1, family);
     }
     const handle: RelayHandle = { id: this.nextRelayId++, address: endpointFromBytes(advertised, port) };
-    const socket: RelaySocket = { kind: "relay", fd, family: request.family, port, handle, dontFragment: false };
+    const socket: RelaySocket = { kind: "relay", fd, family, port, handle, dontFragment: false };
     this.sockets.set(fd, socket);
     this.relaysById.set(handle.id, socket);
     this.epoll.add(fd, EPOLLIN);

@@ -4,8 +4,8 @@
  * port. Search starts at a random place, which spreads ports the way coturn's shuffled pool does.
  *
  * EVEN-PORT's R bit (RFC 8656 §7.2) holds port+1 under a 64-bit token for 30 s; the token carries the
- * port in its low 16 bits, so any engine can redeem it (the client's second Allocate may come in on a
- * different engine's listener).
+ * port in its low 16 bits and the address family in bit 16, so any engine can redeem it (the client's
+ * second Allocate may come in on a different engine's listener, whose core never saw the token).
  */
 
 const FREE = 0;
@@ -95,12 +95,17 @@ export class PortPool {
     return 0;
   }
 
-  /** Sets a reservation token on a port claimed with `pair` (port+1). The token's low 16 bits are the port. */
-  newToken(reservedPort: number): bigint {
+  /** Sets a reservation token on a port claimed with `pair` (port+1): random, with port and family inside. */
+  newToken(reservedPort: number, family: 4 | 6 = 4): bigint {
     const random = crypto.getRandomValues(new BigUint64Array(1))[0]!;
-    const token = (random & ~0xffffn) | BigInt(reservedPort);
+    const token = (random & ~0x1ffffn) | (family === 6 ? 0x10000n : 0n) | BigInt(reservedPort);
     this.tokens[reservedPort - this.min] = token;
     return token;
+  }
+
+  /** The address family a token was reserved for. */
+  static tokenFamily(token: bigint): 4 | 6 {
+    return token & 0x10000n ? 6 : 4;
   }
 
   /** Turns a reservation into a port in use. Returns 0 if the token is unknown or expired. */

@@ -83,7 +83,7 @@ export class RelayServer {
           control: this.control,
           nonceSecret,
         };
-        const worker = new Worker(new URL("./worker.ts", import.meta.url).href, { workerData: init } as WorkerOptions);
+        const worker = new Worker(workerEntry(), { workerData: init } as WorkerOptions);
         this.workers.push(worker);
         worker.addEventListener("message", (event: MessageEvent<EngineEvent>) => {
           const e = event.data;
@@ -161,6 +161,15 @@ export class RelayServer {
     await Promise.all(stopped);
     for (const worker of this.workers) worker.terminate();
   }
+}
+
+/**
+ * Where the engine Worker's code is. Inside a `bun build --compile` binary every module reports the
+ * binary's own URL, and extra entry points are addressed relative to the bundle's root (src/), which
+ * is how `npm run build` lists src/engine/worker.ts.
+ */
+function workerEntry(): string {
+  return import.meta.url.includes("/$bunfs/") ? "./engine/worker.ts" : new URL("./worker.ts", import.meta.url).href;
 }
 
 /**

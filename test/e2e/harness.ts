@@ -18,8 +18,10 @@ if (!haveUclient && process.env.BUNTURN_REQUIRE_E2E === "1") {
 }
 if (!haveUclient) console.warn("e2e: turnutils_uclient not installed (apt-get install coturn); skipping end-to-end tests");
 
-/** `test`, or `test.skip` when coturn's client tools are not installed. */
-export const e2eTest = haveUclient ? test : test.skip;
+/** `test` with an end-to-end time bound, or `test.skip` when coturn's client tools are not installed. */
+export function e2eTest(name: string, fn: () => Promise<void>, timeoutMs = 60000): void {
+  (haveUclient ? test : test.skip)(name, fn, timeoutMs);
+}
 
 function isFree(ip: string, port: number): boolean {
   const address = parseIp(ip)!;

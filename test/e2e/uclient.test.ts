@@ -21,11 +21,15 @@ async function peer(ip = "127.0.0.1"): Promise<Running> {
   return p;
 }
 
+/**
+ * uclient's counts: `messages` per client session; without -c each client has an RTP and an RTCP
+ * allocation, so it may report up to twice that. Everything sent must come back, nothing lost.
+ */
 function expectClean(r: UclientResult, messages: number): void {
-  if (r.lost !== 0 || r.errors.length > 0 || r.received !== messages) console.error(r.output.slice(-3000));
+  if (r.lost !== 0 || r.errors.length > 0 || r.received !== r.sent) console.error(r.output.slice(-3000));
   expect(r.errors).toEqual([]);
-  expect(r.sent).toBe(messages);
-  expect(r.received).toBe(messages);
+  expect(r.sent).toBeGreaterThanOrEqual(messages);
+  expect(r.received).toBe(r.sent);
   expect(r.lost).toBe(0);
 }
 

@@ -36,12 +36,19 @@ describe("shared relay port pool", () => {
     const a = new PortPool(shared);
     const port = a.claim(true, true, 1000);
     expect(port % 2).toBe(0);
-    const token = a.newToken(port + 1);
+    const token = a.newToken(port + 1, 6);
     expect(Number(token & 0xffffn)).toBe(port + 1);
+    // The family travels in the token: the engine that redeems it may never have seen the first Allocate.
+    expect(PortPool.tokenFamily(token)).toBe(6);
     const b = new PortPool(shared);
     expect(b.redeem(token ^ 0x10000n, 2000)).toBe(0); // wrong token
     expect(b.redeem(token, 2000)).toBe(port + 1);
     expect(b.redeem(token, 2000)).toBe(0); // only once
+  });
+
+  test("an IPv4 reservation's token says IPv4", () => {
+    const pool = new PortPool(PortPool.createShared(50000, 50001));
+    expect(PortPool.tokenFamily(pool.newToken(pool.claim(true, true, 0) + 1, 4))).toBe(4);
   });
 
   test("an unredeemed reservation expires after 30 s and its port is free again", () => {
