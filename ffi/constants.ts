@@ -3,6 +3,7 @@
 export const AF_INET = 2;
 export const AF_INET6 = 10;
 
+export const SOCK_STREAM = 1;
 export const SOCK_DGRAM = 2;
 export const SOCK_NONBLOCK = 0o4000;
 export const SOCK_CLOEXEC = 0o2000000;
@@ -16,7 +17,10 @@ export const SO_REUSEPORT = 15;
 export const SO_RXQ_OVFL = 40;
 
 export const IPPROTO_IP = 0;
+export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
+export const TCP_NODELAY = 1;
+export const SHUT_RDWR = 2;
 export const IPPROTO_IPV6 = 41;
 
 export const IP_TOS = 1;
@@ -53,6 +57,7 @@ export const EPOLLIN = 0x001;
 export const EPOLLOUT = 0x004;
 export const EPOLLERR = 0x008;
 export const EPOLLHUP = 0x010;
+export const EPOLLRDHUP = 0x2000;
 export const EPOLL_CTL_ADD = 1;
 export const EPOLL_CTL_DEL = 2;
 export const EPOLL_CTL_MOD = 3;

@@ -8,3 +8,4 @@ export * from "./batch.ts";
 export * from "./stats.ts";
 export * from "./socket.ts";
 export * from "./epoll.ts";
+export * from "./tcp.ts";

@@ -11,6 +11,9 @@ const lib = dlopen("libc.so.6", {
   socket: { args: [i32, i32, i32], returns: i32 },
   bind: { args: [i32, ptr, u32], returns: i32 },
   connect: { args: [i32, ptr, u32], returns: i32 },
+  listen: { args: [i32, i32], returns: i32 },
+  accept4: { args: [i32, ptr, ptr, i32], returns: i32 },
+  shutdown: { args: [i32, i32], returns: i32 },
   setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
   getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
   getsockname: { args: [i32, ptr, ptr], returns: i32 },
@@ -50,6 +53,9 @@ export interface Syscalls {
   socket(domain: number, type: number, protocol: number): number;
   bind(fd: number, addr: Ptr, addrlen: number): number;
   connect(fd: number, addr: Ptr, addrlen: number): number;
+  listen(fd: number, backlog: number): number;
+  accept4(fd: number, addr: Ptr, lenPtr: Ptr, flags: number): number;
+  shutdown(fd: number, how: number): number;
   setsockopt(fd: number, level: number, name: number, value: Ptr, len: number): number;
   getsockopt(fd: number, level: number, name: number, value: Ptr, lenPtr: Ptr): number;
   getsockname(fd: number, addr: Ptr, lenPtr: Ptr): number;
@@ -73,6 +79,9 @@ export const libc: Syscalls = {
   socket: (d, t, pr) => result(c.socket(d, t, pr)),
   bind: (fd, a, l) => result(c.bind(fd, p(a), l)),
   connect: (fd, a, l) => result(c.connect(fd, p(a), l)),
+  listen: (fd, b) => result(c.listen(fd, b)),
+  accept4: (fd, a, l, f) => result(c.accept4(fd, p(a), p(l), f)),
+  shutdown: (fd, h) => result(c.shutdown(fd, h)),
   setsockopt: (fd, lv, n, v, l) => result(c.setsockopt(fd, lv, n, p(v), l)),
   getsockopt: (fd, lv, n, v, l) => result(c.getsockopt(fd, lv, n, p(v), p(l))),
   getsockname: (fd, a, l) => result(c.getsockname(fd, p(a), p(l))),
