@@ -42,6 +42,12 @@ export interface RelayConfig {
   permissionLifetime: number;
   channelLifetime: number;
   staleNonce: number;
+  /** coturn --user-quota, --total-quota (allocations; 0 = unlimited). */
+  userQuota: number;
+  totalQuota: number;
+  /** coturn --max-bps (per session, each direction) and --bps-capacity (server), bytes per second; 0 = unlimited. */
+  maxBps: number;
+  bpsCapacity: number;
   relayThreads: number;
   sockBufSize: number;
   udpRecvmmsg: boolean;
@@ -97,6 +103,12 @@ function checkPort(n: number, option: string): number {
 
 function checkPositive(n: number, option: string): number {
   if (!(n > 0)) throw new ConfigError(`--${option}: must be above 0, got ${n}`);
+  return n;
+}
+
+/** Limits where 0 means unlimited (coturn's quotas). */
+function checkNotNegative(n: number, option: string): number {
+  if (!(n >= 0)) throw new ConfigError(`--${option}: must be 0 (unlimited) or more, got ${n}`);
   return n;
 }
 
@@ -181,6 +193,10 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
     permissionLifetime: checkPositive(get<number>(raw, "permission-lifetime"), "permission-lifetime"),
     channelLifetime: checkPositive(get<number>(raw, "channel-lifetime"), "channel-lifetime"),
     staleNonce: checkPositive(get<number>(raw, "stale-nonce"), "stale-nonce"),
+    userQuota: checkNotNegative(get<number>(raw, "user-quota"), "user-quota"),
+    totalQuota: checkNotNegative(get<number>(raw, "total-quota"), "total-quota"),
+    maxBps: checkNotNegative(get<number>(raw, "max-bps"), "max-bps"),
+    bpsCapacity: checkNotNegative(get<number>(raw, "bps-capacity"), "bps-capacity"),
     relayThreads,
     sockBufSize: get<number>(raw, "sock-buf-size"),
     udpRecvmmsg: get<boolean>(raw, "udp-recvmmsg") === true,

@@ -20,6 +20,7 @@ import { PeerPolicy } from "../turn/peer-policy.ts";
 import { credentialStoreFor } from "./credentials.ts";
 import { GAUGE, publishProtocolCounters } from "./counters.ts";
 import { PortPool, type PortPoolShared } from "./port-pool.ts";
+import { SharedQuota, type QuotaShared } from "./quota.ts";
 import type { RelayConfig } from "../config/resolve.ts";
 
 export interface EngineInit {
@@ -31,6 +32,8 @@ export interface EngineInit {
   /** [0]: stop requested. */
   control: Int32Array;
   nonceSecret: Uint8Array;
+  /** Allocation and bandwidth counts shared by every engine (coturn --user-quota, --total-quota, --bps-capacity). */
+  quota: QuotaShared;
 }
 
 export type EngineEvent =
@@ -124,6 +127,13 @@ export class Engine implements TurnSink, RelayAllocator {
       }),
       relays: this,
       sink: this,
+      quota: new SharedQuota(init.quota, {
+        userQuota: config.userQuota,
+        totalQuota: config.totalQuota,
+        bpsCapacity: config.bpsCapacity,
+        restUsernames: config.auth.kind === "rest",
+      }),
+      maxBytesPerSecond: config.maxBps,
     });
     this.epoll.add(this.wake.fd, EPOLLIN);
   }

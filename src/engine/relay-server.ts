@@ -10,6 +10,7 @@ import { parseIp } from "../net/endpoint.ts";
 import type { RelayConfig } from "../config/resolve.ts";
 import { ENGINE_SLOTS, GAUGE, engineBlocks } from "./counters.ts";
 import { PortPool } from "./port-pool.ts";
+import { createQuotaShared } from "./quota.ts";
 import { STAT } from "../../ffi/stats.ts";
 import type { EngineEvent, EngineInit } from "./engine.ts";
 
@@ -70,6 +71,8 @@ export class RelayServer {
     const { config } = this;
     const capabilityCells = UdpCapabilities.sharedCells({ recvmmsg: config.udpRecvmmsg, sendmmsg: config.udpSendmmsg });
     const nonceSecret = new Uint8Array(randomBytes(32));
+    // One set of quota counters for the whole server: --total-quota and --user-quota span every engine.
+    const quota = createQuotaShared();
     let pending = config.relayThreads;
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new StartupError("relay engines did not start within 10 s")), START_TIMEOUT_MS);
@@ -82,6 +85,7 @@ export class RelayServer {
           counters: this.blocks[index]!,
           control: this.control,
           nonceSecret,
+          quota,
         };
         const worker = new Worker(workerEntry(), { workerData: init } as WorkerOptions);
         this.workers.push(worker);

@@ -32,6 +32,17 @@ export class Allocation {
   closed = false;
   /** The quota hook admitted this allocation and must be told when it ends. */
   quotaHeld = false;
+  /** bytesPerSecond came from AllocationQuota.reserveBandwidth and goes back when the allocation ends. */
+  bandwidthReserved = false;
+  /**
+   * coturn --max-bps for this session, 0 = unlimited. Two token buckets, one per direction, each holding at
+   * most one second's worth: a burst of up to a second is relayed, a steady excess is dropped.
+   */
+  bytesPerSecond = 0;
+  private toPeerTokens = 0;
+  private toPeerStamp = 0;
+  private toClientTokens = 0;
+  private toClientStamp = 0;
   timerSeq = 0;
   /** The deadline this allocation is scheduled at in the timer queue. */
   scheduledAt = Infinity;
@@ -48,6 +59,43 @@ export class Allocation {
     expiresAt: Millis,
   ) {
     this.expiresAt = expiresAt;
+  }
+
+  /** Starts the --max-bps buckets full at `now`. */
+  limitBandwidth(bytesPerSecond: number, now: Millis): void {
+    this.bytesPerSecond = bytesPerSecond;
+    this.toPeerTokens = this.toClientTokens = bytesPerSecond;
+    this.toPeerStamp = this.toClientStamp = now;
+  }
+
+  /** Takes `bytes` from the client->peer bucket; false = over --max-bps, drop the datagram. */
+  takeToPeer(bytes: number, now: Millis): boolean {
+    const rate = this.bytesPerSecond;
+    // Unix time may step back (NTP): never let that drain the bucket.
+    let tokens = this.toPeerTokens + (now > this.toPeerStamp ? ((now - this.toPeerStamp) * rate) / 1000 : 0);
+    if (tokens > rate) tokens = rate;
+    this.toPeerStamp = now;
+    if (tokens < bytes) {
+      this.toPeerTokens = tokens;
+      return false;
+    }
+    this.toPeerTokens = tokens - bytes;
+    return true;
+  }
+
+  /** Takes `bytes` from the peer->client bucket; false = over --max-bps, drop the datagram. */
+  takeToClient(bytes: number, now: Millis): boolean {
+    const rate = this.bytesPerSecond;
+    // Unix time may step back (NTP): never let that drain the bucket.
+    let tokens = this.toClientTokens + (now > this.toClientStamp ? ((now - this.toClientStamp) * rate) / 1000 : 0);
+    if (tokens > rate) tokens = rate;
+    this.toClientStamp = now;
+    if (tokens < bytes) {
+      this.toClientTokens = tokens;
+      return false;
+    }
+    this.toClientTokens = tokens - bytes;
+    return true;
   }
 
   relayFor(family: Family): RelayHandle | undefined {

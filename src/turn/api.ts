@@ -58,6 +58,15 @@ export interface RelayAllocator {
 export interface AllocationQuota {
   acquire(username: string | undefined, client: Endpoint): boolean;
   release(username: string | undefined, client: Endpoint): void;
+  /**
+   * coturn --bps-capacity: reserves up to `bytesPerSecond` (the session's --max-bps) from the server's
+   * bandwidth and returns what was granted, which may be less; 0 means none is left and the Allocate gets
+   * 486 "Allocation Bandwidth Quota Reached" (coturn's allocate_bps). Absent = every session gets its full
+   * --max-bps. Called only when a per-session cap is configured.
+   */
+  reserveBandwidth?(bytesPerSecond: number): number;
+  /** Gives back exactly what reserveBandwidth granted, once, when the allocation ends. */
+  releaseBandwidth?(bytesPerSecond: number): void;
 }
 
 /**

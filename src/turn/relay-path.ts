@@ -32,6 +32,10 @@ export class RelayPath {
       return;
     }
     const length = (data[2]! << 8) | data[3]!;
+    if (a.bytesPerSecond !== 0 && !a.takeToPeer(length, now)) {
+      s.counters.dropped++; // coturn --max-bps
+      return;
+    }
     s.counters.clientToPeerPackets++;
     s.counters.clientToPeerBytes += length;
     // ChannelData clears DF (coturn); padding beyond `length` is not relayed.
@@ -75,6 +79,10 @@ export class RelayPath {
     }
     const dataOffset = d.offsets[dataAt]!;
     const dataLength = d.lengths[dataAt]!;
+    if (a.bytesPerSecond !== 0 && !a.takeToPeer(dataLength, now)) {
+      s.counters.dropped++; // coturn --max-bps
+      return;
+    }
     s.counters.clientToPeerPackets++;
     s.counters.clientToPeerBytes += dataLength;
     s.sink.relayToPeer(relay, peer, m.subarray(dataOffset, dataOffset + dataLength), d.indexOf(Attr.DontFragment) >= 0);
@@ -89,6 +97,10 @@ export class RelayPath {
       return;
     }
     const payloadLength = data.length;
+    if (a.bytesPerSecond !== 0 && !a.takeToClient(payloadLength, now)) {
+      s.counters.dropped++; // coturn --max-bps
+      return;
+    }
     const out = this.out;
     const channel = a.channelsByPeer.get(peer.key);
     let total: number;

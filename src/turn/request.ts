@@ -43,9 +43,9 @@ export class RequestContext {
     this.allocation?.rememberResponse(this.d.bytes, response, this.now);
   }
 
-  /** Sends an error response (RFC 8489 §6.3.1.1); `extend` may add attributes after ERROR-CODE. */
-  fail(code: number, extend?: (w: StunWriter) => void): void {
-    const w = startError(this.d.bytes, this.d.method, code);
+  /** Sends an error response (RFC 8489 §6.3.1.1); `extend` may add attributes after ERROR-CODE; `reason` overrides the RFC phrase. */
+  fail(code: number, extend?: (w: StunWriter) => void, reason?: string): void {
+    const w = startError(this.d.bytes, this.d.method, code, reason);
     extend?.(w);
     this.state.counters.errorsSent++;
     this.reply(w);

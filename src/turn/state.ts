@@ -34,6 +34,11 @@ export interface TurnServerOptions {
   /** 486 hook (RFC 8656 §7.2); absent = unlimited. */
   quota?: AllocationQuota;
   /**
+   * coturn --max-bps: bytes per second one allocation may relay in each direction (client->peer and
+   * peer->client are counted separately, as coturn does); datagrams beyond it are dropped. 0/absent = unlimited.
+   */
+  maxBytesPerSecond?: number;
+  /**
    * Offer PASSWORD-ALGORITHMS and the nonce cookie (RFC 8489 §9.2.1). Default true. Turning it off keeps
    * 401s 12 bytes smaller and presents a plain RFC 5389 server.
    */
@@ -70,6 +75,7 @@ export class ServerState {
   readonly relays: RelayAllocator;
   readonly sink: TurnSink;
   readonly quota: AllocationQuota | undefined;
+  readonly maxBytesPerSecond: number;
   readonly counters: ProtocolCounters = {
     bindingRequests: 0,
     allocationsCreated: 0,
@@ -109,6 +115,7 @@ export class ServerState {
     this.relays = o.relays;
     this.sink = o.sink;
     this.quota = o.quota;
+    this.maxBytesPerSecond = o.maxBytesPerSecond ?? 0;
   }
 
   find(listener: number, clientKey: EndpointKey): Allocation | undefined {
@@ -148,6 +155,7 @@ export class ServerState {
     this.allocationCount--;
     this.counters.allocationsDeleted++;
     if (a.quotaHeld) this.quota?.release(a.username, a.client);
+    if (a.bandwidthReserved) this.quota?.releaseBandwidth?.(a.bytesPerSecond);
   }
 
   /** Closes one family's relay of an allocation (dual allocations can drop one, RFC 8656 §7.5). */

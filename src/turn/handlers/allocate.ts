@@ -78,9 +78,25 @@ export function handleAllocate(req: RequestContext): void {
   const quotaHeld = state.quota !== undefined;
   if (state.quota !== undefined && !state.quota.acquire(username, req.client)) return req.fail(ErrorCode.AllocationQuotaReached);
 
+  // coturn --max-bps / --bps-capacity: each session reserves its bandwidth from the server's capacity;
+  // when none is left the Allocate gets 486 with coturn's reason phrase (allocate_bps in coturn).
+  let bytesPerSecond = state.maxBytesPerSecond;
+  const reserveBandwidth = bytesPerSecond > 0 && state.quota?.reserveBandwidth !== undefined;
+  if (reserveBandwidth) {
+    bytesPerSecond = state.quota!.reserveBandwidth!(bytesPerSecond);
+    if (bytesPerSecond === 0) {
+      if (quotaHeld) state.quota!.release(username, req.client);
+      return req.fail(ErrorCode.AllocationQuotaReached, undefined, "Allocation Bandwidth Quota Reached");
+    }
+  }
+  const giveBack = () => {
+    if (quotaHeld) state.quota!.release(username, req.client);
+    if (reserveBandwidth) state.quota!.releaseBandwidth?.(bytesPerSecond);
+  };
+
   const primary = state.relays.open(open, now);
   if (!primary.ok) {
-    if (quotaHeld) state.quota!.release(username, req.client);
+    giveBack();
     return req.fail(primary.code);
   }
   if (open.reservationToken !== undefined) state.forgetReservation(open.reservationToken);
@@ -96,6 +112,8 @@ export function handleAllocate(req: RequestContext): void {
   const granted = state.grantedLifetime(lifetime);
   const a = new Allocation(req.listener, req.client, username, now + granted * 1000);
   a.quotaHeld = quotaHeld;
+  a.bandwidthReserved = reserveBandwidth;
+  if (bytesPerSecond > 0) a.limitBandwidth(bytesPerSecond, now);
   if (family === 4) a.relay4 = primary.relay;
   else a.relay6 = primary.relay;
   if (secondary !== undefined) a.relay6 = secondary;
