@@ -1,0 +1,74 @@
+/**
+ * A/B of one bunturn flag under turnutils_uclient load, runs alternated A B A B …:
+ *   --flag recvmmsg: --udp-recvmmsg off (A) vs on (B)
+ *   --flag sendmmsg: --no-udp-sendmmsg (A) vs --udp-sendmmsg (B, the default)
+ * For each (clients, size): one JSON line per run, then one summary line with medians and B/A ratios.
+ */
+import { describeArgs, numberList, parseArgs, type ArgSpec } from "./lib/args.ts";
+import { startServer } from "./lib/servers.ts";
+import { median, emit, ratio, round } from "./lib/stats.ts";
+import { runUclientLoad, type LoadResult } from "./lib/uclient-load.ts";
+
+export const spec = {
+  flag: { default: "recvmmsg", help: "recvmmsg | sendmmsg" },
+  runs: { default: 3, help: "runs per variant (alternated)" },
+  clients: { default: "1,100", help: "comma-separated client counts" },
+  sizes: { default: "100,1000", help: "comma-separated message lengths (bytes)" },
+  procs: { default: 8, help: "uclient processes in parallel when clients > 1" },
+  messages: { default: 0, help: "messages per client (0: 50000 for 1 client, 200000/clients otherwise)" },
+  interval: { default: 0, help: "uclient -z, ms" },
+  threads: { default: 2, help: "--relay-threads" },
+  "recvmmsg-base": { default: false, help: "with --flag sendmmsg: keep --udp-recvmmsg on in both variants" },
+  timeout: { default: 60, help: "seconds before a run is cut" },
+} satisfies ArgSpec;
+
+export const usage = `bun run bench ab [options]\n${describeArgs(spec)}`;
+
+export function messagesFor(clients: number, given: number): number {
+  return given > 0 ? given : clients === 1 ? 50000 : Math.max(100, Math.round(200000 / clients));
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const a = parseArgs(argv, spec);
+  if (a.flag !== "recvmmsg" && a.flag !== "sendmmsg") throw new Error("--flag must be recvmmsg or sendmmsg");
+  const variants = a.flag === "recvmmsg"
+    ? [{ name: "off", recvmmsg: false, sendmmsg: true }, { name: "on", recvmmsg: true, sendmmsg: true }]
+    : [{ name: "off", recvmmsg: a["recvmmsg-base"], sendmmsg: false }, { name: "on", recvmmsg: a["recvmmsg-base"], sendmmsg: true }];
+  const bench = `ab-${a.flag}`;
+  for (const clients of numberList(a.clients)) {
+    for (const size of numberList(a.sizes)) {
+      const results: Record<string, LoadResult[]> = { off: [], on: [] };
+      const messages = messagesFor(clients, a.messages);
+      for (let run = 0; run < a.runs; run++) {
+        for (const v of variants) {
+          const server = await startServer({ kind: "bunturn", threads: a.threads, recvmmsg: v.recvmmsg, sendmmsg: v.sendmmsg });
+          try {
+            const r = await runUclientLoad(server, {
+              clients, procs: clients === 1 ? 1 : Math.min(a.procs, clients), messages, size,
+              intervalMs: a.interval, timeoutMs: a.timeout * 1000,
+            });
+            results[v.name]!.push(r);
+            emit({ bench, variant: v.name, run, clients, size, messages, threads: a.threads, recvmmsg: v.recvmmsg, sendmmsg: v.sendmmsg, ...r });
+          } finally {
+            await server.stop();
+          }
+        }
+      }
+      emit(summarize(bench, { clients, size, runs: a.runs }, results.off!, results.on!, "on/off"));
+    }
+  }
+}
+
+/** Medians of each variant and the B/A ratios of the medians. */
+export function summarize(bench: string, key: Record<string, unknown>, A: LoadResult[], B: LoadResult[], label: string): Record<string, unknown> {
+  const m = (rs: LoadResult[], f: (r: LoadResult) => number) => median(rs.filter((r) => r.ok).map(f));
+  const fields = ["relayedPps", "serverCpuSPerMpkt", "rttMs", "lossPct", "serverCpuPct", "uclientCpuPctMax", "peerCpuPct"] as const;
+  const out: Record<string, unknown> = { bench, summary: true, ...key, ratioOf: label, okRuns: [A.filter((r) => r.ok).length, B.filter((r) => r.ok).length] };
+  for (const f of fields) {
+    const ma = m(A, (r) => r[f]);
+    const mb = m(B, (r) => r[f]);
+    out[f] = { a: round(ma, 4), b: round(mb, 4), ratio: ratio(mb, ma) };
+  }
+  out.bottlenecks = [...new Set([...A, ...B].map((r) => r.bottleneck))];
+  return out;
+}

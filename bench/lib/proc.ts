@@ -1,0 +1,143 @@
+/**
+ * Processes for the benches: spawn with captured output, wait for readiness, stop by pid (never by name),
+ * and read what the kernel says about them (/proc/PID/stat CPU of all threads, VmRSS, open fds).
+ */
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { SyscallError, closeSocket, openUdpSocket } from "../../ffi/index.ts";
+import { parseIp } from "../../src/net/endpoint.ts";
+
+export const ROOT = join(import.meta.dir, "../..");
+const CLK_TCK = 100;
+
+/** utime+stime of the whole process (every thread), in seconds; NaN when it is gone. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // fields[0] is field 3 (state); utime is field 14, stime field 15.
+    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
+
+export function rssKiB(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+export function openFds(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return NaN;
+  }
+}
+
+export function threads(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/task`).length;
+  } catch {
+    return NaN;
+  }
+}
+
+export type Proc = ReturnType<typeof Bun.spawn>;
+
+export interface Spawned {
+  proc: Proc;
+  pid: number;
+  output(): string;
+  stop(timeoutMs?: number): Promise<number>;
+}
+
+async function collect(stream: ReadableStream<Uint8Array> | undefined, sink: string[]): Promise<void> {
+  if (!stream) return;
+  const decoder = new TextDecoder();
+  try {
+    for await (const chunk of stream) sink.push(decoder.decode(chunk));
+  } catch {
+    // the process went away
+  }
+}
+
+const live = new Set<Proc>();
+/** Every process a bench started is killed on exit, even after an exception. */
+function killAll(): void {
+  for (const p of live) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+}
+process.on("exit", killAll);
+for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => {
+  killAll();
+  process.exit(130);
+});
+
+export function spawn(cmd: string[], options: { stdin?: "pipe" | "ignore"; cwd?: string } = {}): Spawned {
+  const chunks: string[] = [];
+  const proc = Bun.spawn(cmd, {
+    cwd: options.cwd ?? ROOT,
+    stdout: "pipe",
+    stderr: "pipe",
+    stdin: options.stdin ?? "ignore",
+    env: { ...process.env, NO_COLOR: "1" },
+  });
+  live.add(proc);
+  void proc.exited.then(() => live.delete(proc));
+  void collect(proc.stdout as ReadableStream<Uint8Array>, chunks);
+  void collect(proc.stderr as ReadableStream<Uint8Array>, chunks);
+  return {
+    proc,
+    pid: proc.pid,
+    output: () => chunks.join(""),
+    stop: (timeoutMs = 5000) => stopProcess(proc, timeoutMs),
+  };
+}
+
+export async function stopProcess(proc: Proc, timeoutMs = 5000): Promise<number> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode ?? -1;
+  proc.kill("SIGTERM");
+  const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
+  const code = await proc.exited;
+  clearTimeout(timer);
+  return code;
+}
+
+/** Waits until `ready()` holds, polling; throws (after killing the process) on exit or timeout. */
+export async function waitFor(s: Spawned, what: string, ready: () => boolean, timeoutMs = 15000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ready()) {
+    if (s.proc.exitCode !== null) throw new Error(`${what} exited with ${s.proc.exitCode}:\n${s.output().slice(-3000)}`);
+    if (Date.now() > deadline) {
+      s.proc.kill("SIGKILL");
+      throw new Error(`${what} not ready within ${timeoutMs} ms:\n${s.output().slice(-3000)}`);
+    }
+    await Bun.sleep(20);
+  }
+}
+
+export function isUdpFree(ip: string, port: number): boolean {
+  const address = parseIp(ip)!;
+  try {
+    closeSocket(openUdpSocket({ family: address.length === 4 ? 4 : 6, address, port }));
+    return true;
+  } catch (error) {
+    if (error instanceof SyscallError) return false;
+    throw error;
+  }
+}
+
+let nextPort = 30000 + Math.floor(Math.random() * 5000);
+/** A UDP port free on 127.0.0.1 now (ports 30000-39999, below every relay range used here). */
+export function freePort(): number {
+  for (let tries = 0; tries < 10000; tries++) {
+    const port = nextPort++;
+    if (nextPort > 39999) nextPort = 30000;
+    if (isUdpFree("127.0.0.1", port)) return port;
+  }
+  throw new Error("no free UDP port in 30000-39999");
+}

@@ -1,0 +1,88 @@
+/**
+ * The servers under test, started the same way: bunturn (`bun src/cli/main.ts`) and coturn's
+ * `turnserver` by hand in the foreground of a child process (never the system service), both on
+ * 127.0.0.1 with the same user, realm, relay range, relay threads and loopback peers allowed.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ROOT, freePort, isUdpFree, spawn, waitFor, type Spawned } from "./proc.ts";
+
+export const USER = "bench";
+export const PASSWORD = "bench-password";
+export const REALM = "bench.test";
+
+export interface ServerOptions {
+  kind: "bunturn" | "coturn";
+  threads: number;
+  /** bunturn: --udp-recvmmsg. coturn 4.6.1 (Debian) has no such flag: it reads one datagram per call. */
+  recvmmsg?: boolean;
+  /** bunturn: --udp-sendmmsg (default on) or --no-udp-sendmmsg. */
+  sendmmsg?: boolean;
+  minPort?: number;
+  maxPort?: number;
+  extra?: string[];
+}
+
+export interface Server extends Spawned {
+  kind: "bunturn" | "coturn";
+  port: number;
+  threads: number;
+  /** The command line, for the log. */
+  command: string[];
+}
+
+export function coturnVersion(): string {
+  const r = Bun.spawnSync(["turnserver", "--version"], { stdout: "pipe", stderr: "pipe" });
+  return (r.stdout.toString() + r.stderr.toString()).trim().split("\n")[0] ?? "?";
+}
+
+export async function startServer(o: ServerOptions): Promise<Server> {
+  const port = freePort();
+  const minPort = o.minPort ?? (o.kind === "bunturn" ? 40000 : 50000);
+  const maxPort = o.maxPort ?? minPort + 7999;
+  let command: string[];
+  let cleanup = () => {};
+  if (o.kind === "bunturn") {
+    command = [
+      "bun", join(ROOT, "src/cli/main.ts"),
+      "--listening-ip", "127.0.0.1", "--listening-port", String(port), "--relay-ip", "127.0.0.1",
+      "--min-port", String(minPort), "--max-port", String(maxPort), "--realm", REALM,
+      "--lt-cred-mech", "--user", `${USER}:${PASSWORD}`, "--allow-loopback-peers",
+      "--relay-threads", String(o.threads),
+      ...(o.recvmmsg ? ["--udp-recvmmsg"] : []),
+      ...(o.sendmmsg === false ? ["--no-udp-sendmmsg"] : []),
+      ...(o.extra ?? []),
+    ];
+  } else {
+    if (o.recvmmsg) throw new Error("coturn 4.6.1 has no --udp-recvmmsg");
+    const dir = mkdtempSync(join(tmpdir(), "bunturn-bench-coturn-"));
+    cleanup = () => rmSync(dir, { recursive: true, force: true });
+    command = [
+      "turnserver", "-n", "--no-cli", "--log-file=stdout", "--simple-log", "--no-tls", "--no-dtls",
+      "--userdb", join(dir, "turndb"), "--pidfile", join(dir, "turnserver.pid"),
+      "-L", "127.0.0.1", "-p", String(port), "--relay-ip", "127.0.0.1",
+      "--min-port", String(minPort), "--max-port", String(maxPort), "--realm", REALM,
+      "--lt-cred-mech", "--user", `${USER}:${PASSWORD}`, "--allow-loopback-peers",
+      "--relay-threads", String(o.threads),
+      ...(o.extra ?? []),
+    ];
+  }
+  const s = spawn(command);
+  const ready = o.kind === "bunturn" ? () => /listening on/.test(s.output()) : () => !isUdpFree("127.0.0.1", port);
+  await waitFor(s, o.kind, ready);
+  if (o.kind === "coturn") await Bun.sleep(300); // its relay threads come up after the listener binds
+  const stop = s.stop;
+  return {
+    ...s,
+    kind: o.kind,
+    port,
+    threads: o.threads,
+    command,
+    stop: async (t?: number) => {
+      const code = await stop(t);
+      cleanup();
+      return code;
+    },
+  };
+}

@@ -1,0 +1,22 @@
+/** Medians and ratios for bench summaries. */
+export function median(values: number[]): number {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+}
+
+export function ratio(a: number, b: number): number {
+  return b === 0 || !Number.isFinite(a) || !Number.isFinite(b) ? NaN : round(a / b, 3);
+}
+
+export function round(x: number, digits = 2): number {
+  if (!Number.isFinite(x)) return x;
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+/** Prints one JSON line (the machine-readable output of every bench). */
+export function emit(record: Record<string, unknown>): void {
+  console.log(JSON.stringify(record));
+}

@@ -1,0 +1,184 @@
+/**
+ * One measured run of turnutils_uclient load through a server: a fresh echo peer, `procs` uclient
+ * processes in parallel (`clients` split between them), and the CPU of everyone involved, so the record
+ * says who the bottleneck was. uclient exits 0 even on failure: its summary is parsed, and a run cut by a
+ * signal (no summary) is reported with ok=false.
+ */
+import { join } from "node:path";
+import { cpuSeconds, freePort, ROOT, spawn, waitFor, type Spawned } from "./proc.ts";
+import { PASSWORD, USER, type Server } from "./servers.ts";
+import { round } from "./stats.ts";
+
+export interface LoadOptions {
+  clients: number;
+  /** uclient processes in parallel (clients are split between them). */
+  procs: number;
+  /** -n: messages per client. */
+  messages: number;
+  /** -l: message length. */
+  size: number;
+  /** -z: per-session interval, ms. */
+  intervalMs: number;
+  timeoutMs: number;
+}
+
+export interface PeerStats {
+  rx: number;
+  tx: number;
+  first: number;
+  last: number;
+}
+
+export async function startEchoPeer(maxSeconds: number): Promise<Spawned & { port: number; finish(): Promise<PeerStats & { cpu: number }> }> {
+  const port = freePort();
+  const s = spawn(["bun", join(ROOT, "bench/lib/echo-peer.ts"), "127.0.0.1", String(port), String(maxSeconds)], { stdin: "pipe" });
+  await waitFor(s, "echo peer", () => s.output().includes("ready"), 10000);
+  return {
+    ...s,
+    port,
+    async finish() {
+      const cpu = cpuSeconds(s.pid);
+      (s.proc.stdin as import("bun").FileSink).end();
+      const timer = setTimeout(() => s.proc.kill("SIGKILL"), 3000);
+      await s.proc.exited;
+      clearTimeout(timer);
+      const line = s.output().trim().split("\n").pop() ?? "";
+      try {
+        return { ...(JSON.parse(line) as PeerStats), cpu };
+      } catch {
+        return { rx: 0, tx: 0, first: 0, last: 0, cpu };
+      }
+    },
+  };
+}
+
+export interface UclientSummary {
+  sent: number;
+  received: number;
+  lost: number;
+  rttMs: number;
+  errors: number;
+  complete: boolean;
+  cpu: number;
+}
+
+export function parseUclient(output: string): Omit<UclientSummary, "cpu"> {
+  const last = (re: RegExp): number => {
+    const all = [...output.matchAll(new RegExp(re.source, "g"))];
+    return all.length ? Number(all[all.length - 1]![1]) : NaN;
+  };
+  // The final summary is "start_mclient: tot_send_msgs=N, tot_recv_msgs=M" (without msz=).
+  const final = /start_mclient: tot_send_msgs=(\d+), tot_recv_msgs=(\d+)/.exec(output);
+  return {
+    sent: final ? Number(final[1]) : last(/tot_send_msgs=(\d+)/),
+    received: final ? Number(final[2]) : last(/tot_recv_msgs=(\d+)/),
+    lost: last(/Total lost packets (\d+)/),
+    rttMs: last(/Average round trip delay ([\d.]+) ms/),
+    errors: output.split("\n").filter((l) => /ERROR/i.test(l)).length,
+    complete: final !== null && /Total lost packets/.test(output),
+  };
+}
+
+export interface LoadResult {
+  ok: boolean;
+  sent: number;
+  roundTrips: number;
+  lost: number;
+  lossPct: number;
+  rttMs: number;
+  /** Datagrams the server relayed: client->peer (counted at the peer) + peer->client (counted by uclient). */
+  relayed: number;
+  windowS: number;
+  relayedPps: number;
+  serverCpuS: number;
+  /** Server CPU seconds per million relayed datagrams (= CPU microseconds per datagram). */
+  serverCpuSPerMpkt: number;
+  serverCpuPct: number;
+  uclientCpuS: number;
+  uclientCpuPctMax: number;
+  peerCpuS: number;
+  peerCpuPct: number;
+  bottleneck: string;
+  note?: string;
+}
+
+export async function runUclientLoad(server: Server, o: LoadOptions): Promise<LoadResult> {
+  const peer = await startEchoPeer(Math.ceil(o.timeoutMs / 1000) + 30);
+  const per = Math.ceil(o.clients / o.procs);
+  const uclients: Spawned[] = [];
+  const cpu0 = cpuSeconds(server.pid);
+  const started = Date.now();
+  try {
+    for (let left = o.clients; left > 0; left -= per) {
+      const m = Math.min(per, left);
+      uclients.push(spawn([
+        "turnutils_uclient", "-c", "-u", USER, "-w", PASSWORD, "-e", "127.0.0.1", "-r", String(peer.port),
+        "-p", String(server.port), "-n", String(o.messages), "-l", String(o.size), "-m", String(m),
+        "-z", String(o.intervalMs), "127.0.0.1",
+      ]));
+    }
+    const timer = setTimeout(() => {
+      for (const u of uclients) u.proc.kill("SIGKILL");
+    }, o.timeoutMs);
+    await Promise.all(uclients.map((u) => u.proc.exited));
+    clearTimeout(timer);
+  } finally {
+    for (const u of uclients) await u.stop(1000);
+  }
+  const cpu1 = cpuSeconds(server.pid);
+  const p = await peer.finish();
+  const wall = (Date.now() - started) / 1000;
+  const sums = uclients.map((u) => ({ ...parseUclient(u.output()), cpu: cpuOf(u) }));
+  const sent = sums.reduce((a, s) => a + s.sent, 0);
+  const roundTrips = sums.reduce((a, s) => a + s.received, 0);
+  const lost = sums.reduce((a, s) => a + (Number.isFinite(s.lost) ? s.lost : 0), 0);
+  const rtts = sums.map((s) => s.rttMs).filter(Number.isFinite);
+  const windowS = p.last > p.first ? (p.last - p.first) / 1000 : NaN;
+  const relayed = p.rx + roundTrips;
+  const serverCpuS = cpu1 - cpu0;
+  const uclientCpuS = sums.reduce((a, s) => a + s.cpu, 0);
+  const uclientCpuPctMax = Math.max(...sums.map((s) => (100 * s.cpu) / wall));
+  const serverCpuPct = (100 * serverCpuS) / windowS;
+  const peerCpuPct = (100 * p.cpu) / windowS;
+  const ok = sums.every((s) => s.complete) && sent > 0;
+  if (!ok) {
+    for (const u of uclients) if (!parseUclient(u.output()).complete) console.error(`uclient without a summary:\n${u.output().slice(-1500)}`);
+  }
+  // Which side ran out first: a single-threaded process near 100 % of a core, or the server near its
+  // thread count x 100 %; otherwise the load was paced (uclient's own timer), not CPU-bound.
+  const threadsPct = 100 * serverThreadsOf(server);
+  let bottleneck = "paced (nobody near a full core)";
+  if (serverCpuPct > 0.85 * threadsPct || serverCpuPct + (100 * uclientCpuS) / windowS + peerCpuPct > 170) bottleneck = serverCpuPct > 0.85 * threadsPct ? "server" : "machine (2 cores shared by all)";
+  else if (uclientCpuPctMax > 85) bottleneck = "uclient";
+  else if (peerCpuPct > 85) bottleneck = "peer";
+  return {
+    ok,
+    sent,
+    roundTrips,
+    lost,
+    lossPct: sent > 0 ? round((100 * lost) / sent, 3) : NaN,
+    rttMs: rtts.length ? round(rtts.reduce((a, b) => a + b, 0) / rtts.length, 4) : NaN,
+    relayed,
+    windowS: round(windowS, 3),
+    relayedPps: Math.round(relayed / windowS),
+    serverCpuS: round(serverCpuS, 2),
+    serverCpuSPerMpkt: round((serverCpuS / relayed) * 1e6, 2),
+    serverCpuPct: round(serverCpuPct, 1),
+    uclientCpuS: round(uclientCpuS, 2),
+    uclientCpuPctMax: round(uclientCpuPctMax, 1),
+    peerCpuS: round(p.cpu, 2),
+    peerCpuPct: round(peerCpuPct, 1),
+    bottleneck,
+    ...(ok ? {} : { note: "a uclient printed no summary (timed out or failed)" }),
+  };
+}
+
+function cpuOf(s: Spawned): number {
+  const u = s.proc.resourceUsage();
+  if (!u) return NaN;
+  return (Number(u.cpuTime.user) + Number(u.cpuTime.system)) / 1e6;
+}
+
+function serverThreadsOf(server: Server): number {
+  return Math.min(2, server.threads); // this machine has 2 cores
+}

@@ -1,0 +1,47 @@
+/**
+ * `bun run bench <name> [options]`: the benchmark dispatcher. Each bench prints one JSON line per run
+ * (and one summary line per configuration) on stdout; progress goes to stderr.
+ */
+import { UsageError } from "./lib/args.ts";
+
+const benches: Record<string, { what: string; load: () => Promise<{ main(argv: string[]): Promise<void>; usage: string }> }> = {
+  ab: { what: "A/B of --udp-recvmmsg off/on (or --udp-sendmmsg) under turnutils_uclient load", load: () => import("./ab.ts") },
+  "vs-coturn": { what: "bunturn vs coturn's turnserver, identical uclient load, alternated", load: () => import("./vs-coturn.ts") },
+  ceiling: { what: "minimal FFI UDP forwarder vs bunturn relay: CPU per packet under the same load", load: () => import("./ceiling.ts") },
+  memory: { what: "RSS and open fds with N live allocations, then after all are released", load: () => import("./memory.ts") },
+};
+
+function usage(): string {
+  return [
+    "usage: bun run bench <name> [options]    (bun run bench <name> --help for its options)",
+    "",
+    ...Object.entries(benches).map(([name, b]) => `  ${name.padEnd(10)} ${b.what}`),
+  ].join("\n");
+}
+
+const [name, ...rest] = process.argv.slice(2);
+if (!name || name === "--help" || name === "-h") {
+  console.log(usage());
+  process.exit(name ? 0 : 2);
+}
+const bench = benches[name];
+if (!bench) {
+  console.error(`unknown bench: ${name}\n\n${usage()}`);
+  process.exit(2);
+}
+const mod = await bench.load();
+if (rest.includes("--help") || rest.includes("-h")) {
+  console.log(mod.usage);
+  process.exit(0);
+}
+try {
+  await mod.main(rest);
+  process.exit(0);
+} catch (error) {
+  if (error instanceof UsageError) {
+    console.error(`${error.message}\n\n${mod.usage}`);
+    process.exit(2);
+  }
+  console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+  process.exit(1);
+}

@@ -1,0 +1,54 @@
+/**
+ * bunturn vs coturn's turnserver (Debian 4.6.1, started by hand in the foreground), identical
+ * turnutils_uclient load, runs alternated coturn, bunturn, coturn, bunturn … Same user, realm, relay
+ * range size, --relay-threads, loopback peers allowed, both on 127.0.0.1. coturn 4.6.1 has no
+ * --udp-recvmmsg, so it reads one datagram per system call; bunturn runs with --bunturn-recvmmsg as given.
+ * One JSON line per run, then a summary line per configuration with the bunturn/coturn ratios.
+ */
+import { describeArgs, numberList, parseArgs, type ArgSpec } from "./lib/args.ts";
+import { coturnVersion, startServer } from "./lib/servers.ts";
+import { emit } from "./lib/stats.ts";
+import { runUclientLoad, type LoadResult } from "./lib/uclient-load.ts";
+import { messagesFor, summarize } from "./ab.ts";
+
+export const spec = {
+  runs: { default: 3, help: "runs per server (alternated)" },
+  clients: { default: "1,100", help: "comma-separated client counts" },
+  sizes: { default: "100,1000", help: "comma-separated message lengths (bytes)" },
+  procs: { default: 8, help: "uclient processes in parallel when clients > 1" },
+  messages: { default: 0, help: "messages per client (0: 50000 for 1 client, 200000/clients otherwise)" },
+  interval: { default: 0, help: "uclient -z, ms" },
+  threads: { default: 2, help: "--relay-threads for both" },
+  "bunturn-recvmmsg": { default: false, help: "run bunturn with --udp-recvmmsg (coturn 4.6.1 cannot)" },
+  timeout: { default: 60, help: "seconds before a run is cut" },
+} satisfies ArgSpec;
+
+export const usage = `bun run bench vs-coturn [options]\n${describeArgs(spec)}`;
+
+export async function main(argv: string[]): Promise<void> {
+  const a = parseArgs(argv, spec);
+  const version = coturnVersion();
+  for (const clients of numberList(a.clients)) {
+    for (const size of numberList(a.sizes)) {
+      const results: Record<"coturn" | "bunturn", LoadResult[]> = { coturn: [], bunturn: [] };
+      const messages = messagesFor(clients, a.messages);
+      for (let run = 0; run < a.runs; run++) {
+        for (const kind of ["coturn", "bunturn"] as const) {
+          const recvmmsg = kind === "bunturn" && a["bunturn-recvmmsg"];
+          const server = await startServer({ kind, threads: a.threads, recvmmsg });
+          try {
+            const r = await runUclientLoad(server, {
+              clients, procs: clients === 1 ? 1 : Math.min(a.procs, clients), messages, size,
+              intervalMs: a.interval, timeoutMs: a.timeout * 1000,
+            });
+            results[kind].push(r);
+            emit({ bench: "vs-coturn", variant: kind, run, clients, size, messages, threads: a.threads, recvmmsg, ...(kind === "coturn" ? { version } : {}), ...r });
+          } finally {
+            await server.stop();
+          }
+        }
+      }
+      emit(summarize("vs-coturn", { clients, size, runs: a.runs, threads: a.threads, bunturnRecvmmsg: a["bunturn-recvmmsg"] }, results.coturn, results.bunturn, "bunturn/coturn"));
+    }
+  }
+}
