@@ -1,5 +1,6 @@
 /** Linux x86_64 constants (values from the kernel's uapi headers and glibc). */
 
+export const AF_UNIX = 1;
 export const AF_INET = 2;
 export const AF_INET6 = 10;
 

@@ -8,11 +8,15 @@
 import { ptr } from "bun:ffi";
 import {
   AF_INET, EAGAIN, EINTR, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, Epoll, SOCKADDR_SLOT,
-  acceptConnection, closeSocket, libc, openTcpListener, sockaddrFamily, sockaddrIn6Address, sockaddrInAddress,
+  acceptConnection, closeSocket, libc, openTcpListener, openUnixListener, sockaddrFamily, sockaddrIn6Address, sockaddrInAddress,
   sockaddrPort,
 } from "../../ffi/index.ts";
 import { ipv4Endpoint, ipv6Endpoint, type Endpoint, type Family } from "../net/endpoint.ts";
 import { nextStreamFrame, streamPadding } from "../stun/stream-framing.ts";
+import { parseProxyV2 } from "../net/proxy-protocol.ts";
+
+/** Stands in for a proxied connection's client until its PROXY header has been read. */
+const UNKNOWN_CLIENT = ipv4Endpoint(0, 0);
 
 /** Listener ids from here up are TCP connections; below are the UDP listeners. */
 export const TCP_LISTENER_BASE = 1 << 20;
@@ -35,6 +39,8 @@ interface Connection {
   end: number;
   backlog: Uint8Array | null;
   backlogLength: number;
+  /** From the TLS front end: the stream starts with a PROXY v2 header naming the real client. */
+  awaitingProxyHeader: boolean;
 }
 
 export interface TcpHandlers {
@@ -46,6 +52,8 @@ export class TcpTransport {
   private readonly epoll: Epoll;
   private readonly handlers: TcpHandlers;
   private readonly listeners = new Set<number>();
+  /** Unix listeners the TLS front end connects to; their connections carry a PROXY header. */
+  private readonly proxiedListeners = new Set<number>();
   private readonly byFd = new Map<number, Connection>();
   private readonly byId = new Map<number, Connection>();
   private readonly maxConnections: number;
@@ -65,6 +73,15 @@ export class TcpTransport {
   listen(family: Family, address: Uint8Array, port: number): number {
     const fd = openTcpListener({ family, address, port, reusePort: true });
     this.listeners.add(fd);
+    this.epoll.add(fd, EPOLLIN);
+    return fd;
+  }
+
+  /** A listener for decrypted TLS streams from the front end in the main thread (src/engine/tls-front.ts). */
+  listenUnix(path: string): number {
+    const fd = openUnixListener(path);
+    this.listeners.add(fd);
+    this.proxiedListeners.add(fd);
     this.epoll.add(fd, EPOLLIN);
     return fd;
   }
@@ -93,14 +110,18 @@ export class TcpTransport {
         closeSocket(fd, libc);
         continue;
       }
+      const proxied = this.proxiedListeners.has(listenerFd);
       const port = sockaddrPort(this.name, 0);
-      const client = sockaddrFamily(this.name, 0) === AF_INET
-        ? ipv4Endpoint(sockaddrInAddress(this.name, 0), port)
-        : ipv6Endpoint(sockaddrIn6Address(this.name, 0), port);
+      const client = proxied
+        ? UNKNOWN_CLIENT
+        : sockaddrFamily(this.name, 0) === AF_INET
+          ? ipv4Endpoint(sockaddrInAddress(this.name, 0), port)
+          : ipv6Endpoint(sockaddrIn6Address(this.name, 0), port);
       const buffer = new ArrayBuffer(INITIAL_BUFFER);
       const c: Connection = {
         fd, id: this.nextId++, client, buffer, bytes: new Uint8Array(buffer),
         address: ptr(buffer) as unknown as number, start: 0, end: 0, backlog: null, backlogLength: 0,
+        awaitingProxyHeader: proxied,
       };
       this.byFd.set(fd, c);
       this.byId.set(c.id, c);
@@ -116,6 +137,14 @@ export class TcpTransport {
       if (n === -EAGAIN) return;
       if (n <= 0) return this.close(c); // 0: the client closed; < 0: reset
       c.end += n;
+      if (c.awaitingProxyHeader) {
+        const header = parseProxyV2(c.bytes, c.start, c.end);
+        if (header === -1) return this.close(c);
+        if (header === 0) continue;
+        c.client = header.client;
+        c.start += header.length;
+        c.awaitingProxyHeader = false;
+      }
       for (;;) {
         const frame = nextStreamFrame(c.bytes, c.start, c.end);
         if (frame < 0) return this.close(c); // not STUN or ChannelData: the stream cannot be resynchronised
@@ -225,5 +254,6 @@ export class TcpTransport {
       closeSocket(fd, libc);
     }
     this.listeners.clear();
+    this.proxiedListeners.clear();
   }
 }
