@@ -19,6 +19,7 @@ export const spec = {
   interval: { default: 0, help: "uclient -z, ms" },
   threads: { default: 2, help: "--relay-threads" },
   "recvmmsg-base": { default: false, help: "with --flag sendmmsg: keep --udp-recvmmsg on in both variants" },
+  warmup: { default: 0.25, help: "warm-up run first, as a fraction of --messages (0: none, the server is measured cold)" },
   timeout: { default: 60, help: "seconds before a run is cut" },
 } satisfies ArgSpec;
 
@@ -45,10 +46,10 @@ export async function main(argv: string[]): Promise<void> {
           try {
             const r = await runUclientLoad(server, {
               clients, procs: clients === 1 ? 1 : Math.min(a.procs, clients), messages, size,
-              intervalMs: a.interval, timeoutMs: a.timeout * 1000,
+              intervalMs: a.interval, timeoutMs: a.timeout * 1000, warmupMessages: Math.round(messages * a.warmup),
             });
             results[v.name]!.push(r);
-            emit({ bench, variant: v.name, run, clients, size, messages, threads: a.threads, recvmmsg: v.recvmmsg, sendmmsg: v.sendmmsg, ...r });
+            emit({ bench, variant: v.name, run, clients, size, messages, threads: a.threads, warmup: a.warmup, recvmmsg: v.recvmmsg, sendmmsg: v.sendmmsg, ...r });
           } finally {
             await server.stop();
           }

@@ -20,6 +20,7 @@ export const spec = {
   interval: { default: 0, help: "uclient -z, ms" },
   threads: { default: 2, help: "--relay-threads for both" },
   "bunturn-recvmmsg": { default: false, help: "run bunturn with --udp-recvmmsg (coturn 4.6.1 cannot)" },
+  warmup: { default: 0.25, help: "warm-up run first, as a fraction of --messages (0: none, the server is measured cold)" },
   timeout: { default: 60, help: "seconds before a run is cut" },
 } satisfies ArgSpec;
 
@@ -39,10 +40,10 @@ export async function main(argv: string[]): Promise<void> {
           try {
             const r = await runUclientLoad(server, {
               clients, procs: clients === 1 ? 1 : Math.min(a.procs, clients), messages, size,
-              intervalMs: a.interval, timeoutMs: a.timeout * 1000,
+              intervalMs: a.interval, timeoutMs: a.timeout * 1000, warmupMessages: Math.round(messages * a.warmup),
             });
             results[kind].push(r);
-            emit({ bench: "vs-coturn", variant: kind, run, clients, size, messages, threads: a.threads, recvmmsg, ...(kind === "coturn" ? { version } : {}), ...r });
+            emit({ bench: "vs-coturn", variant: kind, run, clients, size, messages, threads: a.threads, warmup: a.warmup, recvmmsg, ...(kind === "coturn" ? { version } : {}), ...r });
           } finally {
             await server.stop();
           }

@@ -20,6 +20,11 @@ export interface LoadOptions {
   /** -z: per-session interval, ms. */
   intervalMs: number;
   timeoutMs: number;
+  /**
+   * Messages per client of an unmeasured warm-up run first (same clients, its own peer), so that the
+   * measurement sees a server that has finished its start-up work (for bunturn: JIT tiering). 0: none.
+   */
+  warmupMessages?: number;
 }
 
 export interface PeerStats {
@@ -103,6 +108,18 @@ export interface LoadResult {
 }
 
 export async function runUclientLoad(server: Server, o: LoadOptions): Promise<LoadResult> {
+  if (o.warmupMessages) {
+    const warm = await startEchoPeer(Math.ceil(o.timeoutMs / 1000) + 30);
+    const per = Math.ceil(o.clients / o.procs);
+    const us: Spawned[] = [];
+    for (let left = o.clients; left > 0; left -= per) {
+      us.push(spawn(uclientCommand(server, warm.port, { ...o, messages: o.warmupMessages }, Math.min(per, left))));
+    }
+    const timer = setTimeout(() => us.forEach((u) => u.proc.kill("SIGKILL")), o.timeoutMs);
+    await Promise.all(us.map((u) => u.proc.exited));
+    clearTimeout(timer);
+    await warm.finish();
+  }
   const peer = await startEchoPeer(Math.ceil(o.timeoutMs / 1000) + 30);
   const per = Math.ceil(o.clients / o.procs);
   const uclients: Spawned[] = [];
@@ -111,11 +128,7 @@ export async function runUclientLoad(server: Server, o: LoadOptions): Promise<Lo
   try {
     for (let left = o.clients; left > 0; left -= per) {
       const m = Math.min(per, left);
-      uclients.push(spawn([
-        "turnutils_uclient", "-c", "-u", USER, "-w", PASSWORD, "-e", "127.0.0.1", "-r", String(peer.port),
-        "-p", String(server.port), "-n", String(o.messages), "-l", String(o.size), "-m", String(m),
-        "-z", String(o.intervalMs), "127.0.0.1",
-      ]));
+      uclients.push(spawn(uclientCommand(server, peer.port, o, m)));
     }
     const timer = setTimeout(() => {
       for (const u of uclients) u.proc.kill("SIGKILL");
@@ -171,6 +184,14 @@ export async function runUclientLoad(server: Server, o: LoadOptions): Promise<Lo
     bottleneck,
     ...(ok ? {} : { note: "a uclient printed no summary (timed out or failed)" }),
   };
+}
+
+function uclientCommand(server: Server, peerPort: number, o: LoadOptions, clients: number): string[] {
+  return [
+    "turnutils_uclient", "-c", "-u", USER, "-w", PASSWORD, "-e", "127.0.0.1", "-r", String(peerPort),
+    "-p", String(server.port), "-n", String(o.messages), "-l", String(o.size), "-m", String(clients),
+    "-z", String(o.intervalMs), "127.0.0.1",
+  ];
 }
 
 function cpuOf(s: Spawned): number {
