@@ -1,6 +1,10 @@
 /**
  * A min-heap of deadlines with lazy cancellation: rescheduling a target bumps its `timerSeq`, which
  * turns every earlier entry for it into a tombstone that is skipped when it reaches the top.
+ *
+ * Tombstones are also swept when the heap has doubled since the last sweep: a deleted allocation's entry
+ * would otherwise sit in the heap, holding the whole Allocation, until its original deadline (up to
+ * --max-allocate-lifetime), so allocate/refresh(0) cycles grew memory with their rate times the lifetime.
  */
 import type { Millis } from "./api.ts";
 
@@ -15,7 +19,9 @@ interface Entry<T> {
 }
 
 export class TimerQueue<T extends Timed> {
-  private readonly heap: Entry<T>[] = [];
+  private heap: Entry<T>[] = [];
+  /** The heap is swept of tombstones when it reaches this size. */
+  private sweepAt = 64;
 
   get size(): number {
     return this.heap.length;
@@ -23,6 +29,7 @@ export class TimerQueue<T extends Timed> {
 
   schedule(target: T, at: Millis): void {
     const entry = { at, seq: ++target.timerSeq, target };
+    if (this.heap.length >= this.sweepAt) this.sweep();
     const h = this.heap;
     h.push(entry);
     let i = h.length - 1;
@@ -57,6 +64,12 @@ export class TimerQueue<T extends Timed> {
 
   clear(): void {
     this.heap.length = 0;
+  }
+
+  /** Keeps live entries only; sorted by deadline, which is a valid min-heap. Amortized O(log n) per schedule. */
+  private sweep(): void {
+    this.heap = this.heap.filter((e) => e.seq === e.target.timerSeq).sort((a, b) => a.at - b.at);
+    this.sweepAt = Math.max(64, this.heap.length * 2);
   }
 
   private dropTombstones(): void {

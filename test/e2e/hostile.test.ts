@@ -1,0 +1,237 @@
+/**
+ * Hostile clients against the running server (test/fuzz/server-fixture.ts: the real engines on
+ * 127.0.0.1): a spoofed-source Allocate flood without credentials, peer filtering through real
+ * CreatePermission/ChannelBind, and faults (ICMP port unreachable from a peer, a receive-buffer overflow).
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import {
+  RecvBatch, SendBatch, STAT_COUNT, UdpCapabilities, closeSocket, flushSendBatch, libc, openUdpSocket, receiveBatch,
+} from "../../ffi/index.ts";
+import { parseEndpoint, type Endpoint } from "../../src/net/endpoint.ts";
+import { Attr, StunClass, StunMethod, StunWriter, writeAddressFamily, writeRequestedTransport } from "../../src/stun/index.ts";
+import { PASSWORD, USER, freePort, type Running } from "./harness.ts";
+import { rssKiB, serverStats, startFixture, waitFor } from "../fuzz/run.ts";
+import { EchoPeer, TurnClient, relayedEcho } from "../fuzz/turn-client.ts";
+
+const running: Running[] = [];
+const closers: Array<() => void> = [];
+afterAll(async () => {
+  for (const c of closers.splice(0)) c();
+  await Promise.all(running.splice(0).map((r) => r.stop()));
+});
+
+async function fixture(args: string[], auth: "users" | "none" = "users", allowLoopback = true): Promise<Running> {
+  const s = await startFixture(args, auth, allowLoopback);
+  running.push(s);
+  return s;
+}
+
+async function client(server: Running, bindHost = "127.0.0.1", user = true): Promise<TurnClient> {
+  const c = await TurnClient.open({ server: { host: "127.0.0.1", port: server.port }, bindHost, ...(user ? { username: USER, password: PASSWORD } : {}) });
+  closers.push(() => c.close());
+  return c;
+}
+
+/** Allocate with no credentials at all: the smallest request (20 bytes) or with REQUESTED-TRANSPORT (28). */
+function bareAllocate(i: number): Uint8Array {
+  const tid = new Uint8Array(12);
+  new DataView(tid.buffer).setUint32(0, i);
+  const w = new StunWriter(StunMethod.Allocate, StunClass.Request, tid);
+  if (i % 2 === 1) writeRequestedTransport(w, 17);
+  return w.finish();
+}
+
+describe("spoofed-source Allocate flood without credentials", () => {
+  test("40,000 Allocates from 1,024 sources: no allocation, flat RSS, every 401 at most request + 88 bytes", async () => {
+    const server = await fixture(["--relay-threads", "2"]);
+    // Eight probe sockets: the kernel hashes each to an engine, so both engines' queues are paced.
+    const probes = await Promise.all(Array.from({ length: 8 }, () => client(server, "127.0.0.2")));
+    const probe = probes[0]!;
+    const sockets: number[] = [];
+    // 64 source addresses x 16 ports: every datagram comes from a 5-tuple the server has not seen lately.
+    for (let a = 0; a < 64; a++) for (let p = 0; p < 16; p++) sockets.push(openUdpSocket({ family: 4, address: new Uint8Array([127, 0, 1, 10 + a]), port: 0 }));
+    closers.push(() => sockets.forEach((fd) => closeSocket(fd)));
+    const batch = new SendBatch(64, 64);
+    const caps = new UdpCapabilities({ recvmmsg: true, sendmmsg: true });
+    const stats = new Float64Array(STAT_COUNT);
+    const to = new Uint8Array([127, 0, 0, 1]);
+    let requestBytes = 0;
+    let minRequest = Infinity;
+    let sent = 0;
+    const flood = async (count: number) => {
+      for (let i = 0; i < count; i++) {
+        const m = bareAllocate(sent + i);
+        requestBytes += m.length;
+        minRequest = Math.min(minRequest, m.length);
+        batch.push(sockets[(sent + i) % sockets.length]!, to, server.port, m);
+        if (batch.full) flushSendBatch(batch, caps, stats, libc);
+        // Paced by Binding probes every 256: the listener queues stay short, (almost) nothing is dropped.
+        if (i % 256 === 255) {
+          flushSendBatch(batch, caps, stats, libc);
+          for (const r of await Promise.all(probes.map((p) => p.request(StunMethod.Binding)))) expect(r.ok).toBe(true);
+        }
+      }
+      flushSendBatch(batch, caps, stats, libc);
+      sent += count;
+    };
+
+    await flood(20_000); // warm-up: JIT, caches and heap reach their working size
+    const rssWarm = rssKiB(server.proc.pid);
+    await flood(20_000);
+    expect((await probe.request(StunMethod.Binding)).ok).toBe(true);
+    const rssAfter = rssKiB(server.proc.pid);
+    const s = await serverStats(server);
+
+    // Every response, read back from the 1,024 source sockets.
+    const recv = new RecvBatch(16, 2048);
+    let responses = 0;
+    let responseBytes = 0;
+    let maxResponse = 0;
+    for (const fd of sockets) {
+      for (let n = receiveBatch(fd, recv, caps, stats); n > 0; n = receiveBatch(fd, recv, caps, stats)) {
+        for (let i = 0; i < n; i++) {
+          const len = recv.length(i);
+          responses++;
+          responseBytes += len;
+          maxResponse = Math.max(maxResponse, len);
+          expect((recv.datagram(i)[0]! << 8) | recv.datagram(i)[1]!).toBe(0x0113); // Allocate error response
+        }
+      }
+    }
+    console.log(`flood: ${sent} requests (${requestBytes} bytes), ${responses} responses (${responseBytes} bytes), ` +
+      `largest response ${maxResponse} bytes for a ${minRequest}-byte request; server RSS ${rssWarm} -> ${rssAfter} KiB`);
+    expect(s.allocations).toBe(0);
+    expect(s.relayPortsInUse).toBe(0);
+    expect(s.protocol.unauthorized).toBeGreaterThanOrEqual(responses);
+    expect(s.crashes).toBe(0);
+    // One response per request at most, and no amplification beyond a fixed bound: a 401 carries only
+    // ERROR-CODE, REALM, NONCE and PASSWORD-ALGORITHMS (src/turn/auth.ts): 108 bytes with this 12-byte realm,
+    // 88 more than the smallest Allocate (20 bytes), whatever the flood sends.
+    expect(responses).toBeLessThanOrEqual(sent);
+    expect(responses).toBeGreaterThan(sent * 0.9);
+    expect(maxResponse).toBeLessThanOrEqual(minRequest + 88);
+    expect(responseBytes).toBeLessThanOrEqual(requestBytes + 88 * sent);
+    // No per-source state: the second 20,000 cost no memory the first did not.
+    expect(rssAfter).toBeLessThan(rssWarm + 12 * 1024);
+  }, 30_000);
+});
+
+const ADDRESSES_DENIED_BY_DEFAULT = [
+  "127.0.0.1", "0.0.0.0", "::", "::1", "::ffff:127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.254",
+  "192.168.1.1", "169.254.0.1", "fe80::1", "fc00::1", "fd12::1", "224.0.0.1", "239.255.255.250", "ff02::1",
+];
+
+/** Allocates with an IPv4 and an IPv6 relay (ADDITIONAL-ADDRESS-FAMILY), so every peer family is judged by policy, not 443. */
+async function dualAllocation(c: TurnClient): Promise<void> {
+  const r = await c.request(StunMethod.Allocate, (w) => {
+    writeRequestedTransport(w, 17);
+    writeAddressFamily(w, Attr.AdditionalAddressFamily, 6);
+  });
+  expect(r.ok).toBe(true);
+  expect(r.addresses(Attr.XorRelayedAddress).length).toBe(2);
+}
+
+async function verdicts(c: TurnClient, addresses: string[]): Promise<Record<string, [number, number]>> {
+  const out: Record<string, [number, number]> = {};
+  let channel = 0x4000;
+  for (const ip of addresses) {
+    // Neither request sends anything to the peer: they only install (or refuse) state.
+    const peer: Endpoint = parseEndpoint(ip, 9);
+    const p = await c.createPermission(peer);
+    const b = await c.channelBind(channel++, peer);
+    out[ip] = [p.errorCode ?? 200, b.errorCode ?? 200];
+  }
+  return out;
+}
+
+describe("peer filtering end to end (coturn's rules, CVE-2020-26262)", () => {
+  test("by default loopback, 0.0.0.0, ::, private, link-local, ULA and multicast peers get 403", async () => {
+    const server = await fixture(["--relay-ip", "::1"], "users", false);
+    const c = await client(server);
+    await dualAllocation(c);
+    const v = await verdicts(c, [...ADDRESSES_DENIED_BY_DEFAULT, "198.51.100.8", "2001:db8::8"]);
+    for (const ip of ADDRESSES_DENIED_BY_DEFAULT) expect([ip, ...v[ip]!]).toEqual([ip, 403, 403]);
+    // A public address passes (a permission only: nothing is sent to it).
+    expect(v["198.51.100.8"]).toEqual([200, 200]);
+    expect(v["2001:db8::8"]).toEqual([200, 200]);
+  }, 20_000);
+
+  test("--allow-loopback-peers, --allowed-peer-ip and --denied-peer-ip", async () => {
+    const server = await fixture([
+      "--relay-ip", "::1", "--allow-loopback-peers",
+      "--allowed-peer-ip", "10.1.2.3", "--allowed-peer-ip", "fd12::1",
+      "--denied-peer-ip", "127.0.0.5", "--denied-peer-ip", "198.51.100.0/24",
+    ], "users", false);
+    const c = await client(server);
+    await dualAllocation(c);
+    const v = await verdicts(c, ["127.0.0.1", "::1", "::ffff:127.0.0.1", "127.0.0.5", "10.1.2.3", "10.1.2.4", "fd12::1", "fd12::2", "198.51.100.8", "203.0.113.9", "0.0.0.0", "::"]);
+    expect(v).toEqual({
+      "127.0.0.1": [200, 200], "::1": [200, 200], "::ffff:127.0.0.1": [200, 200], // loopback allowed
+      "127.0.0.5": [403, 403], // denied although loopback is allowed
+      "10.1.2.3": [200, 200], "10.1.2.4": [403, 403], // one private address allowed explicitly
+      "fd12::1": [200, 200], "fd12::2": [403, 403],
+      "198.51.100.8": [403, 403], "203.0.113.9": [200, 200], // a denied public range
+      "0.0.0.0": [403, 403], "::": [403, 403], // never
+    });
+  }, 20_000);
+});
+
+describe("faults", () => {
+  test("ICMP port unreachable from a peer: counted through IP_RECVERR, the session keeps relaying", async () => {
+    const server = await fixture(["--relay-threads", "1"]);
+    const peer = await EchoPeer.open();
+    closers.push(() => peer.close());
+    const c = await client(server);
+    const echo = await relayedEcho(c, peer.endpoint);
+    const closed = parseEndpoint("127.0.0.1", freePort()); // nobody listens there
+    expect((await c.channelBind(0x4001, closed)).ok).toBe(true);
+    const before = await serverStats(server);
+    for (let i = 0; i < 5; i++) {
+      c.sendChannelData(0x4001, new Uint8Array(10));
+      await Bun.sleep(20);
+    }
+    const after = await waitFor(() => serverStats(server), (s) => s.icmpErrors > before.icmpErrors, 3000);
+    expect(after.icmpErrors).toBeGreaterThan(before.icmpErrors);
+    expect(after.crashes).toBe(0);
+    expect(await echo(10)).toBe(10);
+  }, 20_000);
+
+  test("a flooded listener with a small --sock-buf-size drops in the kernel and then serves again", async () => {
+    const server = await fixture(["--relay-threads", "1", "--sock-buf-size", "65536"]);
+    const peer = await EchoPeer.open();
+    closers.push(() => peer.close());
+    const c = await client(server);
+    const echo = await relayedEcho(c, peer.endpoint);
+    const fd = openUdpSocket({ family: 4, address: new Uint8Array([127, 0, 0, 7]), port: 0 });
+    closers.push(() => closeSocket(fd));
+    const batch = new SendBatch(64, 600);
+    const caps = new UdpCapabilities({ recvmmsg: false, sendmmsg: true });
+    const stats = new Float64Array(STAT_COUNT);
+    const big = new Uint8Array(512); // ChannelData on no allocation: dropped by the core if it gets that far
+    big[0] = 0x40;
+    big[3] = 0xfc;
+    for (let i = 0; i < 50_000; i++) {
+      batch.push(fd, new Uint8Array([127, 0, 0, 1]), server.port, big);
+      if (batch.full) flushSendBatch(batch, caps, stats, libc);
+    }
+    flushSendBatch(batch, caps, stats, libc);
+    const drops = listenerDrops(server.port);
+    console.log(`receive-buffer overflow: the kernel dropped ${drops} datagrams at the listener`);
+    expect(drops).toBeGreaterThan(0);
+    expect((await c.request(StunMethod.Binding)).ok).toBe(true);
+    expect(await echo(10)).toBe(10);
+    expect((await serverStats(server)).crashes).toBe(0);
+  }, 20_000);
+});
+
+/** The kernel's drop counter of the UDP socket(s) bound to 127.0.0.1:port (/proc/net/udp, last column). */
+function listenerDrops(port: number): number {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  let drops = 0;
+  for (const line of readFileSync("/proc/net/udp", "utf8").split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === local) drops += Number(f[f.length - 1]);
+  }
+  return drops;
+}

@@ -1,0 +1,148 @@
+/**
+ * coturn's quotas and limits through the running server (test/fuzz/server-fixture.ts) with TS clients:
+ * --user-quota, --total-quota across engines, --max-bps, --bps-capacity, port-range exhaustion (508) and
+ * recovery, lifetimes (--default/--max-allocate-lifetime, --permission-lifetime) and leaks (fds, RSS,
+ * relay ports) after 1,000 allocate/refresh(0) cycles and after clients vanish.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { Attr, readErrorCode } from "../../src/stun/index.ts";
+import { PASSWORD, USER, relayRange, type Running } from "./harness.ts";
+import { fdCount, rssKiB, serverStats, startFixture, waitFor } from "../fuzz/run.ts";
+import { EchoPeer, TurnClient, relayedEcho } from "../fuzz/turn-client.ts";
+
+const running: Running[] = [];
+const closers: Array<() => void> = [];
+afterAll(async () => {
+  for (const c of closers.splice(0)) c();
+  await Promise.all(running.splice(0).map((r) => r.stop()));
+});
+
+async function fixture(args: string[], auth: "users" | "none" | "custom" = "users"): Promise<Running> {
+  const s = await startFixture(args, auth);
+  running.push(s);
+  return s;
+}
+
+async function client(server: Running, bindHost = "127.0.0.1", user: string | null = USER, password = PASSWORD): Promise<TurnClient> {
+  const c = await TurnClient.open({ server: { host: "127.0.0.1", port: server.port }, bindHost, ...(user ? { username: user, password } : {}) });
+  closers.push(() => c.close());
+  return c;
+}
+
+async function peer(): Promise<EchoPeer> {
+  const p = await EchoPeer.open();
+  closers.push(() => p.close());
+  return p;
+}
+
+describe("quotas (RFC 8656 §7.2 step 8, coturn's names)", () => {
+  test("--user-quota 2 across two engines: the third allocation of a user gets 486, another user does not", async () => {
+    const server = await fixture(["--relay-threads", "2", "--user-quota", "2", "--user", "bob:builder"], "users");
+    const alice = await Promise.all([1, 2, 3, 4].map((i) => client(server, `127.0.2.${i}`)));
+    const results = [];
+    for (const c of alice) results.push((await c.allocate()).errorCode ?? 200);
+    expect(results.sort()).toEqual([200, 200, 486, 486]);
+    const bob = await client(server, "127.0.2.9", "bob", "builder");
+    expect((await bob.allocate()).ok).toBe(true);
+    // A slot comes back when one of alice's allocations is deleted.
+    const holder = alice.find((c) => c.relayed !== undefined)!;
+    expect((await holder.refresh(0)).ok).toBe(true);
+    const waiting = alice.find((c) => c.relayed === undefined)!;
+    expect((await waiting.allocate()).ok).toBe(true);
+  }, 20_000);
+
+  test("--total-quota 3 counts every engine's allocations", async () => {
+    const server = await fixture(["--relay-threads", "2", "--total-quota", "3"], "none");
+    const clients = await Promise.all([1, 2, 3, 4, 5, 6].map((i) => client(server, `127.0.3.${i}`, null)));
+    const codes = [];
+    for (const c of clients) codes.push((await c.allocate()).errorCode ?? 200);
+    expect(codes.filter((c) => c === 200).length).toBe(3);
+    expect(codes.filter((c) => c === 486).length).toBe(3);
+    expect((await serverStats(server)).allocations).toBe(3);
+  }, 20_000);
+
+  test("--max-bps 20000: a burst of 100 kB is cut to about one second's worth", async () => {
+    const server = await fixture(["--relay-threads", "1", "--max-bps", "20000"]);
+    const p = await peer();
+    const c = await client(server);
+    await relayedEcho(c, p.endpoint);
+    const payload = new Uint8Array(1000);
+    for (let i = 0; i < 100; i++) c.sendChannelData(0x4000, payload);
+    await Bun.sleep(300);
+    // The bucket holds 20,000 bytes and refills at 20 bytes per ms: 20 payloads, plus what the burst's
+    // own few milliseconds refilled.
+    expect(p.echoed).toBeGreaterThanOrEqual(18);
+    expect(p.echoed).toBeLessThanOrEqual(26);
+    expect((await serverStats(server)).protocol.dropped).toBeGreaterThanOrEqual(70);
+  }, 20_000);
+
+  test("--bps-capacity 25000 with --max-bps 10000: the fourth Allocate gets 486 Allocation Bandwidth Quota Reached", async () => {
+    const server = await fixture(["--relay-threads", "2", "--max-bps", "10000", "--bps-capacity", "25000"], "none");
+    const clients = await Promise.all([1, 2, 3, 4].map((i) => client(server, `127.0.4.${i}`, null)));
+    const responses = [];
+    for (const c of clients) responses.push(await c.allocate());
+    expect(responses.slice(0, 3).every((r) => r.ok)).toBe(true);
+    expect(responses[3]!.errorCode).toBe(486);
+    const v = responses[3]!.attr(Attr.ErrorCode)!;
+    expect(readErrorCode(v, 0, v.length)!.reason).toBe("Allocation Bandwidth Quota Reached");
+    expect((await clients[0]!.refresh(0)).ok).toBe(true);
+    expect((await clients[3]!.allocate()).ok).toBe(true);
+  }, 20_000);
+
+  test("port-range exhaustion: 508 Insufficient Capacity, and the port returns to the pool when an allocation ends", async () => {
+    const [min] = relayRange(3);
+    const server = await fixture(["--relay-threads", "2", "--min-port", String(min), "--max-port", String(min + 2)]);
+    const clients = await Promise.all([1, 2, 3, 4].map((i) => client(server, `127.0.5.${i}`)));
+    const codes = [];
+    for (const c of clients) codes.push((await c.allocate()).errorCode ?? 200);
+    expect(codes).toEqual([200, 200, 200, 508]);
+    expect((await serverStats(server)).relayPortsInUse).toBe(3);
+    expect((await clients[1]!.refresh(0)).ok).toBe(true);
+    expect((await clients[3]!.allocate()).ok).toBe(true);
+  }, 20_000);
+});
+
+describe("lifetimes and leaks", () => {
+  test("permissions and allocations expire on time; a vanished client's relay port and fd are released", async () => {
+    const server = await fixture(["--relay-threads", "1", "--default-allocate-lifetime", "2", "--max-allocate-lifetime", "2", "--permission-lifetime", "1", "--channel-lifetime", "1"]);
+    const baseline = await serverStats(server);
+    const fdsBefore = fdCount(server.proc.pid);
+    const p = await peer();
+    const c = await client(server);
+    const echo = await relayedEcho(c, p.endpoint);
+    expect((await c.allocate()).errorCode).toBe(437); // already allocated on this 5-tuple
+    expect(await echo(3)).toBe(3);
+    expect(fdCount(server.proc.pid)).toBe(fdsBefore + 1); // one relay socket
+    await Bun.sleep(1300); // channel and permission (1 s) are gone, the allocation (2 s) is not
+    expect(await echo(3, 500)).toBe(0);
+    expect((await serverStats(server)).allocations).toBe(1);
+    c.close(); // the client vanishes without Refresh(0)
+    const s = await waitFor(() => serverStats(server), (x) => x.allocations === 0, 3000);
+    expect(s.allocations).toBe(0);
+    expect(s.relayPortsInUse).toBe(baseline.relayPortsInUse);
+    expect(s.relaySockets).toBe(0);
+    expect(fdCount(server.proc.pid)).toBe(fdsBefore);
+  }, 20_000);
+
+  test("1,000 allocate/refresh(0) cycles: fds, relay ports and RSS return to where they started", async () => {
+    const server = await fixture(["--relay-threads", "2"]);
+    const clients = await Promise.all([1, 2, 3, 4].map((i) => client(server, `127.0.6.${i}`)));
+    const cycle = async (c: TurnClient) => {
+      expect((await c.allocate()).ok).toBe(true);
+      expect((await c.refresh(0)).ok).toBe(true);
+    };
+    for (let i = 0; i < 250; i++) await Promise.all(clients.map(cycle)); // warm-up: JIT and heap grow to their working size
+    const fdsBefore = fdCount(server.proc.pid);
+    const rssBefore = rssKiB(server.proc.pid);
+    for (let i = 0; i < 250; i++) await Promise.all(clients.map(cycle)); // 1,000 cycles
+    const s = await serverStats(server);
+    const rssAfter = rssKiB(server.proc.pid);
+    console.log(`1,000 allocate/refresh(0) cycles: server fds ${fdsBefore} -> ${fdCount(server.proc.pid)}, RSS ${rssBefore} -> ${rssAfter} KiB`);
+    expect(s.allocations).toBe(0);
+    expect(s.relaySockets).toBe(0);
+    expect(s.relayPortsInUse).toBe(0);
+    expect(s.protocol.allocationsCreated).toBeGreaterThanOrEqual(1100);
+    expect(fdCount(server.proc.pid)).toBe(fdsBefore);
+    expect(rssAfter).toBeLessThan(rssBefore + 12 * 1024);
+  }, 30_000);
+});
