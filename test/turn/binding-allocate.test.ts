@@ -1,8 +1,9 @@
 import { describe, expect, test } from "bun:test";
-import { formatEndpoint } from "../../src/net/endpoint.ts";
+import { formatEndpoint, parseEndpoint } from "../../src/net/endpoint.ts";
 import {
   Attr, StunClass, StunMethod, StunWriter, readAddressErrorCode, readReservationToken, readUnknownAttributes,
   writeAddressFamily, writeEvenPort, writeLifetime, writeRequestedTransport, writeReservationToken, writeDontFragment,
+  writeChannelNumber, writeXorAddress,
 } from "../../src/stun/index.ts";
 import { harness, Response, randomTid } from "./harness.ts";
 
@@ -179,6 +180,25 @@ describe("Allocate (RFC 8656 §7.2)", () => {
     // Claimed, so it must not be released when the 30 s pass.
     h.advance(31_000);
     expect(h.relays.released).toEqual([]);
+  });
+
+  test("a token from another engine: the allocation takes the family of the relay actually opened", () => {
+    const h = harness();
+    // This core never saw the token (another engine reserved it); the allocator knows it means IPv6.
+    const foreignToken = 0x0102030405060708n;
+    h.relays.tokens.add(foreignToken);
+    const open = h.relays.open.bind(h.relays);
+    h.relays.open = (request) => open(request.reservationToken === foreignToken ? { ...request, family: 6 } : request);
+    const c = h.client("192.0.2.1", 2);
+    const allocated = c.allocate((w) => writeReservationToken(w, foreignToken));
+    expect(allocated.ok).toBe(true);
+    expect(allocated.addresses(Attr.XorRelayedAddress)[0]!.family).toBe(6);
+    // Without it, ChannelBind to an IPv6 peer got 443 Peer Address Family Mismatch (seen with uclient -x).
+    const bound = c.request(StunMethod.ChannelBind, (w) => {
+      writeChannelNumber(w, 0x4001);
+      writeXorAddress(w, Attr.XorPeerAddress, parseEndpoint("2001:db8::99", 4000));
+    });
+    expect(bound.ok).toBe(true);
   });
 
   test("a token reserved by an IPv6 allocation opens an IPv6 relay (turnutils_uclient -x does this)", () => {

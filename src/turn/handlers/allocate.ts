@@ -114,6 +114,9 @@ export function handleAllocate(req: RequestContext): void {
   a.quotaHeld = quotaHeld;
   a.bandwidthReserved = reserveBandwidth;
   if (bytesPerSecond > 0) a.limitBandwidth(bytesPerSecond, now);
+  // The relay's own address is the truth: a reservation made on another engine carries its family in
+  // the token, which this core never saw, so the allocator may open another family than asked.
+  family = primary.relay.address.family;
   if (family === 4) a.relay4 = primary.relay;
   else a.relay6 = primary.relay;
   if (secondary !== undefined) a.relay6 = secondary;
