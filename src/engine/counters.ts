@@ -17,6 +17,16 @@ export const PROTOCOL_COUNTER_NAMES = [
   "peerToClientPackets",
   "peerToClientBytes",
   "dropped",
+  "bindingResponses",
+  "bindingErrors",
+  "clientPacketsIn",
+  "clientBytesIn",
+  "clientPacketsOut",
+  "clientBytesOut",
+  "peerPacketsIn",
+  "peerBytesIn",
+  "relays4",
+  "relays6",
 ] as const satisfies ReadonlyArray<keyof ProtocolCounters>;
 
 export const GAUGE = {
@@ -39,4 +49,11 @@ export function publishProtocolCounters(counters: ProtocolCounters, block: Float
 
 export function engineBlocks(shared: SharedArrayBuffer, engines: number): Float64Array[] {
   return Array.from({ length: engines }, (_, i) => new Float64Array(shared, i * ENGINE_SLOTS * 8, ENGINE_SLOTS));
+}
+
+/** Sums whole engine blocks, every slot (ffi's sumStats covers the batch statistics only). */
+export function sumEngineBlocks(blocks: readonly Float64Array[], into = new Float64Array(ENGINE_SLOTS)): Float64Array {
+  into.fill(0);
+  for (const b of blocks) for (let i = 0; i < ENGINE_SLOTS; i++) into[i]! += b[i]!;
+  return into;
 }

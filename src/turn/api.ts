@@ -107,4 +107,20 @@ export interface ProtocolCounters {
   peerToClientPackets: number;
   peerToClientBytes: number;
   dropped: number;
+  /** Binding success responses sent (coturn's stun_binding_response). */
+  bindingResponses: number;
+  /** Binding error responses sent (coturn's stun_binding_error). */
+  bindingErrors: number;
+  /** Every datagram a client sent to a listener, STUN or ChannelData, and its bytes. */
+  clientPacketsIn: number;
+  clientBytesIn: number;
+  /** Every datagram sent to clients: responses, ChannelData and Data indications, and their bytes. */
+  clientPacketsOut: number;
+  clientBytesOut: number;
+  /** Every datagram a peer sent to a relay socket, relayed or not, and its bytes. */
+  peerPacketsIn: number;
+  peerBytesIn: number;
+  /** Relayed transport addresses open now, by family (a gauge: a dual allocation holds one of each). */
+  relays4: number;
+  relays6: number;
 }

@@ -124,6 +124,8 @@ export class RelayPath {
     }
     s.counters.peerToClientPackets++;
     s.counters.peerToClientBytes += payloadLength;
+    s.counters.clientPacketsOut++;
+    s.counters.clientBytesOut += total;
     s.sink.relayToClient(a.listener, a.client, out.subarray(0, total));
   }
 

@@ -39,7 +39,7 @@ export class RequestContext {
       integrity: this.auth.integrity,
       fingerprint: this.fingerprint,
     });
-    this.state.sink.reply(this.listener, this.client, response);
+    this.state.reply(this.listener, this.client, response);
     this.allocation?.rememberResponse(this.d.bytes, response, this.now);
   }
 

@@ -42,6 +42,9 @@ export class TurnServer {
 
   /** A datagram that arrived on listener `listener` from `client`. `now` = Unix time in ms. */
   handleClientDatagram(listener: number, client: Endpoint, data: Uint8Array, now: Millis): void {
+    const counters = this.state.counters;
+    counters.clientPacketsIn++;
+    counters.clientBytesIn += data.length;
     // RFC 7983 / RFC 8656 §12: the first two bits tell STUN (00) from ChannelData (01).
     if (looksLikeChannelData(data)) {
       const channel = parseChannelData(data);
@@ -78,6 +81,9 @@ export class TurnServer {
 
   /** A datagram that arrived on relay socket `relayId` from `peer`. */
   handlePeerDatagram(relayId: number, peer: Endpoint, data: Uint8Array, now: Millis): void {
+    const counters = this.state.counters;
+    counters.peerPacketsIn++;
+    counters.peerBytesIn += data.length;
     this.relay.peerDatagram(relayId, peer, data, now);
   }
 
@@ -110,7 +116,7 @@ export class TurnServer {
       method === StunMethod.CreatePermission || method === StunMethod.ChannelBind;
     if (!isTurnRequest) {
       state.counters.errorsSent++;
-      state.sink.reply(listener, client, seal(startError(d.bytes, method, ErrorCode.BadRequest), { fingerprint: req.fingerprint }));
+      state.reply(listener, client, seal(startError(d.bytes, method, ErrorCode.BadRequest), { fingerprint: req.fingerprint }));
       return;
     }
 
@@ -119,7 +125,7 @@ export class TurnServer {
     if (existing !== undefined) {
       const cached = existing.cachedResponse(d.bytes, now);
       if (cached !== undefined) {
-        state.sink.reply(listener, client, cached);
+        state.reply(listener, client, cached);
         return;
       }
     }
@@ -129,7 +135,7 @@ export class TurnServer {
       if (!result.ok) {
         state.counters.errorsSent++;
         if (result.code === ErrorCode.Unauthenticated) state.counters.unauthorized++;
-        state.sink.reply(listener, client, result.response);
+        state.reply(listener, client, result.response);
         return;
       }
       req.auth = result;
@@ -150,6 +156,10 @@ export class TurnServer {
   /** RFC 8489 §6.3.1.1: 420 listing the attributes we do not understand. */
   private unknownAttributes(req: RequestContext): void {
     const d = req.d;
+    if (d.method === StunMethod.Binding) {
+      this.state.counters.bindingRequests++;
+      this.state.counters.bindingErrors++;
+    }
     req.fail(ErrorCode.UnknownAttribute, (w) => writeUnknownAttributes(w, d.unknown.subarray(0, d.unknownCount)));
   }
 }

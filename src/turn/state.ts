@@ -3,7 +3,7 @@
  * allocation tables (by 5-tuple and by relay id), reservations, timers and counters. Lifetime and
  * deletion of allocations live here so every path closes relays the same way, exactly once.
  */
-import type { EndpointKey, Family } from "../net/endpoint.ts";
+import type { Endpoint, EndpointKey, Family } from "../net/endpoint.ts";
 import type {
   AllocationQuota, CredentialStore, Millis, ProtocolCounters, RelayAllocator, RelayHandle, TurnSink,
 } from "./api.ts";
@@ -87,6 +87,16 @@ export class ServerState {
     peerToClientPackets: 0,
     peerToClientBytes: 0,
     dropped: 0,
+    bindingResponses: 0,
+    bindingErrors: 0,
+    clientPacketsIn: 0,
+    clientBytesIn: 0,
+    clientPacketsOut: 0,
+    clientBytesOut: 0,
+    peerPacketsIn: 0,
+    peerBytesIn: 0,
+    relays4: 0,
+    relays6: 0,
   };
   /** Allocations by listener, then by client endpoint: together the 5-tuple (UDP only). */
   private readonly byListener = new Map<number, Map<EndpointKey, Allocation>>();
@@ -118,6 +128,13 @@ export class ServerState {
     this.maxBytesPerSecond = o.maxBytesPerSecond ?? 0;
   }
 
+  /** Every STUN response to a client goes out here, so that the client traffic counters see it. */
+  reply(listener: number, client: Endpoint, response: Uint8Array): void {
+    this.counters.clientPacketsOut++;
+    this.counters.clientBytesOut += response.length;
+    this.sink.reply(listener, client, response);
+  }
+
   find(listener: number, clientKey: EndpointKey): Allocation | undefined {
     return this.byListener.get(listener)?.get(clientKey);
   }
@@ -135,8 +152,14 @@ export class ServerState {
     let table = this.byListener.get(a.listener);
     if (table === undefined) this.byListener.set(a.listener, (table = new Map()));
     table.set(a.client.key, a);
-    if (a.relay4) this.byRelay.set(a.relay4.id, a);
-    if (a.relay6) this.byRelay.set(a.relay6.id, a);
+    if (a.relay4) {
+      this.byRelay.set(a.relay4.id, a);
+      this.counters.relays4++;
+    }
+    if (a.relay6) {
+      this.byRelay.set(a.relay6.id, a);
+      this.counters.relays6++;
+    }
     this.allocationCount++;
     this.counters.allocationsCreated++;
     this.reschedule(a);
@@ -162,8 +185,13 @@ export class ServerState {
   closeRelay(a: Allocation, family: Family): void {
     const relay: RelayHandle | undefined = a.relayFor(family);
     if (relay === undefined) return;
-    if (family === 4) a.relay4 = undefined;
-    else a.relay6 = undefined;
+    if (family === 4) {
+      a.relay4 = undefined;
+      this.counters.relays4--;
+    } else {
+      a.relay6 = undefined;
+      this.counters.relays6--;
+    }
     this.byRelay.delete(relay.id);
     this.relays.close(relay);
   }

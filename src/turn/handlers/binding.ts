@@ -7,4 +7,5 @@ export function handleBinding(req: RequestContext): void {
   const w = req.success();
   writeXorAddress(w, Attr.XorMappedAddress, req.client);
   req.reply(w);
+  req.state.counters.bindingResponses++;
 }
