@@ -1,6 +1,6 @@
 #!/usr/bin/env bun
 /** bunturn's command line: coturn's flags, one clear line and exit 1 on any mistake. */
-import { readFileSync } from "node:fs";
+import { readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { defineCommand, runMain, type ArgsDef } from "citty";
 import { createConsola } from "consola";
 import { OPTIONS } from "../config/options.ts";
@@ -8,8 +8,11 @@ import { ConfigError, mergeRaw, resolveConfig, type RelayConfig } from "../confi
 import { parseTurnserverConf } from "../config/turnserver-conf.ts";
 import { RelayServer, StartupError } from "../engine/relay-server.ts";
 import { parseArgv } from "./argv.ts";
+import { adminCommand } from "./admin.ts";
+import { createLogging, type Logging } from "./logging.ts";
+import { UserDb } from "../userdb/sqlite.ts";
+import { VERSION } from "../version.ts";
 
-const VERSION = "0.1.0";
 
 function helpArgs(): ArgsDef {
   const args: ArgsDef = {
@@ -42,13 +45,63 @@ export function loadConfig(argv: readonly string[]): RelayConfig {
   return resolveConfig(raw);
 }
 
+/** Writes `pid\n`; the caller removes it at a clean stop. */
+function writePidfile(path: string): void {
+  try {
+    writeFileSync(path, `${process.pid}\n`);
+  } catch (error) {
+    throw new StartupError(`cannot write pidfile ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+}
+
+function removePidfile(path: string | undefined): void {
+  if (path === undefined) return;
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone
+  }
+}
+
+/** Creates the user database (coturn does too) and counts the realm's users for the start-up line. */
+function prepareUserdb(path: string, realm: string): number {
+  try {
+    const db = UserDb.open(path, { create: true });
+    const count = db.listUsers(realm).length;
+    db.close();
+    return count;
+  } catch (error) {
+    throw new StartupError((error as Error).message);
+  }
+}
+
 async function startRelay(argv: readonly string[]): Promise<void> {
   let config: RelayConfig;
-  const logger = createConsola({ level: argv.includes("-v") || argv.includes("--verbose") ? 4 : 3 });
+  // Until the options are read, errors go to standard output the usual way.
+  let logger = createConsola({ level: argv.includes("-v") || argv.includes("--verbose") ? 4 : 3 });
+  let logging: Logging | undefined;
+  let pidfile: string | undefined;
   try {
     config = loadConfig(argv);
+    try {
+      logging = createLogging(config.log, config.verbose);
+    } catch (error) {
+      throw new StartupError((error as Error).message);
+    }
+    logger = logging.logger;
+    let dbUsers = 0;
+    if (config.auth.kind === "long-term" && config.auth.userdb !== undefined) dbUsers = prepareUserdb(config.auth.userdb, config.realm);
+    if (config.pidfile !== undefined) {
+      writePidfile(config.pidfile);
+      pidfile = config.pidfile;
+    }
     const server = await RelayServer.start(config, logger);
-    const auth = config.auth.kind === "rest" ? "REST API shared secret" : config.auth.kind === "none" ? "none" : `long-term credentials, ${config.auth.users.length} user(s)`;
+    const auth = config.auth.kind === "rest"
+      ? "REST API shared secret"
+      : config.auth.kind === "none"
+        ? "none"
+        : `long-term credentials, ${config.auth.users.length} user(s)` +
+          (config.auth.userdb !== undefined ? ` + user database ${config.auth.userdb} (${dbUsers} in realm ${config.realm} now)` : "");
     logger.info(
       `bunturn ${VERSION} listening on ${server.listeners.join(", ")} (UDP); relay ${config.relayIps.join(", ")} ports ${config.minPort}-${config.maxPort}; ` +
         `${config.relayThreads} engine(s); realm ${config.realm}; auth: ${auth}; recvmmsg ${config.udpRecvmmsg ? "on" : "off"}, sendmmsg ${config.udpSendmmsg ? "on" : "off"}`,
@@ -57,28 +110,54 @@ async function startRelay(argv: readonly string[]): Promise<void> {
       logger.warn(`no credentials configured: created user '${config.generatedUser.name}' with password '${config.generatedUser.password}' for this run (use --user NAME:PASSWORD)`);
     }
     if (config.auth.kind === "none") logger.warn("--no-auth: anyone can allocate relays on this server");
+    if (config.auth.kind !== "long-term" && loadedUserdb(argv)) logger.warn("--userdb holds long-term users only; it is not read with --use-auth-secret or --no-auth");
+    if (server.metricsUrl !== undefined) logger.info(`prometheus metrics on ${server.metricsUrl}`);
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
       logger.info(`${signal}: stopping`);
-      server.stop().then(() => process.exit(0));
+      server.stop().then(() => {
+        removePidfile(pidfile);
+        logging?.close();
+        process.exit(0);
+      });
     };
     process.on("SIGINT", () => stop("SIGINT"));
     process.on("SIGTERM", () => stop("SIGTERM"));
+    if (config.log.file !== undefined) {
+      // coturn: SIGHUP reopens the log file (after logrotate moved it).
+      process.on("SIGHUP", () => {
+        try {
+          logging?.reopen();
+          logger.info(`SIGHUP: log file ${config.log.file} reopened`);
+        } catch (error) {
+          process.stderr.write(`${(error as Error).message}\n`);
+        }
+      });
+    }
   } catch (error) {
+    removePidfile(pidfile);
     if (error instanceof ConfigError || error instanceof StartupError) {
       logger.error(error.message);
+      logging?.close();
       process.exit(1);
     }
     throw error;
   }
 }
 
+/** Whether --userdb/-b was given at all (it is dropped from the config unless long-term auth uses it). */
+function loadedUserdb(argv: readonly string[]): boolean {
+  return argv.some((a) => a === "-b" || a.startsWith("--userdb") || /^-b./.test(a));
+}
+
 const main = defineCommand({
   meta: { name: "bunturn", version: VERSION, description: "TURN/STUN relay server (RFC 8489, RFC 8656), coturn-compatible flags" },
   args: helpArgs(),
-  run: ({ rawArgs }) => startRelay(rawArgs),
+  subCommands: { admin: adminCommand },
+  // citty runs this after a subcommand too: only flags (no positional word) mean "run the server".
+  run: ({ rawArgs, args }) => (args._.length > 0 ? undefined : startRelay(rawArgs)),
 });
 
 if (import.meta.main) await runMain(main);

@@ -45,6 +45,16 @@ export const OPTIONS = {
   "server-name": { kind: "string", default: "bunturn", description: "SOFTWARE attribute value" },
   verbose: { kind: "boolean", alias: "v", description: "Verbose logging" },
   "log-stats-interval": { kind: "number", default: 10, description: "Seconds between --udp-recvmmsg-log lines" },
+  prometheus: { kind: "boolean", description: "Serve Prometheus metrics over HTTP (GET /metrics; GET / answers ok, a health check)" },
+  "prometheus-port": { kind: "number", default: 9641, description: "Port of the Prometheus endpoint" },
+  "prometheus-address": { kind: "string", default: "0.0.0.0", description: "Address of the Prometheus endpoint (:: for IPv6)" },
+  "prometheus-path": { kind: "string", default: "/metrics", description: "URL path of the metrics" },
+  userdb: { kind: "string", alias: "b", description: "SQLite user database (coturn's turnusers_lt table; manage it with 'bunturn admin'); read on every login, changes apply without restart" },
+  "log-file": { kind: "string", alias: "l", description: "Also log to this file ('stdout' or '-': standard output only); reopened on SIGHUP" },
+  "no-stdout-log": { kind: "boolean", description: "With --log-file, log to the file only" },
+  "simple-log": { kind: "boolean", description: "Accepted for coturn compatibility: the log file name is always used as given" },
+  "log-format": { kind: "string", default: "text", description: "Log line format: text, or json (one object per line: time, level, message)" },
+  pidfile: { kind: "string", description: "Write the process id to this file at start; removed at a clean stop" },
 } as const satisfies Record<string, OptionSpec>;
 
 export type OptionName = keyof typeof OPTIONS;

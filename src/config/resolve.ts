@@ -13,7 +13,13 @@ export class ConfigError extends Error {
 
 export type AuthConfig =
   | { kind: "none" }
-  | { kind: "long-term"; users: Array<[name: string, password: string]> }
+  | {
+      kind: "long-term";
+      /** `--user` entries; a password of the form 0x + 32 hex digits is a ready MD5 key (coturn). */
+      users: Array<[name: string, password: string]>;
+      /** `--userdb`: SQLite file with coturn's turnusers_lt table, read by each engine. */
+      userdb?: string;
+    }
   | { kind: "rest"; secret: string };
 
 export interface ExternalIp {
@@ -56,6 +62,19 @@ export interface RelayConfig {
   serverName: string;
   verbose: boolean;
   logStatsInterval: number;
+  /** `--prometheus`: where the metrics endpoint listens; absent = off. */
+  prometheus?: { address: string; port: number; path: string };
+  log: LogConfig;
+  /** `--pidfile` */
+  pidfile?: string;
+}
+
+export interface LogConfig {
+  /** A file to append to; absent with `--log-file stdout` or none. */
+  file?: string;
+  /** Log to standard output too (false only with a file and --no-stdout-log). */
+  stdout: boolean;
+  format: "text" | "json";
 }
 
 /** Adds one value to raw options: repeatable options accumulate, others keep the last value. */
@@ -120,6 +139,17 @@ export function defaultRelayIpv4(): string {
   return "127.0.0.1";
 }
 
+/** coturn's logging options: --log-file FILE|stdout|-, --no-stdout-log, --simple-log (no-op); plus --log-format. */
+function resolveLog(raw: RawOptions): LogConfig {
+  const format = get<string>(raw, "log-format");
+  if (format !== "text" && format !== "json") throw new ConfigError(`--log-format: expected text or json, got '${format}'`);
+  const file = get<string | undefined>(raw, "log-file");
+  if (file === "syslog") throw new ConfigError("--log-file syslog is not supported: log to stdout and let journald or your collector take it");
+  if (file !== undefined && file.trim() === "") throw new ConfigError("--log-file needs a file name");
+  if (file === undefined || file === "stdout" || file === "-") return { stdout: true, format };
+  return { file, stdout: get<boolean>(raw, "no-stdout-log") !== true, format };
+}
+
 export function resolveConfig(raw: RawOptions): RelayConfig {
   const listeningIps = (get<string[]>(raw, "listening-ip") ?? ["0.0.0.0", "::"]).map((ip) => checkIp(ip, "listening-ip"));
   const listeningPort = checkPort(get<number>(raw, "listening-port"), "listening-port");
@@ -165,12 +195,14 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
   } else if (noAuth) {
     auth = { kind: "none" };
   } else {
+    const userdb = get<string | undefined>(raw, "userdb");
+    if (userdb !== undefined && userdb.trim() === "") throw new ConfigError("--userdb needs a file name");
     // Safe by default: with no credentials configured, make up one user rather than run an open relay.
-    if (users.length === 0) {
+    if (users.length === 0 && userdb === undefined) {
       generatedUser = { name: "bunturn", password: randomBytes(12).toString("base64url") };
       users.push([generatedUser.name, generatedUser.password]);
     }
-    auth = { kind: "long-term", users };
+    auth = userdb === undefined ? { kind: "long-term", users } : { kind: "long-term", users, userdb };
   }
 
   const relayThreads = get<number | undefined>(raw, "relay-threads") ?? Math.max(1, cpus().length);
@@ -205,7 +237,20 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
     serverName: get<string>(raw, "server-name"),
     verbose: get<boolean>(raw, "verbose") === true,
     logStatsInterval: checkPositive(get<number>(raw, "log-stats-interval"), "log-stats-interval"),
+    log: resolveLog(raw),
   };
   if (generatedUser) config.generatedUser = generatedUser;
+  if (get<boolean>(raw, "prometheus") === true) {
+    const address = get<string>(raw, "prometheus-address");
+    if (address !== "" && address !== "localhost") checkIp(address, "prometheus-address");
+    const path = get<string>(raw, "prometheus-path");
+    if (!path.startsWith("/")) throw new ConfigError(`--prometheus-path must start with '/', got '${path}'`);
+    config.prometheus = { address: address || "0.0.0.0", port: checkPort(get<number>(raw, "prometheus-port"), "prometheus-port"), path };
+  }
+  const pidfile = get<string | undefined>(raw, "pidfile");
+  if (pidfile !== undefined) {
+    if (pidfile.trim() === "") throw new ConfigError("--pidfile needs a file name");
+    config.pidfile = pidfile;
+  }
   return config;
 }

@@ -113,7 +113,7 @@ export class Engine implements TurnSink, RelayAllocator {
     this.turn = new TurnServer({
       realm: config.realm,
       software: config.serverName,
-      credentials: credentialStoreFor(config),
+      credentials: credentialStoreFor(config, (message) => emit({ kind: "log", level: "warn", message })),
       nonceSecret: init.nonceSecret,
       nonceLifetimeSeconds: config.staleNonce,
       defaultLifetimeSeconds: config.defaultAllocateLifetime,

@@ -8,11 +8,13 @@ import { EventFd, SyscallError, UdpCapabilities, closeSocket, formatRecvmmsgStat
 import { EADDRNOTAVAIL, EAFNOSUPPORT } from "../../ffi/errno.ts";
 import { parseIp } from "../net/endpoint.ts";
 import type { RelayConfig } from "../config/resolve.ts";
-import { ENGINE_SLOTS, GAUGE, engineBlocks } from "./counters.ts";
+import { ENGINE_SLOTS, GAUGE, engineBlocks, sumEngineBlocks } from "./counters.ts";
 import { PortPool } from "./port-pool.ts";
 import { createQuotaShared } from "./quota.ts";
 import { STAT } from "../../ffi/stats.ts";
 import type { EngineEvent, EngineInit } from "./engine.ts";
+import { startMetricsServer, type MetricsServer } from "../metrics/prometheus.ts";
+import { VERSION } from "../version.ts";
 
 export interface Logger {
   info(message: string): void;
@@ -44,6 +46,7 @@ export class RelayServer {
   private statsTimer: ReturnType<typeof setInterval> | undefined;
   private lastLoggedCalls = 0;
   private stopping: Promise<void> | undefined;
+  private metrics: MetricsServer | undefined;
 
   private constructor(config: RelayConfig, logger: Logger) {
     this.config = config;
@@ -63,6 +66,14 @@ export class RelayServer {
     }
     if (config.udpRecvmmsgLog) {
       server.statsTimer = setInterval(() => server.logRecvmmsgStats(), config.logStatsInterval * 1000);
+    }
+    if (config.prometheus) {
+      try {
+        server.metrics = startMetricsServer(server, { ...config.prometheus, realm: config.realm, version: VERSION, startTime: Math.floor(Date.now() / 1000) }, logger);
+      } catch (error) {
+        await server.stop();
+        throw new StartupError((error as Error).message);
+      }
     }
     return server;
   }
@@ -120,7 +131,17 @@ export class RelayServer {
 
   /** Sum of every engine's counters (see counters.ts for the slots). */
   totals(): Float64Array {
-    return sumStats(this.blocks, new Float64Array(ENGINE_SLOTS));
+    return sumEngineBlocks(this.blocks);
+  }
+
+  /** Each engine's own counter block: live views of shared memory, for per-engine metrics. */
+  engineCounters(): readonly Float64Array[] {
+    return this.blocks;
+  }
+
+  /** The Prometheus endpoint's URL, when --prometheus is on. */
+  get metricsUrl(): string | undefined {
+    return this.metrics?.url;
   }
 
   get allocations(): number {
@@ -148,6 +169,7 @@ export class RelayServer {
 
   private async stopEngines(): Promise<void> {
     if (this.statsTimer) clearInterval(this.statsTimer);
+    this.metrics?.stop();
     Atomics.store(this.control, 0, 1);
     const stopped = this.workers.map(
       (worker) =>

@@ -91,3 +91,15 @@ export class RestSecretCredentials implements CredentialStore {
     return undefined;
   }
 }
+
+/**
+ * Ready MD5 long-term keys for one realm: coturn's `--user NAME:0xKEY` (the key turnadmin -k prints).
+ * No SHA-256 key can be derived from one, so a store of keys offers MD5 only.
+ */
+export class StaticKeys implements CredentialStore {
+  constructor(private readonly keys: ReadonlyMap<string, Uint8Array>, private readonly realm: string) {}
+
+  longTermKey(username: string, realm: string): Uint8Array | undefined {
+    return realm === this.realm ? this.keys.get(username) : undefined;
+  }
+}
