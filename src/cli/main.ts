@@ -103,7 +103,7 @@ async function startRelay(argv: readonly string[]): Promise<void> {
         : `long-term credentials, ${config.auth.users.length} user(s)` +
           (config.auth.userdb !== undefined ? ` + user database ${config.auth.userdb} (${dbUsers} in realm ${config.realm} now)` : "");
     logger.info(
-      `bunturn ${VERSION} listening on ${server.listeners.join(", ")} (UDP); relay ${config.relayIps.join(", ")} ports ${config.minPort}-${config.maxPort}; ` +
+      `bunturn ${VERSION} listening on ${server.listeners.join(", ")}; relay ${config.relayIps.join(", ")} ports ${config.minPort}-${config.maxPort}; ` +
         `${config.relayThreads} engine(s); realm ${config.realm}; auth: ${auth}; recvmmsg ${config.udpRecvmmsg ? "on" : "off"}, sendmmsg ${config.udpSendmmsg ? "on" : "off"}`,
     );
     if (config.generatedUser) {

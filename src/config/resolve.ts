@@ -1,4 +1,5 @@
 /** Turns merged raw options into a checked RelayConfig, or one clear ConfigError line. */
+import { existsSync } from "node:fs";
 import { cpus, networkInterfaces } from "node:os";
 import { randomBytes } from "node:crypto";
 import { OPTIONS, type OptionName, type RawOptions } from "./options.ts";
@@ -59,6 +60,10 @@ export interface RelayConfig {
   udpRecvmmsg: boolean;
   udpRecvmmsgLog: boolean;
   udpSendmmsg: boolean;
+  /** TURN over TCP on the listening port (RFC 8656 §3.1); relays stay UDP. */
+  tcp: boolean;
+  /** TURN over TLS (RFC 8656 §3.1): set when --cert and --pkey are given and --no-tls is not. */
+  tls?: { port: number; cert: string; key: string };
   serverName: string;
   verbose: boolean;
   logStatsInterval: number;
@@ -150,6 +155,17 @@ function resolveLog(raw: RawOptions): LogConfig {
   return { file, stdout: get<boolean>(raw, "no-stdout-log") !== true, format };
 }
 
+function resolveTls(raw: RawOptions): Pick<RelayConfig, "tls"> {
+  const cert = get<string | undefined>(raw, "cert");
+  const key = get<string | undefined>(raw, "pkey");
+  if (get<boolean>(raw, "no-tls") === true || (cert === undefined && key === undefined)) return {};
+  if (cert === undefined || key === undefined) throw new ConfigError("TURN over TLS needs both --cert and --pkey");
+  for (const [file, option] of [[cert, "cert"], [key, "pkey"]] as const) {
+    if (!existsSync(file)) throw new ConfigError(`--${option}: no such file ${file}`);
+  }
+  return { tls: { port: checkPort(get<number>(raw, "tls-listening-port"), "tls-listening-port"), cert, key } };
+}
+
 export function resolveConfig(raw: RawOptions): RelayConfig {
   const listeningIps = (get<string[]>(raw, "listening-ip") ?? ["0.0.0.0", "::"]).map((ip) => checkIp(ip, "listening-ip"));
   const listeningPort = checkPort(get<number>(raw, "listening-port"), "listening-port");
@@ -234,6 +250,8 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
     udpRecvmmsg: get<boolean>(raw, "udp-recvmmsg") === true,
     udpRecvmmsgLog: get<boolean>(raw, "udp-recvmmsg-log") === true,
     udpSendmmsg: get<boolean>(raw, "udp-sendmmsg") !== false,
+    tcp: get<boolean>(raw, "no-tcp") !== true,
+    ...resolveTls(raw),
     serverName: get<string>(raw, "server-name"),
     verbose: get<boolean>(raw, "verbose") === true,
     logStatsInterval: checkPositive(get<number>(raw, "log-stats-interval"), "log-stats-interval"),

@@ -20,6 +20,7 @@ import { PeerPolicy } from "../turn/peer-policy.ts";
 import { credentialStoreFor } from "./credentials.ts";
 import { GAUGE, publishProtocolCounters } from "./counters.ts";
 import { PortPool, type PortPoolShared } from "./port-pool.ts";
+import { TCP_LISTENER_BASE, TcpTransport } from "./tcp-transport.ts";
 import { SharedQuota, type QuotaShared } from "./quota.ts";
 import type { RelayConfig } from "../config/resolve.ts";
 
@@ -34,6 +35,8 @@ export interface EngineInit {
   nonceSecret: Uint8Array;
   /** Allocation and bandwidth counts shared by every engine (coturn --user-quota, --total-quota, --bps-capacity). */
   quota: QuotaShared;
+  /** Unix socket where the main thread's TLS front end hands this engine decrypted streams. */
+  tlsSocketPath?: string;
 }
 
 export type EngineEvent =
@@ -77,6 +80,7 @@ export class Engine implements TurnSink, RelayAllocator {
   private readonly errInfo = new CmsgInfo();
   private readonly pool: PortPool;
   private readonly turn: TurnServer;
+  private readonly tcp: TcpTransport;
   private readonly listeners: Listener[] = [];
   private readonly sockets = new Map<number, Listener | RelaySocket>();
   private readonly relaysById = new Map<number, RelaySocket>();
@@ -136,6 +140,14 @@ export class Engine implements TurnSink, RelayAllocator {
       maxBytesPerSecond: config.maxBps,
     });
     this.epoll.add(this.wake.fd, EPOLLIN);
+    this.tcp = new TcpTransport(this.epoll, {
+      frame: (listener, client, frame, now) => {
+        this.currentTtl = -1; // a stream has no per-message TTL/TOS to carry
+        this.currentTos = -1;
+        this.turn.handleClientDatagram(listener, client, frame, now);
+      },
+      closed: (listener) => this.turn.handleClientClosed(listener),
+    });
   }
 
   /** Binds the listeners. Throws SyscallError (e.g. EADDRINUSE) with the address in the message. */
@@ -150,8 +162,11 @@ export class Engine implements TurnSink, RelayAllocator {
       this.listeners.push(listener);
       this.sockets.set(fd, listener);
       this.epoll.add(fd, EPOLLIN);
+      if (this.init.config.tcp) this.tcp.listen(family, address, listeningPort);
     }
-    return this.listeners.map((l) => l.label);
+    if (this.init.tlsSocketPath) this.tcp.listenUnix(this.init.tlsSocketPath);
+    const transports = this.init.config.tcp ? "UDP+TCP" : "UDP";
+    return this.listeners.map((l) => `${l.label} (${transports})`);
   }
 
   get wakeFd(): number {
@@ -173,6 +188,13 @@ export class Engine implements TurnSink, RelayAllocator {
         const socket = this.sockets.get(fd);
         if (socket === undefined) {
           if (fd === this.wake.fd) this.wake.drain();
+          else if (this.tcp.owns(fd)) {
+            try {
+              this.tcp.handleEvent(fd, this.epoll.eventMask(i), now);
+            } catch (error) {
+              this.reportCrash(error);
+            }
+          }
           continue;
         }
         try {
@@ -209,13 +231,22 @@ export class Engine implements TurnSink, RelayAllocator {
       if (socket.kind === "listener") {
         for (let i = 0; i < n; i++) {
           if (!this.prepareDatagram(i)) continue;
-          this.turn.handleClientDatagram(socket.id, this.source(i), batch.datagram(i), now);
+          try {
+            this.turn.handleClientDatagram(socket.id, this.source(i), batch.datagram(i), now);
+          } catch (error) {
+            // One bad datagram must not cost the others in the batch (other clients' traffic).
+            this.reportCrash(error);
+          }
         }
       } else {
         const relayId = socket.handle.id;
         for (let i = 0; i < n; i++) {
           if (!this.prepareDatagram(i)) continue;
-          this.turn.handlePeerDatagram(relayId, this.source(i), batch.datagram(i), now);
+          try {
+            this.turn.handlePeerDatagram(relayId, this.source(i), batch.datagram(i), now);
+          } catch (error) {
+            this.reportCrash(error);
+          }
           // The core may have closed this relay while handling (it never does for peer data today).
           if (!this.relaysById.has(relayId)) break;
         }
@@ -293,11 +324,19 @@ export class Engine implements TurnSink, RelayAllocator {
   // --- TurnSink -------------------------------------------------------------------------------------
 
   reply(listener: number, client: Endpoint, data: Uint8Array): void {
+    if (listener >= TCP_LISTENER_BASE) {
+      this.tcp.send(listener, data);
+      return;
+    }
     const l = this.listeners[listener];
     if (l) this.queue(l.fd, client, data, false);
   }
 
   relayToClient(listener: number, client: Endpoint, data: Uint8Array): void {
+    if (listener >= TCP_LISTENER_BASE) {
+      this.tcp.send(listener, data);
+      return;
+    }
     const l = this.listeners[listener];
     if (l) this.queue(l.fd, client, data, true);
   }
@@ -395,6 +434,7 @@ export class Engine implements TurnSink, RelayAllocator {
 
   private shutdown(): void {
     this.flush();
+    this.tcp.closeAll();
     this.turn.closeAll();
     this.publish();
     for (const l of this.listeners) closeSocket(l.fd, libc);

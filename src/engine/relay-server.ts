@@ -4,7 +4,11 @@
  * the engines cleanly (stop flag + eventfd, then wait for each to close its fds).
  */
 import { randomBytes } from "node:crypto";
-import { EventFd, SyscallError, UdpCapabilities, closeSocket, formatRecvmmsgStats, openUdpSocket, sumStats } from "../../ffi/index.ts";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { TlsFront } from "./tls-front.ts";
+import { EventFd, SyscallError, UdpCapabilities, closeSocket, formatRecvmmsgStats, openTcpListener, openUdpSocket, sumStats } from "../../ffi/index.ts";
 import { EADDRNOTAVAIL, EAFNOSUPPORT } from "../../ffi/errno.ts";
 import { parseIp } from "../net/endpoint.ts";
 import type { RelayConfig } from "../config/resolve.ts";
@@ -47,12 +51,21 @@ export class RelayServer {
   private lastLoggedCalls = 0;
   private stopping: Promise<void> | undefined;
   private metrics: MetricsServer | undefined;
+  private tls: TlsFront | undefined;
+  /** A private directory (0700) for the engines' TLS hand-over sockets; removed at stop. */
+  private readonly tlsDirectory: string | undefined;
+  private readonly tlsSocketPaths: string[] = [];
 
   private constructor(config: RelayConfig, logger: Logger) {
     this.config = config;
     this.logger = logger;
     this.blocks = engineBlocks(new SharedArrayBuffer(config.relayThreads * ENGINE_SLOTS * 8), config.relayThreads);
     this.pool = new PortPool(PortPool.createShared(config.minPort, config.maxPort));
+    if (config.tls) {
+      this.tlsDirectory = mkdtempSync(join(tmpdir(), "bunturn-tls-"));
+      chmodSync(this.tlsDirectory, 0o700);
+      for (let i = 0; i < config.relayThreads; i++) this.tlsSocketPaths.push(join(this.tlsDirectory, `engine-${i}.sock`));
+    }
   }
 
   static async start(config: RelayConfig, logger: Logger): Promise<RelayServer> {
@@ -66,6 +79,22 @@ export class RelayServer {
     }
     if (config.udpRecvmmsgLog) {
       server.statsTimer = setInterval(() => server.logRecvmmsgStats(), config.logStatsInterval * 1000);
+    }
+    if (config.tls) {
+      try {
+        server.tls = TlsFront.start({
+          listeningIps,
+          port: config.tls.port,
+          cert: config.tls.cert,
+          key: config.tls.key,
+          enginePaths: server.tlsSocketPaths,
+          onError: (message) => logger.warn(message),
+        });
+        server.listeners.push(...listeningIps.map((ip) => `${ip.includes(":") ? `[${ip}]` : ip}:${config.tls!.port} (TLS)`));
+      } catch (error) {
+        await server.stop();
+        throw new StartupError(`cannot serve TLS on port ${config.tls.port}: ${(error as Error).message}`);
+      }
     }
     if (config.prometheus) {
       try {
@@ -97,6 +126,7 @@ export class RelayServer {
           control: this.control,
           nonceSecret,
           quota,
+          ...(this.tlsSocketPaths.length ? { tlsSocketPath: this.tlsSocketPaths[index]! } : {}),
         };
         const worker = new Worker(workerEntry(), { workerData: init } as WorkerOptions);
         this.workers.push(worker);
@@ -170,6 +200,7 @@ export class RelayServer {
   private async stopEngines(): Promise<void> {
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.metrics?.stop();
+    this.tls?.stop();
     Atomics.store(this.control, 0, 1);
     const stopped = this.workers.map(
       (worker) =>
@@ -186,6 +217,7 @@ export class RelayServer {
     for (const fd of this.wakeFds) if (fd !== undefined) EventFd.signal(fd);
     await Promise.all(stopped);
     for (const worker of this.workers) worker.terminate();
+    if (this.tlsDirectory) rmSync(this.tlsDirectory, { recursive: true, force: true });
   }
 }
 
@@ -211,6 +243,7 @@ function probeListeners(config: RelayConfig, logger: Logger): string[] {
     const label = family === 4 ? `${ip}:${config.listeningPort}` : `[${ip}]:${config.listeningPort}`;
     try {
       closeSocket(openUdpSocket({ family, address, port: config.listeningPort }));
+      if (config.tcp) closeSocket(openTcpListener({ family, address, port: config.listeningPort }));
       usable.push(ip);
     } catch (error) {
       const errno = error instanceof SyscallError ? error.errno : 0;

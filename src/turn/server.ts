@@ -97,6 +97,14 @@ export class TurnServer {
     this.state.expire(now);
   }
 
+  /**
+   * The client's TCP/TLS connection (its own `listener` id) closed. Over a stream the connection is the
+   * 5-tuple (RFC 8656 §2.1), so its allocation ends with it, as coturn does; its relay is released now.
+   */
+  handleClientClosed(listener: number): void {
+    this.state.removeListener(listener);
+  }
+
   /** Shutdown: every relay released through RelayAllocator.close, every reservation given back. */
   closeAll(): void {
     this.state.closeAll();

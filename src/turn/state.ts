@@ -135,6 +135,12 @@ export class ServerState {
     this.sink.reply(listener, client, response);
   }
 
+  /** Every allocation made through `listener` (one TCP/TLS connection) goes. */
+  removeListener(listener: number): void {
+    const table = this.byListener.get(listener);
+    if (table !== undefined) for (const a of [...table.values()]) this.remove(a);
+  }
+
   find(listener: number, clientKey: EndpointKey): Allocation | undefined {
     return this.byListener.get(listener)?.get(clientKey);
   }
