@@ -1,0 +1,2 @@
+/** The datagram that makes test/engine/crashing-worker.ts throw. */
+export const MAGIC = "crash-me-please";

@@ -1,0 +1,23 @@
+/**
+ * A test Worker: the real Engine, whose protocol core throws on one magic datagram, so the test can see
+ * the engine contain a bug (count it, log it, keep serving) instead of dying with its sessions.
+ */
+import { workerData } from "node:worker_threads";
+import { Engine, type EngineEvent, type EngineInit } from "../../src/engine/engine.ts";
+import type { TurnServer } from "../../src/turn/server.ts";
+
+declare const self: Worker;
+import { MAGIC } from "./crash-magic.ts";
+
+const post = (event: EngineEvent) => self.postMessage(event);
+const engine = new Engine(workerData as EngineInit, post);
+const turn = (engine as unknown as { turn: TurnServer }).turn;
+const handle = turn.handleClientDatagram.bind(turn);
+turn.handleClientDatagram = (listener, client, data, now) => {
+  if (new TextDecoder().decode(data) === MAGIC) throw new Error("injected handler failure");
+  handle(listener, client, data, now);
+};
+const listeners = engine.openListeners();
+post({ kind: "ready", index: 0, wakeFd: engine.wakeFd, listeners });
+engine.run();
+post({ kind: "stopped", index: 0 });
