@@ -85,6 +85,13 @@ describe("turnutils_uclient, other modes", () => {
     expect(r.received).not.toBe(5);
   });
 
+  e2eTest("Send indications with DONT-FRAGMENT (-s -g): the relay socket goes DF and still delivers", async () => {
+    const s = await server([]);
+    const p = await peer();
+    const r = await runUclient(["-s", "-g", "-u", USER, "-w", PASSWORD, "-e", "127.0.0.1", "-r", String(p.port), "-p", String(s.port), "-n", "30", "-m", "2", "127.0.0.1"]);
+    expectClean(r, 60);
+  });
+
   e2eTest("IPv6 relay over ::1 (-x)", async () => {
     const s = await server(["--relay-ip", "::1", "--udp-recvmmsg"]);
     const p = await peer("::1");

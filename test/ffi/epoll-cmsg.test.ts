@@ -2,7 +2,8 @@ import { afterEach, describe, expect, test } from "bun:test";
 import {
   CMSGHDR, CmsgInfo, EPOLLIN, Epoll, EventFd, IPPROTO_IP, IPPROTO_IPV6, IP_TOS, IP_TTL, IPV6_HOPLIMIT,
   IPV6_TCLASS, SendBatch, SyscallError, EBADF, check, libc, parseCmsgs, writeTtlTos, openUdpSocket,
-  EADDRINUSE, UdpCapabilities, flushSendBatch, newStats,
+  EADDRINUSE, UdpCapabilities, flushSendBatch, newStats, setDontFragment, getIntOption, IP_MTU_DISCOVER,
+  IP_PMTUDISC_DO, IP_PMTUDISC_DONT, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO,
 } from "../../ffi/index.ts";
 import { LOOPBACK4, SocketScope } from "./helpers.ts";
 
@@ -121,5 +122,18 @@ describe("cmsg", () => {
     b[0] = 3; // shorter than a header: would loop forever if not rejected
     expect(parseCmsgs(b, 0, 48, info).ttl).toBe(-1);
     expect(parseCmsgs(b, 0, 0, info).ttl).toBe(-1);
+  });
+});
+
+describe("DONT-FRAGMENT", () => {
+  test("setDontFragment turns path MTU discovery (the DF bit) on and back off, per family", () => {
+    const v4 = scope.open(4);
+    const v6 = scope.open(6);
+    expect(setDontFragment(v4.fd, 4, true)).toBe(0);
+    expect(getIntOption(v4.fd, IPPROTO_IP, IP_MTU_DISCOVER)).toBe(IP_PMTUDISC_DO);
+    expect(setDontFragment(v4.fd, 4, false)).toBe(0);
+    expect(getIntOption(v4.fd, IPPROTO_IP, IP_MTU_DISCOVER)).toBe(IP_PMTUDISC_DONT);
+    expect(setDontFragment(v6.fd, 6, true)).toBe(0);
+    expect(getIntOption(v6.fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER)).toBe(IPV6_PMTUDISC_DO);
   });
 });

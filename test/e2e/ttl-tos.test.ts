@@ -1,0 +1,94 @@
+/**
+ * What the relay does to IP header fields, seen by real sockets on both sides (ffi/, so the test can set
+ * and read TTL and TOS): a relayed datagram keeps its TOS and loses one hop of TTL, in both directions,
+ * as coturn does. The client speaks raw STUN (the server runs --no-auth) from one FFI socket.
+ */
+import { afterAll, expect, test } from "bun:test";
+import {
+  CmsgInfo, IPPROTO_IP, IP_TOS, IP_TTL, RecvBatch, SendBatch, UdpCapabilities, closeSocket, flushSendBatch,
+  newStats, openUdpSocket, boundPort, receiveBatch, receivedTtlTos, setIntOption,
+} from "../../ffi/index.ts";
+import { parseEndpoint, type Endpoint } from "../../src/net/endpoint.ts";
+import {
+  Attr, StunClass, StunMethod, StunWriter, encodeChannelData, writeChannelNumber, writeRequestedTransport, writeXorAddress,
+} from "../../src/stun/index.ts";
+import { Response } from "../turn/harness.ts";
+import { waitReadable } from "../ffi/helpers.ts";
+import { startBunturn, type Running } from "./harness.ts";
+
+const LOOPBACK = new Uint8Array([127, 0, 0, 1]);
+const caps = new UdpCapabilities({ recvmmsg: true, sendmmsg: true });
+const fds: number[] = [];
+const running: Running[] = [];
+afterAll(async () => {
+  fds.forEach((fd) => closeSocket(fd));
+  await Promise.all(running.map((r) => r.stop()));
+});
+
+function socketWith(ttl: number, tos: number): { fd: number; port: number } {
+  const fd = openUdpSocket({ family: 4, address: LOOPBACK, port: 0, receiveTtlTos: true });
+  fds.push(fd);
+  setIntOption(fd, IPPROTO_IP, IP_TTL, ttl);
+  setIntOption(fd, IPPROTO_IP, IP_TOS, tos);
+  return { fd, port: boundPort(fd) };
+}
+
+function send(fd: number, to: Endpoint, data: Uint8Array): void {
+  const batch = new SendBatch(1);
+  batch.push(fd, to.address, to.port, data);
+  flushSendBatch(batch, caps, newStats());
+}
+
+/** The next datagram on fd with its TTL and TOS. */
+function receive(fd: number): { data: Uint8Array; ttl: number; tos: number; port: number } {
+  if (!waitReadable(fd, 3000)) throw new Error("nothing arrived within 3 s");
+  const batch = new RecvBatch(1);
+  expect(receiveBatch(fd, batch, caps, newStats())).toBe(1);
+  const info = receivedTtlTos(batch, 0, new CmsgInfo());
+  return { data: batch.datagram(0).slice(), ttl: info.ttl, tos: info.tos, port: batch.sourcePort(0) };
+}
+
+function request(fd: number, server: Endpoint, method: number, attrs: (w: StunWriter) => void): Response & { ttl: number } {
+  const w = new StunWriter(method, StunClass.Request, crypto.getRandomValues(new Uint8Array(12)));
+  attrs(w);
+  send(fd, server, w.finish());
+  const got = receive(fd);
+  return Object.assign(new Response(got.data), { ttl: got.ttl });
+}
+
+test("TTL-1 and the same TOS, client to peer and peer to client", async () => {
+  const s = await startBunturn({ auth: "none", args: ["--relay-threads", "1"] });
+  running.push(s);
+  const server = parseEndpoint("127.0.0.1", s.port);
+  const client = socketWith(9, 0x20);
+  const peer = socketWith(7, 0x48);
+  const peerEndpoint = parseEndpoint("127.0.0.1", peer.port);
+
+  const allocated = request(client.fd, server, StunMethod.Allocate, (w) => writeRequestedTransport(w, 17));
+  expect(allocated.ok).toBe(true);
+  const relay = allocated.addresses(Attr.XorRelayedAddress)[0]!;
+  const bound = request(client.fd, server, StunMethod.ChannelBind, (w) => {
+    writeChannelNumber(w, 0x4001);
+    writeXorAddress(w, Attr.XorPeerAddress, peerEndpoint);
+  });
+  expect(bound.ok).toBe(true);
+
+  send(client.fd, server, encodeChannelData(0x4001, new Uint8Array([1, 2, 3])));
+  const atPeer = receive(peer.fd);
+  expect(Array.from(atPeer.data)).toEqual([1, 2, 3]);
+  expect(atPeer.port).toBe(relay.port);
+  expect(atPeer.ttl).toBe(8);
+  expect(atPeer.tos).toBe(0x20);
+
+  send(peer.fd, relay, new Uint8Array([4, 5]));
+  const atClient = receive(client.fd);
+  expect(Array.from(atClient.data)).toEqual([0x40, 0x01, 0x00, 0x02, 4, 5]);
+  expect(atClient.ttl).toBe(6);
+  expect(atClient.tos).toBe(0x48);
+
+  // STUN answers are the server's own datagrams: the kernel's default TTL, not the request's minus one.
+  const refreshed = request(client.fd, server, StunMethod.Refresh, () => {});
+  expect(refreshed.ok).toBe(true);
+  const defaultTtl = Number((await Bun.file("/proc/sys/net/ipv4/ip_default_ttl").text()).trim());
+  expect(refreshed.ttl).toBe(defaultTtl);
+}, 30000);
