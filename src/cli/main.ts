@@ -23,7 +23,7 @@ function helpArgs(): ArgsDef {
     const def = "default" in spec ? ` (default: ${spec.default})` : "";
     args[name] = {
       type: spec.kind === "boolean" ? "boolean" : "string",
-      description: spec.description + (spec.kind === "list" ? " [repeatable]" : "") + def,
+      description: spec.description + (spec.kind === "list" && !spec.description.includes("repeatable") ? " [repeatable]" : "") + def,
       ...(alias ? { alias } : {}),
     };
   }
