@@ -68,7 +68,8 @@ describe("--prometheus", () => {
     });
     running.push(s);
     const url = `http://127.0.0.1:${metricsPort}/metrics`;
-    expect(s.output()).toContain(`prometheus metrics on ${url}`);
+    // Logged right after the "listening on" line startBunturn waits for.
+    await waitFor("the metrics line", () => s.output().includes(`prometheus metrics on ${url}`));
     const health = await fetch(`http://127.0.0.1:${metricsPort}/`);
     expect((await health.text()).trim()).toBe("ok");
     const before = await scrape(url);
