@@ -63,13 +63,27 @@ export class RecvBatch {
       writePointer(this.u32, hdr + MSGHDR.iovlen, 1);
       writePointer(this.u32, hdr + MSGHDR.control, this.vecAddress + this.controlOffset + i * RECV_CONTROL_SPACE);
     }
+    this.dirty = capacity;
     this.prepare(capacity);
   }
 
-  /** The kernel overwrites namelen/controllen/flags on each call; put them back for the first n entries. */
+  /** Records that a system call may have written entries [0, n). */
+  used(n: number): void {
+    if (n > this.dirty) this.dirty = Math.min(n, this.capacity);
+  }
+
+  /** Entries the kernel may have written since the last prepare (it only touches those it filled). */
+  private dirty: number;
+
+  /**
+   * The kernel overwrites namelen/controllen/flags of the entries it fills; put them back before the next
+   * call over the first n entries. Only entries used since the last call need it.
+   */
   prepare(n: number): void {
     const u32 = this.u32;
-    for (let i = 0; i < n; i++) {
+    const end = Math.min(n, this.dirty);
+    this.dirty = 0;
+    for (let i = 0; i < end; i++) {
       const h = (i * MMSGHDR.size) >>> 2;
       u32[h + (MSGHDR.namelen >>> 2)] = SOCKADDR_SLOT;
       u32[h + (MSGHDR.controllen >>> 2)] = RECV_CONTROL_SPACE;

@@ -157,6 +157,7 @@ export function receiveBatch(
     let n: number;
     do n = sys.recvmmsg(fd, batch.vecAddress, max, MSG_DONTWAIT);
     while (n === -EINTR);
+    batch.used(n > 0 ? n : 1);
     if (n >= 0) {
       recordBatch(stats, n);
       return n;
@@ -176,6 +177,7 @@ export function receiveBatch(
   let count = 0;
   while (count < max) {
     const r = sys.recvmsg(fd, batch.msghdrAddress(count), MSG_DONTWAIT);
+    batch.used(count + 1);
     if (r === -EINTR) continue;
     if (r < 0) {
       if (r === -EAGAIN || count > 0) break; // an error after some datagrams resurfaces on the next call
@@ -240,6 +242,7 @@ export function flushSendBatch(batch: SendBatch, caps: UdpCapabilities, stats: F
 export function readErrorQueue(fd: number, batch: RecvBatch, info: CmsgInfo, sys: Syscalls = libc): boolean {
   batch.prepare(1);
   const r = sys.recvmsg(fd, batch.msghdrAddress(0), MSG_ERRQUEUE | MSG_DONTWAIT);
+  batch.used(1);
   if (r < 0) return false;
   batch.setLength(0, r);
   parseCmsgs(batch.control, batch.controlOffsetOf(0), batch.controlLength(0), info);

@@ -64,6 +64,7 @@ interface RelaySocket {
 
 /** Datagrams per socket per wake before the others get a turn: fairness under load. */
 const MAX_BATCHES_PER_WAKE = 8;
+const PUBLISH_INTERVAL_MS = 100;
 /** Bound on the source-address cache: a spoofed flood must not grow memory. */
 const ENDPOINT_CACHE_LIMIT = 65536;
 
@@ -176,8 +177,8 @@ export class Engine implements TurnSink, RelayAllocator {
   /** The event loop. Returns after a stop request, with every fd it owned closed. */
   run(): void {
     const control = this.init.control;
+    let now = Date.now();
     while (Atomics.load(control, 0) === 0) {
-      let now = Date.now();
       const due = this.turn.pollTimeout();
       let timeout = 1000;
       if (due !== undefined) timeout = Math.max(0, Math.min(timeout, Math.ceil(due - now)));
@@ -205,15 +206,16 @@ export class Engine implements TurnSink, RelayAllocator {
           this.reportCrash(error);
         }
       }
-      if (due !== undefined && Date.now() >= due) {
+      if (due !== undefined && now >= due) {
         try {
-          this.turn.handleTimeout(Date.now());
+          this.turn.handleTimeout(now);
         } catch (error) {
           this.reportCrash(error);
         }
       }
       this.flush();
-      this.publish();
+      // Counters are for people and scrapers: ten times a second is plenty, every wake-up is not free.
+      if (now - this.lastPublish >= PUBLISH_INTERVAL_MS) this.publish(now);
     }
     this.shutdown();
   }
@@ -412,7 +414,10 @@ export class Engine implements TurnSink, RelayAllocator {
 
   // --- bookkeeping ----------------------------------------------------------------------------------
 
-  private publish(): void {
+  private lastPublish = 0;
+
+  private publish(now: number): void {
+    this.lastPublish = now;
     publishProtocolCounters(this.turn.counters, this.stats);
     this.stats[GAUGE.allocations] = this.turn.allocationCount;
   }
@@ -436,7 +441,7 @@ export class Engine implements TurnSink, RelayAllocator {
     this.flush();
     this.tcp.closeAll();
     this.turn.closeAll();
-    this.publish();
+    this.publish(Date.now());
     for (const l of this.listeners) closeSocket(l.fd, libc);
     this.listeners.length = 0;
     this.sockets.clear();

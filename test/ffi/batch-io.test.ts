@@ -222,3 +222,27 @@ describe("ICMP errors through IP_RECVERR", () => {
     });
   }
 });
+
+describe("batch reuse", () => {
+  test("entries filled by one call are reset before the next: IPv6 sources after IPv4 ones are whole", () => {
+    const rx4 = scope.open(4, { receiveTtlTos: true });
+    const rx6 = scope.open(6, { receiveTtlTos: true });
+    const tx4 = scope.open(4);
+    const tx6 = scope.open(6);
+    const send = new SendBatch(8);
+    for (let i = 0; i < 3; i++) send.push(tx4.fd, LOOPBACK4, rx4.port, fill(10, i));
+    for (let i = 0; i < 3; i++) send.push(tx6.fd, LOOPBACK6, rx6.port, fill(10, i));
+    sendAll(send);
+    const batch = new RecvBatch();
+    const caps = new UdpCapabilities({ recvmmsg: true, sendmmsg: true });
+    expect(waitReadable(rx4.fd)).toBe(true);
+    expect(receiveBatch(rx4.fd, batch, caps, newStats())).toBe(3);
+    // The kernel shrank namelen to 16 on those entries; a 28-byte IPv6 source must still fit.
+    expect(waitReadable(rx6.fd)).toBe(true);
+    expect(receiveBatch(rx6.fd, batch, caps, newStats())).toBe(3);
+    for (let i = 0; i < 3; i++) {
+      expect(Array.from(batch.sourceIpv6(i))).toEqual(Array.from(LOOPBACK6));
+      expect(batch.sourcePort(i)).toBe(tx6.port);
+    }
+  });
+});
