@@ -64,7 +64,6 @@ interface RelaySocket {
 
 /** Datagrams per socket per wake before the others get a turn: fairness under load. */
 const MAX_BATCHES_PER_WAKE = 8;
-const PUBLISH_INTERVAL_MS = 100;
 /** Bound on the source-address cache: a spoofed flood must not grow memory. */
 const ENDPOINT_CACHE_LIMIT = 65536;
 
@@ -214,8 +213,8 @@ export class Engine implements TurnSink, RelayAllocator {
         }
       }
       this.flush();
-      // Counters are for people and scrapers: ten times a second is plenty, every wake-up is not free.
-      if (now - this.lastPublish >= PUBLISH_INTERVAL_MS) this.publish(now);
+      // Every turn, so that what a response announced is already counted when the client reads metrics.
+      this.publish();
     }
     this.shutdown();
   }
@@ -414,10 +413,7 @@ export class Engine implements TurnSink, RelayAllocator {
 
   // --- bookkeeping ----------------------------------------------------------------------------------
 
-  private lastPublish = 0;
-
-  private publish(now: number): void {
-    this.lastPublish = now;
+  private publish(): void {
     publishProtocolCounters(this.turn.counters, this.stats);
     this.stats[GAUGE.allocations] = this.turn.allocationCount;
   }
@@ -441,7 +437,7 @@ export class Engine implements TurnSink, RelayAllocator {
     this.flush();
     this.tcp.closeAll();
     this.turn.closeAll();
-    this.publish(Date.now());
+    this.publish();
     for (const l of this.listeners) closeSocket(l.fd, libc);
     this.listeners.length = 0;
     this.sockets.clear();
