@@ -121,6 +121,17 @@ function setBufferSize(fd: number, option: number, wanted: number, sys: Syscalls
   return 0;
 }
 
+/** Whether a UDP socket could bind address:port right now (the probe is closed at once). */
+export function canBindUdp(address: Uint8Array, port: number, sys: Syscalls = libc): boolean {
+  try {
+    closeSocket(openUdpSocket({ family: address.length === 4 ? 4 : 6, address, port }, sys), sys);
+    return true;
+  } catch (error) {
+    if (error instanceof SyscallError) return false;
+    throw error;
+  }
+}
+
 /** The port a socket is bound to (after binding to port 0). */
 export function boundPort(fd: number, sys: Syscalls = libc): number {
   lenCell[0] = SOCKADDR_SLOT;

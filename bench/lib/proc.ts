@@ -4,7 +4,7 @@
  */
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { SyscallError, closeSocket, openUdpSocket } from "../../ffi/index.ts";
+import { canBindUdp } from "../../ffi/index.ts";
 import { parseIp } from "../../src/net/endpoint.ts";
 
 export const ROOT = join(import.meta.dir, "../..");
@@ -121,14 +121,7 @@ export async function waitFor(s: Spawned, what: string, ready: () => boolean, ti
 }
 
 export function isUdpFree(ip: string, port: number): boolean {
-  const address = parseIp(ip)!;
-  try {
-    closeSocket(openUdpSocket({ family: address.length === 4 ? 4 : 6, address, port }));
-    return true;
-  } catch (error) {
-    if (error instanceof SyscallError) return false;
-    throw error;
-  }
+  return canBindUdp(parseIp(ip)!, port);
 }
 
 let nextPort = 30000 + Math.floor(Math.random() * 5000);

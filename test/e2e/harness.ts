@@ -4,7 +4,7 @@
  */
 import { test } from "bun:test";
 import { join } from "node:path";
-import { SyscallError, closeSocket, openUdpSocket } from "../../ffi/index.ts";
+import { canBindUdp } from "../../ffi/index.ts";
 import { parseIp } from "../../src/net/endpoint.ts";
 
 export const ROOT = join(import.meta.dir, "../..");
@@ -24,14 +24,7 @@ export function e2eTest(name: string, fn: () => Promise<void>, timeoutMs = 60000
 }
 
 function isFree(ip: string, port: number): boolean {
-  const address = parseIp(ip)!;
-  try {
-    closeSocket(openUdpSocket({ family: address.length === 4 ? 4 : 6, address, port }));
-    return true;
-  } catch (error) {
-    if (error instanceof SyscallError) return false;
-    throw error;
-  }
+  return canBindUdp(parseIp(ip)!, port);
 }
 
 let nextPort = 20000 + Math.floor(Math.random() * 10000);
