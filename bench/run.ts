@@ -8,6 +8,8 @@ const benches: Record<string, { what: string; load: () => Promise<{ main(argv: s
   ab: { what: "A/B of --udp-recvmmsg off/on (or --udp-sendmmsg) under turnutils_uclient load", load: () => import("./ab.ts") },
   "vs-coturn": { what: "bunturn vs coturn's turnserver, identical uclient load, alternated", load: () => import("./vs-coturn.ts") },
   ceiling: { what: "minimal FFI UDP forwarder vs bunturn relay: CPU per packet under the same load", load: () => import("./ceiling.ts") },
+  builds: { what: "A/B of two bunturn checkouts (--base DIR vs this one), with CPU per thread", load: () => import("./builds.ts") },
+  publish: { what: "micro: counter publication per loop turn, by name lookup vs generated copier", load: () => import("./publish.ts") },
   memory: { what: "RSS and open fds with N live allocations, then after all are released", load: () => import("./memory.ts") },
 };
 

@@ -12,6 +12,9 @@ import { sockaddrFamily, sockaddrIn6Address, sockaddrInAddress, sockaddrPort, wr
 import { AF_INET6 } from "./constants.ts";
 import { writeTtlTos } from "./cmsg.ts";
 
+/** Datagrams in a row asking one socket for the same TTL/TOS before the socket is switched to them. */
+export const STICKY_TTL_TOS_AFTER = 8;
+
 /** coturn's IOA_UDP_RECVMMSG_MAX_BATCH. */
 export const RECV_BATCH_MAX = 16;
 /** Large enough for any UDP datagram, so nothing is ever truncated. */
@@ -156,6 +159,26 @@ export class SendBatch {
   count = 0;
   private borrowBuffer: ArrayBufferLike | null = null;
   private borrowAddress = 0;
+  /**
+   * Sticky TTL/TOS (off unless `stickyTtlTos(true)`): instead of a control message on every datagram, a
+   * socket that keeps sending with the same TTL/TOS gets them as socket options (IP_TTL/IP_TOS, coturn's
+   * way) and its datagrams go without cmsg. Per entry, `change` says to set the socket's options to the
+   * entry's (ttl, tos) before it is sent (flushSendBatch does, in order); entries without cmsg and
+   * without change go out under the options set by the socket's last change. Only for a user that calls
+   * `forgetSocket` whenever an fd is closed or opened, since the state is kept by fd number.
+   */
+  private sticky = false;
+  /** Per fd: the TTL/TOS its options will have once the queued entries are sent (-1: kernel default). */
+  private sockTtl = new Int16Array(0);
+  private sockTos = new Int16Array(0);
+  /** Per fd: the TTL/TOS asked for by the last datagrams that did not match, and how many in a row. */
+  private candTtl = new Int16Array(0);
+  private candTos = new Int16Array(0);
+  private candRun = new Uint8Array(0);
+  /** Per entry: TTL/TOS asked for, and whether the socket's options change to them before it is sent. */
+  readonly ttls: Int16Array;
+  readonly toss: Int16Array;
+  readonly change: Uint8Array;
 
   constructor(capacity = 32, slotSize = MAX_DATAGRAM) {
     this.capacity = capacity;
@@ -171,6 +194,9 @@ export class SendBatch {
     this.payload = new Uint8Array(this.payloadBuffer);
     this.payloadAddress = addressOf(this.payloadBuffer);
     this.fds = new Int32Array(capacity);
+    this.ttls = new Int16Array(capacity);
+    this.toss = new Int16Array(capacity);
+    this.change = new Uint8Array(capacity);
     for (let i = 0; i < capacity; i++) {
       const hdr = i * MMSGHDR.size;
       writePointer(this.u32, hdr + MSGHDR.name, this.vecAddress + this.namesOffset + i * SOCKADDR_SLOT);
@@ -183,6 +209,68 @@ export class SendBatch {
   borrowFrom(buffer: ArrayBufferLike, address: number): void {
     this.borrowBuffer = buffer;
     this.borrowAddress = address;
+  }
+
+  /** Switches sticky TTL/TOS on (see `sticky`). The caller must call forgetSocket on every open/close. */
+  stickyTtlTos(on: boolean): void {
+    this.sticky = on;
+  }
+
+  /** The fd was closed or newly opened: its options are the kernel's defaults. */
+  forgetSocket(fd: number): void {
+    if (fd < 0 || fd >= this.sockTtl.length) return;
+    this.sockTtl[fd] = -1;
+    this.sockTos[fd] = -1;
+    this.candRun[fd] = 0;
+  }
+
+  private growFdState(fd: number): void {
+    let n = Math.max(64, this.sockTtl.length);
+    while (n <= fd) n *= 2;
+    const grow = <T extends Int16Array | Uint8Array>(old: T, fresh: T, fill: number): T => {
+      fresh.fill(fill);
+      fresh.set(old);
+      return fresh;
+    };
+    this.sockTtl = grow(this.sockTtl, new Int16Array(n), -1);
+    this.sockTos = grow(this.sockTos, new Int16Array(n), -1);
+    this.candTtl = grow(this.candTtl, new Int16Array(n), -1);
+    this.candTos = grow(this.candTos, new Int16Array(n), -1);
+    this.candRun = grow(this.candRun, new Uint8Array(n), 0);
+  }
+
+  /** Writes entry i's TTL/TOS as control messages (when its socket option change could not be made). */
+  attachTtlTos(i: number): void {
+    const hdr = i * MMSGHDR.size;
+    const ipv6 = this.isIpv6(i);
+    const controlLen = writeTtlTos(this.bytes, this.controlOffset + i * SEND_CONTROL_SPACE, ipv6, this.ttls[i]!, this.toss[i]!);
+    writePointer(this.u32, hdr + MSGHDR.control, controlLen ? this.vecAddress + this.controlOffset + i * SEND_CONTROL_SPACE : 0);
+    writePointer(this.u32, hdr + MSGHDR.controllen, controlLen);
+  }
+
+  /** Whether entry i must carry its own TTL/TOS cmsg; with sticky TTL/TOS, may mark a change instead. */
+  private needsCmsg(i: number, fd: number, ttl: number, tos: number): boolean {
+    this.change[i] = 0;
+    if (!this.sticky) return ttl >= 0 || tos >= 0;
+    if (fd >= this.sockTtl.length) this.growFdState(fd);
+    const curTtl = this.sockTtl[fd]!;
+    const curTos = this.sockTos[fd]!;
+    if (ttl === curTtl && tos === curTos) return false;
+    if (this.candTtl[fd] === ttl && this.candTos[fd] === tos) {
+      if (this.candRun[fd]! < 255) this.candRun[fd]!++;
+    } else {
+      this.candTtl[fd] = ttl;
+      this.candTos[fd] = tos;
+      this.candRun[fd] = 1;
+    }
+    // A cmsg can only override what it names: it cannot bring back a default under a changed option.
+    const cmsgExact = (curTtl === -1 && curTos === -1) || (ttl >= 0 && tos >= 0);
+    if (cmsgExact && this.candRun[fd]! < STICKY_TTL_TOS_AFTER) return ttl >= 0 || tos >= 0;
+    this.change[i] = 1;
+    this.sockTtl[fd] = ttl;
+    this.sockTos[fd] = tos;
+    this.candRun[fd] = 0;
+    return false;
   }
 
   get full(): boolean {
@@ -210,8 +298,10 @@ export class SendBatch {
     }
     writePointer(this.u32, iov + IOVEC.base, base);
     writePointer(this.u32, iov + IOVEC.len, data.length);
+    this.ttls[i] = ttl;
+    this.toss[i] = tos;
     let controlLen = 0;
-    if (ttl >= 0 || tos >= 0) {
+    if (this.needsCmsg(i, fd, ttl, tos)) {
       controlLen = writeTtlTos(this.bytes, this.controlOffset + i * SEND_CONTROL_SPACE, address.length === 16, ttl, tos);
     }
     writePointer(this.u32, hdr + MSGHDR.control, controlLen ? this.vecAddress + this.controlOffset + i * SEND_CONTROL_SPACE : 0);

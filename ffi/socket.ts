@@ -4,7 +4,7 @@
  */
 import {
   AF_INET, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IP_MTU_DISCOVER, IP_PMTUDISC_DO, IP_PMTUDISC_DONT,
-  IP_RECVERR, IP_RECVTOS, IP_RECVTTL, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO, IPV6_PMTUDISC_DONT,
+  IP_RECVERR, IP_RECVTOS, IP_RECVTTL, IP_TOS, IP_TTL, IPV6_TCLASS, IPV6_UNICAST_HOPS, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO, IPV6_PMTUDISC_DONT,
   IPV6_RECVERR, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS, IPV6_V6ONLY, MSG_DONTWAIT, MSG_ERRQUEUE,
   SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOL_SOCKET, SO_RCVBUF, SO_REUSEADDR, SO_REUSEPORT, SO_SNDBUF,
 } from "./constants.ts";
@@ -210,8 +210,9 @@ export function flushSendBatch(batch: SendBatch, caps: UdpCapabilities, stats: F
   let i = 0;
   while (i < total) {
     const fd = batch.fds[i]!;
+    if (batch.change[i] === 1) applyTtlTos(batch, i, stats, sys);
     let end = i + 1;
-    while (end < total && batch.fds[end] === fd) end++;
+    while (end < total && batch.fds[end] === fd && batch.change[end] === 0) end++;
     while (i < end) {
       if (end - i > 1 && caps.sendmmsg) {
         const n = sys.sendmmsg(fd, batch.msghdrAddress(i), end - i, 0);
@@ -243,6 +244,35 @@ export function flushSendBatch(batch: SendBatch, caps: UdpCapabilities, stats: F
     }
   }
   batch.clear();
+}
+
+/**
+ * Sticky TTL/TOS (SendBatch.stickyTtlTos): sets the socket options that entry i and the entries after it
+ * for the same socket rely on. If the kernel refuses, those entries carry their TTL/TOS as cmsg instead.
+ */
+function applyTtlTos(batch: SendBatch, i: number, stats: Float64Array, sys: Syscalls): void {
+  const fd = batch.fds[i]!;
+  const ttl = batch.ttls[i]!;
+  const tos = batch.toss[i]!;
+  const v6 = batch.isIpv6(i);
+  const r1 = setIntOption(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_UNICAST_HOPS : IP_TTL, ttl, sys);
+  // IP_TOS has no "default" value: 0 is the default; IPV6_TCLASS takes -1.
+  const r2 = setIntOption(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_TCLASS : IP_TOS, v6 || tos >= 0 ? tos : 0, sys);
+  if (r1 === 0 && r2 === 0) return;
+  stats[STAT.sendErrors]!++;
+  // Back to the defaults the batch will assume from now on.
+  setIntOption(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_UNICAST_HOPS : IP_TTL, -1, sys);
+  setIntOption(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_TCLASS : IP_TOS, v6 ? -1 : 0, sys);
+  let later = false;
+  for (let j = i; j < batch.count; j++) {
+    if (batch.fds[j] !== fd) continue;
+    if (j > i && batch.change[j] === 1) {
+      later = true; // a later change sets the options the batch assumes after it
+      break;
+    }
+    batch.attachTtlTos(j);
+  }
+  if (!later) batch.forgetSocket(fd);
 }
 
 /**

@@ -8,7 +8,7 @@ import { canBindUdp } from "../../ffi/index.ts";
 import { parseIp } from "../../src/net/endpoint.ts";
 
 export const ROOT = join(import.meta.dir, "../..");
-const CLK_TCK = 100;
+export const CLK_TCK = 100;
 
 /** utime+stime of the whole process (every thread), in seconds; NaN when it is gone. */
 export function cpuSeconds(pid: number): number {

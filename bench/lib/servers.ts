@@ -22,6 +22,8 @@ export interface ServerOptions {
   minPort?: number;
   maxPort?: number;
   extra?: string[];
+  /** bunturn: the checkout to run (default: this one), e.g. a git worktree of another commit for an A/B of builds. */
+  root?: string;
 }
 
 export interface Server extends Spawned {
@@ -45,7 +47,7 @@ export async function startServer(o: ServerOptions): Promise<Server> {
   let cleanup = () => {};
   if (o.kind === "bunturn") {
     command = [
-      "bun", join(ROOT, "src/cli/main.ts"),
+      "bun", join(o.root ?? ROOT, "src/cli/main.ts"),
       "--listening-ip", "127.0.0.1", "--listening-port", String(port), "--relay-ip", "127.0.0.1",
       "--min-port", String(minPort), "--max-port", String(maxPort), "--realm", REALM,
       "--lt-cred-mech", "--user", `${USER}:${PASSWORD}`, "--allow-loopback-peers",

@@ -25,6 +25,8 @@ export interface LoadOptions {
    * measurement sees a server that has finished its start-up work (for bunturn: JIT tiering). 0: none.
    */
   warmupMessages?: number;
+  /** Called right before and after the measured phase (e.g. to read per-thread CPU of the server). */
+  around?: { start(): void; end(): void };
 }
 
 export interface PeerStats {
@@ -123,6 +125,7 @@ export async function runUclientLoad(server: Server, o: LoadOptions): Promise<Lo
   const peer = await startEchoPeer(Math.ceil(o.timeoutMs / 1000) + 30);
   const per = Math.ceil(o.clients / o.procs);
   const uclients: Spawned[] = [];
+  o.around?.start();
   const cpu0 = cpuSeconds(server.pid);
   const started = Date.now();
   try {
@@ -139,6 +142,7 @@ export async function runUclientLoad(server: Server, o: LoadOptions): Promise<Lo
     for (const u of uclients) await u.stop(1000);
   }
   const cpu1 = cpuSeconds(server.pid);
+  o.around?.end();
   const p = await peer.finish();
   const wall = (Date.now() - started) / 1000;
   const sums = uclients.map((u) => ({ ...parseUclient(u.output()), cpu: cpuOf(u) }));

@@ -102,6 +102,8 @@ export class Engine implements TurnSink, RelayAllocator {
     this.caps.onDowngrade = (feature, errno) =>
       emit({ kind: "log", level: "warn", message: `${feature} refused by the kernel (${new SyscallError(feature, errno).code}); using one datagram per system call from now on` });
     this.send.borrowFrom(this.recv.payloadBuffer, this.recv.payloadAddress);
+    // Relayed TTL/TOS as socket options while they stay the same, cmsg otherwise (forgetSocket on open/close).
+    this.send.stickyTtlTos(true);
     this.pool = new PortPool(init.pool);
     for (const ip of config.relayIps) {
       const bytes = parseIp(ip)!;
@@ -158,6 +160,7 @@ export class Engine implements TurnSink, RelayAllocator {
       const family: Family = address.length === 4 ? 4 : 6;
       const label = family === 4 ? `${ip}:${listeningPort}` : `[${ip}]:${listeningPort}`;
       const fd = openUdpSocket({ family, address, port: listeningPort, reusePort: true, bufferSize: sockBufSize, receiveTtlTos: true, receiveErrors: true });
+      this.send.forgetSocket(fd);
       const listener: Listener = { kind: "listener", id: this.listeners.length, fd, family, label };
       this.listeners.push(listener);
       this.sockets.set(fd, listener);
@@ -385,6 +388,7 @@ export class Engine implements TurnSink, RelayAllocator {
       if (port === 0) return { ok: false, code: 508 };
       if (request.reserveNext) reservationToken = this.pool.newToken(port + 1, family);
     }
+    this.send.forgetSocket(fd);
     const handle: RelayHandle = { id: this.nextRelayId++, address: endpointFromBytes(advertised, port) };
     const socket: RelaySocket = { kind: "relay", fd, family, port, handle, dontFragment: false };
     this.sockets.set(fd, socket);
@@ -402,6 +406,7 @@ export class Engine implements TurnSink, RelayAllocator {
     this.sockets.delete(socket.fd);
     this.epoll.remove(socket.fd);
     closeSocket(socket.fd, libc);
+    this.send.forgetSocket(socket.fd);
     this.pool.release(socket.port);
     this.stats[GAUGE.relaySockets] = this.relaysById.size;
   }

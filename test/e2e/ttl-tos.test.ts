@@ -92,3 +92,49 @@ test("TTL-1 and the same TOS, client to peer and peer to client", async () => {
   const defaultTtl = Number((await Bun.file("/proc/sys/net/ipv4/ip_default_ttl").text()).trim());
   expect(refreshed.ttl).toBe(defaultTtl);
 }, 30000);
+
+// The engine switches a socket to the relayed TTL/TOS as socket options once they repeat (sticky TTL/TOS,
+// ffi/batch.ts): every datagram must still carry exactly what it would have carried with a cmsg each.
+test("TTL/TOS stay exact per datagram when they repeat, change, and alternate with STUN answers", async () => {
+  const s = await startBunturn({ auth: "none", args: ["--relay-threads", "1"] });
+  running.push(s);
+  const server = parseEndpoint("127.0.0.1", s.port);
+  const client = socketWith(9, 0x20);
+  const peer = socketWith(7, 0x48);
+  const peerEndpoint = parseEndpoint("127.0.0.1", peer.port);
+  const allocated = request(client.fd, server, StunMethod.Allocate, (w) => writeRequestedTransport(w, 17));
+  expect(allocated.ok).toBe(true);
+  const relay = allocated.addresses(Attr.XorRelayedAddress)[0]!;
+  expect(request(client.fd, server, StunMethod.ChannelBind, (w) => {
+    writeChannelNumber(w, 0x4001);
+    writeXorAddress(w, Attr.XorPeerAddress, peerEndpoint);
+  }).ok).toBe(true);
+  const defaultTtl = Number((await Bun.file("/proc/sys/net/ipv4/ip_default_ttl").text()).trim());
+
+  const roundTrips = (n: number, clientTtl: number, clientTos: number, peerTtl: number, peerTos: number) => {
+    setIntOption(client.fd, IPPROTO_IP, IP_TTL, clientTtl);
+    setIntOption(client.fd, IPPROTO_IP, IP_TOS, clientTos);
+    setIntOption(peer.fd, IPPROTO_IP, IP_TTL, peerTtl);
+    setIntOption(peer.fd, IPPROTO_IP, IP_TOS, peerTos);
+    for (let i = 0; i < n; i++) {
+      send(client.fd, server, encodeChannelData(0x4001, new Uint8Array([i])));
+      const atPeer = receive(peer.fd);
+      expect([atPeer.data[0], atPeer.ttl, atPeer.tos]).toEqual([i, clientTtl - 1, clientTos]);
+      send(peer.fd, relay, new Uint8Array([i]));
+      const atClient = receive(client.fd);
+      expect([atClient.data[4], atClient.ttl, atClient.tos]).toEqual([i, peerTtl - 1, peerTos]);
+    }
+  };
+  const answerHasDefaultTtl = () => {
+    const refreshed = request(client.fd, server, StunMethod.Refresh, () => {});
+    expect(refreshed.ok).toBe(true);
+    expect(refreshed.ttl).toBe(defaultTtl);
+  };
+
+  roundTrips(20, 9, 0x20, 7, 0x48); // long enough for both sockets to switch to socket options
+  answerHasDefaultTtl(); // the listener goes back to the default for the server's own datagram
+  roundTrips(3, 9, 0x20, 7, 0x48); // cmsg again until the run is long enough
+  roundTrips(20, 30, 0x10, 12, 0); // a new run: first by cmsg over the old options, then switched
+  answerHasDefaultTtl();
+  roundTrips(12, 2, 0, 2, 0x04);
+}, 30000);
