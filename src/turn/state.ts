@@ -178,13 +178,14 @@ export class ServerState {
     const table = this.byListener.get(a.listener);
     table?.delete(a.client.key);
     if (table?.size === 0) this.byListener.delete(a.listener);
-    this.closeRelay(a, 4);
-    this.closeRelay(a, 6);
+    // Quota and bandwidth go back before the relays close: closing may send what the engine has queued.
+    if (a.quotaHeld) this.quota?.release(a.username, a.client);
+    if (a.bandwidthReserved) this.quota?.releaseBandwidth?.(a.bytesPerSecond);
     this.timers.cancel(a);
     this.allocationCount--;
     this.counters.allocationsDeleted++;
-    if (a.quotaHeld) this.quota?.release(a.username, a.client);
-    if (a.bandwidthReserved) this.quota?.releaseBandwidth?.(a.bytesPerSecond);
+    this.closeRelay(a, 4);
+    this.closeRelay(a, 6);
   }
 
   /** Closes one family's relay of an allocation (dual allocations can drop one, RFC 8656 §7.5). */

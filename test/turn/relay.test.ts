@@ -281,6 +281,34 @@ describe("Refresh (RFC 8656 §7.4-7.5)", () => {
     expect(h.relays.closed.length).toBe(1);
   });
 
+  test("LIFETIME 0: quota and bandwidth go back before the relay closes and before the answer is sent", () => {
+    // The engine flushes queued datagrams when a relay closes; a client that saw the answer must find its
+    // quota free, even when its next Allocate lands on another engine a microsecond later.
+    const events: string[] = [];
+    const h = harness({
+      maxBytesPerSecond: 1000,
+      quota: {
+        acquire: () => true,
+        release: () => void events.push("release"),
+        reserveBandwidth: (bps: number) => bps,
+        releaseBandwidth: () => void events.push("releaseBandwidth"),
+      },
+    });
+    const { c } = allocated(h);
+    const close = h.relays.close.bind(h.relays);
+    h.relays.close = (relay) => {
+      events.push("close");
+      close(relay);
+    };
+    const reply = h.sink.reply.bind(h.sink);
+    h.sink.reply = (listener, client, data) => {
+      events.push("reply");
+      reply(listener, client, data);
+    };
+    expect(c.request(StunMethod.Refresh, (w) => writeLifetime(w, 0)).ok).toBe(true);
+    expect(events).toEqual(["release", "releaseBandwidth", "close", "reply"]);
+  });
+
   test("a retransmitted delete gets the same success again", () => {
     const h = harness();
     const { c } = allocated(h);

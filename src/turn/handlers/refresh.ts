@@ -36,8 +36,11 @@ export function handleRefresh(req: RequestContext): void {
       state.closeRelay(a, family); // only that family goes; the allocation lives on
       req.reply(w);
     } else {
-      req.reply(w); // remembered while the allocation still exists, then deleted
+      // Delete first, answer second: closing the relay flushes the engine's queued datagrams, and the
+      // answer must not reach the client before the allocation's quota, bandwidth and port are given back
+      // (its next Allocate, on another engine, would find them still taken).
       state.remove(a);
+      req.reply(w);
     }
     return;
   }
