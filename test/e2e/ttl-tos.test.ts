@@ -56,22 +56,26 @@ function request(fd: number, server: Endpoint, method: number, attrs: (w: StunWr
   return Object.assign(new Response(got.data), { ttl: got.ttl });
 }
 
-test("TTL-1 and the same TOS, client to peer and peer to client", async () => {
+/** A server with one allocation whose channel 0x4001 is bound to a peer socket; both sockets set TTL/TOS. */
+async function channelToPeer() {
   const s = await startBunturn({ auth: "none", args: ["--relay-threads", "1"] });
   running.push(s);
   const server = parseEndpoint("127.0.0.1", s.port);
   const client = socketWith(9, 0x20);
   const peer = socketWith(7, 0x48);
-  const peerEndpoint = parseEndpoint("127.0.0.1", peer.port);
-
   const allocated = request(client.fd, server, StunMethod.Allocate, (w) => writeRequestedTransport(w, 17));
   expect(allocated.ok).toBe(true);
   const relay = allocated.addresses(Attr.XorRelayedAddress)[0]!;
   const bound = request(client.fd, server, StunMethod.ChannelBind, (w) => {
     writeChannelNumber(w, 0x4001);
-    writeXorAddress(w, Attr.XorPeerAddress, peerEndpoint);
+    writeXorAddress(w, Attr.XorPeerAddress, parseEndpoint("127.0.0.1", peer.port));
   });
   expect(bound.ok).toBe(true);
+  return { server, client, peer, relay };
+}
+
+test("TTL-1 and the same TOS, client to peer and peer to client", async () => {
+  const { server, client, peer, relay } = await channelToPeer();
 
   send(client.fd, server, encodeChannelData(0x4001, new Uint8Array([1, 2, 3])));
   const atPeer = receive(peer.fd);
@@ -96,19 +100,7 @@ test("TTL-1 and the same TOS, client to peer and peer to client", async () => {
 // The engine switches a socket to the relayed TTL/TOS as socket options once they repeat (sticky TTL/TOS,
 // ffi/batch.ts): every datagram must still carry exactly what it would have carried with a cmsg each.
 test("TTL/TOS stay exact per datagram when they repeat, change, and alternate with STUN answers", async () => {
-  const s = await startBunturn({ auth: "none", args: ["--relay-threads", "1"] });
-  running.push(s);
-  const server = parseEndpoint("127.0.0.1", s.port);
-  const client = socketWith(9, 0x20);
-  const peer = socketWith(7, 0x48);
-  const peerEndpoint = parseEndpoint("127.0.0.1", peer.port);
-  const allocated = request(client.fd, server, StunMethod.Allocate, (w) => writeRequestedTransport(w, 17));
-  expect(allocated.ok).toBe(true);
-  const relay = allocated.addresses(Attr.XorRelayedAddress)[0]!;
-  expect(request(client.fd, server, StunMethod.ChannelBind, (w) => {
-    writeChannelNumber(w, 0x4001);
-    writeXorAddress(w, Attr.XorPeerAddress, peerEndpoint);
-  }).ok).toBe(true);
+  const { server, client, peer, relay } = await channelToPeer();
   const defaultTtl = Number((await Bun.file("/proc/sys/net/ipv4/ip_default_ttl").text()).trim());
 
   const roundTrips = (n: number, clientTtl: number, clientTos: number, peerTtl: number, peerTos: number) => {
