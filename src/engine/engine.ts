@@ -64,6 +64,8 @@ interface RelaySocket {
 
 /** Datagrams per socket per wake before the others get a turn: fairness under load. */
 const MAX_BATCHES_PER_WAKE = 8;
+/** A TCP/TLS connection without an allocation is closed after this long: each holds an fd and a buffer. */
+const TCP_UNALLOCATED_MS = 60_000;
 /** Bound on the source-address cache: a spoofed flood must not grow memory. */
 const ENDPOINT_CACHE_LIMIT = 65536;
 
@@ -81,6 +83,7 @@ export class Engine implements TurnSink, RelayAllocator {
   private readonly pool: PortPool;
   private readonly turn: TurnServer;
   private readonly tcp: TcpTransport;
+  private nextTcpSweep = 0;
   private readonly listeners: Listener[] = [];
   private readonly sockets = new Map<number, Listener | RelaySocket>();
   private readonly relaysById = new Map<number, RelaySocket>();
@@ -214,6 +217,10 @@ export class Engine implements TurnSink, RelayAllocator {
         } catch (error) {
           this.reportCrash(error);
         }
+      }
+      if (now >= this.nextTcpSweep) {
+        this.nextTcpSweep = now + 1000;
+        this.tcp.sweep(now, TCP_UNALLOCATED_MS, (listener) => this.turn.hasAllocationOn(listener));
       }
       this.flush();
       // Every turn, so that what a response announced is already counted when the client reads metrics.

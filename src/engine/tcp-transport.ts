@@ -32,6 +32,8 @@ interface Connection {
   fd: number;
   id: number;
   client: Endpoint;
+  /** When it was accepted (ms), for the sweep of connections that never allocate. */
+  openedAt: number;
   buffer: ArrayBuffer;
   bytes: Uint8Array;
   address: number;
@@ -119,7 +121,7 @@ export class TcpTransport {
           : ipv6Endpoint(sockaddrIn6Address(this.name, 0), port);
       const buffer = new ArrayBuffer(INITIAL_BUFFER);
       const c: Connection = {
-        fd, id: this.nextId++, client, buffer, bytes: new Uint8Array(buffer),
+        fd, id: this.nextId++, client, openedAt: Date.now(), buffer, bytes: new Uint8Array(buffer),
         address: ptr(buffer) as unknown as number, start: 0, end: 0, backlog: null, backlogLength: 0,
         awaitingProxyHeader: proxied,
       };
@@ -245,6 +247,22 @@ export class TcpTransport {
     this.epoll.remove(c.fd);
     closeSocket(c.fd, libc);
     this.handlers.closed(c.id);
+  }
+
+  /**
+   * Closes every connection older than `maxAgeMs` for which `keep(id)` is false (the engine keeps those
+   * with an allocation): a TCP connection costs an fd and a buffer, so one that never allocates, or
+   * outlives its allocation, must not hold them for ever (a slow-open flood would).
+   */
+  sweep(now: number, maxAgeMs: number, keep: (listenerId: number) => boolean): number {
+    let closed = 0;
+    for (const c of [...this.byFd.values()]) {
+      if (now - c.openedAt > maxAgeMs && !keep(c.id)) {
+        this.close(c);
+        closed++;
+      }
+    }
+    return closed;
   }
 
   closeAll(): void {

@@ -105,6 +105,11 @@ export class TurnServer {
     this.state.removeListener(listener);
   }
 
+  /** Whether a client on `listener` (a TCP/TLS connection) holds an allocation. */
+  hasAllocationOn(listener: number): boolean {
+    return this.state.hasAllocationOn(listener);
+  }
+
   /** Shutdown: every relay released through RelayAllocator.close, every reservation given back. */
   closeAll(): void {
     this.state.closeAll();

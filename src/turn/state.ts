@@ -141,6 +141,10 @@ export class ServerState {
     if (table !== undefined) for (const a of [...table.values()]) this.remove(a);
   }
 
+  hasAllocationOn(listener: number): boolean {
+    return this.byListener.has(listener);
+  }
+
   find(listener: number, clientKey: EndpointKey): Allocation | undefined {
     return this.byListener.get(listener)?.get(clientKey);
   }
