@@ -6,7 +6,7 @@ import {
   IPPROTO_IP, IPPROTO_IPV6, IP_RECVERR, IP_TOS, IP_TTL,
   IPV6_HOPLIMIT, IPV6_RECVERR, IPV6_TCLASS,
 } from "./constants.ts";
-import { CMSGHDR, SOCK_EXTENDED_ERR, cmsgAlign, cmsgLen, cmsgSpace } from "./layout.ts";
+import { CMSGHDR, SOCK_EXTENDED_ERR, cmsgAlign, cmsgLen, cmsgSpace, readHostI32, readHostU32, writeHostU32 } from "./layout.ts";
 
 /** Reused per engine; -1 means "not present". */
 export class CmsgInfo {
@@ -28,19 +28,6 @@ export class CmsgInfo {
   }
 }
 
-function readU32(b: Uint8Array, o: number): number {
-  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
-}
-function readI32(b: Uint8Array, o: number): number {
-  return b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24);
-}
-function writeU32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v & 0xff;
-  b[o + 1] = (v >>> 8) & 0xff;
-  b[o + 2] = (v >>> 16) & 0xff;
-  b[o + 3] = (v >>> 24) & 0xff;
-}
-
 /**
  * Walks the control messages in bytes[offset, offset+length) (length = msg_controllen after the call)
  * and fills `out`. Malformed lengths end the walk instead of reading past the buffer.
@@ -50,20 +37,20 @@ export function parseCmsgs(bytes: Uint8Array, offset: number, length: number, ou
   const end = offset + length;
   let at = offset;
   while (at + CMSGHDR.size <= end) {
-    const len = readU32(bytes, at + CMSGHDR.len); // size_t, but never above 2^32 here
+    const len = readHostU32(bytes, at + CMSGHDR.len); // size_t, but never above 2^32 here
     if (len < CMSGHDR.size || at + len > end) break;
-    const level = readI32(bytes, at + CMSGHDR.level);
-    const type = readI32(bytes, at + CMSGHDR.type);
+    const level = readHostI32(bytes, at + CMSGHDR.level);
+    const type = readHostI32(bytes, at + CMSGHDR.type);
     const data = at + CMSGHDR.data;
     const dataLen = len - CMSGHDR.size;
     if (level === IPPROTO_IP) {
       // IP_TTL is an int; IP_TOS is delivered as a single unsigned char.
-      if (type === IP_TTL && dataLen >= 4) out.ttl = readI32(bytes, data);
+      if (type === IP_TTL && dataLen >= 4) out.ttl = readHostI32(bytes, data);
       else if (type === IP_TOS && dataLen >= 1) out.tos = bytes[data]!;
       else if (type === IP_RECVERR && dataLen >= SOCK_EXTENDED_ERR.size) readExtendedErr(bytes, data, out);
     } else if (level === IPPROTO_IPV6) {
-      if (type === IPV6_HOPLIMIT && dataLen >= 4) out.ttl = readI32(bytes, data);
-      else if (type === IPV6_TCLASS && dataLen >= 4) out.tos = readI32(bytes, data);
+      if (type === IPV6_HOPLIMIT && dataLen >= 4) out.ttl = readHostI32(bytes, data);
+      else if (type === IPV6_TCLASS && dataLen >= 4) out.tos = readHostI32(bytes, data);
       else if (type === IPV6_RECVERR && dataLen >= SOCK_EXTENDED_ERR.size) readExtendedErr(bytes, data, out);
     }
     at += cmsgAlign(len);
@@ -72,7 +59,7 @@ export function parseCmsgs(bytes: Uint8Array, offset: number, length: number, ou
 }
 
 function readExtendedErr(bytes: Uint8Array, data: number, out: CmsgInfo): void {
-  out.errno = readU32(bytes, data + SOCK_EXTENDED_ERR.errno);
+  out.errno = readHostU32(bytes, data + SOCK_EXTENDED_ERR.errno);
   out.errOrigin = bytes[data + SOCK_EXTENDED_ERR.origin]!;
   out.errType = bytes[data + SOCK_EXTENDED_ERR.type]!;
   out.errCode = bytes[data + SOCK_EXTENDED_ERR.code]!;
@@ -80,10 +67,10 @@ function readExtendedErr(bytes: Uint8Array, data: number, out: CmsgInfo): void {
 
 function writeIntCmsg(bytes: Uint8Array, at: number, level: number, type: number, value: number): number {
   bytes.fill(0, at, at + cmsgSpace(4));
-  writeU32(bytes, at + CMSGHDR.len, cmsgLen(4));
-  writeU32(bytes, at + CMSGHDR.level, level);
-  writeU32(bytes, at + CMSGHDR.type, type);
-  writeU32(bytes, at + CMSGHDR.data, value);
+  writeHostU32(bytes, at + CMSGHDR.len, cmsgLen(4));
+  writeHostU32(bytes, at + CMSGHDR.level, level);
+  writeHostU32(bytes, at + CMSGHDR.type, type);
+  writeHostU32(bytes, at + CMSGHDR.data, value);
   return cmsgSpace(4);
 }
 

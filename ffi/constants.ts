@@ -21,7 +21,6 @@ export const IPPROTO_IP = 0;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
 export const TCP_NODELAY = 1;
-export const SHUT_RDWR = 2;
 export const IPPROTO_IPV6 = 41;
 
 export const IP_TOS = 1;

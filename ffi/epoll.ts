@@ -2,7 +2,7 @@
 import { EFD_CLOEXEC, EFD_NONBLOCK, EPOLL_CLOEXEC, EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD } from "./constants.ts";
 import { EAGAIN, EINTR, check } from "./errno.ts";
 import { libc, type Syscalls } from "./libc.ts";
-import { EPOLL_EVENT } from "./layout.ts";
+import { EPOLL_EVENT, readHostU32, writeHostU32 } from "./layout.ts";
 
 export class Epoll {
   readonly fd: number;
@@ -24,8 +24,8 @@ export class Epoll {
   private control(op: number, fd: number, events: number, token: number, name: string): void {
     const b = this.oneBytes;
     b.fill(0);
-    writeU32(b, EPOLL_EVENT.events, events);
-    writeU32(b, EPOLL_EVENT.data, token);
+    writeHostU32(b, EPOLL_EVENT.events, events);
+    writeHostU32(b, EPOLL_EVENT.data, token);
     check(name, this.sys.epollCtl(this.fd, op, fd, this.one));
   }
   /** Watches fd; `token` (a u32) comes back with its events. */
@@ -46,10 +46,10 @@ export class Epoll {
     return check("epoll_wait", n);
   }
   eventMask(i: number): number {
-    return readU32(this.bytes, i * EPOLL_EVENT.size + EPOLL_EVENT.events);
+    return readHostU32(this.bytes, i * EPOLL_EVENT.size + EPOLL_EVENT.events);
   }
   eventToken(i: number): number {
-    return readU32(this.bytes, i * EPOLL_EVENT.size + EPOLL_EVENT.data);
+    return readHostU32(this.bytes, i * EPOLL_EVENT.size + EPOLL_EVENT.data);
   }
 
   close(): void {
@@ -84,14 +84,4 @@ export class EventFd {
   close(): void {
     this.sys.close(this.fd);
   }
-}
-
-function readU32(b: Uint8Array, o: number): number {
-  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
-}
-function writeU32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v & 0xff;
-  b[o + 1] = (v >>> 8) & 0xff;
-  b[o + 2] = (v >>> 16) & 0xff;
-  b[o + 3] = (v >>> 24) & 0xff;
 }

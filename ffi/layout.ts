@@ -63,3 +63,17 @@ export function readPointer(u32: Uint32Array, byteOffset: number): number {
   const i = byteOffset >>> 2;
   return u32[i]! + u32[i + 1]! * 0x1_0000_0000;
 }
+
+/** Host-order (little-endian on x86_64) 32-bit struct fields, read and written byte by byte. */
+export function readHostU32(b: Uint8Array, o: number): number {
+  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
+}
+export function readHostI32(b: Uint8Array, o: number): number {
+  return b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24);
+}
+export function writeHostU32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v & 0xff;
+  b[o + 1] = (v >>> 8) & 0xff;
+  b[o + 2] = (v >>> 16) & 0xff;
+  b[o + 3] = (v >>> 24) & 0xff;
+}

@@ -13,7 +13,6 @@ const lib = dlopen("libc.so.6", {
   connect: { args: [i32, ptr, u32], returns: i32 },
   listen: { args: [i32, i32], returns: i32 },
   accept4: { args: [i32, ptr, ptr, i32], returns: i32 },
-  shutdown: { args: [i32, i32], returns: i32 },
   setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
   getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
   getsockname: { args: [i32, ptr, ptr], returns: i32 },
@@ -55,7 +54,6 @@ export interface Syscalls {
   connect(fd: number, addr: Ptr, addrlen: number): number;
   listen(fd: number, backlog: number): number;
   accept4(fd: number, addr: Ptr, lenPtr: Ptr, flags: number): number;
-  shutdown(fd: number, how: number): number;
   setsockopt(fd: number, level: number, name: number, value: Ptr, len: number): number;
   getsockopt(fd: number, level: number, name: number, value: Ptr, lenPtr: Ptr): number;
   getsockname(fd: number, addr: Ptr, lenPtr: Ptr): number;
@@ -81,7 +79,6 @@ export const libc: Syscalls = {
   connect: (fd, a, l) => result(c.connect(fd, p(a), l)),
   listen: (fd, b) => result(c.listen(fd, b)),
   accept4: (fd, a, l, f) => result(c.accept4(fd, p(a), p(l), f)),
-  shutdown: (fd, h) => result(c.shutdown(fd, h)),
   setsockopt: (fd, lv, n, v, l) => result(c.setsockopt(fd, lv, n, p(v), l)),
   getsockopt: (fd, lv, n, v, l) => result(c.getsockopt(fd, lv, n, p(v), p(l))),
   getsockname: (fd, a, l) => result(c.getsockname(fd, p(a), p(l))),

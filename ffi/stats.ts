@@ -39,13 +39,6 @@ export function recordBatch(stats: Float64Array, n: number): void {
   else stats[STAT.hist9to16]!++;
 }
 
-/** Sums per-engine blocks into `into` (for one process-wide line). */
-export function sumStats(blocks: Float64Array[], into = new Float64Array(STAT_COUNT)): Float64Array {
-  into.fill(0);
-  for (const b of blocks) for (let i = 0; i < STAT_COUNT; i++) into[i]! += b[i]!;
-  return into;
-}
-
 /** coturn's line: `udp-recvmmsg stats: calls=… packets=… avg_batch=… wouldblock=… …`. */
 export function formatRecvmmsgStats(s: Float64Array): string {
   const calls = s[STAT.calls]!;

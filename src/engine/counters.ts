@@ -58,7 +58,7 @@ export function engineBlocks(shared: SharedArrayBuffer, engines: number): Float6
   return Array.from({ length: engines }, (_, i) => new Float64Array(shared, i * ENGINE_SLOTS * 8, ENGINE_SLOTS));
 }
 
-/** Sums whole engine blocks, every slot (ffi's sumStats covers the batch statistics only). */
+/** Sums whole engine blocks, every slot: batch statistics, protocol counters and gauges. */
 export function sumEngineBlocks(blocks: readonly Float64Array[], into = new Float64Array(ENGINE_SLOTS)): Float64Array {
   into.fill(0);
   for (const b of blocks) for (let i = 0; i < ENGINE_SLOTS; i++) into[i]! += b[i]!;

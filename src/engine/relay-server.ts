@@ -8,7 +8,7 @@ import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TlsFront } from "./tls-front.ts";
-import { EventFd, SyscallError, UdpCapabilities, closeSocket, formatRecvmmsgStats, openTcpListener, openUdpSocket, sumStats } from "../../ffi/index.ts";
+import { EventFd, SyscallError, UdpCapabilities, closeSocket, formatRecvmmsgStats, openTcpListener, openUdpSocket } from "../../ffi/index.ts";
 import { EADDRNOTAVAIL, EAFNOSUPPORT } from "../../ffi/errno.ts";
 import { parseIp } from "../net/endpoint.ts";
 import type { RelayConfig } from "../config/resolve.ts";
