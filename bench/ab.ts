@@ -15,18 +15,19 @@ export const spec = {
   clients: { default: "1,100", help: "comma-separated client counts" },
   sizes: { default: "100,1000", help: "comma-separated message lengths (bytes)" },
   procs: { default: 8, help: "uclient processes in parallel when clients > 1" },
-  messages: { default: 0, help: "messages per client (0: 50000 for 1 client, 200000/clients otherwise)" },
+  messages: { default: 0, help: "messages per client (0: 200000 for 1 client, 400000/clients otherwise)" },
   interval: { default: 0, help: "uclient -z, ms" },
   threads: { default: 2, help: "--relay-threads" },
   "recvmmsg-base": { default: false, help: "with --flag sendmmsg: keep --udp-recvmmsg on in both variants" },
-  warmup: { default: 0.25, help: "warm-up run first, as a fraction of --messages (0: none, the server is measured cold)" },
+  "warmup-s": { default: 5, help: "seconds of the same load first, thrown away (0: the server is measured cold)" },
   timeout: { default: 60, help: "seconds before a run is cut" },
 } satisfies ArgSpec;
 
 export const usage = `bun run bench ab [options]\n${describeArgs(spec)}`;
 
+/** Long enough that /proc's 10 ms ticks are noise at 1 client (~8 s at uclient's pace) and at 100. */
 export function messagesFor(clients: number, given: number): number {
-  return given > 0 ? given : clients === 1 ? 50000 : Math.max(100, Math.round(200000 / clients));
+  return given > 0 ? given : clients === 1 ? 200000 : Math.max(100, Math.round(400000 / clients));
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -46,10 +47,10 @@ export async function main(argv: string[]): Promise<void> {
           try {
             const r = await runUclientLoad(server, {
               clients, procs: clients === 1 ? 1 : Math.min(a.procs, clients), messages, size,
-              intervalMs: a.interval, timeoutMs: a.timeout * 1000, warmupMessages: Math.round(messages * a.warmup),
+              intervalMs: a.interval, timeoutMs: a.timeout * 1000, warmupSeconds: a["warmup-s"],
             });
             results[v.name]!.push(r);
-            emit({ bench, variant: v.name, run, clients, size, messages, threads: a.threads, warmup: a.warmup, recvmmsg: v.recvmmsg, sendmmsg: v.sendmmsg, ...r });
+            emit({ bench, variant: v.name, run, clients, size, messages, threads: a.threads, warmupS: a["warmup-s"], recvmmsg: v.recvmmsg, sendmmsg: v.sendmmsg, ...r });
           } finally {
             await server.stop();
           }
@@ -63,13 +64,22 @@ export async function main(argv: string[]): Promise<void> {
 /** Medians of each variant and the B/A ratios of the medians. */
 export function summarize(bench: string, key: Record<string, unknown>, A: LoadResult[], B: LoadResult[], label: string): Record<string, unknown> {
   const m = (rs: LoadResult[], f: (r: LoadResult) => number) => median(rs.filter((r) => r.ok).map(f));
-  const fields = ["relayedPps", "serverCpuSPerMpkt", "rttMs", "lossPct", "serverCpuPct", "uclientCpuPctMax", "peerCpuPct"] as const;
+  const fields = ["relayedPps", "serverCpuSPerMpkt", "serverCpuUsPerPktFine", "rttMs", "lossPct", "serverCpuPct", "uclientCpuPctMax", "peerCpuPct"] as const;
   const out: Record<string, unknown> = { bench, summary: true, ...key, ratioOf: label, okRuns: [A.filter((r) => r.ok).length, B.filter((r) => r.ok).length] };
   for (const f of fields) {
     const ma = m(A, (r) => r[f]);
     const mb = m(B, (r) => r[f]);
     out[f] = { a: round(ma, 4), b: round(mb, 4), ratio: ratio(mb, ma) };
   }
+  // Which threads a difference lives in (bunturn: "Worker" engines, "bun" main thread, JSC's helpers).
+  const names = new Set([...A, ...B].flatMap((r) => Object.keys(r.serverCpuUsPerPktByThread)));
+  const byThread: Record<string, unknown> = {};
+  for (const n of names) {
+    const ma = m(A, (r) => r.serverCpuUsPerPktByThread[n] ?? 0);
+    const mb = m(B, (r) => r.serverCpuUsPerPktByThread[n] ?? 0);
+    byThread[n] = { a: round(ma, 3), b: round(mb, 3) };
+  }
+  out.serverCpuUsPerPktByThread = byThread;
   out.bottlenecks = [...new Set([...A, ...B].map((r) => r.bottleneck))];
   return out;
 }

@@ -16,11 +16,11 @@ export const spec = {
   clients: { default: "1,100", help: "comma-separated client counts" },
   sizes: { default: "100,1000", help: "comma-separated message lengths (bytes)" },
   procs: { default: 8, help: "uclient processes in parallel when clients > 1" },
-  messages: { default: 0, help: "messages per client (0: 50000 for 1 client, 200000/clients otherwise)" },
+  messages: { default: 0, help: "messages per client (0: 200000 for 1 client, 400000/clients otherwise)" },
   interval: { default: 0, help: "uclient -z, ms" },
   threads: { default: 2, help: "--relay-threads for both" },
   "bunturn-recvmmsg": { default: false, help: "run bunturn with --udp-recvmmsg (coturn 4.6.1 cannot)" },
-  warmup: { default: 0.25, help: "warm-up run first, as a fraction of --messages (0: none, the server is measured cold)" },
+  "warmup-s": { default: 5, help: "seconds of the same load first, thrown away (0: the server is measured cold)" },
   timeout: { default: 60, help: "seconds before a run is cut" },
 } satisfies ArgSpec;
 
@@ -40,10 +40,10 @@ export async function main(argv: string[]): Promise<void> {
           try {
             const r = await runUclientLoad(server, {
               clients, procs: clients === 1 ? 1 : Math.min(a.procs, clients), messages, size,
-              intervalMs: a.interval, timeoutMs: a.timeout * 1000, warmupMessages: Math.round(messages * a.warmup),
+              intervalMs: a.interval, timeoutMs: a.timeout * 1000, warmupSeconds: a["warmup-s"],
             });
             results[kind].push(r);
-            emit({ bench: "vs-coturn", variant: kind, run, clients, size, messages, threads: a.threads, warmup: a.warmup, recvmmsg, ...(kind === "coturn" ? { version } : {}), ...r });
+            emit({ bench: "vs-coturn", variant: kind, run, clients, size, messages, threads: a.threads, warmupS: a["warmup-s"], recvmmsg, ...(kind === "coturn" ? { version } : {}), ...r });
           } finally {
             await server.stop();
           }

@@ -22,6 +22,41 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
+/**
+ * CPU time of every live thread of a process, by thread id, from /proc/PID/task/TID/schedstat (time on
+ * CPU in nanoseconds, so short windows at a few % of a core are measured, unlike /proc's 10 ms ticks).
+ * A thread that exits between two readings takes its time with it: compare the sum with cpuSeconds().
+ */
+export function threadCpu(pid: number): Map<number, { name: string; seconds: number }> {
+  const out = new Map<number, { name: string; seconds: number }>();
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim();
+      const ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+      out.set(Number(tid), { name, seconds: ns / 1e9 });
+    } catch {
+      // the thread ended between readdir and read
+    }
+  }
+  return out;
+}
+
+/** CPU seconds each thread name used between two threadCpu() readings (threads of one name summed). */
+export function threadCpuDelta(before: ReturnType<typeof threadCpu>, after: ReturnType<typeof threadCpu>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [tid, t] of after) {
+    const used = t.seconds - (before.get(tid)?.seconds ?? 0);
+    out.set(t.name, (out.get(t.name) ?? 0) + used);
+  }
+  return out;
+}
+
 export function rssKiB(pid: number): number {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));

@@ -5,7 +5,7 @@
  * signal (no summary) is reported with ok=false.
  */
 import { join } from "node:path";
-import { cpuSeconds, freePort, ROOT, spawn, waitFor, type Spawned } from "./proc.ts";
+import { cpuSeconds, freePort, ROOT, spawn, threadCpu, threadCpuDelta, waitFor, type Spawned } from "./proc.ts";
 import { PASSWORD, USER, type Server } from "./servers.ts";
 import { round } from "./stats.ts";
 
@@ -21,12 +21,11 @@ export interface LoadOptions {
   intervalMs: number;
   timeoutMs: number;
   /**
-   * Messages per client of an unmeasured warm-up run first (same clients, its own peer), so that the
-   * measurement sees a server that has finished its start-up work (for bunturn: JIT tiering). 0: none.
+   * Seconds of the same load (same clients, its own peer), stopped and thrown away before the measured
+   * run, so that the measurement sees a server in the state it spends its life in, not its first
+   * seconds (for bunturn: JIT tiering; for both: first allocations, page faults). 0: measured cold.
    */
-  warmupMessages?: number;
-  /** Called right before and after the measured phase (e.g. to read per-thread CPU of the server). */
-  around?: { start(): void; end(): void };
+  warmupSeconds?: number;
 }
 
 export interface PeerStats {
@@ -98,8 +97,12 @@ export interface LoadResult {
   windowS: number;
   relayedPps: number;
   serverCpuS: number;
-  /** Server CPU seconds per million relayed datagrams (= CPU microseconds per datagram). */
+  /** Server CPU seconds per million relayed datagrams (= CPU microseconds per datagram), /proc ticks. */
   serverCpuSPerMpkt: number;
+  /** The same from the threads' nanosecond counters (threads alive at the end of the run). */
+  serverCpuUsPerPktFine: number;
+  /** CPU µs per relayed datagram by thread name (bunturn: "Worker" = engines, "bun" = main thread, JSC's helpers). */
+  serverCpuUsPerPktByThread: Record<string, number>;
   serverCpuPct: number;
   uclientCpuS: number;
   uclientCpuPctMax: number;
@@ -110,22 +113,11 @@ export interface LoadResult {
 }
 
 export async function runUclientLoad(server: Server, o: LoadOptions): Promise<LoadResult> {
-  if (o.warmupMessages) {
-    const warm = await startEchoPeer(Math.ceil(o.timeoutMs / 1000) + 30);
-    const per = Math.ceil(o.clients / o.procs);
-    const us: Spawned[] = [];
-    for (let left = o.clients; left > 0; left -= per) {
-      us.push(spawn(uclientCommand(server, warm.port, { ...o, messages: o.warmupMessages }, Math.min(per, left))));
-    }
-    const timer = setTimeout(() => us.forEach((u) => u.proc.kill("SIGKILL")), o.timeoutMs);
-    await Promise.all(us.map((u) => u.proc.exited));
-    clearTimeout(timer);
-    await warm.finish();
-  }
+  if (o.warmupSeconds) await warmUp(server, o, o.warmupSeconds);
   const peer = await startEchoPeer(Math.ceil(o.timeoutMs / 1000) + 30);
   const per = Math.ceil(o.clients / o.procs);
   const uclients: Spawned[] = [];
-  o.around?.start();
+  const threads0 = threadCpu(server.pid);
   const cpu0 = cpuSeconds(server.pid);
   const started = Date.now();
   try {
@@ -142,7 +134,7 @@ export async function runUclientLoad(server: Server, o: LoadOptions): Promise<Lo
     for (const u of uclients) await u.stop(1000);
   }
   const cpu1 = cpuSeconds(server.pid);
-  o.around?.end();
+  const byThread = threadCpuDelta(threads0, threadCpu(server.pid));
   const p = await peer.finish();
   const wall = (Date.now() - started) / 1000;
   const sums = uclients.map((u) => ({ ...parseUclient(u.output()), cpu: cpuOf(u) }));
@@ -153,6 +145,9 @@ export async function runUclientLoad(server: Server, o: LoadOptions): Promise<Lo
   const windowS = p.last > p.first ? (p.last - p.first) / 1000 : NaN;
   const relayed = p.rx + roundTrips;
   const serverCpuS = cpu1 - cpu0;
+  const threadsCpuS = [...byThread.values()].reduce((x, y) => x + y, 0);
+  const serverCpuUsPerPktByThread: Record<string, number> = {};
+  for (const [name, cpu] of byThread) if (cpu > 0) serverCpuUsPerPktByThread[name] = round((cpu / relayed) * 1e6, 3);
   const uclientCpuS = sums.reduce((a, s) => a + s.cpu, 0);
   const uclientCpuPctMax = Math.max(...sums.map((s) => (100 * s.cpu) / wall));
   const serverCpuPct = (100 * serverCpuS) / windowS;
@@ -180,6 +175,8 @@ export async function runUclientLoad(server: Server, o: LoadOptions): Promise<Lo
     relayedPps: Math.round(relayed / windowS),
     serverCpuS: round(serverCpuS, 2),
     serverCpuSPerMpkt: round((serverCpuS / relayed) * 1e6, 2),
+    serverCpuUsPerPktFine: round((threadsCpuS / relayed) * 1e6, 3),
+    serverCpuUsPerPktByThread,
     serverCpuPct: round(serverCpuPct, 1),
     uclientCpuS: round(uclientCpuS, 2),
     uclientCpuPctMax: round(uclientCpuPctMax, 1),
@@ -188,6 +185,21 @@ export async function runUclientLoad(server: Server, o: LoadOptions): Promise<Lo
     bottleneck,
     ...(ok ? {} : { note: "a uclient printed no summary (timed out or failed)" }),
   };
+}
+
+/** The same load for `seconds`, then stopped; its allocations are left to expire, as a killed client's would. */
+async function warmUp(server: Server, o: LoadOptions, seconds: number): Promise<void> {
+  const peer = await startEchoPeer(seconds + 30);
+  const per = Math.ceil(o.clients / o.procs);
+  const us: Spawned[] = [];
+  for (let left = o.clients; left > 0; left -= per) {
+    us.push(spawn(uclientCommand(server, peer.port, { ...o, messages: 10_000_000 }, Math.min(per, left))));
+  }
+  await Bun.sleep(seconds * 1000);
+  for (const u of us) u.proc.kill("SIGKILL");
+  await Promise.all(us.map((u) => u.proc.exited));
+  await peer.finish();
+  await Bun.sleep(200); // datagrams still in flight reach the dead clients' ports (ICMP), not the measurement
 }
 
 function uclientCommand(server: Server, peerPort: number, o: LoadOptions, clients: number): string[] {

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Profiling load (iteration 6 of docs/PerformanceIterationLog.md): a server on 127.0.0.1:34780, the echo
-# peer on :34790 and 8 turnutils_uclient processes x 12 clients (MSGS messages each, default 100000),
+# peer on :34790 and PROCS (default 8) turnutils_uclient processes x CLIENTS (default 12) clients (MSGS messages each, default 100000),
 # all in the background; pids in $W (default /tmp/bunturn-prof). Then measure.sh / prof.sh; stop.sh ends all.
 # usage: load.sh bunturn ROOT [bunturn flags...] | load.sh coturn -
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -17,7 +17,7 @@ echo $! > server.pid; rm -f uc.pids
 sleep 300 | bun $HERE/../lib/echo-peer.ts 127.0.0.1 34790 300 > peer.log 2>&1 &
 echo $! > peer.pid
 sleep 2
-for i in 1 2 3 4 5 6 7 8; do
-turnutils_uclient -c -u bench -w bench-password -e 127.0.0.1 -r 34790 -p 34780 -n ${MSGS:-100000} -l 100 -m 12 -z 0 127.0.0.1 > uc$i.log 2>&1 &
+for i in $(seq 1 ${PROCS:-8}); do
+turnutils_uclient -c -u bench -w bench-password -e 127.0.0.1 -r 34790 -p 34780 -n ${MSGS:-100000} -l 100 -m ${CLIENTS:-12} -z 0 127.0.0.1 > uc$i.log 2>&1 &
 echo $! >> uc.pids
 done
