@@ -5,8 +5,8 @@
 import { AF_INET, AF_INET6 } from "./constants.ts";
 import { SOCKADDR_IN, SOCKADDR_IN6 } from "./layout.ts";
 
+// Every byte is written by index, sin_zero included: fill() is a native call, too dear once per datagram.
 export function writeSockaddrIn(bytes: Uint8Array, offset: number, ipv4: number, port: number): number {
-  bytes.fill(0, offset, offset + SOCKADDR_IN.size);
   bytes[offset] = AF_INET; // sa_family_t is little-endian u16
   bytes[offset + 1] = 0;
   bytes[offset + SOCKADDR_IN.port] = port >>> 8;
@@ -16,6 +16,7 @@ export function writeSockaddrIn(bytes: Uint8Array, offset: number, ipv4: number,
   bytes[a + 1] = (ipv4 >>> 16) & 0xff;
   bytes[a + 2] = (ipv4 >>> 8) & 0xff;
   bytes[a + 3] = ipv4 & 0xff;
+  for (let z = offset + SOCKADDR_IN.addr + 4; z < offset + SOCKADDR_IN.size; z++) bytes[z] = 0;
   return SOCKADDR_IN.size;
 }
 

@@ -1,7 +1,7 @@
 /**
  * The shared counter block of one engine: the ffi batch statistics first, then the protocol counters
  * and gauges. The Worker writes, the main thread reads (stats line, metrics, tests); Float64 slots in a
- * SharedArrayBuffer, so publishing is a few stores per loop turn and no messages.
+ * SharedArrayBuffer, so publishing costs no copies and no messages.
  */
 import { STAT_COUNT } from "../../ffi/stats.ts";
 import type { ProtocolCounters } from "../turn/api.ts";
@@ -44,15 +44,28 @@ export function protocolSlot(name: (typeof PROTOCOL_COUNTER_NAMES)[number]): num
 }
 
 /**
- * Copies the protocol counters into their slots. Runs every loop turn, so it is generated once with one
- * fixed property access per counter: a loop over the names (`counters[name]`) is a keyed lookup per
- * field, several times slower (bench/publish.ts).
+ * The protocol core's counters stored in an engine's shared block: each field is an accessor on its
+ * Float64 slot, so the core's `counters.x++` is a store the main thread can read at once, and nothing is
+ * copied per loop turn (the JIT inlines the accessors). The slots must start at 0.
  */
-export const publishProtocolCounters = new Function(
-  "counters",
-  "block",
-  PROTOCOL_COUNTER_NAMES.map((name, i) => `block[${STAT_COUNT + i}] = counters.${name};`).join("\n"),
-) as (counters: ProtocolCounters, block: Float64Array) => void;
+class SharedProtocolCounters {
+  constructor(readonly block: Float64Array) {}
+}
+PROTOCOL_COUNTER_NAMES.forEach((name, i) => {
+  const slot = STAT_COUNT + i;
+  Object.defineProperty(SharedProtocolCounters.prototype, name, {
+    get(this: SharedProtocolCounters) {
+      return this.block[slot]!;
+    },
+    set(this: SharedProtocolCounters, value: number) {
+      this.block[slot] = value;
+    },
+  });
+});
+
+export function sharedProtocolCounters(block: Float64Array): ProtocolCounters {
+  return new SharedProtocolCounters(block) as unknown as ProtocolCounters;
+}
 
 export function engineBlocks(shared: SharedArrayBuffer, engines: number): Float64Array[] {
   return Array.from({ length: engines }, (_, i) => new Float64Array(shared, i * ENGINE_SLOTS * 8, ENGINE_SLOTS));

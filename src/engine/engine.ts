@@ -18,7 +18,7 @@ import type { RelayAllocator, RelayHandle, RelayOpenRequest, RelayOpenResult, Tu
 import { TurnServer } from "../turn/server.ts";
 import { PeerPolicy } from "../turn/peer-policy.ts";
 import { credentialStoreFor } from "./credentials.ts";
-import { GAUGE, publishProtocolCounters } from "./counters.ts";
+import { GAUGE, sharedProtocolCounters } from "./counters.ts";
 import { PortPool, type PortPoolShared } from "./port-pool.ts";
 import { TCP_LISTENER_BASE, TcpTransport } from "./tcp-transport.ts";
 import { SharedQuota, type QuotaShared } from "./quota.ts";
@@ -143,6 +143,7 @@ export class Engine implements TurnSink, RelayAllocator {
         restUsernames: config.auth.kind === "rest",
       }),
       maxBytesPerSecond: config.maxBps,
+      counters: sharedProtocolCounters(init.counters),
     });
     this.epoll.add(this.wake.fd, EPOLLIN);
     this.tcp = new TcpTransport(this.epoll, {
@@ -223,7 +224,7 @@ export class Engine implements TurnSink, RelayAllocator {
         this.tcp.sweep(now, TCP_UNALLOCATED_MS, (listener) => this.turn.hasAllocationOn(listener));
       }
       this.flush();
-      // Every turn, so that what a response announced is already counted when the client reads metrics.
+      // Every turn, so that an allocation a response announced is already counted when the client reads metrics.
       this.publish();
     }
     this.shutdown();
@@ -426,7 +427,6 @@ export class Engine implements TurnSink, RelayAllocator {
   // --- bookkeeping ----------------------------------------------------------------------------------
 
   private publish(): void {
-    publishProtocolCounters(this.turn.counters, this.stats);
     this.stats[GAUGE.allocations] = this.turn.allocationCount;
   }
 

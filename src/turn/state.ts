@@ -50,6 +50,11 @@ export interface TurnServerOptions {
    * picks from), "rfc8656" = 0x4000-0x4FFF only. Default "rfc5766".
    */
   channelRange?: "rfc5766" | "rfc8656";
+  /**
+   * Where the counters live, all starting at 0 (default: a plain object). An engine passes storage that
+   * its readers see directly (shared memory), so nothing has to be copied out after each datagram.
+   */
+  counters?: ProtocolCounters;
 }
 
 /** RFC 8656 §7.2 step 4: a reserved port is held for about 30 seconds. */
@@ -76,28 +81,7 @@ export class ServerState {
   readonly sink: TurnSink;
   readonly quota: AllocationQuota | undefined;
   readonly maxBytesPerSecond: number;
-  readonly counters: ProtocolCounters = {
-    bindingRequests: 0,
-    allocationsCreated: 0,
-    allocationsDeleted: 0,
-    unauthorized: 0,
-    errorsSent: 0,
-    clientToPeerPackets: 0,
-    clientToPeerBytes: 0,
-    peerToClientPackets: 0,
-    peerToClientBytes: 0,
-    dropped: 0,
-    bindingResponses: 0,
-    bindingErrors: 0,
-    clientPacketsIn: 0,
-    clientBytesIn: 0,
-    clientPacketsOut: 0,
-    clientBytesOut: 0,
-    peerPacketsIn: 0,
-    peerBytesIn: 0,
-    relays4: 0,
-    relays6: 0,
-  };
+  readonly counters: ProtocolCounters;
   /** Allocations by listener, then by client endpoint: together the 5-tuple (UDP only). */
   private readonly byListener = new Map<number, Map<EndpointKey, Allocation>>();
   readonly byRelay = new Map<number, Allocation>();
@@ -126,6 +110,7 @@ export class ServerState {
     this.sink = o.sink;
     this.quota = o.quota;
     this.maxBytesPerSecond = o.maxBytesPerSecond ?? 0;
+    this.counters = o.counters ?? zeroCounters();
   }
 
   /** Every STUN response to a client goes out here, so that the client traffic counters see it. */
@@ -257,4 +242,29 @@ export class ServerState {
     }
     this.timers.clear();
   }
+}
+
+function zeroCounters(): ProtocolCounters {
+  return {
+    bindingRequests: 0,
+    allocationsCreated: 0,
+    allocationsDeleted: 0,
+    unauthorized: 0,
+    errorsSent: 0,
+    clientToPeerPackets: 0,
+    clientToPeerBytes: 0,
+    peerToClientPackets: 0,
+    peerToClientBytes: 0,
+    dropped: 0,
+    bindingResponses: 0,
+    bindingErrors: 0,
+    clientPacketsIn: 0,
+    clientBytesIn: 0,
+    clientPacketsOut: 0,
+    clientBytesOut: 0,
+    peerPacketsIn: 0,
+    peerBytesIn: 0,
+    relays4: 0,
+    relays6: 0,
+  };
 }
