@@ -26,7 +26,15 @@ function addressOf(buffer: ArrayBuffer): number {
 
 export class RecvBatch {
   readonly capacity: number;
+  /** Bytes the kernel may write per datagram. */
   readonly slotSize: number;
+  /**
+   * Bytes kept free before each datagram, so that a header can be put in front of it in place (a relay
+   * turning peer data into ChannelData sends it from the slot without a copy).
+   */
+  readonly headroom: number;
+  /** Distance between two slots: headroom + slotSize. */
+  readonly stride: number;
   /** Payload slots; kept referenced so their addresses in the iovecs stay valid. */
   readonly payloadBuffer: ArrayBuffer;
   readonly payload: Uint8Array;
@@ -41,14 +49,16 @@ export class RecvBatch {
   private readonly namesOffset: number;
   private readonly controlOffset: number;
 
-  constructor(capacity = RECV_BATCH_MAX, slotSize = MAX_DATAGRAM) {
+  constructor(capacity = RECV_BATCH_MAX, slotSize = MAX_DATAGRAM, headroom = 0) {
     this.capacity = capacity;
     this.slotSize = slotSize;
+    this.headroom = headroom;
+    this.stride = headroom + slotSize;
     const iovOffset = capacity * MMSGHDR.size;
     this.namesOffset = iovOffset + capacity * IOVEC.size;
     this.controlOffset = this.namesOffset + capacity * SOCKADDR_SLOT;
     this.structBuffer = new ArrayBuffer(this.controlOffset + capacity * RECV_CONTROL_SPACE);
-    this.payloadBuffer = new ArrayBuffer(capacity * slotSize);
+    this.payloadBuffer = new ArrayBuffer(capacity * this.stride);
     this.payload = new Uint8Array(this.payloadBuffer);
     this.u32 = new Uint32Array(this.structBuffer);
     const bytes = new Uint8Array(this.structBuffer);
@@ -59,7 +69,7 @@ export class RecvBatch {
     for (let i = 0; i < capacity; i++) {
       const hdr = i * MMSGHDR.size;
       const iov = iovOffset + i * IOVEC.size;
-      writePointer(this.u32, iov + IOVEC.base, this.payloadAddress + i * slotSize);
+      writePointer(this.u32, iov + IOVEC.base, this.payloadAddress + i * this.stride + headroom);
       writePointer(this.u32, iov + IOVEC.len, slotSize);
       writePointer(this.u32, hdr + MSGHDR.name, this.vecAddress + this.namesOffset + i * SOCKADDR_SLOT);
       writePointer(this.u32, hdr + MSGHDR.iov, this.vecAddress + iov);
@@ -115,9 +125,13 @@ export class RecvBatch {
   controlOffsetOf(i: number): number {
     return i * RECV_CONTROL_SPACE;
   }
+  /** Where datagram i starts in `payload` (the hot path passes payload, offset and length: no view to allocate). */
+  datagramOffset(i: number): number {
+    return i * this.stride + this.headroom;
+  }
   /** A view of datagram i's bytes (valid until the next receive into this batch). */
   datagram(i: number): Uint8Array {
-    const start = i * this.slotSize;
+    const start = i * this.stride + this.headroom;
     return this.payload.subarray(start, start + this.length(i));
   }
   sourceFamily(i: number): number {
@@ -158,6 +172,7 @@ export class SendBatch {
   readonly fds: Int32Array;
   count = 0;
   private borrowBuffer: ArrayBufferLike | null = null;
+  private borrowView: Uint8Array | null = null;
   private borrowAddress = 0;
   /**
    * Sticky TTL/TOS (off unless `stickyTtlTos(true)`): instead of a control message on every datagram, a
@@ -205,10 +220,14 @@ export class SendBatch {
     }
   }
 
-  /** Lets payloads that live in `buffer` (at `address`) be sent in place. */
-  borrowFrom(buffer: ArrayBufferLike, address: number): void {
+  /**
+   * Lets payloads that live in `buffer` (at `address`) be sent in place. `wholeView`, a view of all of
+   * `buffer`, is recognised by identity, without reading its (native) `buffer` getter per datagram.
+   */
+  borrowFrom(buffer: ArrayBufferLike, address: number, wholeView?: Uint8Array): void {
     this.borrowBuffer = buffer;
     this.borrowAddress = address;
+    this.borrowView = wholeView !== undefined && wholeView.buffer === buffer && wholeView.byteOffset === 0 ? wholeView : null;
   }
 
   /** Switches sticky TTL/TOS on (see `sticky`). The caller must call forgetSocket on every open/close. */
@@ -282,6 +301,11 @@ export class SendBatch {
    * messages when >= 0. The caller flushes when `full`. Returns the entry index.
    */
   push(fd: number, address: Uint8Array, port: number, data: Uint8Array, ttl = -1, tos = -1): number {
+    return this.pushRange(fd, address, port, data, 0, data.length, ttl, tos);
+  }
+
+  /** push() of data[offset, offset + length): a hot path passes a whole arena and a range, not a view. */
+  pushRange(fd: number, address: Uint8Array, port: number, data: Uint8Array, offset: number, length: number, ttl = -1, tos = -1): number {
     const i = this.count++;
     const hdr = i * MMSGHDR.size;
     const iov = this.iovOffset + i * IOVEC.size;
@@ -289,15 +313,18 @@ export class SendBatch {
     const nameLen = writeSockaddr(this.bytes, this.namesOffset + i * SOCKADDR_SLOT, address, port);
     this.u32[(hdr + MSGHDR.namelen) >>> 2] = nameLen;
     let base: number;
-    if (data.buffer === this.borrowBuffer) {
-      base = this.borrowAddress + data.byteOffset;
+    if (data === this.borrowView) {
+      base = this.borrowAddress + offset;
+    } else if (data.buffer === this.borrowBuffer) {
+      base = this.borrowAddress + data.byteOffset + offset;
     } else {
-      const n = Math.min(data.length, this.slotSize);
-      this.payload.set(n === data.length ? data : data.subarray(0, n), i * this.slotSize);
+      const n = Math.min(length, this.slotSize);
+      this.payload.set(offset === 0 && n === data.length ? data : data.subarray(offset, offset + n), i * this.slotSize);
       base = this.payloadAddress + i * this.slotSize;
+      length = n;
     }
     writePointer(this.u32, iov + IOVEC.base, base);
-    writePointer(this.u32, iov + IOVEC.len, data.length);
+    writePointer(this.u32, iov + IOVEC.len, length);
     this.ttls[i] = ttl;
     this.toss[i] = tos;
     let controlLen = 0;

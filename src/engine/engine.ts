@@ -9,7 +9,7 @@
  * -> the core calls back reply/relayToClient/relayToPeer -> SendBatch -> one sendmmsg per socket run.
  */
 import {
-  AF_INET, CmsgInfo, ECONNREFUSED, EPOLLERR, EPOLLIN, Epoll, EventFd, RecvBatch, SendBatch,
+  AF_INET, CmsgInfo, ECONNREFUSED, EPOLLERR, EPOLLIN, Epoll, EventFd, MAX_DATAGRAM, RECV_BATCH_MAX, RecvBatch, SendBatch,
   SyscallError, UdpCapabilities, closeSocket, flushSendBatch, libc, openUdpSocket,
   readErrorQueue, receiveBatch, receivedTtlTos, setDontFragment,
 } from "../../ffi/index.ts";
@@ -76,7 +76,8 @@ export class Engine implements TurnSink, RelayAllocator {
   private readonly wake = new EventFd();
   private readonly caps: UdpCapabilities;
   private readonly stats: Float64Array;
-  private readonly recv = new RecvBatch();
+  /** Room before each received datagram: peer data becomes ChannelData in place (4 bytes; 8 keeps alignment). */
+  private readonly recv = new RecvBatch(RECV_BATCH_MAX, MAX_DATAGRAM, 8);
   private readonly send = new SendBatch(64);
   private readonly cmsg = new CmsgInfo();
   private readonly errInfo = new CmsgInfo();
@@ -104,7 +105,7 @@ export class Engine implements TurnSink, RelayAllocator {
     this.caps = new UdpCapabilities({ recvmmsg: config.udpRecvmmsg, sendmmsg: config.udpSendmmsg }, init.capabilityCells);
     this.caps.onDowngrade = (feature, errno) =>
       emit({ kind: "log", level: "warn", message: `${feature} refused by the kernel (${new SyscallError(feature, errno).code}); using one datagram per system call from now on` });
-    this.send.borrowFrom(this.recv.payloadBuffer, this.recv.payloadAddress);
+    this.send.borrowFrom(this.recv.payloadBuffer, this.recv.payloadAddress, this.recv.payload);
     // Relayed TTL/TOS as socket options while they stay the same, cmsg otherwise (forgetSocket on open/close).
     this.send.stickyTtlTos(true);
     this.pool = new PortPool(init.pool);
@@ -232,6 +233,7 @@ export class Engine implements TurnSink, RelayAllocator {
 
   private drain(socket: Listener | RelaySocket, now: number): void {
     const batch = this.recv;
+    const arena = batch.payload;
     for (let round = 0; round < MAX_BATCHES_PER_WAKE; round++) {
       const n = receiveBatch(socket.fd, batch, this.caps, this.stats, libc);
       if (n < 0) {
@@ -244,7 +246,7 @@ export class Engine implements TurnSink, RelayAllocator {
         for (let i = 0; i < n; i++) {
           if (!this.prepareDatagram(i)) continue;
           try {
-            this.turn.handleClientDatagram(socket.id, this.source(i), batch.datagram(i), now);
+            this.turn.handleClientDatagram(socket.id, this.source(i), arena, now, batch.datagramOffset(i), batch.length(i));
           } catch (error) {
             // One bad datagram must not cost the others in the batch (other clients' traffic).
             this.reportCrash(error);
@@ -255,7 +257,7 @@ export class Engine implements TurnSink, RelayAllocator {
         for (let i = 0; i < n; i++) {
           if (!this.prepareDatagram(i)) continue;
           try {
-            this.turn.handlePeerDatagram(relayId, this.source(i), batch.datagram(i), now);
+            this.turn.handlePeerDatagram(relayId, this.source(i), arena, now, batch.datagramOffset(i), batch.length(i));
           } catch (error) {
             this.reportCrash(error);
           }
@@ -321,7 +323,7 @@ export class Engine implements TurnSink, RelayAllocator {
     if (this.send.count > 0) flushSendBatch(this.send, this.caps, this.stats, libc);
   }
 
-  private queue(fd: number, to: Endpoint, data: Uint8Array, relayed: boolean): void {
+  private queue(fd: number, to: Endpoint, data: Uint8Array, offset: number, length: number, relayed: boolean): void {
     let ttl = -1;
     let tos = -1;
     if (relayed) {
@@ -329,7 +331,7 @@ export class Engine implements TurnSink, RelayAllocator {
       if (this.currentTtl > 0) ttl = this.currentTtl > 1 ? this.currentTtl - 1 : 1;
       tos = this.currentTos;
     }
-    this.send.push(fd, to.address, to.port, data, ttl, tos);
+    this.send.pushRange(fd, to.address, to.port, data, offset, length, ttl, tos);
     if (this.send.full) this.flush();
   }
 
@@ -341,19 +343,19 @@ export class Engine implements TurnSink, RelayAllocator {
       return;
     }
     const l = this.listeners[listener];
-    if (l) this.queue(l.fd, client, data, false);
+    if (l) this.queue(l.fd, client, data, 0, data.length, false);
   }
 
-  relayToClient(listener: number, client: Endpoint, data: Uint8Array): void {
+  relayToClient(listener: number, client: Endpoint, bytes: Uint8Array, offset: number, length: number): void {
     if (listener >= TCP_LISTENER_BASE) {
-      this.tcp.send(listener, data);
+      this.tcp.send(listener, bytes.subarray(offset, offset + length));
       return;
     }
     const l = this.listeners[listener];
-    if (l) this.queue(l.fd, client, data, true);
+    if (l) this.queue(l.fd, client, bytes, offset, length, true);
   }
 
-  relayToPeer(relay: RelayHandle, peer: Endpoint, data: Uint8Array, dontFragment: boolean): void {
+  relayToPeer(relay: RelayHandle, peer: Endpoint, bytes: Uint8Array, offset: number, length: number, dontFragment: boolean): void {
     const socket = this.relaysById.get(relay.id);
     if (!socket || peer.family !== socket.family) return;
     if (socket.dontFragment !== dontFragment) {
@@ -362,7 +364,7 @@ export class Engine implements TurnSink, RelayAllocator {
       setDontFragment(socket.fd, socket.family, dontFragment, libc);
       socket.dontFragment = dontFragment;
     }
-    this.queue(socket.fd, peer, data, true);
+    this.queue(socket.fd, peer, bytes, offset, length, true);
   }
 
   // --- RelayAllocator -------------------------------------------------------------------------------

@@ -6,27 +6,27 @@ import { MAX_CHANNEL, MIN_CHANNEL } from "./attributes/channel-number.ts";
 
 export const CHANNEL_DATA_HEADER = 4;
 
-/** Cheap first-byte test (RFC 7983): ChannelData starts with 0b01. */
-export function looksLikeChannelData(bytes: Uint8Array): boolean {
-  return bytes.length >= CHANNEL_DATA_HEADER && (bytes[0]! & 0xc0) === 0x40;
+/** Cheap first-byte test (RFC 7983): ChannelData starts with 0b01. Of bytes[offset, offset + length). */
+export function looksLikeChannelData(bytes: Uint8Array, offset = 0, length = bytes.length - offset): boolean {
+  return length >= CHANNEL_DATA_HEADER && (bytes[offset]! & 0xc0) === 0x40;
 }
 
 /**
  * Validates a ChannelData datagram. Returns the channel number, or -1 when it is not a usable
  * ChannelData message (too short, channel outside 0x4000-0x7FFF, or length overrunning the datagram).
- * The payload is bytes[4 .. 4 + channelDataLength(bytes)).
+ * The payload is bytes[offset + 4 .. offset + 4 + channelDataLength(bytes, offset)).
  */
-export function parseChannelData(bytes: Uint8Array): number {
-  if (bytes.length < CHANNEL_DATA_HEADER) return -1;
-  const channel = (bytes[0]! << 8) | bytes[1]!;
+export function parseChannelData(bytes: Uint8Array, offset = 0, length = bytes.length - offset): number {
+  if (length < CHANNEL_DATA_HEADER) return -1;
+  const channel = (bytes[offset]! << 8) | bytes[offset + 1]!;
   if (channel < MIN_CHANNEL || channel > MAX_CHANNEL) return -1;
-  const length = (bytes[2]! << 8) | bytes[3]!;
-  if (CHANNEL_DATA_HEADER + length > bytes.length) return -1;
+  const payload = (bytes[offset + 2]! << 8) | bytes[offset + 3]!;
+  if (CHANNEL_DATA_HEADER + payload > length) return -1;
   return channel;
 }
 
-export function channelDataLength(bytes: Uint8Array): number {
-  return (bytes[2]! << 8) | bytes[3]!;
+export function channelDataLength(bytes: Uint8Array, offset = 0): number {
+  return (bytes[offset + 2]! << 8) | bytes[offset + 3]!;
 }
 
 /** Writes a ChannelData header + payload into `out` (which must hold 4 + payload bytes); returns the length. */

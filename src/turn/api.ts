@@ -73,13 +73,18 @@ export interface AllocationQuota {
  * Where the core's output goes. Every `data` view is valid only during the call: the engine copies it
  * (into a sendmmsg slot) before returning. Calls happen synchronously inside handle* methods.
  */
+/**
+ * Where the core's output goes. The relay methods take a buffer and a range instead of a view, so the
+ * data path allocates no view per datagram; the range may point into the buffer the datagram came in.
+ * Bytes are only valid during the call: a sink that keeps them copies them.
+ */
 export interface TurnSink {
   /** A STUN response or error for a client, sent from the listener it talked to. */
   reply(listener: number, client: Endpoint, data: Uint8Array): void;
-  /** Relayed peer data for a client (ChannelData or Data indication), sent from the listener. */
-  relayToClient(listener: number, client: Endpoint, data: Uint8Array): void;
-  /** Relayed client data for a peer, sent from the allocation's relay socket. */
-  relayToPeer(relay: RelayHandle, peer: Endpoint, data: Uint8Array, dontFragment: boolean): void;
+  /** Relayed peer data for a client (ChannelData or Data indication): bytes[offset, offset + length), sent from the listener. */
+  relayToClient(listener: number, client: Endpoint, bytes: Uint8Array, offset: number, length: number): void;
+  /** Relayed client data for a peer: bytes[offset, offset + length), sent from the allocation's relay socket. */
+  relayToPeer(relay: RelayHandle, peer: Endpoint, bytes: Uint8Array, offset: number, length: number, dontFragment: boolean): void;
 }
 
 /** Long-term credential lookup (RFC 8489 §9.2). Static users, the REST secret and SQLite all fit behind it. */

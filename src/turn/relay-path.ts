@@ -1,8 +1,9 @@
 /**
  * The data path: ChannelData and Send indications from clients (RFC 8656 §12.5, §10.2) and peer
  * datagrams towards clients (§10.3, §12.6). Called for every relayed packet, so it allocates nothing it
- * can avoid: numeric endpoint keys, a preallocated output buffer (the sink copies it before returning),
- * Uint8Array indexing, no closures or strings.
+ * can avoid: numeric endpoint keys, buffer + range instead of views, peer data framed as ChannelData in
+ * the room the engine leaves before it (else in a preallocated output buffer that the sink copies before
+ * returning), Uint8Array indexing, no closures or strings.
  */
 import { ipv4Endpoint, type Endpoint } from "../net/endpoint.ts";
 import { Attr, readXorAddress, type StunDecoder } from "../stun/index.ts";
@@ -24,14 +25,14 @@ export class RelayPath {
   }
 
   /** RFC 8656 §12.5: ChannelData from the client, relayed to the bound peer if a permission exists. */
-  channelDataFromClient(a: Allocation, data: Uint8Array, channelNumber: number, now: Millis): void {
+  channelDataFromClient(a: Allocation, data: Uint8Array, offset: number, channelNumber: number, now: Millis): void {
     const s = this.state;
     const channel = a.channelsByNumber.get(channelNumber);
     if (channel === undefined || channel.expiresAt <= now || !a.hasPermission(channel.peer.hostKey, now)) {
       s.counters.dropped++;
       return;
     }
-    const length = (data[2]! << 8) | data[3]!;
+    const length = (data[offset + 2]! << 8) | data[offset + 3]!;
     if (a.bytesPerSecond !== 0 && !a.takeToPeer(length, now)) {
       s.counters.dropped++; // coturn --max-bps
       return;
@@ -39,7 +40,7 @@ export class RelayPath {
     s.counters.clientToPeerPackets++;
     s.counters.clientToPeerBytes += length;
     // ChannelData clears DF (coturn); padding beyond `length` is not relayed.
-    s.sink.relayToPeer(channel.relay, channel.peer, data.subarray(4, 4 + length), false);
+    s.sink.relayToPeer(channel.relay, channel.peer, data, offset + 4, length, false);
   }
 
   /** RFC 8656 §10.2: a Send indication; anything wrong with it means a silent discard. */
@@ -85,52 +86,57 @@ export class RelayPath {
     }
     s.counters.clientToPeerPackets++;
     s.counters.clientToPeerBytes += dataLength;
-    s.sink.relayToPeer(relay, peer, m.subarray(dataOffset, dataOffset + dataLength), d.indexOf(Attr.DontFragment) >= 0);
+    s.sink.relayToPeer(relay, peer, m, dataOffset, dataLength, d.indexOf(Attr.DontFragment) >= 0);
   }
 
   /** RFC 8656 §10.3 / §12.6: a datagram from a peer, to the client as ChannelData or a Data indication. */
-  peerDatagram(relayId: number, peer: Endpoint, data: Uint8Array, now: Millis): void {
+  peerDatagram(relayId: number, peer: Endpoint, data: Uint8Array, offset: number, payloadLength: number, now: Millis): void {
     const s = this.state;
     const a = s.byRelay.get(relayId);
     if (a === undefined || !a.hasPermission(peer.hostKey, now)) {
       s.counters.dropped++;
       return;
     }
-    const payloadLength = data.length;
     if (a.bytesPerSecond !== 0 && !a.takeToClient(payloadLength, now)) {
       s.counters.dropped++; // coturn --max-bps
       return;
     }
-    const out = this.out;
     const channel = a.channelsByPeer.get(peer.key);
+    let out: Uint8Array = this.out;
+    let start = 0;
     let total: number;
     if (channel !== undefined && channel.expiresAt > now) {
       if (payloadLength > 0xffff) {
         s.counters.dropped++;
         return;
       }
-      out[0] = channel.number >> 8;
-      out[1] = channel.number & 0xff;
-      out[2] = payloadLength >> 8;
-      out[3] = payloadLength & 0xff;
-      out.set(data, 4);
+      if (offset >= 4) {
+        out = data; // the header goes in the room before the payload: no copy
+        start = offset - 4;
+      } else {
+        out.set(offset === 0 && payloadLength === data.length ? data : data.subarray(offset, offset + payloadLength), 4);
+      }
+      out[start] = channel.number >> 8;
+      out[start + 1] = channel.number & 0xff;
+      out[start + 2] = payloadLength >> 8;
+      out[start + 3] = payloadLength & 0xff;
       total = 4 + payloadLength; // no padding over UDP (RFC 8656 §12.4)
     } else {
       if (payloadLength > MAX_DATA_INDICATION_PAYLOAD) {
         s.counters.dropped++;
         return;
       }
-      total = this.writeDataIndication(peer, data);
+      total = this.writeDataIndication(peer, data, offset, payloadLength);
     }
     s.counters.peerToClientPackets++;
     s.counters.peerToClientBytes += payloadLength;
     s.counters.clientPacketsOut++;
     s.counters.clientBytesOut += total;
-    s.sink.relayToClient(a.listener, a.client, out.subarray(0, total));
+    s.sink.relayToClient(a.listener, a.client, out, start, total);
   }
 
   /** Data indication (RFC 8656 §10.3): XOR-PEER-ADDRESS + DATA, written into `out`. Returns its length. */
-  private writeDataIndication(peer: Endpoint, data: Uint8Array): number {
+  private writeDataIndication(peer: Endpoint, data: Uint8Array, offset: number, length: number): number {
     const out = this.out;
     out[0] = 0x00;
     out[1] = 0x17; // Data indication: method 0x007, class indication
@@ -153,12 +159,11 @@ export class RelayPath {
     const address = peer.address;
     for (let i = 0; i < addressLength; i++) out[28 + i] = address[i]! ^ out[4 + i]!;
     let pos = 28 + addressLength;
-    const length = data.length;
     out[pos] = 0x00;
     out[pos + 1] = 0x13; // DATA
     out[pos + 2] = length >> 8;
     out[pos + 3] = length & 0xff;
-    out.set(data, pos + 4);
+    out.set(offset === 0 && length === data.length ? data : data.subarray(offset, offset + length), pos + 4);
     pos += 4 + length;
     while ((pos & 3) !== 0) out[pos++] = 0;
     const body = pos - 20;

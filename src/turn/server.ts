@@ -40,24 +40,28 @@ export class TurnServer {
     return this.state.allocationCount;
   }
 
-  /** A datagram that arrived on listener `listener` from `client`. `now` = Unix time in ms. */
-  handleClientDatagram(listener: number, client: Endpoint, data: Uint8Array, now: Millis): void {
+  /**
+   * A datagram that arrived on listener `listener` from `client`: data[offset, offset + length) (default:
+   * all of data). `now` = Unix time in ms.
+   */
+  handleClientDatagram(listener: number, client: Endpoint, data: Uint8Array, now: Millis, offset = 0, length = data.length - offset): void {
     const counters = this.state.counters;
     counters.clientPacketsIn++;
-    counters.clientBytesIn += data.length;
+    counters.clientBytesIn += length;
     // RFC 7983 / RFC 8656 §12: the first two bits tell STUN (00) from ChannelData (01).
-    if (looksLikeChannelData(data)) {
-      const channel = parseChannelData(data);
+    if (looksLikeChannelData(data, offset, length)) {
+      const channel = parseChannelData(data, offset, length);
       const a = channel < 0 ? undefined : this.state.find(listener, client.key);
       if (a === undefined) {
         this.state.counters.dropped++;
         return;
       }
-      this.relay.channelDataFromClient(a, data, channel, now);
+      this.relay.channelDataFromClient(a, data, offset, channel, now);
       return;
     }
     const d = this.decoder;
-    if (d.decode(data) !== Malformed.Ok) {
+    const message = offset === 0 && length === data.length ? data : data.subarray(offset, offset + length);
+    if (d.decode(message) !== Malformed.Ok) {
       // RFC 8489 §6.3: malformed messages (bad length, cookie, fingerprint...) are silently discarded.
       this.state.counters.dropped++;
       return;
@@ -79,12 +83,16 @@ export class TurnServer {
     this.handleRequest(listener, client, d, now);
   }
 
-  /** A datagram that arrived on relay socket `relayId` from `peer`. */
-  handlePeerDatagram(relayId: number, peer: Endpoint, data: Uint8Array, now: Millis): void {
+  /**
+   * A datagram that arrived on relay socket `relayId` from `peer`: data[offset, offset + length) (default:
+   * all of data). The core may overwrite the 4 bytes before `offset` (when offset >= 4) to send the
+   * datagram on as ChannelData without copying it: an engine leaves that room in its receive slots.
+   */
+  handlePeerDatagram(relayId: number, peer: Endpoint, data: Uint8Array, now: Millis, offset = 0, length = data.length - offset): void {
     const counters = this.state.counters;
     counters.peerPacketsIn++;
-    counters.peerBytesIn += data.length;
-    this.relay.peerDatagram(relayId, peer, data, now);
+    counters.peerBytesIn += length;
+    this.relay.peerDatagram(relayId, peer, data, offset, length, now);
   }
 
   /** Earliest time handleTimeout must be called, or undefined if nothing is pending. */

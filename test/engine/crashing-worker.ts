@@ -13,9 +13,9 @@ const post = (event: EngineEvent) => self.postMessage(event);
 const engine = new Engine(workerData as EngineInit, post);
 const turn = (engine as unknown as { turn: TurnServer }).turn;
 const handle = turn.handleClientDatagram.bind(turn);
-turn.handleClientDatagram = (listener, client, data, now) => {
-  if (new TextDecoder().decode(data) === MAGIC) throw new Error("injected handler failure");
-  handle(listener, client, data, now);
+turn.handleClientDatagram = (listener, client, data, now, offset = 0, length = data.length - offset) => {
+  if (new TextDecoder().decode(data.subarray(offset, offset + length)) === MAGIC) throw new Error("injected handler failure");
+  handle(listener, client, data, now, offset, length);
 };
 const listeners = engine.openListeners();
 post({ kind: "ready", index: 0, wakeFd: engine.wakeFd, listeners });

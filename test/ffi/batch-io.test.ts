@@ -182,6 +182,44 @@ describe("sendmmsg", () => {
     expect(Array.from(got.datagram(0))).toEqual([8, 42, 6]);
   });
 
+  test("a range of the whole arena view is sent in place (recognised by identity); other ranges are copied", async () => {
+    const rx = scope.open(4);
+    const tx = scope.open(4);
+    const recv = new RecvBatch(2, 2048, 8);
+    const send = new SendBatch(4, 2048);
+    send.borrowFrom(recv.payloadBuffer, recv.payloadAddress, recv.payload);
+    recv.payload.set([1, 2, 3, 4, 5, 6], 100);
+    send.pushRange(tx.fd, LOOPBACK4, rx.port, recv.payload, 101, 3);
+    recv.payload[102] = 42; // after push: the kernel reads the arena
+    const other = new Uint8Array([7, 8, 9, 10, 11]);
+    send.pushRange(tx.fd, LOOPBACK4, rx.port, other, 1, 3);
+    other[2] = 0; // after push: this one was copied
+    sendAll(send);
+    expect(waitReadable(rx.fd)).toBe(true);
+    const got = new RecvBatch();
+    expect(receiveBatch(rx.fd, got, new UdpCapabilities({ recvmmsg: true, sendmmsg: true }), newStats())).toBe(2);
+    expect(Array.from(got.datagram(0))).toEqual([2, 42, 4]);
+    expect(Array.from(got.datagram(1))).toEqual([8, 9, 10]);
+  });
+
+  test("headroom: the kernel writes each datagram after the room left before it, and the room stays untouched", async () => {
+    const rx = scope.open(4);
+    const tx = scope.open(4);
+    const send = new SendBatch(4);
+    send.push(tx.fd, LOOPBACK4, rx.port, fill(20, 1));
+    send.push(tx.fd, LOOPBACK4, rx.port, fill(2048, 2)); // fills its slot exactly
+    sendAll(send);
+    const batch = new RecvBatch(4, 2048, 8);
+    batch.payload.fill(0xee);
+    expect(waitReadable(rx.fd)).toBe(true);
+    expect(receiveBatch(rx.fd, batch, new UdpCapabilities({ recvmmsg: true, sendmmsg: true }), newStats())).toBe(2);
+    expect([batch.datagramOffset(0), batch.datagramOffset(1)]).toEqual([8, 2056 + 8]);
+    expect(Array.from(batch.datagram(0))).toEqual(Array.from(fill(20, 1)));
+    expect(Array.from(batch.datagram(1))).toEqual(Array.from(fill(2048, 2)));
+    expect(Array.from(batch.payload.subarray(0, 8))).toEqual(new Array(8).fill(0xee));
+    expect(Array.from(batch.payload.subarray(2056, 2064))).toEqual(new Array(8).fill(0xee));
+  });
+
   test("falls back to sendmsg when sendmmsg is refused, and every datagram still leaves", async () => {
     const rx = scope.open(4);
     const tx = scope.open(4);

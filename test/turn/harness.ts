@@ -28,11 +28,11 @@ export class RecordingSink implements TurnSink {
   reply(listener: number, client: Endpoint, data: Uint8Array): void {
     this.sent.push({ kind: "reply", listener, to: client, data: data.slice() });
   }
-  relayToClient(listener: number, client: Endpoint, data: Uint8Array): void {
-    this.sent.push({ kind: "toClient", listener, to: client, data: data.slice() });
+  relayToClient(listener: number, client: Endpoint, bytes: Uint8Array, offset: number, length: number): void {
+    this.sent.push({ kind: "toClient", listener, to: client, data: bytes.slice(offset, offset + length) });
   }
-  relayToPeer(relay: RelayHandle, peer: Endpoint, data: Uint8Array, dontFragment: boolean): void {
-    this.sent.push({ kind: "toPeer", to: peer, data: data.slice(), relay, dontFragment });
+  relayToPeer(relay: RelayHandle, peer: Endpoint, bytes: Uint8Array, offset: number, length: number, dontFragment: boolean): void {
+    this.sent.push({ kind: "toPeer", to: peer, data: bytes.slice(offset, offset + length), relay, dontFragment });
   }
   take(): Sent[] {
     return this.sent.splice(0, this.sent.length);

@@ -197,6 +197,71 @@ describe("ChannelBind and ChannelData (RFC 8656 §11, §12)", () => {
     expect(back[0]!.to).toBe(c.endpoint);
   });
 
+  test("datagrams given as a range of a larger buffer (as the engine passes its receive arena) relay as if alone", () => {
+    const h = harness();
+    const { c, relayId } = allocated(h);
+    expect(bind(c, 0x4001, PEER).ok).toBe(true);
+    // ChannelData at offset 100 of an arena full of other bytes; the range ends before the junk after it.
+    const arena = new Uint8Array(300).fill(0xee);
+    arena.set(encodeChannelData(0x4001, bytes(5, 6, 7)), 100);
+    const sent: { bytes: Uint8Array; offset: number; length: number }[] = [];
+    const sink = h.sink as unknown as { relayToPeer: (...a: never[]) => void };
+    const record = h.sink.relayToPeer.bind(h.sink);
+    sink.relayToPeer = ((relay, peer, b, offset, length, df) => {
+      sent.push({ bytes: b, offset, length });
+      record(relay, peer, b, offset, length, df);
+    }) as typeof h.sink.relayToPeer as never;
+    h.server.handleClientDatagram(c.listener, c.endpoint, arena, h.now, 100, 7);
+    expect(h.sink.take().map((x) => Array.from(x.data))).toEqual([[5, 6, 7]]);
+    // Zero copy: the sink gets the arena itself and the payload's range in it.
+    expect(sent[0]!.bytes).toBe(arena);
+    expect([sent[0]!.offset, sent[0]!.length]).toEqual([104, 3]);
+    // A ChannelData whose length field overruns the range is dropped, even if the arena has more bytes.
+    arena.set(encodeChannelData(0x4001, bytes(1, 2, 3, 4)), 200);
+    h.server.handleClientDatagram(c.listener, c.endpoint, arena, h.now, 200, 7);
+    expect(h.sink.take()).toEqual([]);
+    // STUN in a range is decoded from that range (a Binding request gets its answer).
+    const w = new StunWriter(StunMethod.Binding, StunClass.Request, randomTid());
+    const binding = w.finish();
+    arena.set(binding, 10);
+    h.server.handleClientDatagram(c.listener, c.endpoint, arena, h.now, 10, binding.length);
+    expect(h.sink.take().map((x) => x.kind)).toEqual(["reply"]);
+  });
+
+  test("peer data with room before it becomes ChannelData in place (no copy); without room, it is copied", () => {
+    const h = harness();
+    const { c, relayId } = allocated(h);
+    expect(bind(c, 0x4001, PEER).ok).toBe(true);
+    const got: { bytes: Uint8Array; offset: number; length: number }[] = [];
+    const record = h.sink.relayToClient.bind(h.sink);
+    h.sink.relayToClient = (listener, client, b, offset, length) => {
+      got.push({ bytes: b, offset, length });
+      record(listener, client, b, offset, length);
+    };
+    const arena = new Uint8Array(64).fill(0xee);
+    arena.set(bytes(8, 9, 10), 8);
+    h.server.handlePeerDatagram(relayId, PEER, arena, h.now, 8, 3);
+    expect(got[0]!.bytes).toBe(arena);
+    expect([got[0]!.offset, got[0]!.length]).toEqual([4, 7]);
+    expect(Array.from(arena.subarray(4, 11))).toEqual([0x40, 0x01, 0x00, 0x03, 8, 9, 10]);
+    expect(arena[3]).toBe(0xee); // nothing before the 4 bytes of room is touched
+    // Offset 2: no room for the header, so the payload is copied out and the caller's bytes stay as they were.
+    const tight = bytes(0xaa, 0xbb, 8, 9, 10);
+    h.server.handlePeerDatagram(relayId, PEER, tight, h.now, 2, 3);
+    expect(got[1]!.bytes).not.toBe(tight);
+    expect(Array.from(tight)).toEqual([0xaa, 0xbb, 8, 9, 10]);
+    expect(h.sink.take().map((x) => Array.from(x.data))).toEqual([
+      [0x40, 0x01, 0x00, 0x03, 8, 9, 10],
+      [0x40, 0x01, 0x00, 0x03, 8, 9, 10],
+    ]);
+    // Without a channel the range goes out as a Data indication carrying just the range.
+    const other = parseEndpoint("198.51.100.20", 7009);
+    h.server.handlePeerDatagram(relayId, other, arena.fill(0xee), h.now, 20, 2);
+    const indication = decodeStun(h.sink.take()[0]!.data);
+    if (!indication.ok) throw new Error(indication.reason);
+    expect(Array.from(getAttribute(indication.message, Attr.Data)!)).toEqual([0xee, 0xee]);
+  });
+
   test("ChannelData input with padding is accepted; padding is not relayed", () => {
     const h = harness();
     const { c } = allocated(h);
