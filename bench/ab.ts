@@ -19,7 +19,7 @@ export const spec = {
   interval: { default: 0, help: "uclient -z, ms" },
   threads: { default: 2, help: "--relay-threads" },
   "recvmmsg-base": { default: false, help: "with --flag sendmmsg: keep --udp-recvmmsg on in both variants" },
-  "warmup-s": { default: 5, help: "seconds of the same load first, thrown away (0: the server is measured cold)" },
+  "warmup-s": { default: 15, help: "seconds of the same load first, thrown away, so JIT tiering is over (0: the server is measured cold)" },
   timeout: { default: 60, help: "seconds before a run is cut" },
 } satisfies ArgSpec;
 
