@@ -187,12 +187,20 @@ export async function runUclientLoad(server: Server, o: LoadOptions): Promise<Lo
   };
 }
 
-/** The same load for `seconds`, then stopped; its allocations are left to expire, as a killed client's would. */
+/**
+ * Warm-up: the load for `seconds`, then stopped; its allocations are left to expire, as a killed client's
+ * would. At least WARMUP_CLIENTS clients: the kernel hashes each 5-tuple to one engine (SO_REUSEPORT), each
+ * engine is a Worker with its own JIT, and one warm-up client would leave the other engines cold for a
+ * measured client that lands on them (seen: 0.3 µs/pkt of JIT compilation in half the 1-client runs).
+ */
+const WARMUP_CLIENTS = 16;
 async function warmUp(server: Server, o: LoadOptions, seconds: number): Promise<void> {
   const peer = await startEchoPeer(seconds + 30);
-  const per = Math.ceil(o.clients / o.procs);
+  const clients = Math.max(o.clients, WARMUP_CLIENTS);
+  const procs = Math.min(Math.max(o.procs, 2), clients);
+  const per = Math.ceil(clients / procs);
   const us: Spawned[] = [];
-  for (let left = o.clients; left > 0; left -= per) {
+  for (let left = clients; left > 0; left -= per) {
     us.push(spawn(uclientCommand(server, peer.port, { ...o, messages: 10_000_000 }, Math.min(per, left))));
   }
   await Bun.sleep(seconds * 1000);
