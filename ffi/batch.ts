@@ -221,13 +221,15 @@ export class SendBatch {
   }
 
   /**
-   * Lets payloads that live in `buffer` (at `address`) be sent in place. `wholeView`, a view of all of
-   * `buffer`, is recognised by identity, without reading its (native) `buffer` getter per datagram.
+   * Lets payloads that live in `arena` (a view of a whole buffer, at `address`) be sent in place: ranges of
+   * `arena` itself are recognised by identity, without reading the (native) `buffer` getter per datagram;
+   * other views of its buffer by that getter.
    */
-  borrowFrom(buffer: ArrayBufferLike, address: number, wholeView?: Uint8Array): void {
-    this.borrowBuffer = buffer;
+  borrowFrom(arena: Uint8Array, address: number): void {
+    if (arena.byteOffset !== 0) throw new RangeError("borrowFrom: the arena must view its buffer from byte 0");
+    this.borrowView = arena;
+    this.borrowBuffer = arena.buffer;
     this.borrowAddress = address;
-    this.borrowView = wholeView !== undefined && wholeView.buffer === buffer && wholeView.byteOffset === 0 ? wholeView : null;
   }
 
   /** Switches sticky TTL/TOS on (see `sticky`). The caller must call forgetSocket on every open/close. */

@@ -19,7 +19,7 @@ epoll.add(fd, EPOLLIN);
 epoll.add(0, EPOLLIN);
 const recv = new RecvBatch(16, 2048);
 const send = new SendBatch(64, 2048);
-send.borrowFrom(recv.payloadBuffer, recv.payloadAddress);
+send.borrowFrom(recv.payload, recv.payloadAddress);
 const caps = new UdpCapabilities({ recvmmsg: true, sendmmsg: true });
 const stats = newStats();
 const deadline = Date.now() + Number(maxText) * 1000;

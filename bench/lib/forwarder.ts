@@ -21,7 +21,7 @@ epoll.add(listener, EPOLLIN);
 epoll.add(0, EPOLLIN);
 const recv = new RecvBatch();
 const send = new SendBatch(64);
-send.borrowFrom(recv.payloadBuffer, recv.payloadAddress);
+send.borrowFrom(recv.payload, recv.payloadAddress);
 const caps = new UdpCapabilities({ recvmmsg: mmsgText === "1", sendmmsg: true });
 const stats = newStats();
 /** client key (ip*65536+port) -> relay fd; relay fd -> client address and port. */

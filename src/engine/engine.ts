@@ -105,7 +105,7 @@ export class Engine implements TurnSink, RelayAllocator {
     this.caps = new UdpCapabilities({ recvmmsg: config.udpRecvmmsg, sendmmsg: config.udpSendmmsg }, init.capabilityCells);
     this.caps.onDowngrade = (feature, errno) =>
       emit({ kind: "log", level: "warn", message: `${feature} refused by the kernel (${new SyscallError(feature, errno).code}); using one datagram per system call from now on` });
-    this.send.borrowFrom(this.recv.payloadBuffer, this.recv.payloadAddress, this.recv.payload);
+    this.send.borrowFrom(this.recv.payload, this.recv.payloadAddress);
     // Relayed TTL/TOS as socket options while they stay the same, cmsg otherwise (forgetSocket on open/close).
     this.send.stickyTtlTos(true);
     this.pool = new PortPool(init.pool);

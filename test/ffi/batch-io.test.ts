@@ -172,7 +172,7 @@ describe("sendmmsg", () => {
     const recv = new RecvBatch(2, 2048);
     recv.payload.set([9, 8, 7, 6, 5], 2048);
     const send = new SendBatch(2, 2048);
-    send.borrowFrom(recv.payloadBuffer, recv.payloadAddress);
+    send.borrowFrom(recv.payload, recv.payloadAddress);
     send.push(tx.fd, LOOPBACK4, rx.port, recv.payload.subarray(2049, 2052));
     recv.payload[2050] = 42; // changed after push: proves the kernel reads the arena, not a copy
     sendAll(send);
@@ -187,7 +187,7 @@ describe("sendmmsg", () => {
     const tx = scope.open(4);
     const recv = new RecvBatch(2, 2048, 8);
     const send = new SendBatch(4, 2048);
-    send.borrowFrom(recv.payloadBuffer, recv.payloadAddress, recv.payload);
+    send.borrowFrom(recv.payload, recv.payloadAddress);
     recv.payload.set([1, 2, 3, 4, 5, 6], 100);
     send.pushRange(tx.fd, LOOPBACK4, rx.port, recv.payload, 101, 3);
     recv.payload[102] = 42; // after push: the kernel reads the arena
