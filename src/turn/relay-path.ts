@@ -114,7 +114,7 @@ export class RelayPath {
         out = data; // the header goes in the room before the payload: no copy
         start = offset - 4;
       } else {
-        out.set(offset === 0 && payloadLength === data.length ? data : data.subarray(offset, offset + payloadLength), 4);
+        out.set(data.subarray(offset, offset + payloadLength), 4);
       }
       out[start] = channel.number >> 8;
       out[start + 1] = channel.number & 0xff;
@@ -163,7 +163,7 @@ export class RelayPath {
     out[pos + 1] = 0x13; // DATA
     out[pos + 2] = length >> 8;
     out[pos + 3] = length & 0xff;
-    out.set(offset === 0 && length === data.length ? data : data.subarray(offset, offset + length), pos + 4);
+    out.set(data.subarray(offset, offset + length), pos + 4);
     pos += 4 + length;
     while ((pos & 3) !== 0) out[pos++] = 0;
     const body = pos - 20;
