@@ -7,28 +7,20 @@
 import { describeArgs, numberList, parseArgs, type ArgSpec } from "./lib/args.ts";
 import { startServer } from "./lib/servers.ts";
 import { median, emit, ratio, round } from "./lib/stats.ts";
-import { runUclientLoad, type LoadResult } from "./lib/uclient-load.ts";
+import { UCLIENT_LOAD_SPEC, loadOptionsFor, runUclientLoad, type LoadResult } from "./lib/uclient-load.ts";
 
 export const spec = {
   flag: { default: "recvmmsg", help: "recvmmsg | sendmmsg" },
   runs: { default: 3, help: "runs per variant (alternated)" },
   clients: { default: "1,100", help: "comma-separated client counts" },
   sizes: { default: "100,1000", help: "comma-separated message lengths (bytes)" },
-  procs: { default: 8, help: "uclient processes in parallel when clients > 1" },
-  messages: { default: 0, help: "messages per client (0: 200000 for 1 client, 400000/clients otherwise)" },
-  interval: { default: 0, help: "uclient -z, ms" },
   threads: { default: 2, help: "--relay-threads" },
   "recvmmsg-base": { default: false, help: "with --flag sendmmsg: keep --udp-recvmmsg on in both variants" },
-  "warmup-s": { default: 15, help: "seconds of the same load first, thrown away, so JIT tiering is over (0: the server is measured cold)" },
-  timeout: { default: 60, help: "seconds before a run is cut" },
+  ...UCLIENT_LOAD_SPEC,
 } satisfies ArgSpec;
 
 export const usage = `bun run bench ab [options]\n${describeArgs(spec)}`;
 
-/** Long enough that /proc's 10 ms ticks are noise at 1 client (~8 s at uclient's pace) and at 100. */
-export function messagesFor(clients: number, given: number): number {
-  return given > 0 ? given : clients === 1 ? 200000 : Math.max(100, Math.round(400000 / clients));
-}
 
 export async function main(argv: string[]): Promise<void> {
   const a = parseArgs(argv, spec);
@@ -40,15 +32,13 @@ export async function main(argv: string[]): Promise<void> {
   for (const clients of numberList(a.clients)) {
     for (const size of numberList(a.sizes)) {
       const results: Record<string, LoadResult[]> = { off: [], on: [] };
-      const messages = messagesFor(clients, a.messages);
+      const load = loadOptionsFor(a, clients, size);
+      const messages = load.messages;
       for (let run = 0; run < a.runs; run++) {
         for (const v of variants) {
           const server = await startServer({ kind: "bunturn", threads: a.threads, recvmmsg: v.recvmmsg, sendmmsg: v.sendmmsg });
           try {
-            const r = await runUclientLoad(server, {
-              clients, procs: clients === 1 ? 1 : Math.min(a.procs, clients), messages, size,
-              intervalMs: a.interval, timeoutMs: a.timeout * 1000, warmupSeconds: a["warmup-s"],
-            });
+            const r = await runUclientLoad(server, load);
             results[v.name]!.push(r);
             emit({ bench, variant: v.name, run, clients, size, messages, threads: a.threads, warmupS: a["warmup-s"], recvmmsg: v.recvmmsg, sendmmsg: v.sendmmsg, ...r });
           } finally {

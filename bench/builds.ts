@@ -7,9 +7,9 @@
  */
 import { describeArgs, numberList, parseArgs, type ArgSpec } from "./lib/args.ts";
 import { startServer } from "./lib/servers.ts";
-import { emit, median, ratio, round } from "./lib/stats.ts";
-import { runUclientLoad, type LoadResult } from "./lib/uclient-load.ts";
-import { messagesFor, summarize } from "./ab.ts";
+import { emit } from "./lib/stats.ts";
+import { UCLIENT_LOAD_SPEC, loadOptionsFor, runUclientLoad, type LoadResult } from "./lib/uclient-load.ts";
+import { summarize } from "./ab.ts";
 
 export const spec = {
   base: { default: "", help: "checkout of build A (required)" },
@@ -17,13 +17,9 @@ export const spec = {
   runs: { default: 3, help: "runs per build (alternated)" },
   clients: { default: "1,100", help: "comma-separated client counts" },
   sizes: { default: "100", help: "comma-separated message lengths (bytes)" },
-  procs: { default: 8, help: "uclient processes in parallel when clients > 1" },
-  messages: { default: 0, help: "messages per client (0: 200000 for 1 client, 400000/clients otherwise)" },
-  interval: { default: 0, help: "uclient -z, ms" },
   threads: { default: 2, help: "--relay-threads" },
   recvmmsg: { default: false, help: "--udp-recvmmsg for both builds" },
-  "warmup-s": { default: 15, help: "seconds of the same load first, thrown away, so JIT tiering is over (0: the server is measured cold)" },
-  timeout: { default: 60, help: "seconds before a run is cut" },
+  ...UCLIENT_LOAD_SPEC,
 } satisfies ArgSpec;
 
 export const usage = `bun run bench builds --base DIR [options]\n${describeArgs(spec)}`;
@@ -35,15 +31,13 @@ export async function main(argv: string[]): Promise<void> {
   for (const clients of numberList(a.clients)) {
     for (const size of numberList(a.sizes)) {
       const results: Record<string, LoadResult[]> = { A: [], B: [] };
-      const messages = messagesFor(clients, a.messages);
+      const load = loadOptionsFor(a, clients, size);
+      const messages = load.messages;
       for (let run = 0; run < a.runs; run++) {
         for (const b of builds) {
           const server = await startServer({ kind: "bunturn", threads: a.threads, recvmmsg: a.recvmmsg, root: b.root });
           try {
-            const r = await runUclientLoad(server, {
-              clients, procs: clients === 1 ? 1 : Math.min(a.procs, clients), messages, size,
-              intervalMs: a.interval, timeoutMs: a.timeout * 1000, warmupSeconds: a["warmup-s"],
-            });
+            const r = await runUclientLoad(server, load);
             results[b.name]!.push(r);
             emit({ bench: "builds", variant: b.name, root: b.root ?? ".", run, clients, size, messages, threads: a.threads, recvmmsg: a.recvmmsg, ...r });
           } finally {

@@ -5,9 +5,32 @@
  * signal (no summary) is reported with ok=false.
  */
 import { join } from "node:path";
+import type { ArgSpec, Args } from "./args.ts";
 import { cpuSeconds, freePort, ROOT, spawn, threadCpu, threadCpuDelta, waitFor, type Spawned } from "./proc.ts";
 import { PASSWORD, USER, type Server } from "./servers.ts";
 import { round } from "./stats.ts";
+
+/** The load options every uclient bench takes (ab, vs-coturn, builds). */
+export const UCLIENT_LOAD_SPEC = {
+  procs: { default: 8, help: "uclient processes in parallel when clients > 1" },
+  messages: { default: 0, help: "messages per client (0: 200000 for 1 client, 400000/clients otherwise)" },
+  interval: { default: 0, help: "uclient -z, ms" },
+  "warmup-s": { default: 15, help: "seconds of the same load first, thrown away, so JIT tiering is over (0: the server is measured cold)" },
+  timeout: { default: 60, help: "seconds before a run is cut" },
+} satisfies ArgSpec;
+
+/** Long enough that /proc's 10 ms ticks are noise at 1 client (~8 s at uclient's pace) and at 100. */
+export function messagesFor(clients: number, given: number): number {
+  return given > 0 ? given : clients === 1 ? 200000 : Math.max(100, Math.round(400000 / clients));
+}
+
+/** The LoadOptions of one (clients, size) configuration from a bench's parsed UCLIENT_LOAD_SPEC options. */
+export function loadOptionsFor(a: Args<typeof UCLIENT_LOAD_SPEC>, clients: number, size: number): LoadOptions {
+  return {
+    clients, procs: clients === 1 ? 1 : Math.min(a.procs, clients), messages: messagesFor(clients, a.messages), size,
+    intervalMs: a.interval, timeoutMs: a.timeout * 1000, warmupSeconds: a["warmup-s"],
+  };
+}
 
 export interface LoadOptions {
   clients: number;
@@ -115,16 +138,12 @@ export interface LoadResult {
 export async function runUclientLoad(server: Server, o: LoadOptions): Promise<LoadResult> {
   if (o.warmupSeconds) await warmUp(server, o, o.warmupSeconds);
   const peer = await startEchoPeer(Math.ceil(o.timeoutMs / 1000) + 30);
-  const per = Math.ceil(o.clients / o.procs);
-  const uclients: Spawned[] = [];
+  let uclients: Spawned[] = [];
   const threads0 = threadCpu(server.pid);
   const cpu0 = cpuSeconds(server.pid);
   const started = Date.now();
   try {
-    for (let left = o.clients; left > 0; left -= per) {
-      const m = Math.min(per, left);
-      uclients.push(spawn(uclientCommand(server, peer.port, o, m)));
-    }
+    uclients = spawnUclients(server, peer.port, o, o.clients, o.procs);
     const timer = setTimeout(() => {
       for (const u of uclients) u.proc.kill("SIGKILL");
     }, o.timeoutMs);
@@ -197,17 +216,20 @@ const WARMUP_CLIENTS = 16;
 async function warmUp(server: Server, o: LoadOptions, seconds: number): Promise<void> {
   const peer = await startEchoPeer(seconds + 30);
   const clients = Math.max(o.clients, WARMUP_CLIENTS);
-  const procs = Math.min(Math.max(o.procs, 2), clients);
-  const per = Math.ceil(clients / procs);
-  const us: Spawned[] = [];
-  for (let left = clients; left > 0; left -= per) {
-    us.push(spawn(uclientCommand(server, peer.port, { ...o, messages: 10_000_000 }, Math.min(per, left))));
-  }
+  const us = spawnUclients(server, peer.port, { ...o, messages: 10_000_000 }, clients, Math.min(Math.max(o.procs, 2), clients));
   await Bun.sleep(seconds * 1000);
   for (const u of us) u.proc.kill("SIGKILL");
   await Promise.all(us.map((u) => u.proc.exited));
   await peer.finish();
   await Bun.sleep(200); // datagrams still in flight reach the dead clients' ports (ICMP), not the measurement
+}
+
+/** `clients` split over `procs` uclient processes. */
+function spawnUclients(server: Server, peerPort: number, o: LoadOptions, clients: number, procs: number): Spawned[] {
+  const per = Math.ceil(clients / procs);
+  const out: Spawned[] = [];
+  for (let left = clients; left > 0; left -= per) out.push(spawn(uclientCommand(server, peerPort, o, Math.min(per, left))));
+  return out;
 }
 
 function uclientCommand(server: Server, peerPort: number, o: LoadOptions, clients: number): string[] {
