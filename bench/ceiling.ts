@@ -6,20 +6,22 @@
  *              receiveBatch/flushSendBatch, epoll): one relay socket per client, no protocol work;
  *   bunturn:   the real relay (allocation + ChannelBind first, then ChannelData);
  *   coturn:    Debian's turnserver, started by hand, the same allocation + ChannelBind and load.
- * Both relays with --relay-threads --threads and the same relay range (outside the ephemeral ports the
- * load generator's sockets get). Runs alternated; CPU microseconds per relayed datagram of the server
- * process over the data phase, and relayed datagrams per second.
+ * Both relays with --relay-threads --threads and relay ranges outside the ephemeral ports the load
+ * generator's sockets get. By default every run starts all variants and the load takes turns between
+ * them in --slice-ms slices (on this noisy 2-core machine, separate runs moved ±15 % from one to the
+ * next); --slice-ms 0 runs one variant at a time, alternated. CPU microseconds per relayed datagram of
+ * the server process over the data phase, and relayed datagrams per second while it was loaded.
  */
 import { join } from "node:path";
 import { UsageError, describeArgs, numberList, parseArgs, type ArgSpec } from "./lib/args.ts";
 import { ROOT, cpuSeconds, freePort, spawn, waitFor } from "./lib/proc.ts";
 import { startServer } from "./lib/servers.ts";
-import { emit, median, ratio, round } from "./lib/stats.ts";
+import { emit, median, pairedRatio, ratio, round } from "./lib/stats.ts";
 import { startEchoPeer } from "./lib/uclient-load.ts";
 
 export const spec = {
   runs: { default: 3, help: "runs per variant (alternated)" },
-  seconds: { default: 3, help: "data phase length per run" },
+  seconds: { default: 3, help: "seconds each variant is loaded per run" },
   clients: { default: "1,100", help: "comma-separated client counts" },
   size: { default: 100, help: "payload bytes" },
   window: { default: 8, help: "datagrams in flight per client (total capped at 512)" },
@@ -27,6 +29,7 @@ export const spec = {
   variants: { default: "forwarder,bunturn,coturn", help: "comma-separated: forwarder, bunturn, coturn" },
   threads: { default: 1, help: "--relay-threads of bunturn and coturn" },
   "warmup-s": { default: 5, help: "seconds of the same load first, not measured (JIT tiering; 0: cold)" },
+  "slice-ms": { default: 500, help: "the variants take turns within each run, this long each (0: one variant per run, runs alternated)" },
 } satisfies ArgSpec;
 
 type Variant = "forwarder" | "bunturn" | "coturn";
@@ -38,7 +41,6 @@ interface GenResult {
   sent: number;
   seconds: number;
   serverCpuS: number;
-  genCpuS: number;
   setupOk: number;
 }
 
@@ -49,63 +51,79 @@ interface RunOptions {
   recvmmsg: boolean;
   threads: number;
   "warmup-s": number;
+  "slice-ms": number;
 }
 
-async function runOne(variant: Variant, clients: number, a: RunOptions) {
-  const peer = await startEchoPeer(a.seconds + a["warmup-s"] + 60);
-  let server: { pid: number; port: number; stop(): Promise<number> };
+interface Started {
+  variant: Variant;
+  pid: number;
+  port: number;
+  stop(): Promise<number>;
+}
+
+/** Relay ranges below the ephemeral range (no load generator socket holds a relay port), one per relay. */
+const RELAY_RANGES: Record<Exclude<Variant, "forwarder">, [number, number]> = { bunturn: [20000, 24999], coturn: [25000, 29999] };
+
+async function startVariant(variant: Variant, peerPort: number, a: RunOptions): Promise<Started> {
   if (variant !== "forwarder") {
-    // 20000-29999: below the ephemeral range, so no load generator socket holds a relay port.
-    server = await startServer({ kind: variant, threads: a.threads, recvmmsg: variant === "bunturn" && a.recvmmsg, minPort: 20000, maxPort: 29999 });
-  } else {
-    const port = freePort();
-    const s = spawn(["bun", join(ROOT, "bench/lib/forwarder.ts"), String(port), String(peer.port), a.recvmmsg ? "1" : "0", String(a.seconds + a["warmup-s"] + 60)], { stdin: "pipe" });
-    await waitFor(s, "forwarder", () => s.output().includes("ready"), 10000);
-    server = { pid: s.pid, port, stop: async () => {
-      (s.proc.stdin as import("bun").FileSink).end();
-      return s.stop(3000);
-    } };
+    const [minPort, maxPort] = RELAY_RANGES[variant];
+    const server = await startServer({ kind: variant, threads: a.threads, recvmmsg: variant === "bunturn" && a.recvmmsg, minPort, maxPort });
+    return { variant, pid: server.pid, port: server.port, stop: () => server.stop() };
   }
+  const port = freePort();
+  const s = spawn(["bun", join(ROOT, "bench/lib/forwarder.ts"), String(port), String(peerPort), a.recvmmsg ? "1" : "0", String(a.seconds + a["warmup-s"] + 60)], { stdin: "pipe" });
+  await waitFor(s, "forwarder", () => s.output().includes("ready"), 10000);
+  return { variant, pid: s.pid, port, stop: async () => {
+    (s.proc.stdin as import("bun").FileSink).end();
+    return s.stop(3000);
+  } };
+}
+
+/**
+ * One run of the given variants under one load generator: a single variant is loaded alone; several
+ * take turns in slices within the run (loadgen.ts), all on the same echo peer.
+ */
+async function runTogether(variants: Variant[], clients: number, a: RunOptions) {
+  const peer = await startEchoPeer(a.seconds + a["warmup-s"] + 60);
+  const started: Started[] = [];
   try {
+    for (const v of variants) started.push(await startVariant(v, peer.port, a));
     const window = Math.max(1, Math.min(a.window, Math.floor(512 / clients)));
-    const generate = async (seconds: number, peerPort: number) => {
-      const gen = spawn(["bun", join(ROOT, "bench/lib/loadgen.ts"), variant === "forwarder" ? "raw" : "turn", String(server.port), String(peerPort),
-        String(server.pid), String(clients), String(a.size), String(window), String(seconds)]);
+    const generate = async (seconds: number) => {
+      const targets = started.map((s) => `${s.variant === "forwarder" ? "raw" : "turn"}:${s.port}:${s.pid}`);
+      const gen = spawn(["bun", join(ROOT, "bench/lib/loadgen.ts"), String(clients), String(a.size), String(window), String(seconds),
+        String(a["slice-ms"]), String(peer.port), ...targets]);
       const timer = setTimeout(() => gen.proc.kill("SIGKILL"), (seconds + 60) * 1000);
       await gen.proc.exited;
       clearTimeout(timer);
-      return gen;
+      const line = gen.output().trim().split("\n").pop() ?? "";
+      try {
+        return (JSON.parse(line) as { targets: GenResult[]; genCpuS: number });
+      } catch {
+        throw new Error(`loadgen failed:\n${gen.output().slice(-2000)}`);
+      }
     };
-    if (a["warmup-s"] > 0) {
-      // The relays warm up with their own peer and allocations (left to expire, as a client that went
-      // away would leave them); the forwarder knows one peer only, so it warms up with the measured one.
-      const warm = variant === "forwarder" ? peer : await startEchoPeer(a["warmup-s"] + 60);
-      await generate(a["warmup-s"], warm.port);
-      if (warm !== peer) await warm.finish();
-    }
+    // Warm-up with allocations of its own, left to expire as a client that went away would leave them.
+    if (a["warmup-s"] > 0) await generate(a["warmup-s"]);
     const peerCpu0 = cpuSeconds(peer.pid);
-    const gen = await generate(a.seconds, peer.port);
+    const gen = await generate(a.seconds * variants.length);
     const peerCpuS = cpuSeconds(peer.pid) - peerCpu0;
-    const line = gen.output().trim().split("\n").pop() ?? "";
-    let g: GenResult;
-    try {
-      g = JSON.parse(line) as GenResult;
-    } catch {
-      throw new Error(`loadgen failed:\n${gen.output().slice(-2000)}`);
-    }
-    await peer.finish();
-    // Each datagram back at the load generator was relayed twice (client->peer, peer->client); those
-    // still in flight at the end (at most the window) are not counted, the same for every variant.
-    const relayed = 2 * g.received;
-    return {
-      clients, window, size: a.size, recvmmsg: a.recvmmsg, setupOk: g.setupOk,
-      relayed, seconds: round(g.seconds, 3), relayedPps: Math.round(relayed / g.seconds),
-      serverCpuS: round(g.serverCpuS, 2), serverCpuUsPerPkt: round((g.serverCpuS / relayed) * 1e6, 3),
-      serverCpuPct: round((100 * g.serverCpuS) / g.seconds, 1), loadgenCpuPct: round((100 * g.genCpuS) / g.seconds, 1),
-      peerCpuPct: round((100 * peerCpuS) / g.seconds, 1),
-    };
+    const wall = a.seconds * variants.length;
+    return gen.targets.map((g, k) => {
+      // Each datagram back at the load generator was relayed twice (client->peer, peer->client); those
+      // still in flight at the end of a slice (at most the window) are not counted, the same for every variant.
+      const relayed = 2 * g.received;
+      return {
+        variant: variants[k]!, clients, window, size: a.size, recvmmsg: a.recvmmsg, setupOk: g.setupOk,
+        relayed, seconds: round(g.seconds, 3), relayedPps: Math.round(relayed / g.seconds),
+        serverCpuS: round(g.serverCpuS, 2), serverCpuUsPerPkt: round((g.serverCpuS / relayed) * 1e6, 3),
+        serverCpuPct: round((100 * g.serverCpuS) / g.seconds, 1),
+        // Shared by the variants of an interleaved run: the whole data phase.
+        loadgenCpuPct: round((100 * gen.genCpuS) / wall, 1), peerCpuPct: round((100 * peerCpuS) / wall, 1),
+      };
+    });
   } finally {
-    await server.stop();
+    for (const s of started) await s.stop();
     if (peer.proc.exitCode === null) await peer.finish();
   }
 }
@@ -115,23 +133,30 @@ export async function main(argv: string[]): Promise<void> {
   const variants = a.variants.split(",").filter(Boolean) as Variant[];
   for (const v of variants) if (!["forwarder", "bunturn", "coturn"].includes(v)) throw new UsageError(`unknown variant ${v}`);
   for (const clients of numberList(a.clients)) {
-    const res: Record<string, Awaited<ReturnType<typeof runOne>>[]> = {};
+    const res: Record<string, Awaited<ReturnType<typeof runTogether>>> = {};
     for (const v of variants) res[v] = [];
     for (let run = 0; run < a.runs; run++) {
-      for (const variant of variants) {
-        const r = await runOne(variant, clients, a);
-        res[variant]!.push(r);
-        emit({ bench: "ceiling", variant, run, threads: a.threads, ...r });
+      const groups = a["slice-ms"] > 0 ? [variants] : variants.map((v) => [v]);
+      for (const group of groups) {
+        for (const r of await runTogether(group, clients, a)) {
+          res[r.variant]!.push(r);
+          emit({ bench: "ceiling", run, threads: a.threads, interleaved: group.length > 1, ...r });
+        }
       }
     }
     const fields = ["serverCpuUsPerPkt", "relayedPps", "serverCpuPct", "loadgenCpuPct", "peerCpuPct"] as const;
-    const summary: Record<string, unknown> = { bench: "ceiling", summary: true, clients, size: a.size, runs: a.runs, threads: a.threads, recvmmsg: a.recvmmsg };
+    const summary: Record<string, unknown> = { bench: "ceiling", summary: true, clients, size: a.size, runs: a.runs, threads: a.threads, recvmmsg: a.recvmmsg, sliceMs: a["slice-ms"] };
     for (const f of fields) {
       const medians: Record<string, number> = {};
       for (const v of variants) medians[v] = median(res[v]!.map((r) => r[f]));
       if (f === "serverCpuUsPerPkt" || f === "relayedPps") {
         if (medians.bunturn !== undefined && medians.forwarder !== undefined) medians["bunturn/forwarder"] = ratio(medians.bunturn, medians.forwarder);
-        if (medians.bunturn !== undefined && medians.coturn !== undefined) medians["bunturn/coturn"] = ratio(medians.bunturn, medians.coturn);
+        if (medians.bunturn !== undefined && medians.coturn !== undefined) {
+          medians["bunturn/coturn"] = ratio(medians.bunturn, medians.coturn);
+          const paired = pairedRatio(res.bunturn!.map((r) => r[f]), res.coturn!.map((r) => r[f]));
+          medians["bunturn/coturn paired"] = paired.median;
+          medians["bunturn below coturn, pairs"] = paired.below;
+        }
       }
       summary[f] = medians;
     }

@@ -1,82 +1,120 @@
 /**
- * Closed-loop ChannelData load through the FFI layer: N client sockets, each keeping `window` datagrams
- * in flight (a reply triggers the next send; silent clients are topped up every 200 ms). Mode `turn`
- * allocates and binds channel 0x4000 to the peer first (bench/lib/turn-client.ts); mode `raw` sends the
- * same bytes to a plain forwarder. Reads the server's CPU (/proc/PID/stat) at the start and end of the
- * data phase and prints one JSON line.
+ * Closed-loop ChannelData load through the FFI layer: N client sockets per target, each keeping `window`
+ * datagrams in flight (a reply triggers the next send; silent clients are topped up every 200 ms). A
+ * target of mode `turn` is a TURN server: each client allocates and binds channel 0x4000 to the peer
+ * first (bench/lib/turn-client.ts); mode `raw` sends the same bytes to a plain forwarder.
  *
- *   bun bench/lib/loadgen.ts <turn|raw> <server-port> <peer-port> <server-pid> <clients> <size> <window> <seconds>
+ * With several targets the load alternates between them in slices of `slice-ms`: one target at a time
+ * is loaded while the others sit idle, so every target sees the same machine, minute by minute, and the
+ * drifts of a noisy machine cancel instead of landing on whichever server ran at the bad moment. At the
+ * start of its slice a target's sockets are emptied of replies that arrived late (not counted), then
+ * its window is sent afresh.
+ *
+ * Reads each server's CPU (/proc/PID/stat) at the start and end of the data phase and prints one JSON
+ * line: {"targets":[{received,sent,seconds,serverCpuS,setupOk}, …],"genCpuS":…}, `seconds` being the
+ * time that target was loaded.
+ *
+ *   bun bench/lib/loadgen.ts <clients> <size> <window> <seconds> <slice-ms> <peer-port> <mode:server-port:server-pid>...
  */
 import { RecvBatch, SendBatch, UdpCapabilities, flushSendBatch, libc, newStats, receiveBatch } from "../../ffi/index.ts";
 import { parseEndpoint } from "../../src/net/endpoint.ts";
 import { encodeChannelData } from "../../src/stun/index.ts";
 import { cpuSeconds } from "./proc.ts";
 import { PASSWORD, USER } from "./servers.ts";
-import { TurnClients } from "./turn-client.ts";
+import { TurnClients, type TurnClientSocket } from "./turn-client.ts";
 
-const [mode = "raw", serverText = "0", peerText = "0", pidText = "0", clientsText = "1", sizeText = "100", windowText = "8", secondsText = "3"] = process.argv.slice(2);
+const [clientsText = "1", sizeText = "100", windowText = "8", secondsText = "3", sliceText = "500", peerText = "0", ...targetTexts] = process.argv.slice(2);
 const clientsN = Number(clientsText);
 const windowN = Number(windowText);
-const tc = new TurnClients(Number(serverText), clientsN, { username: USER, password: PASSWORD }, 2 << 20);
-let active = tc.clients;
-if (mode === "turn") {
-  active = tc.allocate();
-  active = tc.channelBind(active, parseEndpoint("127.0.0.1", Number(peerText)));
+const peer = parseEndpoint("127.0.0.1", Number(peerText));
+
+interface Target {
+  tc: TurnClients;
+  active: TurnClientSocket[];
+  pid: number;
+  cpu0: number;
+  loadedMs: number;
+  sent: number;
+  received: number;
 }
+
+const targets: Target[] = targetTexts.map((text) => {
+  const [mode, port, pid] = text.split(":");
+  const tc = new TurnClients(Number(port), clientsN, { username: USER, password: PASSWORD }, 2 << 20);
+  let active = tc.clients;
+  if (mode === "turn") active = tc.channelBind(tc.allocate(), peer);
+  return { tc, active, pid: Number(pid), cpu0: 0, loadedMs: 0, sent: 0, received: 0 };
+});
+if (targets.length === 0) throw new Error("no target");
 const packet = encodeChannelData(0x4000, new Uint8Array(Number(sizeText)).fill(0x5a));
 const recv = new RecvBatch(16, 2048);
 const send = new SendBatch(64, 2048);
 const caps = new UdpCapabilities({ recvmmsg: true, sendmmsg: true });
 const stats = newStats();
-const server = tc.server;
-const push = (fd: number) => {
-  send.push(fd, server.address, server.port, packet);
-  if (send.full) flushSendBatch(send, caps, stats, libc);
+const flush = () => {
+  if (send.count) flushSendBatch(send, caps, stats, libc);
 };
 const seenAt = new Map<number, number>();
-const serverPid = Number(pidText);
-const cpu0 = cpuSeconds(serverPid);
+
+function push(t: Target, fd: number, count: number): void {
+  const server = t.tc.server;
+  for (let k = 0; k < count; k++) {
+    send.push(fd, server.address, server.port, packet);
+    if (send.full) flush();
+  }
+  t.sent += count;
+}
+
+/** Empties the target's sockets of late replies, then sends every client's window. */
+function startSlice(t: Target, now: number): void {
+  for (const c of t.active) {
+    while (receiveBatch(c.fd, recv, caps, stats, libc) > 0);
+    push(t, c.fd, windowN);
+    seenAt.set(c.fd, now);
+  }
+  flush();
+}
+
 const own0 = process.cpuUsage();
+for (const t of targets) t.cpu0 = cpuSeconds(t.pid);
 const t0 = performance.now();
 const end = t0 + Number(secondsText) * 1000;
-let sent = 0;
-let received = 0;
-for (const c of active) {
-  for (let k = 0; k < windowN; k++) push(c.fd);
-  sent += windowN;
-  seenAt.set(c.fd, t0);
-}
-flushSendBatch(send, caps, stats, libc);
+const sliceMs = targets.length > 1 ? Number(sliceText) : Infinity;
+let current = targets[0]!;
+let sliceStart = t0;
 let lastTopUp = t0;
 let now = t0;
+startSlice(current, t0);
 while ((now = performance.now()) < end) {
-  const ready = tc.epoll.wait(20);
+  if (now - sliceStart >= sliceMs) {
+    current.loadedMs += now - sliceStart;
+    current = targets[(targets.indexOf(current) + 1) % targets.length]!;
+    sliceStart = now;
+    startSlice(current, now);
+  }
+  const ready = current.tc.epoll.wait(20);
   for (let e = 0; e < ready; e++) {
-    const fd = tc.epoll.eventToken(e);
+    const fd = current.tc.epoll.eventToken(e);
     for (let round = 0; round < 8; round++) {
       const n = receiveBatch(fd, recv, caps, stats, libc);
       if (n <= 0) break;
-      received += n;
-      for (let i = 0; i < n; i++) push(fd);
-      sent += n;
+      current.received += n;
+      push(current, fd, n);
       if (n < 16) break;
     }
     seenAt.set(fd, now);
   }
-  if (send.count) flushSendBatch(send, caps, stats, libc);
+  flush();
   if (now - lastTopUp > 200) {
     lastTopUp = now;
-    for (const c of active) {
-      if (now - (seenAt.get(c.fd) ?? 0) > 200) {
-        for (let k = 0; k < windowN; k++) push(c.fd);
-        sent += windowN;
-      }
-    }
-    if (send.count) flushSendBatch(send, caps, stats, libc);
+    for (const c of current.active) if (now - (seenAt.get(c.fd) ?? 0) > 200) push(current, c.fd, windowN);
+    flush();
   }
 }
-const seconds = (performance.now() - t0) / 1000;
-const cpu1 = cpuSeconds(serverPid);
+current.loadedMs += performance.now() - sliceStart;
+const results = targets.map((t) => ({
+  received: t.received, sent: t.sent, seconds: t.loadedMs / 1000, serverCpuS: cpuSeconds(t.pid) - t.cpu0, setupOk: t.active.length,
+}));
 const own = process.cpuUsage(own0);
-tc.close();
-console.log(JSON.stringify({ received, sent, seconds, serverCpuS: cpu1 - cpu0, genCpuS: (own.user + own.system) / 1e6, setupOk: active.length }));
+for (const t of targets) t.tc.close();
+console.log(JSON.stringify({ targets: results, genCpuS: (own.user + own.system) / 1e6 }));
