@@ -6,7 +6,7 @@
  */
 import { describeArgs, numberList, parseArgs, type ArgSpec } from "./lib/args.ts";
 import { startServer } from "./lib/servers.ts";
-import { median, emit, ratio, round } from "./lib/stats.ts";
+import { emit, median, pairedRatio, ratio, round } from "./lib/stats.ts";
 import { UCLIENT_LOAD_SPEC, loadOptionsFor, runUclientLoad, type LoadResult } from "./lib/uclient-load.ts";
 
 export const spec = {
@@ -56,10 +56,13 @@ export function summarize(bench: string, key: Record<string, unknown>, A: LoadRe
   const m = (rs: LoadResult[], f: (r: LoadResult) => number) => median(rs.filter((r) => r.ok).map(f));
   const fields = ["relayedPps", "serverCpuSPerMpkt", "serverCpuUsPerPktFine", "rttMs", "lossPct", "serverCpuPct", "uclientCpuPctMax", "peerCpuPct"] as const;
   const out: Record<string, unknown> = { bench, summary: true, ...key, ratioOf: label, okRuns: [A.filter((r) => r.ok).length, B.filter((r) => r.ok).length] };
+  // Run k of A and of B were taken one after the other: a pair.
+  const pairs = A.flatMap((a, k) => (a.ok && B[k]?.ok ? [[a, B[k]!] as const] : []));
   for (const f of fields) {
     const ma = m(A, (r) => r[f]);
     const mb = m(B, (r) => r[f]);
-    out[f] = { a: round(ma, 4), b: round(mb, 4), ratio: ratio(mb, ma) };
+    const paired = pairedRatio(pairs.map(([, b]) => b[f]), pairs.map(([a]) => a[f]));
+    out[f] = { a: round(ma, 4), b: round(mb, 4), ratio: ratio(mb, ma), pairedRatio: paired.median, bBelowAInPairs: `${paired.below}/${paired.pairs}` };
   }
   // Which threads a difference lives in (bunturn: "Worker" engines, "bun" main thread, JSC's helpers).
   const names = new Set([...A, ...B].flatMap((r) => Object.keys(r.serverCpuUsPerPktByThread)));

@@ -26,13 +26,15 @@ export const spec = {
   size: { default: 100, help: "payload bytes" },
   window: { default: 8, help: "datagrams in flight per client (total capped at 512)" },
   recvmmsg: { default: true, help: "recvmmsg in both the forwarder and bunturn (--udp-recvmmsg)" },
-  variants: { default: "forwarder,bunturn,coturn", help: "comma-separated: forwarder, bunturn, coturn" },
+  variants: { default: "forwarder,bunturn,coturn", help: "comma-separated: forwarder, bunturn, coturn, base (bunturn from --base)" },
+  base: { default: "", help: "another checkout of bunturn (e.g. a git worktree of an earlier commit), variant 'base'" },
   threads: { default: 1, help: "--relay-threads of bunturn and coturn" },
   "warmup-s": { default: 5, help: "seconds of the same load first, not measured (JIT tiering; 0: cold)" },
   "slice-ms": { default: 500, help: "the variants take turns within each run, this long each (0: one variant per run, runs alternated)" },
 } satisfies ArgSpec;
 
-type Variant = "forwarder" | "bunturn" | "coturn";
+const VARIANTS = ["forwarder", "bunturn", "coturn", "base"] as const;
+type Variant = (typeof VARIANTS)[number];
 
 export const usage = `bun run bench ceiling [options]\n${describeArgs(spec)}`;
 
@@ -52,6 +54,7 @@ interface RunOptions {
   threads: number;
   "warmup-s": number;
   "slice-ms": number;
+  base: string;
 }
 
 interface Started {
@@ -62,12 +65,14 @@ interface Started {
 }
 
 /** Relay ranges below the ephemeral range (no load generator socket holds a relay port), one per relay. */
-const RELAY_RANGES: Record<Exclude<Variant, "forwarder">, [number, number]> = { bunturn: [20000, 24999], coturn: [25000, 29999] };
+const RELAY_RANGES: Record<Exclude<Variant, "forwarder">, [number, number]> = { bunturn: [20000, 23299], coturn: [23300, 26599], base: [26600, 29899] };
 
 async function startVariant(variant: Variant, peerPort: number, a: RunOptions): Promise<Started> {
   if (variant !== "forwarder") {
     const [minPort, maxPort] = RELAY_RANGES[variant];
-    const server = await startServer({ kind: variant, threads: a.threads, recvmmsg: variant === "bunturn" && a.recvmmsg, minPort, maxPort });
+    const kind = variant === "coturn" ? "coturn" : "bunturn";
+    const root = variant === "base" ? a.base : undefined;
+    const server = await startServer({ kind, threads: a.threads, recvmmsg: kind === "bunturn" && a.recvmmsg, minPort, maxPort, ...(root ? { root } : {}) });
     return { variant, pid: server.pid, port: server.port, stop: () => server.stop() };
   }
   const port = freePort();
@@ -131,7 +136,8 @@ async function runTogether(variants: Variant[], clients: number, a: RunOptions) 
 export async function main(argv: string[]): Promise<void> {
   const a = parseArgs(argv, spec);
   const variants = a.variants.split(",").filter(Boolean) as Variant[];
-  for (const v of variants) if (!["forwarder", "bunturn", "coturn"].includes(v)) throw new UsageError(`unknown variant ${v}`);
+  for (const v of variants) if (!VARIANTS.includes(v)) throw new UsageError(`unknown variant ${v}`);
+  if (variants.includes("base") && !a.base) throw new UsageError("variant base needs --base DIR");
   for (const clients of numberList(a.clients)) {
     const res: Record<string, Awaited<ReturnType<typeof runTogether>>> = {};
     for (const v of variants) res[v] = [];
@@ -149,16 +155,18 @@ export async function main(argv: string[]): Promise<void> {
     for (const f of fields) {
       const medians: Record<string, number> = {};
       for (const v of variants) medians[v] = median(res[v]!.map((r) => r[f]));
+      const out: Record<string, number | string> = { ...medians };
       if (f === "serverCpuUsPerPkt" || f === "relayedPps") {
-        if (medians.bunturn !== undefined && medians.forwarder !== undefined) medians["bunturn/forwarder"] = ratio(medians.bunturn, medians.forwarder);
-        if (medians.bunturn !== undefined && medians.coturn !== undefined) {
-          medians["bunturn/coturn"] = ratio(medians.bunturn, medians.coturn);
-          const paired = pairedRatio(res.bunturn!.map((r) => r[f]), res.coturn!.map((r) => r[f]));
-          medians["bunturn/coturn paired"] = paired.median;
-          medians["bunturn below coturn, pairs"] = paired.below;
+        if (medians.bunturn !== undefined && medians.forwarder !== undefined) out["bunturn/forwarder"] = ratio(medians.bunturn, medians.forwarder);
+        for (const other of ["coturn", "base"] as const) {
+          if (medians.bunturn === undefined || medians[other] === undefined) continue;
+          out[`bunturn/${other}`] = ratio(medians.bunturn, medians[other]);
+          const paired = pairedRatio(res.bunturn!.map((r) => r[f]), res[other]!.map((r) => r[f]));
+          out[`bunturn/${other} paired`] = paired.median;
+          out[`bunturn below ${other} in pairs`] = `${paired.below}/${paired.pairs}`;
         }
       }
-      summary[f] = medians;
+      summary[f] = out;
     }
     emit(summary);
   }
