@@ -44,6 +44,8 @@ interface GenResult {
   seconds: number;
   serverCpuS: number;
   setupOk: number;
+  sleeps: number;
+  preemptions: number;
 }
 
 interface RunOptions {
@@ -123,6 +125,8 @@ async function runTogether(variants: Variant[], clients: number, a: RunOptions) 
         relayed, seconds: round(g.seconds, 3), relayedPps: Math.round(relayed / g.seconds),
         serverCpuS: round(g.serverCpuS, 2), serverCpuUsPerPkt: round((g.serverCpuS / relayed) * 1e6, 3),
         serverCpuPct: round((100 * g.serverCpuS) / g.seconds, 1),
+        // Per 1000 relayed datagrams: how often the server slept for want of work, and was preempted with work.
+        sleepsPerKpkt: round((1000 * g.sleeps) / relayed, 2), preemptionsPerKpkt: round((1000 * g.preemptions) / relayed, 2),
         // Shared by the variants of an interleaved run: the whole data phase.
         loadgenCpuPct: round((100 * gen.genCpuS) / wall, 1), peerCpuPct: round((100 * peerCpuS) / wall, 1),
       };
@@ -150,7 +154,7 @@ export async function main(argv: string[]): Promise<void> {
         }
       }
     }
-    const fields = ["serverCpuUsPerPkt", "relayedPps", "serverCpuPct", "loadgenCpuPct", "peerCpuPct"] as const;
+    const fields = ["serverCpuUsPerPkt", "relayedPps", "serverCpuPct", "sleepsPerKpkt", "preemptionsPerKpkt", "loadgenCpuPct", "peerCpuPct"] as const;
     const summary: Record<string, unknown> = { bench: "ceiling", summary: true, clients, size: a.size, runs: a.runs, threads: a.threads, recvmmsg: a.recvmmsg, sliceMs: a["slice-ms"] };
     for (const f of fields) {
       const medians: Record<string, number> = {};

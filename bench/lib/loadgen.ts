@@ -11,15 +11,16 @@
  * its window is sent afresh.
  *
  * Reads each server's CPU (/proc/PID/stat) at the start and end of the data phase and prints one JSON
- * line: {"targets":[{received,sent,seconds,serverCpuS,setupOk}, …],"genCpuS":…}, `seconds` being the
- * time that target was loaded.
+ * line: {"targets":[{received,sent,seconds,serverCpuS,setupOk,sleeps,preemptions}, …],"genCpuS":…},
+ * `seconds` being the time that target was loaded, sleeps and preemptions the server's voluntary and
+ * involuntary context switches over the data phase.
  *
  *   bun bench/lib/loadgen.ts <clients> <size> <window> <seconds> <slice-ms> <peer-port> <mode:server-port:server-pid>...
  */
 import { RecvBatch, SendBatch, UdpCapabilities, flushSendBatch, libc, newStats, receiveBatch } from "../../ffi/index.ts";
 import { parseEndpoint } from "../../src/net/endpoint.ts";
 import { encodeChannelData } from "../../src/stun/index.ts";
-import { cpuSeconds } from "./proc.ts";
+import { contextSwitches, cpuSeconds } from "./proc.ts";
 import { PASSWORD, USER } from "./servers.ts";
 import { TurnClients, type TurnClientSocket } from "./turn-client.ts";
 
@@ -33,6 +34,7 @@ interface Target {
   active: TurnClientSocket[];
   pid: number;
   cpu0: number;
+  switches0: { voluntary: number; involuntary: number };
   loadedMs: number;
   sent: number;
   received: number;
@@ -43,7 +45,7 @@ const targets: Target[] = targetTexts.map((text) => {
   const tc = new TurnClients(Number(port), clientsN, { username: USER, password: PASSWORD }, 2 << 20);
   let active = tc.clients;
   if (mode === "turn") active = tc.channelBind(tc.allocate(), peer);
-  return { tc, active, pid: Number(pid), cpu0: 0, loadedMs: 0, sent: 0, received: 0 };
+  return { tc, active, pid: Number(pid), cpu0: 0, switches0: { voluntary: 0, involuntary: 0 }, loadedMs: 0, sent: 0, received: 0 };
 });
 if (targets.length === 0) throw new Error("no target");
 const packet = encodeChannelData(0x4000, new Uint8Array(Number(sizeText)).fill(0x5a));
@@ -76,7 +78,10 @@ function startSlice(t: Target, now: number): void {
 }
 
 const own0 = process.cpuUsage();
-for (const t of targets) t.cpu0 = cpuSeconds(t.pid);
+for (const t of targets) {
+  t.cpu0 = cpuSeconds(t.pid);
+  t.switches0 = contextSwitches(t.pid);
+}
 const t0 = performance.now();
 const end = t0 + Number(secondsText) * 1000;
 const sliceMs = targets.length > 1 ? Number(sliceText) : Infinity;
@@ -112,9 +117,13 @@ while ((now = performance.now()) < end) {
   }
 }
 current.loadedMs += performance.now() - sliceStart;
-const results = targets.map((t) => ({
-  received: t.received, sent: t.sent, seconds: t.loadedMs / 1000, serverCpuS: cpuSeconds(t.pid) - t.cpu0, setupOk: t.active.length,
-}));
+const results = targets.map((t) => {
+  const switches = contextSwitches(t.pid);
+  return {
+    received: t.received, sent: t.sent, seconds: t.loadedMs / 1000, serverCpuS: cpuSeconds(t.pid) - t.cpu0, setupOk: t.active.length,
+    sleeps: switches.voluntary - t.switches0.voluntary, preemptions: switches.involuntary - t.switches0.involuntary,
+  };
+});
 const own = process.cpuUsage(own0);
 for (const t of targets) t.tc.close();
 console.log(JSON.stringify({ targets: results, genCpuS: (own.user + own.system) / 1e6 }));

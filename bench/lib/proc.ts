@@ -57,6 +57,30 @@ export function threadCpuDelta(before: ReturnType<typeof threadCpu>, after: Retu
   return out;
 }
 
+/**
+ * Context switches of every live thread of a process: voluntary (the thread slept: it had no work) and
+ * involuntary (it was preempted with work in hand), from /proc/PID/task/TID/status.
+ */
+export function contextSwitches(pid: number): { voluntary: number; involuntary: number } {
+  const out = { voluntary: 0, involuntary: 0 };
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8");
+      out.voluntary += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      out.involuntary += Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+    } catch {
+      // the thread ended between readdir and read
+    }
+  }
+  return out;
+}
+
 export function rssKiB(pid: number): number {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
