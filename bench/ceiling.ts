@@ -69,7 +69,7 @@ interface Started {
 /** Relay ranges below the ephemeral range (no load generator socket holds a relay port), one per relay. */
 const RELAY_RANGES: Record<Exclude<Variant, "forwarder">, [number, number]> = { bunturn: [20000, 23299], coturn: [23300, 26599], base: [26600, 29899] };
 
-async function startVariant(variant: Variant, peerPort: number, a: RunOptions): Promise<Started> {
+async function startVariant(variant: Variant, peerPort: number, lifetimeS: number, a: RunOptions): Promise<Started> {
   if (variant !== "forwarder") {
     const [minPort, maxPort] = RELAY_RANGES[variant];
     const kind = variant === "coturn" ? "coturn" : "bunturn";
@@ -78,7 +78,7 @@ async function startVariant(variant: Variant, peerPort: number, a: RunOptions): 
     return { variant, pid: server.pid, port: server.port, stop: () => server.stop() };
   }
   const port = freePort();
-  const s = spawn(["bun", join(ROOT, "bench/lib/forwarder.ts"), String(port), String(peerPort), a.recvmmsg ? "1" : "0", String(a.seconds + a["warmup-s"] + 60)], { stdin: "pipe" });
+  const s = spawn(["bun", join(ROOT, "bench/lib/forwarder.ts"), String(port), String(peerPort), a.recvmmsg ? "1" : "0", String(lifetimeS)], { stdin: "pipe" });
   await waitFor(s, "forwarder", () => s.output().includes("ready"), 10000);
   return { variant, pid: s.pid, port, stop: async () => {
     (s.proc.stdin as import("bun").FileSink).end();
@@ -91,10 +91,13 @@ async function startVariant(variant: Variant, peerPort: number, a: RunOptions): 
  * take turns in slices within the run (loadgen.ts), all on the same echo peer.
  */
 async function runTogether(variants: Variant[], clients: number, a: RunOptions) {
-  const peer = await startEchoPeer(a.seconds + a["warmup-s"] + 60);
+  const wall = a.seconds * variants.length;
+  // Helpers stop by themselves at the latest this long after their start, whatever happens here.
+  const lifetimeS = wall + a["warmup-s"] + 60;
+  const peer = await startEchoPeer(lifetimeS);
   const started: Started[] = [];
   try {
-    for (const v of variants) started.push(await startVariant(v, peer.port, a));
+    for (const v of variants) started.push(await startVariant(v, peer.port, lifetimeS, a));
     const window = Math.max(1, Math.min(a.window, Math.floor(512 / clients)));
     const generate = async (seconds: number) => {
       const targets = started.map((s) => `${s.variant === "forwarder" ? "raw" : "turn"}:${s.port}:${s.pid}`);
@@ -113,9 +116,8 @@ async function runTogether(variants: Variant[], clients: number, a: RunOptions) 
     // Warm-up with allocations of its own, left to expire as a client that went away would leave them.
     if (a["warmup-s"] > 0) await generate(a["warmup-s"]);
     const peerCpu0 = cpuSeconds(peer.pid);
-    const gen = await generate(a.seconds * variants.length);
+    const gen = await generate(wall);
     const peerCpuS = cpuSeconds(peer.pid) - peerCpu0;
-    const wall = a.seconds * variants.length;
     return gen.targets.map((g, k) => {
       // Each datagram back at the load generator was relayed twice (client->peer, peer->client); those
       // still in flight at the end of a slice (at most the window) are not counted, the same for every variant.
