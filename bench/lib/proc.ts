@@ -29,21 +29,11 @@ export function cpuSeconds(pid: number): number {
  */
 export function threadCpu(pid: number): Map<number, { name: string; seconds: number }> {
   const out = new Map<number, { name: string; seconds: number }>();
-  let tids: string[] = [];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return out;
-  }
-  for (const tid of tids) {
-    try {
-      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim();
-      const ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
-      out.set(Number(tid), { name, seconds: ns / 1e9 });
-    } catch {
-      // the thread ended between readdir and read
-    }
-  }
+  forEachThread(pid, (tid, dir) => {
+    const name = readFileSync(`${dir}/comm`, "utf8").trim();
+    const ns = Number(readFileSync(`${dir}/schedstat`, "utf8").split(" ")[0]);
+    out.set(tid, { name, seconds: ns / 1e9 });
+  });
   return out;
 }
 
@@ -63,22 +53,29 @@ export function threadCpuDelta(before: ReturnType<typeof threadCpu>, after: Retu
  */
 export function contextSwitches(pid: number): { voluntary: number; involuntary: number } {
   const out = { voluntary: 0, involuntary: 0 };
+  forEachThread(pid, (_tid, dir) => {
+    const status = readFileSync(`${dir}/status`, "utf8");
+    out.voluntary += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+    out.involuntary += Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+  });
+  return out;
+}
+
+/** Calls read with each live thread's /proc directory; a thread that ends meanwhile is skipped. */
+function forEachThread(pid: number, read: (tid: number, dir: string) => void): void {
   let tids: string[] = [];
   try {
     tids = readdirSync(`/proc/${pid}/task`);
   } catch {
-    return out;
+    return; // the process is gone
   }
   for (const tid of tids) {
     try {
-      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8");
-      out.voluntary += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
-      out.involuntary += Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      read(Number(tid), `/proc/${pid}/task/${tid}`);
     } catch {
       // the thread ended between readdir and read
     }
   }
-  return out;
 }
 
 export function rssKiB(pid: number): number {
