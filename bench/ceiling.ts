@@ -29,7 +29,7 @@ export const spec = {
   variants: { default: "forwarder,bunturn,coturn", help: "comma-separated: forwarder, bunturn, coturn, base (bunturn from --base)" },
   base: { default: "", help: "another checkout of bunturn (e.g. a git worktree of an earlier commit), variant 'base'" },
   threads: { default: 1, help: "--relay-threads of bunturn and coturn" },
-  "warmup-s": { default: 5, help: "seconds of the same load first, not measured (JIT tiering; 0: cold)" },
+  "warmup-s": { default: 5, help: "seconds of the same load first, not measured, taken in turns like the data phase (JIT tiering; 0: cold)" },
   "slice-ms": { default: 500, help: "the variants take turns within each run, this long each (0: one variant per run, runs alternated)" },
 } satisfies ArgSpec;
 
@@ -147,8 +147,8 @@ export async function main(argv: string[]): Promise<void> {
   for (const clients of numberList(a.clients)) {
     const res: Record<string, Awaited<ReturnType<typeof runTogether>>> = {};
     for (const v of variants) res[v] = [];
+    const groups = a["slice-ms"] > 0 ? [variants] : variants.map((v) => [v]);
     for (let run = 0; run < a.runs; run++) {
-      const groups = a["slice-ms"] > 0 ? [variants] : variants.map((v) => [v]);
       for (const group of groups) {
         for (const r of await runTogether(group, clients, a)) {
           res[r.variant]!.push(r);
