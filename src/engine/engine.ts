@@ -225,8 +225,6 @@ export class Engine implements TurnSink, RelayAllocator {
         this.tcp.sweep(now, TCP_UNALLOCATED_MS, (listener) => this.turn.hasAllocationOn(listener));
       }
       this.flush();
-      // Every turn, so that an allocation a response announced is already counted when the client reads metrics.
-      this.publish();
     }
     this.shutdown();
   }
@@ -320,6 +318,9 @@ export class Engine implements TurnSink, RelayAllocator {
   }
 
   private flush(): void {
+    // Before the datagrams leave, so that an allocation a response announces is already counted when its
+    // client reads the metrics.
+    this.publish();
     if (this.send.count > 0) flushSendBatch(this.send, this.caps, this.stats, libc);
   }
 

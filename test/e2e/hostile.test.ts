@@ -47,7 +47,6 @@ describe("spoofed-source Allocate flood without credentials", () => {
     const server = await fixture(["--relay-threads", "2"]);
     // Eight probe sockets: the kernel hashes each to an engine, so both engines' queues are paced.
     const probes = await Promise.all(Array.from({ length: 8 }, () => client(server, "127.0.0.2")));
-    const probe = probes[0]!;
     const sockets: number[] = [];
     // 64 source addresses x 16 ports: every datagram comes from a 5-tuple the server has not seen lately.
     for (let a = 0; a < 64; a++) for (let p = 0; p < 16; p++) sockets.push(openUdpSocket({ family: 4, address: new Uint8Array([127, 0, 1, 10 + a]), port: 0 }));
@@ -79,9 +78,9 @@ describe("spoofed-source Allocate flood without credentials", () => {
     await flood(20_000); // warm-up: JIT, caches and heap reach their working size
     const rssWarm = rssKiB(server.proc.pid);
     await flood(20_000);
-    expect((await probe.request(StunMethod.Binding)).ok).toBe(true);
+    // Every probe, so that both engines have worked through their queues before the responses are read.
+    for (const r of await Promise.all(probes.map((p) => p.request(StunMethod.Binding)))) expect(r.ok).toBe(true);
     const rssAfter = rssKiB(server.proc.pid);
-    const s = await serverStats(server);
 
     // Every response, read back from the 1,024 source sockets.
     const recv = new RecvBatch(16, 2048);
@@ -99,6 +98,9 @@ describe("spoofed-source Allocate flood without credentials", () => {
         }
       }
     }
+    // Read after the responses: an engine counts a 401 in the same turn it sends it, so a snapshot taken
+    // before the last datagram was read could be one turn behind what the sockets then hold.
+    const s = await waitFor(() => serverStats(server), (v) => v.protocol.unauthorized >= responses, 3000);
     console.log(`flood: ${sent} requests (${requestBytes} bytes), ${responses} responses (${responseBytes} bytes), ` +
       `largest response ${maxResponse} bytes for a ${minRequest}-byte request; server RSS ${rssWarm} -> ${rssAfter} KiB`);
     expect(s.allocations).toBe(0);
