@@ -340,6 +340,7 @@ export class Engine implements TurnSink, RelayAllocator {
 
   reply(listener: number, client: Endpoint, data: Uint8Array): void {
     if (listener >= TCP_LISTENER_BASE) {
+      this.publish(); // a TCP reply leaves now, not with the batch: the same promise as flush()
       this.tcp.send(listener, data);
       return;
     }
