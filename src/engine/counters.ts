@@ -27,17 +27,17 @@ export const PROTOCOL_COUNTER_NAMES = [
   "peerBytesIn",
   "relays4",
   "relays6",
+  "allocations",
 ] as const satisfies ReadonlyArray<keyof ProtocolCounters>;
 
 export const GAUGE = {
-  allocations: STAT_COUNT + PROTOCOL_COUNTER_NAMES.length,
-  relaySockets: STAT_COUNT + PROTOCOL_COUNTER_NAMES.length + 1,
-  icmpErrors: STAT_COUNT + PROTOCOL_COUNTER_NAMES.length + 2,
-  ttlDropped: STAT_COUNT + PROTOCOL_COUNTER_NAMES.length + 3,
-  crashes: STAT_COUNT + PROTOCOL_COUNTER_NAMES.length + 4,
+  relaySockets: STAT_COUNT + PROTOCOL_COUNTER_NAMES.length,
+  icmpErrors: STAT_COUNT + PROTOCOL_COUNTER_NAMES.length + 1,
+  ttlDropped: STAT_COUNT + PROTOCOL_COUNTER_NAMES.length + 2,
+  crashes: STAT_COUNT + PROTOCOL_COUNTER_NAMES.length + 3,
 } as const;
 
-export const ENGINE_SLOTS = STAT_COUNT + PROTOCOL_COUNTER_NAMES.length + 5;
+export const ENGINE_SLOTS = STAT_COUNT + PROTOCOL_COUNTER_NAMES.length + 4;
 
 export function protocolSlot(name: (typeof PROTOCOL_COUNTER_NAMES)[number]): number {
   return STAT_COUNT + PROTOCOL_COUNTER_NAMES.indexOf(name);

@@ -318,9 +318,6 @@ export class Engine implements TurnSink, RelayAllocator {
   }
 
   private flush(): void {
-    // Before the datagrams leave, so that an allocation a response announces is already counted when its
-    // client reads the metrics.
-    this.publish();
     if (this.send.count > 0) flushSendBatch(this.send, this.caps, this.stats, libc);
   }
 
@@ -340,7 +337,6 @@ export class Engine implements TurnSink, RelayAllocator {
 
   reply(listener: number, client: Endpoint, data: Uint8Array): void {
     if (listener >= TCP_LISTENER_BASE) {
-      this.publish(); // a TCP reply leaves now, not with the batch: the same promise as flush()
       this.tcp.send(listener, data);
       return;
     }
@@ -430,10 +426,6 @@ export class Engine implements TurnSink, RelayAllocator {
 
   // --- bookkeeping ----------------------------------------------------------------------------------
 
-  private publish(): void {
-    this.stats[GAUGE.allocations] = this.turn.allocationCount;
-  }
-
   private lastCrashReport = 0;
   private reportCrash(error: unknown): void {
     this.stats[GAUGE.crashes]!++;
@@ -453,7 +445,6 @@ export class Engine implements TurnSink, RelayAllocator {
     this.flush();
     this.tcp.closeAll();
     this.turn.closeAll();
-    this.publish();
     for (const l of this.listeners) closeSocket(l.fd, libc);
     this.listeners.length = 0;
     this.sockets.clear();

@@ -12,7 +12,7 @@ import { EventFd, SyscallError, UdpCapabilities, closeSocket, formatRecvmmsgStat
 import { EADDRNOTAVAIL, EAFNOSUPPORT } from "../../ffi/errno.ts";
 import { parseIp } from "../net/endpoint.ts";
 import type { RelayConfig } from "../config/resolve.ts";
-import { ENGINE_SLOTS, GAUGE, engineBlocks, sumEngineBlocks } from "./counters.ts";
+import { ENGINE_SLOTS, engineBlocks, protocolSlot, sumEngineBlocks } from "./counters.ts";
 import { PortPool } from "./port-pool.ts";
 import { createQuotaShared } from "./quota.ts";
 import { STAT } from "../../ffi/stats.ts";
@@ -175,7 +175,7 @@ export class RelayServer {
   }
 
   get allocations(): number {
-    return this.totals()[GAUGE.allocations]!;
+    return this.totals()[protocolSlot("allocations")]!;
   }
 
   get relayPortsInUse(): number {

@@ -60,7 +60,7 @@ export function renderMetrics(source: MetricsSource, options: MetricsOptions): s
   const realm = `realm="${labelValue(options.realm)}"`;
   const out = new Exposition();
 
-  out.metric("turn_total_allocations", "gauge", "Represents current allocations number", [['type="UDP"', t[GAUGE.allocations]!]]);
+  out.metric("turn_total_allocations", "gauge", "Represents current allocations number", [['type="UDP"', p("allocations")]]);
   out.metric("bunturn_relay_addresses", "gauge", "Relayed transport addresses open now, by family (a dual allocation has one of each)", [
     ['family="ipv4"', p("relays4")],
     ['family="ipv6"', p("relays6")],
@@ -123,7 +123,7 @@ export function renderMetrics(source: MetricsSource, options: MetricsOptions): s
   out.metric("bunturn_udp_sendmmsg_unavailable_total", "counter", "sendmmsg refused by the kernel (switched to sendmsg)", t[STAT.sendUnavailable]!);
 
   const engines = source.engineCounters();
-  out.metric("bunturn_engine_allocations", "gauge", "Allocations per relay engine (thread)", engines.map((b, i) => [`engine="${i}"`, b[GAUGE.allocations]!]));
+  out.metric("bunturn_engine_allocations", "gauge", "Allocations per relay engine (thread)", engines.map((b, i) => [`engine="${i}"`, b[protocolSlot("allocations")]!]));
   out.metric("bunturn_engine_relay_sockets", "gauge", "Relay sockets per relay engine (thread)", engines.map((b, i) => [`engine="${i}"`, b[GAUGE.relaySockets]!]));
   out.metric("bunturn_build_info", "gauge", "Always 1; the version in a label", [[`version="${labelValue(options.version)}"`, 1]]);
   out.metric("process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch, in seconds", options.startTime);

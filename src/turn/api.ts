@@ -128,4 +128,6 @@ export interface ProtocolCounters {
   /** Relayed transport addresses open now, by family (a gauge: a dual allocation holds one of each). */
   relays4: number;
   relays6: number;
+  /** Allocations live now (a gauge): a live store, so a reader never sees a response before its count. */
+  allocations: number;
 }

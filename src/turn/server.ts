@@ -37,7 +37,7 @@ export class TurnServer {
   }
 
   get allocationCount(): number {
-    return this.state.allocationCount;
+    return this.state.counters.allocations;
   }
 
   /**

@@ -87,7 +87,6 @@ export class ServerState {
   readonly byRelay = new Map<number, Allocation>();
   readonly timers = new TimerQueue<Allocation | Reservation>();
   readonly reservations = new Map<bigint, Reservation>();
-  allocationCount = 0;
 
   constructor(o: TurnServerOptions) {
     this.realm = o.realm;
@@ -155,7 +154,7 @@ export class ServerState {
       this.byRelay.set(a.relay6.id, a);
       this.counters.relays6++;
     }
-    this.allocationCount++;
+    this.counters.allocations++;
     this.counters.allocationsCreated++;
     this.reschedule(a);
   }
@@ -171,7 +170,7 @@ export class ServerState {
     if (a.quotaHeld) this.quota?.release(a.username, a.client);
     if (a.bandwidthReserved) this.quota?.releaseBandwidth?.(a.bytesPerSecond);
     this.timers.cancel(a);
-    this.allocationCount--;
+    this.counters.allocations--;
     this.counters.allocationsDeleted++;
     this.closeRelay(a, 4);
     this.closeRelay(a, 6);
@@ -266,5 +265,6 @@ function zeroCounters(): ProtocolCounters {
     peerBytesIn: 0,
     relays4: 0,
     relays6: 0,
+    allocations: 0,
   };
 }

@@ -49,7 +49,7 @@ process.on("SIGUSR2", () => {
   const stats: ServerStats = {
     pid: process.pid,
     relayPortsInUse: server.relayPortsInUse,
-    allocations: t[GAUGE.allocations]!,
+    allocations: t[protocolSlot("allocations")]!,
     relaySockets: t[GAUGE.relaySockets]!,
     icmpErrors: t[GAUGE.icmpErrors]!,
     ttlDropped: t[GAUGE.ttlDropped]!,

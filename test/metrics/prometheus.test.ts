@@ -40,8 +40,8 @@ describe("renderMetrics", () => {
   test("coturn's metric names, summed over engines", () => {
     const s = source();
     const [a, b] = s.blocks;
-    a![GAUGE.allocations] = 3;
-    b![GAUGE.allocations] = 4;
+    a![protocolSlot("allocations")] = 3;
+    b![protocolSlot("allocations")] = 4;
     a![protocolSlot("bindingRequests")] = 10;
     b![protocolSlot("bindingRequests")] = 5;
     a![protocolSlot("bindingResponses")] = 14;
@@ -110,7 +110,7 @@ describe("startMetricsServer", () => {
   const base = server.url.replace("/custom/metrics", "");
 
   test("GET path: the metrics; GET /: ok; other paths 404; POST 405", async () => {
-    s.blocks[0]![GAUGE.allocations] = 5;
+    s.blocks[0]![protocolSlot("allocations")] = 5;
     const r = await fetch(server.url);
     expect(r.status).toBe(200);
     expect(r.headers.get("content-type")).toStartWith("text/plain; version=0.0.4");

@@ -5,6 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { parseEndpoint } from "../../src/net/endpoint.ts";
 import { Attr, StunMethod, encodeChannelData, writeAddressFamily, writeChannelNumber, writeXorAddress } from "../../src/stun/index.ts";
+import { ENGINE_SLOTS, protocolSlot, sharedProtocolCounters } from "../../src/engine/counters.ts";
 import { harness } from "./harness.ts";
 
 const PEER = parseEndpoint("198.51.100.20", 7000);
@@ -69,10 +70,27 @@ describe("ProtocolCounters for metrics", () => {
     expect(a.allocate().ok).toBe(true);
     expect(b.allocate((w) => writeAddressFamily(w, Attr.AdditionalAddressFamily, 6)).ok).toBe(true);
     const k = h.server.counters;
-    expect([k.relays4, k.relays6]).toEqual([2, 1]);
+    expect([k.relays4, k.relays6, k.allocations]).toEqual([2, 1, 2]);
     expect(a.request(StunMethod.Refresh, (w) => w.addUint32(Attr.Lifetime, 0)).ok).toBe(true);
-    expect([k.relays4, k.relays6]).toEqual([1, 1]);
+    expect([k.relays4, k.relays6, k.allocations]).toEqual([1, 1, 1]);
     h.advance(3600_000 + 1000);
-    expect([k.relays4, k.relays6]).toEqual([0, 0]);
+    expect([k.relays4, k.relays6, k.allocations]).toEqual([0, 0, 0]);
+  });
+
+  test("in an engine's shared block the allocation is counted before its success response is handed out", () => {
+    const block = new Float64Array(ENGINE_SLOTS);
+    const h = harness({ counters: sharedProtocolCounters(block) });
+    const seenByReply: number[] = [];
+    const record = h.sink.reply.bind(h.sink);
+    h.sink.reply = (listener, client, data) => {
+      seenByReply.push(block[protocolSlot("allocations")]!);
+      record(listener, client, data);
+    };
+    const c = h.client();
+    expect(c.allocate().ok).toBe(true);
+    // The 401 that asks for credentials, then the success: the metrics reader sees 1 as soon as the client can.
+    expect(seenByReply).toEqual([0, 1]);
+    expect(c.request(StunMethod.Refresh, (w) => w.addUint32(Attr.Lifetime, 0)).ok).toBe(true);
+    expect(seenByReply[2]).toBe(0);
   });
 });
