@@ -6,7 +6,7 @@ import { createConsola } from "consola";
 import { OPTIONS } from "../config/options.ts";
 import { ConfigError, mergeRaw, resolveConfig, type RelayConfig } from "../config/resolve.ts";
 import { parseTurnserverConf } from "../config/turnserver-conf.ts";
-import { RelayServer, StartupError } from "../engine/relay-server.ts";
+import { RelayServer, StartupError, type RelayHooks } from "../engine/relay-server.ts";
 import { parseArgv } from "./argv.ts";
 import { adminCommand } from "./admin.ts";
 import { createLogging, type Logging } from "./logging.ts";
@@ -75,12 +75,23 @@ function prepareUserdb(path: string, realm: string): number {
   }
 }
 
-async function startRelay(argv: readonly string[]): Promise<void> {
+/**
+ * Runs the relay until SIGTERM/SIGINT. `hooks.engineEntry` is for tests only (an engine that dies on
+ * purpose); `bunturn` itself never passes it.
+ */
+export async function startRelay(argv: readonly string[], hooks: Pick<RelayHooks, "engineEntry"> = {}): Promise<void> {
   let config: RelayConfig;
   // Until the options are read, errors go to standard output the usual way.
   let logger = createConsola({ level: argv.includes("-v") || argv.includes("--verbose") ? 4 : 3 });
   let logging: Logging | undefined;
   let pidfile: string | undefined;
+  // Installed first: SIGHUP, SIGUSR1 and SIGUSR2 kill a process that has no handler (systemctl reload
+  // during start-up, a stray kill -USR1). Until the relay is up, SIGHUP has nothing to reload.
+  let onReload = () => logger.info("SIGHUP: nothing to reload yet (starting)");
+  process.on("SIGHUP", () => onReload());
+  for (const signal of ["SIGUSR1", "SIGUSR2"] as const) {
+    process.on(signal, () => logger.info(`${signal}: ignored (no meaning yet)`));
+  }
   try {
     config = loadConfig(argv);
     try {
@@ -95,7 +106,20 @@ async function startRelay(argv: readonly string[]): Promise<void> {
       writePidfile(config.pidfile);
       pidfile = config.pidfile;
     }
-    const server = await RelayServer.start(config, logger);
+    let stopping = false;
+    // An engine that dies leaves its sockets in the SO_REUSEPORT groups and its sessions orphaned: one
+    // line, then everything closed and exit 1, so the service manager (Restart=on-failure) restarts us.
+    const onEngineDeath = (message: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.error(`${message}; exiting so that the service manager restarts the relay`);
+      void server.stop().then(() => {
+        removePidfile(pidfile);
+        logging?.close();
+        process.exit(1);
+      });
+    };
+    const server = await RelayServer.start(config, logger, { ...hooks, onEngineDeath });
     const auth = config.auth.kind === "rest"
       ? "REST API shared secret"
       : config.auth.kind === "none"
@@ -112,7 +136,6 @@ async function startRelay(argv: readonly string[]): Promise<void> {
     if (config.auth.kind === "none") logger.warn("--no-auth: anyone can allocate relays on this server");
     if (config.auth.kind !== "long-term" && loadedUserdb(argv)) logger.warn("--userdb holds long-term users only; it is not read with --use-auth-secret or --no-auth");
     if (server.metricsUrl !== undefined) logger.info(`prometheus metrics on ${server.metricsUrl}`);
-    let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
@@ -125,17 +148,7 @@ async function startRelay(argv: readonly string[]): Promise<void> {
     };
     process.on("SIGINT", () => stop("SIGINT"));
     process.on("SIGTERM", () => stop("SIGTERM"));
-    if (config.log.file !== undefined) {
-      // coturn: SIGHUP reopens the log file (after logrotate moved it).
-      process.on("SIGHUP", () => {
-        try {
-          logging?.reopen();
-          logger.info(`SIGHUP: log file ${config.log.file} reopened`);
-        } catch (error) {
-          process.stderr.write(`${(error as Error).message}\n`);
-        }
-      });
-    }
+    onReload = () => reload(logger, logging, config.log.file);
   } catch (error) {
     removePidfile(pidfile);
     if (error instanceof ConfigError || error instanceof StartupError) {
@@ -144,6 +157,25 @@ async function startRelay(argv: readonly string[]): Promise<void> {
       process.exit(1);
     }
     throw error;
+  }
+}
+
+/**
+ * SIGHUP: reloads what can change without dropping a session. Today that is the log file (reopened, as
+ * coturn does, after logrotate moved it); the user database is read on every login anyway. Everything
+ * else (ports, addresses, credentials on the command line) needs a restart.
+ */
+function reload(logger: { info(m: string): void; warn(m: string): void }, logging: Logging | undefined, file: string | undefined): void {
+  if (file === undefined) {
+    logger.info("SIGHUP: no log file to reopen; nothing else to reload (the user database is read on every login)");
+    return;
+  }
+  try {
+    logging?.reopen();
+    logger.info(`SIGHUP: log file ${file} reopened`);
+  } catch (error) {
+    // The old file stays open: a log file that cannot be reopened must not stop the relay.
+    logger.warn(`SIGHUP: ${(error as Error).message}; still writing to the old file`);
   }
 }
 

@@ -35,6 +35,18 @@ export class StartupError extends Error {
   }
 }
 
+/** What the process does when an engine dies; see RelayServer.start. */
+export interface RelayHooks {
+  /**
+   * An engine Worker died after start (an uncaught exception, or it exited). Its sockets stay open in
+   * the process (fds are per process, not per thread) and its allocations are gone with its heap, so the
+   * server cannot go on half-served: the caller stops and exits non-zero (src/cli/main.ts).
+   */
+  onEngineDeath?(message: string): void;
+  /** The engine Worker's module; tests substitute one that dies on purpose. */
+  engineEntry?: string;
+}
+
 const START_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 5_000;
 
@@ -43,6 +55,9 @@ export class RelayServer {
   readonly listeners: string[] = [];
   private readonly logger: Logger;
   private readonly workers: Worker[] = [];
+  /** Engines whose Worker died: nothing to wait for at stop. */
+  private readonly dead = new Set<number>();
+  private readonly hooks: RelayHooks;
   private readonly wakeFds: number[] = [];
   private readonly control = new Int32Array(new SharedArrayBuffer(4));
   private readonly blocks: Float64Array[];
@@ -56,9 +71,10 @@ export class RelayServer {
   private readonly tlsDirectory: string | undefined;
   private readonly tlsSocketPaths: string[] = [];
 
-  private constructor(config: RelayConfig, logger: Logger) {
+  private constructor(config: RelayConfig, logger: Logger, hooks: RelayHooks) {
     this.config = config;
     this.logger = logger;
+    this.hooks = hooks;
     this.blocks = engineBlocks(new SharedArrayBuffer(config.relayThreads * ENGINE_SLOTS * 8), config.relayThreads);
     this.pool = new PortPool(PortPool.createShared(config.minPort, config.maxPort));
     if (config.tls) {
@@ -68,9 +84,9 @@ export class RelayServer {
     }
   }
 
-  static async start(config: RelayConfig, logger: Logger): Promise<RelayServer> {
+  static async start(config: RelayConfig, logger: Logger, hooks: RelayHooks = {}): Promise<RelayServer> {
     const listeningIps = probeListeners(config, logger);
-    const server = new RelayServer({ ...config, listeningIps }, logger);
+    const server = new RelayServer({ ...config, listeningIps }, logger, hooks);
     try {
       await server.spawnEngines();
     } catch (error) {
@@ -128,7 +144,7 @@ export class RelayServer {
           quota,
           ...(this.tlsSocketPaths.length ? { tlsSocketPath: this.tlsSocketPaths[index]! } : {}),
         };
-        const worker = new Worker(workerEntry(), { workerData: init } as WorkerOptions);
+        const worker = new Worker(this.hooks.engineEntry ?? workerEntry(), { workerData: init } as WorkerOptions);
         this.workers.push(worker);
         worker.addEventListener("message", (event: MessageEvent<EngineEvent>) => {
           const e = event.data;
@@ -152,8 +168,24 @@ export class RelayServer {
               break;
           }
         });
+        // An uncaught exception ends the Worker: 'error' says why, then 'close' says it is gone.
+        let cause = "";
         worker.addEventListener("error", (event) => {
-          this.logger.error(`engine ${index} failed: ${(event as ErrorEvent).message}`);
+          const e = event as ErrorEvent;
+          // Bun's message carries a source excerpt; the line "error: <message>" is the one that matters.
+          const line = e.message.split("\n").find((l) => l.startsWith("error: "));
+          cause = e.error instanceof Error ? e.error.message : line ? line.slice(7) : e.message.split("\n")[0]!;
+        });
+        worker.addEventListener("close", (event) => {
+          if (this.stopping) return;
+          this.dead.add(index);
+          const code = (event as CloseEvent).code;
+          const message = `engine ${index} died (${cause || `exit code ${code}`})`;
+          if (pending > 0) {
+            clearTimeout(timer);
+            reject(new StartupError(message));
+          } else if (this.hooks.onEngineDeath) this.hooks.onEngineDeath(message);
+          else this.logger.error(message);
         });
       }
     });
@@ -203,8 +235,9 @@ export class RelayServer {
     this.tls?.stop();
     Atomics.store(this.control, 0, 1);
     const stopped = this.workers.map(
-      (worker) =>
+      (worker, index) =>
         new Promise<void>((resolve) => {
+          if (this.dead.has(index)) return resolve();
           const timer = setTimeout(resolve, STOP_TIMEOUT_MS);
           worker.addEventListener("message", (event: MessageEvent<EngineEvent>) => {
             if (event.data.kind === "stopped" || event.data.kind === "failed") {
