@@ -15,6 +15,7 @@
  */
 import type { Endpoint } from "../net/endpoint.ts";
 import type { AllocationQuota } from "../turn/api.ts";
+import { restUserOf } from "../turn/credentials.ts";
 
 /** Slots in the per-user table (3 Int32 each: 1.5 MiB). */
 const USER_SLOTS = 1 << 17;
@@ -41,7 +42,10 @@ export interface QuotaLimits {
   totalQuota: number;
   /** coturn --bps-capacity in bytes per second; 0 = unlimited. */
   bpsCapacity: number;
-  /** TURN REST usernames are `expiry:user`; the quota counts the user, as coturn's get_real_username does. */
+  /**
+   * TURN REST usernames are `expiry:user` or `user:expiry`; the quota counts the user, not the credential
+   * (coturn's get_real_username), in both orders.
+   */
   restUsernames: boolean;
 }
 
@@ -128,7 +132,7 @@ export class SharedQuota implements AllocationQuota {
    * holds `quota`, or when the table is full of other users.
    */
   private changeUser(username: string, delta: 1 | -1, quota: number): boolean {
-    const user = this.limits.restUsernames ? restUser(username) : username;
+    const user = this.limits.restUsernames ? restUserOf(username) : username;
     const high = hash(user, 0) | 0;
     const low = hash(user, 0x9e3779b9) | 0;
     const t = this.users;
@@ -186,8 +190,3 @@ export class SharedQuota implements AllocationQuota {
   }
 }
 
-/** `1700000000:alice` -> `alice` (TURN REST API draft §2.2); anything else unchanged. */
-function restUser(username: string): string {
-  const colon = username.indexOf(":");
-  return colon > 0 && /^\d+$/.test(username.slice(0, colon)) ? username.slice(colon + 1) : username;
-}

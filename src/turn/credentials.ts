@@ -86,10 +86,26 @@ export class RestSecretCredentials implements CredentialStore {
   private expiryOf(username: string): number | undefined {
     const parts = username.split(this.separator);
     for (const candidate of [parts[0], parts[parts.length - 1]]) {
-      if (candidate !== undefined && /^\d{1,15}$/.test(candidate)) return Number(candidate);
+      if (candidate !== undefined && REST_TIMESTAMP.test(candidate)) return Number(candidate);
     }
     return undefined;
   }
+}
+
+const REST_TIMESTAMP = /^\d{1,15}$/;
+
+/**
+ * The user inside a TURN REST username, for quotas (coturn's get_real_username): the username without its
+ * timestamp field, in either order, `expiry:user` or `user:expiry` (the orders RestSecretCredentials
+ * accepts). A username that is only a timestamp names no user and is returned whole.
+ */
+export function restUserOf(username: string, separator = ":"): string {
+  const first = username.indexOf(separator);
+  if (first < 0) return username;
+  if (REST_TIMESTAMP.test(username.slice(0, first))) return username.slice(first + separator.length);
+  const last = username.lastIndexOf(separator);
+  if (REST_TIMESTAMP.test(username.slice(last + separator.length))) return username.slice(0, last);
+  return username;
 }
 
 /**

@@ -1,11 +1,12 @@
 /**
  * coturn's quotas and limits through the running server (test/fuzz/server-fixture.ts) with TS clients:
- * --user-quota, --total-quota across engines, --max-bps, --bps-capacity, port-range exhaustion (508) and
+ * --user-quota (static and TURN REST users), --total-quota across engines, --max-bps, --bps-capacity, port-range exhaustion (508) and
  * recovery, lifetimes (--default/--max-allocate-lifetime, --permission-lifetime) and leaks (fds, RSS,
  * relay ports) after 1,000 allocate/refresh(0) cycles and after clients vanish.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { Attr, readErrorCode } from "../../src/stun/index.ts";
+import { RestSecretCredentials } from "../../src/turn/credentials.ts";
 import { PASSWORD, USER, relayRange, type Running } from "./harness.ts";
 import { fdCount, rssKiB, serverStats, startFixture, waitFor } from "../fuzz/run.ts";
 import { EchoPeer, TurnClient, relayedEcho } from "../fuzz/turn-client.ts";
@@ -49,6 +50,24 @@ describe("quotas (RFC 8656 §7.2 step 8, coturn's names)", () => {
     expect((await holder.refresh(0)).ok).toBe(true);
     const waiting = alice.find((c) => c.relayed === undefined)!;
     expect((await waiting.allocate()).ok).toBe(true);
+  }, 20_000);
+
+  test("--user-quota 2 with REST credentials keys the user in both orders (`alice:EXPIRY`, `EXPIRY:alice`), across two engines", async () => {
+    const secret = "north-secret";
+    const server = await fixture(["--relay-threads", "2", "--user-quota", "2", "--use-auth-secret", "--static-auth-secret", secret], "custom");
+    const expiry = Math.floor(Date.now() / 1000) + 3600;
+    // A fresh credential for each client, as a browser that fetched several would hold.
+    const rest = (username: string, host: string) => client(server, host, username, RestSecretCredentials.password(secret, username));
+    const alice = await Promise.all([0, 1, 2, 3].map((i) => rest(`alice:${expiry + i}`, `127.0.7.${i + 1}`)));
+    const codes = [];
+    for (const c of alice) codes.push((await c.allocate()).errorCode ?? 200);
+    expect(codes).toEqual([200, 200, 486, 486]);
+    // The other order is the same user: still over quota. Another user is not.
+    expect((await (await rest(`${expiry + 9}:alice`, "127.0.7.9")).allocate()).errorCode).toBe(486);
+    expect((await (await rest(`${expiry + 9}:bob`, "127.0.7.10")).allocate()).ok).toBe(true);
+    // Deleting one of alice's allocations gives a slot back to either spelling.
+    expect((await alice[0]!.refresh(0)).ok).toBe(true);
+    expect((await (await rest(`${expiry + 10}:alice`, "127.0.7.11")).allocate()).ok).toBe(true);
   }, 20_000);
 
   test("--total-quota 3 counts every engine's allocations", async () => {
