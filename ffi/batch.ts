@@ -39,8 +39,9 @@ export class RecvBatch {
   readonly payloadBuffer: ArrayBuffer;
   readonly payload: Uint8Array;
   readonly payloadAddress: number;
-  private readonly structBuffer: ArrayBuffer;
-  private readonly u32: Uint32Array;
+  /** The mmsghdr/iovec/sockaddr/cmsg structs, and a word view of them (a fake kernel in a bench writes here). */
+  readonly structBuffer: ArrayBuffer;
+  readonly u32: Uint32Array;
   /** Source sockaddrs, SOCKADDR_SLOT bytes each. */
   readonly names: Uint8Array;
   /** Control buffers, RECV_CONTROL_SPACE bytes each. */

@@ -9,6 +9,7 @@
  *
  *   bun bench/lib/hotpath-child.ts <root> <batch> <size> <warmupWakes> <wakes> [recvmmsg 1|0]
  */
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { freePort } from "./proc.ts";
 
@@ -37,15 +38,26 @@ const config = resolveConfig(parseArgv([
 ]).raw);
 const control = new Int32Array(new SharedArrayBuffer(4));
 const logs: string[] = [];
-const engine = new Engine({
+const init = {
   index: 0, config, pool: PortPool.createShared(config.minPort, config.maxPort),
   capabilityCells: ffi.UdpCapabilities.sharedCells({ recvmmsg: config.udpRecvmmsg, sendmmsg: config.udpSendmmsg }),
   counters: new Float64Array(new SharedArrayBuffer(ENGINE_SLOTS * 8)), control, nonceSecret: new Uint8Array(32).fill(7), quota: createQuotaShared(),
-}, (e: { kind: string; message?: string }) => { if (e.kind === "log") logs.push(e.message!); });
+};
+const onEvent = (e: { kind: string; message?: string }) => { if (e.kind === "log") logs.push(e.message!); };
+// A checkout whose engine takes its core from outside (src/engine/core.ts) is built through its public
+// API; an older one (e.g. the --base of a comparison) through the internals it had then.
+const handsCoreIn = existsSync(join(root, "src/engine/core.ts"));
+let turn: any;
+let engine: any;
+if (handsCoreIn) {
+  const { buildTurnServer } = await import(join(root, "src/engine/core.ts"));
+  engine = new Engine(init, onEvent, (io: unknown) => (turn = buildTurnServer(init, io)));
+} else {
+  engine = new Engine(init, onEvent);
+  turn = (engine as Record<string, any>).turn;
+}
 engine.openListeners();
-// Internals a bench may look at (never the product code).
-const inner = engine as unknown as Record<string, any>;
-const turn = inner.turn;
+const inner = handsCoreIn ? engine : (engine as Record<string, any>);
 const listenerFd: number = inner.listeners[0].fd;
 
 // One allocation and a channel to PEER, through the real protocol core (no authentication, so no keys).
@@ -59,9 +71,9 @@ request(stun.StunMethod.ChannelBind, (w) => {
   stun.writeChannelNumber(w, 0x4000);
   stun.writeXorAddress(w, stun.Attr.XorPeerAddress, PEER);
 });
-const relays: Map<number, { fd: number }> = inner.relaysById;
-if (relays.size !== 1) throw new Error(`setup failed: ${relays.size} relays; ${logs.join("; ")}`);
-const relayFd = [...relays.values()][0]!.fd;
+const relays: Array<{ fd: number }> = handsCoreIn ? [...engine.relays.all()] : [...inner.relaysById.values()];
+if (relays.length !== 1) throw new Error(`setup failed: ${relays.length} relays; ${logs.join("; ")}`);
+const relayFd = relays[0]!.fd;
 
 // The fake kernel writes into the engine's own receive batch, where its iovecs point.
 const recv = inner.recv;

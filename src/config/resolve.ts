@@ -4,6 +4,9 @@ import { cpus, networkInterfaces } from "node:os";
 import { randomBytes } from "node:crypto";
 import { OPTIONS, type OptionName, type RawOptions } from "./options.ts";
 import { parseIp } from "../net/endpoint.ts";
+import { listenAddresses, relayAddresses, type ExternalIp, type ListenAddress, type RelayAddress } from "./addresses.ts";
+
+export type { ExternalIp, ListenAddress, RelayAddress };
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -23,18 +26,16 @@ export type AuthConfig =
     }
   | { kind: "rest"; secret: string };
 
-export interface ExternalIp {
-  public: string;
-  /** The local relay address this public one stands for; absent = all. */
-  private?: string;
-}
-
 /** Everything an engine needs; plain data so it crosses into Workers unchanged. */
 export interface RelayConfig {
   listeningIps: string[];
   listeningPort: number;
   relayIps: string[];
   externalIps: ExternalIp[];
+  /** listeningIps parsed, with labels: the Workers bind these bytes and parse nothing. */
+  listenAddresses: ListenAddress[];
+  /** Per family, the relay address to bind and the one to advertise (--external-ip already matched). */
+  relayAddresses: RelayAddress[];
   minPort: number;
   maxPort: number;
   realm: string;
@@ -229,6 +230,8 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
     listeningPort,
     relayIps,
     externalIps,
+    listenAddresses: listenAddresses(listeningIps, listeningPort),
+    relayAddresses: relayAddresses(relayIps, externalIps),
     minPort,
     maxPort,
     realm,

@@ -10,8 +10,7 @@ import { join } from "node:path";
 import { TlsFront } from "./tls-front.ts";
 import { EventFd, SyscallError, UdpCapabilities, closeSocket, formatRecvmmsgStats, openTcpListener, openUdpSocket } from "../../ffi/index.ts";
 import { EADDRNOTAVAIL, EAFNOSUPPORT } from "../../ffi/errno.ts";
-import { parseIp } from "../net/endpoint.ts";
-import type { RelayConfig } from "../config/resolve.ts";
+import type { ListenAddress, RelayConfig } from "../config/resolve.ts";
 import { ENGINE_SLOTS, engineBlocks, protocolSlot, sumEngineBlocks } from "./counters.ts";
 import { PortPool } from "./port-pool.ts";
 import { createQuotaShared } from "./quota.ts";
@@ -85,8 +84,9 @@ export class RelayServer {
   }
 
   static async start(config: RelayConfig, logger: Logger, hooks: RelayHooks = {}): Promise<RelayServer> {
-    const listeningIps = probeListeners(config, logger);
-    const server = new RelayServer({ ...config, listeningIps }, logger, hooks);
+    const listenAddresses = probeListeners(config, logger);
+    const listeningIps = listenAddresses.map((l) => l.ip);
+    const server = new RelayServer({ ...config, listeningIps, listenAddresses }, logger, hooks);
     try {
       await server.spawnEngines();
     } catch (error) {
@@ -268,16 +268,14 @@ function workerEntry(): string {
  * (which may itself use SO_REUSEPORT, as coturn does) is an error instead of silently shared. The
  * default IPv6 wildcard is dropped with a warning on hosts without IPv6.
  */
-function probeListeners(config: RelayConfig, logger: Logger): string[] {
-  const usable: string[] = [];
-  for (const ip of config.listeningIps) {
-    const address = parseIp(ip)!;
-    const family = address.length === 4 ? 4 : 6;
-    const label = family === 4 ? `${ip}:${config.listeningPort}` : `[${ip}]:${config.listeningPort}`;
+function probeListeners(config: RelayConfig, logger: Logger): ListenAddress[] {
+  const usable: ListenAddress[] = [];
+  for (const listen of config.listenAddresses) {
+    const { ip, family, address, label } = listen;
     try {
       closeSocket(openUdpSocket({ family, address, port: config.listeningPort }));
       if (config.tcp) closeSocket(openTcpListener({ family, address, port: config.listeningPort }));
-      usable.push(ip);
+      usable.push(listen);
     } catch (error) {
       const errno = error instanceof SyscallError ? error.errno : 0;
       if (ip === "::" && (errno === EAFNOSUPPORT || errno === EADDRNOTAVAIL)) {

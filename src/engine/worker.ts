@@ -4,6 +4,7 @@
  */
 import { workerData } from "node:worker_threads";
 import { Engine, type EngineEvent, type EngineInit } from "./engine.ts";
+import { buildTurnServer } from "./core.ts";
 
 declare const self: Worker;
 
@@ -12,7 +13,8 @@ const post = (event: EngineEvent) => self.postMessage(event);
 
 let engine: Engine | undefined;
 try {
-  engine = new Engine(init, post);
+  const warn = (message: string) => post({ kind: "log", level: "warn", message });
+  engine = new Engine(init, post, (io) => buildTurnServer(init, io, warn));
   const listeners = engine.openListeners();
   post({ kind: "ready", index: init.index, wakeFd: engine.wakeFd, listeners });
 } catch (error) {

@@ -5,28 +5,30 @@
  */
 import { workerData } from "node:worker_threads";
 import { Engine, type EngineEvent, type EngineInit } from "../../src/engine/engine.ts";
-import type { TurnServer } from "../../src/turn/server.ts";
+import { buildTurnServer } from "../../src/engine/core.ts";
 
 declare const self: Worker;
 
 const init = workerData as EngineInit;
 const post = (event: EngineEvent) => self.postMessage(event);
-const engine = new Engine(init, post);
-const turn = (engine as unknown as { turn: TurnServer }).turn;
-const handle = turn.handleClientDatagram.bind(turn);
-const pollTimeout = turn.pollTimeout.bind(turn);
 let doomed = false;
-turn.handleClientDatagram = (listener, client, data, now, offset = 0, length = data.length - offset) => {
-  const text = new TextDecoder().decode(data.subarray(offset, offset + length));
-  if (text === "die:exit") process.exit(70);
-  if (text === "die:throw") doomed = true;
-  handle(listener, client, data, now, offset, length);
-};
-// The loop asks for the next timer outside its per-datagram guard: an exception there ends the engine.
-turn.pollTimeout = () => {
-  if (doomed) throw new Error("injected engine death");
-  return pollTimeout();
-};
+const engine = new Engine(init, post, (io) => {
+  const turn = buildTurnServer(init, io);
+  const handle = turn.handleClientDatagram.bind(turn);
+  const pollTimeout = turn.pollTimeout.bind(turn);
+  turn.handleClientDatagram = (listener, client, data, now, offset = 0, length = data.length - offset) => {
+    const text = new TextDecoder().decode(data.subarray(offset, offset + length));
+    if (text === "die:exit") process.exit(70);
+    if (text === "die:throw") doomed = true;
+    handle(listener, client, data, now, offset, length);
+  };
+  // The loop asks for the next timer outside its per-datagram guard: an exception there ends the engine.
+  turn.pollTimeout = () => {
+    if (doomed) throw new Error("injected engine death");
+    return pollTimeout();
+  };
+  return turn;
+});
 const listeners = engine.openListeners();
 post({ kind: "ready", index: init.index, wakeFd: engine.wakeFd, listeners });
 engine.run();

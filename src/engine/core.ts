@@ -1,0 +1,57 @@
+/**
+ * Builds the protocol core of one engine from the resolved configuration: credentials, peer policy,
+ * the cross-engine quota and the counters in the engine's shared block. The engine receives the core
+ * ready-made (see Engine's constructor), so a test or bench can build or wrap its own.
+ */
+import type { RelayConfig } from "../config/resolve.ts";
+import type { RelayAllocator, TurnSink } from "../turn/api.ts";
+import { PeerPolicy } from "../turn/peer-policy.ts";
+import { TurnServer } from "../turn/server.ts";
+import { credentialStoreFor } from "./credentials.ts";
+import { sharedProtocolCounters } from "./counters.ts";
+import { SharedQuota, type QuotaShared } from "./quota.ts";
+
+export interface CoreInputs {
+  config: RelayConfig;
+  /** The engine's shared counter block (the core's counters are accessors on its slots). */
+  counters: Float64Array;
+  nonceSecret: Uint8Array;
+  quota: QuotaShared;
+}
+
+/** What the engine hands the core: where output goes and where relay sockets come from. */
+export interface CoreIo {
+  sink: TurnSink;
+  relays: RelayAllocator;
+}
+
+/** `warn` receives the credential store's complaints (e.g. an unreadable --userdb). */
+export function buildTurnServer(inputs: CoreInputs, io: CoreIo, warn?: (message: string) => void): TurnServer {
+  const { config } = inputs;
+  return new TurnServer({
+    realm: config.realm,
+    software: config.serverName,
+    credentials: credentialStoreFor(config, warn),
+    nonceSecret: inputs.nonceSecret,
+    nonceLifetimeSeconds: config.staleNonce,
+    defaultLifetimeSeconds: config.defaultAllocateLifetime,
+    maxLifetimeSeconds: config.maxAllocateLifetime,
+    permissionLifetimeSeconds: config.permissionLifetime,
+    channelLifetimeSeconds: config.channelLifetime,
+    peerPolicy: new PeerPolicy({
+      allowLoopback: config.allowLoopbackPeers,
+      allowed: config.allowedPeerIps,
+      denied: config.deniedPeerIps,
+    }),
+    relays: io.relays,
+    sink: io.sink,
+    quota: new SharedQuota(inputs.quota, {
+      userQuota: config.userQuota,
+      totalQuota: config.totalQuota,
+      bpsCapacity: config.bpsCapacity,
+      restUsernames: config.auth.kind === "rest",
+    }),
+    maxBytesPerSecond: config.maxBps,
+    counters: sharedProtocolCounters(inputs.counters),
+  });
+}

@@ -1,0 +1,88 @@
+/**
+ * The engine's TurnSink: where the core's replies and relayed data go. UDP datagrams are queued on the
+ * engine's SendBatch (zero-copy when they point into the receive arena) and leave in one sendmmsg per
+ * socket run at `flush`; TCP/TLS clients are written to at once. Relayed datagrams keep the TOS and lose
+ * one hop of TTL of the datagram being handled, which the event loop sets in `ttl`/`tos`.
+ */
+import { SendBatch, UdpCapabilities, flushSendBatch, libc, setDontFragment } from "../../ffi/index.ts";
+import type { Endpoint, Family } from "../net/endpoint.ts";
+import type { RelayHandle, TurnSink } from "../turn/api.ts";
+import type { RelaySockets } from "./relay-sockets.ts";
+import { TCP_LISTENER_BASE, type TcpTransport } from "./tcp-transport.ts";
+
+export interface UdpListener {
+  readonly kind: "listener";
+  /** The core's listener id: the index in the engine's listener list. */
+  readonly id: number;
+  readonly fd: number;
+  readonly family: Family;
+  readonly label: string;
+}
+
+export class Outbox implements TurnSink {
+  readonly batch: SendBatch;
+  /** TTL/TOS of the datagram being handled; -1 when unknown (a stream, a timer). */
+  ttl = -1;
+  tos = -1;
+  private readonly caps: UdpCapabilities;
+  private readonly stats: Float64Array;
+  private readonly listeners: readonly UdpListener[];
+  private readonly relays: RelaySockets;
+  private readonly tcp: TcpTransport;
+
+  constructor(batch: SendBatch, caps: UdpCapabilities, stats: Float64Array, listeners: readonly UdpListener[], relays: RelaySockets, tcp: TcpTransport) {
+    this.batch = batch;
+    this.caps = caps;
+    this.stats = stats;
+    this.listeners = listeners;
+    this.relays = relays;
+    this.tcp = tcp;
+  }
+
+  /** Sends what is queued. Must run before the receive arena the queue points into is reused. */
+  flush(): void {
+    if (this.batch.count > 0) flushSendBatch(this.batch, this.caps, this.stats, libc);
+  }
+
+  private queue(fd: number, to: Endpoint, data: Uint8Array, offset: number, length: number, relayed: boolean): void {
+    let ttl = -1;
+    let tos = -1;
+    if (relayed) {
+      // Relayed datagrams keep their TOS and lose one hop of TTL, as coturn does.
+      if (this.ttl > 0) ttl = this.ttl > 1 ? this.ttl - 1 : 1;
+      tos = this.tos;
+    }
+    this.batch.pushRange(fd, to.address, to.port, data, offset, length, ttl, tos);
+    if (this.batch.full) this.flush();
+  }
+
+  reply(listener: number, client: Endpoint, data: Uint8Array): void {
+    if (listener >= TCP_LISTENER_BASE) {
+      this.tcp.send(listener, data);
+      return;
+    }
+    const l = this.listeners[listener];
+    if (l) this.queue(l.fd, client, data, 0, data.length, false);
+  }
+
+  relayToClient(listener: number, client: Endpoint, bytes: Uint8Array, offset: number, length: number): void {
+    if (listener >= TCP_LISTENER_BASE) {
+      this.tcp.send(listener, bytes.subarray(offset, offset + length));
+      return;
+    }
+    const l = this.listeners[listener];
+    if (l) this.queue(l.fd, client, bytes, offset, length, true);
+  }
+
+  relayToPeer(relay: RelayHandle, peer: Endpoint, bytes: Uint8Array, offset: number, length: number, dontFragment: boolean): void {
+    const socket = this.relays.get(relay.id);
+    if (!socket || peer.family !== socket.family) return;
+    if (socket.dontFragment !== dontFragment) {
+      // DONT-FRAGMENT (RFC 8656 §14.8) is a socket option: queued datagrams go out under the old setting.
+      this.flush();
+      setDontFragment(socket.fd, socket.family, dontFragment, libc);
+      socket.dontFragment = dontFragment;
+    }
+    this.queue(socket.fd, peer, bytes, offset, length, true);
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * The relay sockets of one engine (RFC 8656 §7.2 steps 3-4: the relayed transport address): opening one
+ * on a port from the shared pool (even port, port + 1 reserved, or a reservation token redeemed),
+ * mapping its local address to the advertised one, and closing it. The engine's event loop learns of
+ * each socket through `RelaySocketHooks` (epoll registration, flushing before a close).
+ */
+import { closeSocket, libc, openUdpSocket } from "../../ffi/index.ts";
+import { endpointFromBytes, type Family } from "../net/endpoint.ts";
+import type { RelayAllocator, RelayHandle, RelayOpenRequest, RelayOpenResult } from "../turn/api.ts";
+import type { RelayAddress } from "../config/resolve.ts";
+import { PortPool, type PortPoolShared } from "./port-pool.ts";
+
+export interface RelaySocket {
+  readonly kind: "relay";
+  readonly fd: number;
+  readonly family: Family;
+  readonly port: number;
+  readonly handle: RelayHandle;
+  /** DONT-FRAGMENT (RFC 8656 §14.8) as last set on the socket. */
+  dontFragment: boolean;
+}
+
+export interface RelaySocketHooks {
+  /** A socket was bound: watch it. */
+  opened(socket: RelaySocket): void;
+  /** A socket is about to be closed: queued datagrams for it leave now, and it is no longer watched. */
+  closing(socket: RelaySocket): void;
+  /** The socket is closed and its port back in the pool. */
+  closed(socket: RelaySocket): void;
+}
+
+export interface RelaySocketOptions {
+  pool: PortPoolShared;
+  /** From RelayConfig.relayAddresses: per family, where to bind and what to advertise. */
+  addresses: readonly RelayAddress[];
+  /** SO_RCVBUF/SO_SNDBUF wish (coturn --sock-buf-size). */
+  bufferSize: number;
+}
+
+export class RelaySockets implements RelayAllocator {
+  private readonly pool: PortPool;
+  private readonly addresses: { 4?: RelayAddress; 6?: RelayAddress } = {};
+  private readonly bufferSize: number;
+  private readonly hooks: RelaySocketHooks;
+  private readonly byId = new Map<number, RelaySocket>();
+  private nextId = 1;
+
+  constructor(options: RelaySocketOptions, hooks: RelaySocketHooks) {
+    this.pool = new PortPool(options.pool);
+    for (const a of options.addresses) this.addresses[a.family] = a;
+    this.bufferSize = options.bufferSize;
+    this.hooks = hooks;
+  }
+
+  /** The live relay socket with this id (the core's RelayHandle.id), if any. */
+  get(id: number): RelaySocket | undefined {
+    return this.byId.get(id);
+  }
+
+  get count(): number {
+    return this.byId.size;
+  }
+
+  /** Every live relay socket (for diagnostics and benches). */
+  all(): IterableIterator<RelaySocket> {
+    return this.byId.values();
+  }
+
+  open(request: RelayOpenRequest, now: number): RelayOpenResult {
+    // A token redeemed here may come from another engine: its family travels inside it.
+    const family = request.reservationToken !== undefined ? PortPool.tokenFamily(request.reservationToken) : request.family;
+    const address = this.addresses[family];
+    if (!address) return { ok: false, code: 440 };
+    let fd = -1;
+    const bind = (port: number): boolean => {
+      try {
+        fd = openUdpSocket({ family, address: address.local, port, bufferSize: this.bufferSize, receiveTtlTos: true, receiveErrors: true });
+        return true;
+      } catch {
+        return false; // taken by another process, or refused: try the next port
+      }
+    };
+    let port = 0;
+    let reservationToken: bigint | undefined;
+    if (request.reservationToken !== undefined) {
+      port = this.pool.redeem(request.reservationToken, now);
+      if (port === 0) return { ok: false, code: 508 };
+      if (!bind(port)) {
+        this.pool.release(port);
+        return { ok: false, code: 508 };
+      }
+    } else {
+      port = this.pool.claim(request.evenPort, request.reserveNext, now, bind);
+      if (port === 0) return { ok: false, code: 508 };
+      if (request.reserveNext) reservationToken = this.pool.newToken(port + 1, family);
+    }
+    const handle: RelayHandle = { id: this.nextId++, address: endpointFromBytes(address.advertised, port) };
+    const socket: RelaySocket = { kind: "relay", fd, family, port, handle, dontFragment: false };
+    this.byId.set(handle.id, socket);
+    this.hooks.opened(socket);
+    return reservationToken === undefined ? { ok: true, relay: handle } : { ok: true, relay: handle, reservationToken };
+  }
+
+  close(relay: RelayHandle): void {
+    const socket = this.byId.get(relay.id);
+    if (!socket) return;
+    this.hooks.closing(socket);
+    this.byId.delete(relay.id);
+    closeSocket(socket.fd, libc);
+    this.pool.release(socket.port);
+    this.hooks.closed(socket);
+  }
+
+  releaseReservation(token: bigint): void {
+    const port = this.pool.redeem(token, 0);
+    if (port !== 0) this.pool.release(port);
+  }
+}
