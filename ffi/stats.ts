@@ -1,24 +1,46 @@
 /**
- * Batch receive/send counters, one block per engine. Backed by a SharedArrayBuffer when the main thread
- * reads them (stats line, metrics); plain Float64 slots so bumping one is a store, not a message.
+ * Batch receive/send statistics, one block per engine: ffi's own small table (names, kinds, what they
+ * count, and the key in coturn's `udp-recvmmsg stats:` line), laid out in this order from slot 0. Backed
+ * by a SharedArrayBuffer when the main thread reads them (stats line, metrics); plain Float64 slots so
+ * bumping one is a store, not a message. An engine puts these slots first in its counter block.
  */
-export const STAT = {
-  calls: 0,
-  packets: 1,
-  wouldblock: 2,
-  unavailable: 3,
-  noBuffer: 4,
-  hist1: 5,
-  hist2: 6,
-  hist3to4: 7,
-  hist5to8: 8,
-  hist9to16: 9,
-  sendCalls: 10,
-  sendPackets: 11,
-  sendErrors: 12,
-  sendUnavailable: 13,
-} as const;
-export const STAT_COUNT = 14;
+export interface BatchStatSpec {
+  readonly kind: "counter" | "gauge";
+  readonly help: string;
+  /** Its key in coturn's stats line; absent: not in the line. */
+  readonly line?: string;
+}
+
+export const BATCH_STATS = {
+  calls: { kind: "counter", line: "calls", help: "recvmmsg system calls (including those that found nothing: wouldblock)" },
+  packets: { kind: "counter", line: "packets", help: "Datagrams received through recvmmsg" },
+  wouldblock: { kind: "counter", line: "wouldblock", help: "recvmmsg calls that returned EAGAIN" },
+  unavailable: { kind: "counter", line: "unavailable", help: "recvmmsg refused by the kernel (ENOSYS, EINVAL, EOPNOTSUPP)" },
+  noBuffer: { kind: "counter", line: "no_buffer", help: "recvmmsg calls that failed with ENOBUFS or ENOMEM" },
+  hist1: { kind: "counter", line: "hist_1", help: "recvmmsg calls that returned 1 datagram" },
+  hist2: { kind: "counter", line: "hist_2", help: "recvmmsg calls that returned 2 datagrams" },
+  hist3to4: { kind: "counter", line: "hist_3_4", help: "recvmmsg calls that returned 3 or 4 datagrams" },
+  hist5to8: { kind: "counter", line: "hist_5_8", help: "recvmmsg calls that returned 5 to 8 datagrams" },
+  hist9to16: { kind: "counter", line: "hist_9_16", help: "recvmmsg calls that returned 9 to 16 datagrams" },
+  sendCalls: { kind: "counter", help: "Send system calls (sendmmsg, or sendmsg for a run of one)" },
+  sendPackets: { kind: "counter", help: "Datagrams sent by those calls" },
+  sendErrors: { kind: "counter", help: "Datagrams the kernel refused to send" },
+  sendUnavailable: { kind: "counter", help: "sendmmsg refused by the kernel (switched to sendmsg)" },
+} as const satisfies Record<string, BatchStatSpec>;
+
+export type BatchStatName = keyof typeof BATCH_STATS;
+
+/** Slot of each statistic, in table order (a plain object of constants: `stats[STAT.calls]++` is one store). */
+export const STAT = slotsInOrder(BATCH_STATS);
+export const STAT_COUNT = Object.keys(BATCH_STATS).length;
+
+/** `{ name: index }` for the keys of `table` in order, starting at `first`. */
+export function slotsInOrder<T extends object>(table: T, first = 0): { readonly [Name in keyof T]: number } {
+  const slots = {} as { [Name in keyof T]: number };
+  let slot = first;
+  for (const name of Object.keys(table) as Array<keyof T>) slots[name] = slot++;
+  return slots;
+}
 
 export function newStats(shared?: SharedArrayBuffer, offsetSlots = 0): Float64Array {
   return shared ? new Float64Array(shared, offsetSlots * 8, STAT_COUNT) : new Float64Array(STAT_COUNT);
@@ -39,15 +61,17 @@ export function recordBatch(stats: Float64Array, n: number): void {
   else stats[STAT.hist9to16]!++;
 }
 
-/** coturn's line: `udp-recvmmsg stats: calls=… packets=… avg_batch=… wouldblock=… …`. */
+/** coturn's line: `udp-recvmmsg stats: calls=… packets=… avg_batch=… wouldblock=… …`, from the table's `line` keys. */
 export function formatRecvmmsgStats(s: Float64Array): string {
-  const calls = s[STAT.calls]!;
-  const packets = s[STAT.packets]!;
-  const avg = calls > 0 ? packets / calls : 0;
-  return (
-    `udp-recvmmsg stats: calls=${calls} packets=${packets} avg_batch=${avg.toFixed(2)}` +
-    ` wouldblock=${s[STAT.wouldblock]} unavailable=${s[STAT.unavailable]} no_buffer=${s[STAT.noBuffer]}` +
-    ` hist_1=${s[STAT.hist1]} hist_2=${s[STAT.hist2]} hist_3_4=${s[STAT.hist3to4]}` +
-    ` hist_5_8=${s[STAT.hist5to8]} hist_9_16=${s[STAT.hist9to16]}`
-  );
+  const parts: string[] = [];
+  for (const name of Object.keys(BATCH_STATS) as BatchStatName[]) {
+    const spec: BatchStatSpec = BATCH_STATS[name];
+    if (spec.line === undefined) continue;
+    parts.push(`${spec.line}=${s[STAT[name]]}`);
+    if (name === "packets") {
+      const calls = s[STAT.calls]!;
+      parts.push(`avg_batch=${(calls > 0 ? s[STAT.packets]! / calls : 0).toFixed(2)}`);
+    }
+  }
+  return `udp-recvmmsg stats: ${parts.join(" ")}`;
 }

@@ -26,7 +26,9 @@ const { parseArgv } = await import(join(root, "src/cli/argv.ts"));
 const { resolveConfig } = await import(join(root, "src/config/resolve.ts"));
 const { PortPool } = await import(join(root, "src/engine/port-pool.ts"));
 const { createQuotaShared } = await import(join(root, "src/engine/quota.ts"));
-const { ENGINE_SLOTS } = await import(join(root, "src/engine/counters.ts"));
+const counterLayout = await import(join(root, "src/engine/counters.ts"));
+// ENGINE_SLOTS: the name in a checkout from before the counter table (e.g. a --base).
+const BLOCK_SLOTS: number = counterLayout.BLOCK_SLOTS ?? counterLayout.ENGINE_SLOTS;
 const stun = await import(join(root, "src/stun/index.ts"));
 const { parseEndpoint } = await import(join(root, "src/net/endpoint.ts"));
 
@@ -41,7 +43,7 @@ const logs: string[] = [];
 const init = {
   index: 0, config, pool: PortPool.createShared(config.minPort, config.maxPort),
   capabilityCells: ffi.UdpCapabilities.sharedCells({ recvmmsg: config.udpRecvmmsg, sendmmsg: config.udpSendmmsg }),
-  counters: new Float64Array(new SharedArrayBuffer(ENGINE_SLOTS * 8)), control, nonceSecret: new Uint8Array(32).fill(7), quota: createQuotaShared(),
+  counters: new Float64Array(new SharedArrayBuffer(BLOCK_SLOTS * 8)), control, nonceSecret: new Uint8Array(32).fill(7), quota: createQuotaShared(),
 };
 const onEvent = (e: { kind: string; message?: string }) => { if (e.kind === "log") logs.push(e.message!); };
 // A checkout whose engine takes its core from outside (src/engine/core.ts) is built through its public

@@ -1,47 +1,41 @@
 /**
- * The shared counter block of one engine: the ffi batch statistics first, then the protocol counters
- * and gauges. The Worker writes, the main thread reads (stats line, metrics, tests); Float64 slots in a
- * SharedArrayBuffer, so publishing costs no copies and no messages.
+ * The shared counter block of one engine, composed from three tables: ffi's batch statistics first
+ * (ffi writes them from slot 0), then the protocol core's counters, then the engine's own. `COUNTERS` is
+ * that composition: one name, kind and help per slot, read by the stats line, the metrics endpoint and
+ * the tests. The Worker writes, the main thread reads; Float64 slots in a SharedArrayBuffer, so
+ * publishing costs no copies and no messages.
  */
-import { STAT_COUNT } from "../../ffi/stats.ts";
-import type { ProtocolCounters } from "../turn/api.ts";
+import { BATCH_STATS, STAT_COUNT, slotsInOrder } from "../../ffi/stats.ts";
+import { PROTOCOL_COUNTERS, PROTOCOL_COUNTER_NAMES, type CounterSpec, type ProtocolCounters } from "../turn/counters.ts";
 
-export const PROTOCOL_COUNTER_NAMES = [
-  "bindingRequests",
-  "allocationsCreated",
-  "allocationsDeleted",
-  "unauthorized",
-  "errorsSent",
-  "clientToPeerPackets",
-  "clientToPeerBytes",
-  "peerToClientPackets",
-  "peerToClientBytes",
-  "dropped",
-  "bindingResponses",
-  "bindingErrors",
-  "clientPacketsIn",
-  "clientBytesIn",
-  "clientPacketsOut",
-  "clientBytesOut",
-  "peerPacketsIn",
-  "peerBytesIn",
-  "relays4",
-  "relays6",
-  "allocations",
-] as const satisfies ReadonlyArray<keyof ProtocolCounters>;
+/** What the engine itself counts: its sockets, the error queues, TTL and its own failures. */
+export const ENGINE_COUNTERS = {
+  relaySockets: { kind: "gauge", help: "Relay sockets open now" },
+  icmpErrors: { kind: "counter", help: "ICMP errors read from socket error queues" },
+  ttlDropped: { kind: "counter", help: "Datagrams dropped because they arrived with TTL 0" },
+  crashes: { kind: "counter", help: "Exceptions caught in an engine's loop (a bug: the datagrams in hand were lost)" },
+} as const satisfies Record<string, CounterSpec>;
 
-export const GAUGE = {
-  relaySockets: STAT_COUNT + PROTOCOL_COUNTER_NAMES.length,
-  icmpErrors: STAT_COUNT + PROTOCOL_COUNTER_NAMES.length + 1,
-  ttlDropped: STAT_COUNT + PROTOCOL_COUNTER_NAMES.length + 2,
-  crashes: STAT_COUNT + PROTOCOL_COUNTER_NAMES.length + 3,
-} as const;
+type Tables = typeof BATCH_STATS & typeof PROTOCOL_COUNTERS & typeof ENGINE_COUNTERS;
+export type CounterName = keyof Tables;
 
-export const ENGINE_SLOTS = STAT_COUNT + PROTOCOL_COUNTER_NAMES.length + 4;
+/** Two tables sharing a name would give two counters one slot: the type refuses it. */
+type Shared = (keyof typeof BATCH_STATS & keyof typeof PROTOCOL_COUNTERS) |
+  (keyof typeof BATCH_STATS & keyof typeof ENGINE_COUNTERS) |
+  (keyof typeof PROTOCOL_COUNTERS & keyof typeof ENGINE_COUNTERS);
+const namesAreDistinct: [Shared] extends [never] ? true : Shared = true;
+void namesAreDistinct;
 
-export function protocolSlot(name: (typeof PROTOCOL_COUNTER_NAMES)[number]): number {
-  return STAT_COUNT + PROTOCOL_COUNTER_NAMES.indexOf(name);
-}
+/** Every counter of the block, in slot order. */
+export const COUNTERS: { readonly [Name in CounterName]: CounterSpec } = { ...BATCH_STATS, ...PROTOCOL_COUNTERS, ...ENGINE_COUNTERS };
+export const COUNTER_NAMES = Object.keys(COUNTERS) as CounterName[];
+
+/** Slot of each counter in a block. ffi's statistics keep their own indices (they come first). */
+export const SLOT = slotsInOrder(COUNTERS);
+/** Float64 slots per engine block. */
+export const BLOCK_SLOTS = COUNTER_NAMES.length;
+
+if (SLOT.calls !== 0 || SLOT.bindingRequests !== STAT_COUNT) throw new Error("counter block: ffi's statistics must come first");
 
 /**
  * The protocol core's counters stored in an engine's shared block: each field is an accessor on its
@@ -51,8 +45,8 @@ export function protocolSlot(name: (typeof PROTOCOL_COUNTER_NAMES)[number]): num
 class SharedProtocolCounters {
   constructor(readonly block: Float64Array) {}
 }
-PROTOCOL_COUNTER_NAMES.forEach((name, i) => {
-  const slot = STAT_COUNT + i;
+for (const name of PROTOCOL_COUNTER_NAMES) {
+  const slot = SLOT[name];
   Object.defineProperty(SharedProtocolCounters.prototype, name, {
     get(this: SharedProtocolCounters) {
       return this.block[slot]!;
@@ -61,19 +55,20 @@ PROTOCOL_COUNTER_NAMES.forEach((name, i) => {
       this.block[slot] = value;
     },
   });
-});
+}
 
 export function sharedProtocolCounters(block: Float64Array): ProtocolCounters {
   return new SharedProtocolCounters(block) as unknown as ProtocolCounters;
 }
 
-export function engineBlocks(shared: SharedArrayBuffer, engines: number): Float64Array[] {
-  return Array.from({ length: engines }, (_, i) => new Float64Array(shared, i * ENGINE_SLOTS * 8, ENGINE_SLOTS));
+/** One block per engine, side by side in `shared`. */
+export function counterBlocks(shared: SharedArrayBuffer, engines: number): Float64Array[] {
+  return Array.from({ length: engines }, (_, i) => new Float64Array(shared, i * BLOCK_SLOTS * 8, BLOCK_SLOTS));
 }
 
-/** Sums whole engine blocks, every slot: batch statistics, protocol counters and gauges. */
-export function sumEngineBlocks(blocks: readonly Float64Array[], into = new Float64Array(ENGINE_SLOTS)): Float64Array {
+/** Sums whole engine blocks, every slot: batch statistics, protocol counters and engine counters. */
+export function sumCounterBlocks(blocks: readonly Float64Array[], into = new Float64Array(BLOCK_SLOTS)): Float64Array {
   into.fill(0);
-  for (const b of blocks) for (let i = 0; i < ENGINE_SLOTS; i++) into[i]! += b[i]!;
+  for (const b of blocks) for (let i = 0; i < BLOCK_SLOTS; i++) into[i]! += b[i]!;
   return into;
 }

@@ -15,7 +15,7 @@ import {
 } from "../../ffi/index.ts";
 import type { TurnServer } from "../turn/server.ts";
 import type { CoreIo } from "./core.ts";
-import { GAUGE } from "./counters.ts";
+import { SLOT } from "./counters.ts";
 import { Outbox, type UdpListener } from "./outbox.ts";
 import type { PortPoolShared } from "./port-pool.ts";
 import { RelaySockets, type RelaySocket } from "./relay-sockets.ts";
@@ -29,6 +29,7 @@ export interface EngineInit {
   config: RelayConfig;
   pool: PortPoolShared;
   capabilityCells: Int32Array;
+  /** This engine's counter block in shared memory (layout: src/engine/counters.ts). */
   counters: Float64Array;
   /** [0]: stop requested. */
   control: Int32Array;
@@ -65,7 +66,7 @@ export class Engine {
   private readonly epoll = new Epoll(256);
   private readonly wake = new EventFd();
   private readonly caps: UdpCapabilities;
-  private readonly stats: Float64Array;
+  private readonly counters: Float64Array;
   /**
    * Room before each received datagram: peer data becomes ChannelData in place (4 bytes; 8 keeps
    * alignment). Public so that a bench can play the kernel and write datagrams where the iovecs point.
@@ -87,7 +88,7 @@ export class Engine {
     this.init = init;
     this.emit = emit;
     const config = init.config;
-    this.stats = init.counters;
+    this.counters = init.counters;
     this.caps = new UdpCapabilities({ recvmmsg: config.udpRecvmmsg, sendmmsg: config.udpSendmmsg }, init.capabilityCells);
     this.caps.onDowngrade = (feature, errno) =>
       emit({ kind: "log", level: "warn", message: `${feature} refused by the kernel (${new SyscallError(feature, errno).code}); using one datagram per system call from now on` });
@@ -102,7 +103,7 @@ export class Engine {
           send.forgetSocket(socket.fd);
           this.sockets.set(socket.fd, socket);
           this.epoll.add(socket.fd, EPOLLIN);
-          this.stats[GAUGE.relaySockets] = this.relays.count;
+          this.counters[SLOT.relaySockets] = this.relays.count;
         },
         closing: (socket) => {
           this.out.flush(); // queued datagrams for this socket leave before it closes
@@ -111,7 +112,7 @@ export class Engine {
         },
         closed: (socket) => {
           send.forgetSocket(socket.fd);
-          this.stats[GAUGE.relaySockets] = this.relays.count;
+          this.counters[SLOT.relaySockets] = this.relays.count;
         },
       },
     );
@@ -124,7 +125,7 @@ export class Engine {
       },
       closed: (listener) => this.turn.handleClientClosed(listener),
     });
-    this.out = new Outbox(send, this.caps, this.stats, this.listeners, this.relays, this.tcp);
+    this.out = new Outbox(send, this.caps, this.counters, this.listeners, this.relays, this.tcp);
     this.turn = core({ sink: this.out, relays: this.relays });
   }
 
@@ -201,7 +202,7 @@ export class Engine {
     const batch = this.recv;
     const arena = batch.payload;
     for (let round = 0; round < MAX_BATCHES_PER_WAKE; round++) {
-      const n = receiveBatch(socket.fd, batch, this.caps, this.stats, libc);
+      const n = receiveBatch(socket.fd, batch, this.caps, this.counters, libc);
       if (n < 0) {
         // A pending socket error (an ICMP error reported through IP_RECVERR): read it and go on.
         if (!this.drainErrorQueue(socket)) return;
@@ -244,7 +245,7 @@ export class Engine {
     this.out.ttl = info.ttl;
     this.out.tos = info.tos;
     if (info.ttl === 0) {
-      this.stats[GAUGE.ttlDropped]!++;
+      this.counters[SLOT.ttlDropped]!++;
       return false;
     }
     return true;
@@ -255,7 +256,7 @@ export class Engine {
     let any = false;
     while (readErrorQueue(socket.fd, this.recv, this.errInfo, libc)) {
       any = true;
-      this.stats[GAUGE.icmpErrors]!++;
+      this.counters[SLOT.icmpErrors]!++;
       if (this.init.config.verbose && this.errInfo.errno === ECONNREFUSED) {
         this.emit({ kind: "log", level: "debug", message: `ICMP port unreachable from port ${this.recv.sourcePort(0)} (fd ${socket.fd})` });
       }
@@ -271,7 +272,7 @@ export class Engine {
 
   private lastCrashReport = 0;
   private reportCrash(error: unknown): void {
-    this.stats[GAUGE.crashes]!++;
+    this.counters[SLOT.crashes]!++;
     const now = Date.now();
     if (now - this.lastCrashReport < 1000) return; // one line a second at most: a hostile peer can trigger it
     this.lastCrashReport = now;

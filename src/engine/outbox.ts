@@ -25,15 +25,15 @@ export class Outbox implements TurnSink {
   ttl = -1;
   tos = -1;
   private readonly caps: UdpCapabilities;
-  private readonly stats: Float64Array;
+  private readonly counters: Float64Array;
   private readonly listeners: readonly UdpListener[];
   private readonly relays: RelaySockets;
   private readonly tcp: TcpTransport;
 
-  constructor(batch: SendBatch, caps: UdpCapabilities, stats: Float64Array, listeners: readonly UdpListener[], relays: RelaySockets, tcp: TcpTransport) {
+  constructor(batch: SendBatch, caps: UdpCapabilities, counters: Float64Array, listeners: readonly UdpListener[], relays: RelaySockets, tcp: TcpTransport) {
     this.batch = batch;
     this.caps = caps;
-    this.stats = stats;
+    this.counters = counters;
     this.listeners = listeners;
     this.relays = relays;
     this.tcp = tcp;
@@ -41,7 +41,7 @@ export class Outbox implements TurnSink {
 
   /** Sends what is queued. Must run before the receive arena the queue points into is reused. */
   flush(): void {
-    if (this.batch.count > 0) flushSendBatch(this.batch, this.caps, this.stats, libc);
+    if (this.batch.count > 0) flushSendBatch(this.batch, this.caps, this.counters, libc);
   }
 
   private queue(fd: number, to: Endpoint, data: Uint8Array, offset: number, length: number, relayed: boolean): void {

@@ -11,20 +11,13 @@ import { TlsFront } from "./tls-front.ts";
 import { EventFd, SyscallError, UdpCapabilities, closeSocket, formatRecvmmsgStats, openTcpListener, openUdpSocket } from "../../ffi/index.ts";
 import { EADDRNOTAVAIL, EAFNOSUPPORT } from "../../ffi/errno.ts";
 import type { ListenAddress, RelayConfig } from "../config/resolve.ts";
-import { ENGINE_SLOTS, engineBlocks, protocolSlot, sumEngineBlocks } from "./counters.ts";
+import { BLOCK_SLOTS, SLOT, counterBlocks, sumCounterBlocks } from "./counters.ts";
 import { PortPool } from "./port-pool.ts";
 import { createQuotaShared } from "./quota.ts";
-import { STAT } from "../../ffi/stats.ts";
 import type { EngineEvent, EngineInit } from "./engine.ts";
 import { startMetricsServer, type MetricsServer } from "../metrics/prometheus.ts";
 import { VERSION } from "../version.ts";
-
-export interface Logger {
-  info(message: string): void;
-  warn(message: string): void;
-  error(message: string): void;
-  debug(message: string): void;
-}
+import type { Logger } from "../logger.ts";
 
 /** A start-up failure the operator can act on (port in use, address not on this host). */
 export class StartupError extends Error {
@@ -59,7 +52,7 @@ export class RelayServer {
   private readonly hooks: RelayHooks;
   private readonly wakeFds: number[] = [];
   private readonly control = new Int32Array(new SharedArrayBuffer(4));
-  private readonly blocks: Float64Array[];
+  private readonly counters: Float64Array[];
   private readonly pool: PortPool;
   private statsTimer: ReturnType<typeof setInterval> | undefined;
   private lastLoggedCalls = 0;
@@ -74,7 +67,7 @@ export class RelayServer {
     this.config = config;
     this.logger = logger;
     this.hooks = hooks;
-    this.blocks = engineBlocks(new SharedArrayBuffer(config.relayThreads * ENGINE_SLOTS * 8), config.relayThreads);
+    this.counters = counterBlocks(new SharedArrayBuffer(config.relayThreads * BLOCK_SLOTS * 8), config.relayThreads);
     this.pool = new PortPool(PortPool.createShared(config.minPort, config.maxPort));
     if (config.tls) {
       this.tlsDirectory = mkdtempSync(join(tmpdir(), "bunturn-tls-"));
@@ -138,7 +131,7 @@ export class RelayServer {
           config,
           pool: this.pool.shared,
           capabilityCells,
-          counters: this.blocks[index]!,
+          counters: this.counters[index]!,
           control: this.control,
           nonceSecret,
           quota,
@@ -191,14 +184,14 @@ export class RelayServer {
     });
   }
 
-  /** Sum of every engine's counters (see counters.ts for the slots). */
+  /** Sum of every engine's counter block, every slot (`SLOT` in counters.ts says which is which). */
   totals(): Float64Array {
-    return sumEngineBlocks(this.blocks);
+    return sumCounterBlocks(this.counters);
   }
 
   /** Each engine's own counter block: live views of shared memory, for per-engine metrics. */
   engineCounters(): readonly Float64Array[] {
-    return this.blocks;
+    return this.counters;
   }
 
   /** The Prometheus endpoint's URL, when --prometheus is on. */
@@ -207,7 +200,7 @@ export class RelayServer {
   }
 
   get allocations(): number {
-    return this.totals()[protocolSlot("allocations")]!;
+    return this.totals()[SLOT.allocations]!;
   }
 
   get relayPortsInUse(): number {
@@ -217,7 +210,7 @@ export class RelayServer {
   /** coturn's stats line, summed over all engines; only when recvmmsg was called since the last line. */
   logRecvmmsgStats(): void {
     const totals = this.totals();
-    const calls = totals[STAT.calls]!;
+    const calls = totals[SLOT.calls]!;
     if (calls === this.lastLoggedCalls) return;
     this.lastLoggedCalls = calls;
     this.logger.info(formatRecvmmsgStats(totals));

@@ -100,34 +100,5 @@ export interface CredentialStore {
   usernameForUserhash?(userhash: Uint8Array, realm: string): string | undefined;
 }
 
-/** Counters the core bumps; the engine exposes them (stats line, Prometheus). Plain numbers, no allocation. */
-export interface ProtocolCounters {
-  bindingRequests: number;
-  allocationsCreated: number;
-  allocationsDeleted: number;
-  unauthorized: number;
-  errorsSent: number;
-  clientToPeerPackets: number;
-  clientToPeerBytes: number;
-  peerToClientPackets: number;
-  peerToClientBytes: number;
-  dropped: number;
-  /** Binding success responses sent (coturn's stun_binding_response). */
-  bindingResponses: number;
-  /** Binding error responses sent (coturn's stun_binding_error). */
-  bindingErrors: number;
-  /** Every datagram a client sent to a listener, STUN or ChannelData, and its bytes. */
-  clientPacketsIn: number;
-  clientBytesIn: number;
-  /** Every datagram sent to clients: responses, ChannelData and Data indications, and their bytes. */
-  clientPacketsOut: number;
-  clientBytesOut: number;
-  /** Every datagram a peer sent to a relay socket, relayed or not, and its bytes. */
-  peerPacketsIn: number;
-  peerBytesIn: number;
-  /** Relayed transport addresses open now, by family (a gauge: a dual allocation holds one of each). */
-  relays4: number;
-  relays6: number;
-  /** Allocations live now (a gauge): a live store, so a reader never sees a response before its count. */
-  allocations: number;
-}
+/** Counters the core bumps, one table: src/turn/counters.ts. */
+export type { ProtocolCounterName, ProtocolCounters } from "./counters.ts";

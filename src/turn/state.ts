@@ -8,6 +8,7 @@ import type {
   AllocationQuota, CredentialStore, Millis, ProtocolCounters, RelayAllocator, RelayHandle, TurnSink,
 } from "./api.ts";
 import { Allocation } from "./allocation.ts";
+import { zeroCounters } from "./counters.ts";
 import { Authenticator } from "./auth.ts";
 import { FEATURE_PASSWORD_ALGORITHMS, NonceFactory } from "./nonce.ts";
 import type { PeerPolicy } from "./peer-policy.ts";
@@ -241,30 +242,4 @@ export class ServerState {
     }
     this.timers.clear();
   }
-}
-
-function zeroCounters(): ProtocolCounters {
-  return {
-    bindingRequests: 0,
-    allocationsCreated: 0,
-    allocationsDeleted: 0,
-    unauthorized: 0,
-    errorsSent: 0,
-    clientToPeerPackets: 0,
-    clientToPeerBytes: 0,
-    peerToClientPackets: 0,
-    peerToClientBytes: 0,
-    dropped: 0,
-    bindingResponses: 0,
-    bindingErrors: 0,
-    clientPacketsIn: 0,
-    clientBytesIn: 0,
-    clientPacketsOut: 0,
-    clientBytesOut: 0,
-    peerPacketsIn: 0,
-    peerBytesIn: 0,
-    relays4: 0,
-    relays6: 0,
-    allocations: 0,
-  };
 }

@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { EventFd, UdpCapabilities } from "../../ffi/index.ts";
 import { parseArgv } from "../../src/cli/argv.ts";
 import { resolveConfig } from "../../src/config/resolve.ts";
-import { ENGINE_SLOTS, GAUGE } from "../../src/engine/counters.ts";
+import { BLOCK_SLOTS, SLOT } from "../../src/engine/counters.ts";
 import type { EngineEvent, EngineInit } from "../../src/engine/engine.ts";
 import { PortPool } from "../../src/engine/port-pool.ts";
 import { createQuotaShared } from "../../src/engine/quota.ts";
@@ -27,7 +27,7 @@ test("an exception in the protocol core is contained: counted, logged, and the e
     "--listening-ip", "127.0.0.1", "-p", String(port), "--relay-ip", "127.0.0.1",
     "--min-port", String(min), "--max-port", String(max), "--relay-threads", "1", "--no-auth", "--no-tcp",
   ]).raw);
-  const counters = new Float64Array(new SharedArrayBuffer(ENGINE_SLOTS * 8));
+  const counters = new Float64Array(new SharedArrayBuffer(BLOCK_SLOTS * 8));
   const control = new Int32Array(new SharedArrayBuffer(4));
   const init: EngineInit = {
     index: 0, config, counters, control, quota: createQuotaShared(),
@@ -50,7 +50,7 @@ test("an exception in the protocol core is contained: counted, logged, and the e
   const client = await TurnClient.open({ server: { host: "127.0.0.1", port } });
   try {
     for (let i = 0; i < 3; i++) client.sendRaw(new TextEncoder().encode(MAGIC));
-    expect(await until(() => counters[GAUGE.crashes] === 3)).toBe(true);
+    expect(await until(() => counters[SLOT.crashes] === 3)).toBe(true);
     // Logged once, not three times: a hostile peer must not be able to flood the log.
     const logs = events.filter((e) => e.kind === "log" && e.message.includes("handler failed"));
     expect(logs.length).toBe(1);

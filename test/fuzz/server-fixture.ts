@@ -7,9 +7,9 @@
  */
 import { parseArgv } from "../../src/cli/argv.ts";
 import { resolveConfig } from "../../src/config/resolve.ts";
-import { ENGINE_SLOTS, GAUGE, PROTOCOL_COUNTER_NAMES, protocolSlot } from "../../src/engine/counters.ts";
+import { SLOT } from "../../src/engine/counters.ts";
+import { PROTOCOL_COUNTER_NAMES } from "../../src/turn/counters.ts";
 import { RelayServer } from "../../src/engine/relay-server.ts";
-import { STAT } from "../../ffi/stats.ts";
 
 const logger = {
   info: (m: string) => console.log(`[info] ${m}`),
@@ -39,29 +39,26 @@ export interface ServerStats {
 }
 
 process.on("SIGUSR2", () => {
-  // Summed here over every slot of every engine's block (RelayServer.totals() once summed only the
-  // batch statistics, which would have hidden the crash counter).
-  const blocks = (server as unknown as { blocks: Float64Array[] }).blocks;
-  const t = new Float64Array(ENGINE_SLOTS);
-  for (const b of blocks) for (let i = 0; i < ENGINE_SLOTS; i++) t[i]! += b[i]!;
+  // Every slot of every engine's block, summed (the crash counter included).
+  const t = server.totals();
   const protocol: Record<string, number> = {};
-  for (const name of PROTOCOL_COUNTER_NAMES) protocol[name] = t[protocolSlot(name)]!;
+  for (const name of PROTOCOL_COUNTER_NAMES) protocol[name] = t[SLOT[name]]!;
   const stats: ServerStats = {
     pid: process.pid,
     relayPortsInUse: server.relayPortsInUse,
-    allocations: t[protocolSlot("allocations")]!,
-    relaySockets: t[GAUGE.relaySockets]!,
-    icmpErrors: t[GAUGE.icmpErrors]!,
-    ttlDropped: t[GAUGE.ttlDropped]!,
-    crashes: t[GAUGE.crashes]!,
-    packets: t[STAT.packets]!,
-    calls: t[STAT.calls]!,
-    noBuffer: t[STAT.noBuffer]!,
-    sendPackets: t[STAT.sendPackets]!,
-    sendErrors: t[STAT.sendErrors]!,
+    allocations: t[SLOT.allocations]!,
+    relaySockets: t[SLOT.relaySockets]!,
+    icmpErrors: t[SLOT.icmpErrors]!,
+    ttlDropped: t[SLOT.ttlDropped]!,
+    crashes: t[SLOT.crashes]!,
+    packets: t[SLOT.packets]!,
+    calls: t[SLOT.calls]!,
+    noBuffer: t[SLOT.noBuffer]!,
+    sendPackets: t[SLOT.sendPackets]!,
+    sendErrors: t[SLOT.sendErrors]!,
     protocol,
   };
-  if (blocks.length !== config.relayThreads) throw new Error("engine counter blocks not found");
+  if (server.engineCounters().length !== config.relayThreads) throw new Error("engine counter blocks not found");
   console.log(`STATS ${JSON.stringify(stats)}`);
 });
 const stop = () => server.stop().then(() => process.exit(0));

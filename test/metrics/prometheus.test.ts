@@ -1,14 +1,13 @@
 /** The /metrics page: coturn's names, the values of the shared counter blocks, valid text format. */
 import { afterAll, describe, expect, test } from "bun:test";
-import { STAT } from "../../ffi/stats.ts";
-import { ENGINE_SLOTS, GAUGE, engineBlocks, protocolSlot, sumEngineBlocks } from "../../src/engine/counters.ts";
+import { BLOCK_SLOTS, COUNTERS, COUNTER_NAMES, SLOT, counterBlocks, sumCounterBlocks } from "../../src/engine/counters.ts";
 import { labelValue, renderMetrics, startMetricsServer, type MetricsSource } from "../../src/metrics/prometheus.ts";
 
 function source(engines = 2): MetricsSource & { blocks: Float64Array[] } {
-  const blocks = engineBlocks(new SharedArrayBuffer(engines * ENGINE_SLOTS * 8), engines);
+  const blocks = counterBlocks(new SharedArrayBuffer(engines * BLOCK_SLOTS * 8), engines);
   return {
     blocks,
-    totals: () => sumEngineBlocks(blocks),
+    totals: () => sumCounterBlocks(blocks),
     engineCounters: () => blocks,
     relayPortsInUse: 7,
   };
@@ -16,20 +15,25 @@ function source(engines = 2): MetricsSource & { blocks: Float64Array[] } {
 
 /** name{labels} -> value, from the text format; checks every sample has a TYPE line before it. */
 function parse(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  const typed = new Set<string>();
+  return new Map([...parseTyped(text)].map(([sample, { value }]) => [sample, value]));
+}
+
+/** name{labels} -> its value and its metric's TYPE. */
+function parseTyped(text: string): Map<string, { value: number; type: string }> {
+  const out = new Map<string, { value: number; type: string }>();
+  const typed = new Map<string, string>();
   for (const line of text.split("\n")) {
     if (line === "") continue;
     const type = /^# TYPE (\w+) (counter|gauge)$/.exec(line);
     if (type) {
-      typed.add(type[1]!);
+      typed.set(type[1]!, type[2]!);
       continue;
     }
     if (line.startsWith("# HELP ")) continue;
     const m = /^(\w+)(\{[^}]*\})? (\S+)$/.exec(line);
     if (!m) throw new Error(`not a sample line: ${line}`);
     if (!typed.has(m[1]!)) throw new Error(`sample before its TYPE: ${line}`);
-    out.set(m[1]! + (m[2] ?? ""), Number(m[3]));
+    out.set(m[1]! + (m[2] ?? ""), { value: Number(m[3]), type: typed.get(m[1]!)! });
   }
   return out;
 }
@@ -40,30 +44,30 @@ describe("renderMetrics", () => {
   test("coturn's metric names, summed over engines", () => {
     const s = source();
     const [a, b] = s.blocks;
-    a![protocolSlot("allocations")] = 3;
-    b![protocolSlot("allocations")] = 4;
-    a![protocolSlot("bindingRequests")] = 10;
-    b![protocolSlot("bindingRequests")] = 5;
-    a![protocolSlot("bindingResponses")] = 14;
-    a![protocolSlot("bindingErrors")] = 1;
-    a![protocolSlot("clientPacketsIn")] = 100;
-    b![protocolSlot("clientBytesIn")] = 5000;
-    a![protocolSlot("clientPacketsOut")] = 90;
-    a![protocolSlot("clientBytesOut")] = 4500;
-    a![protocolSlot("peerPacketsIn")] = 80;
-    a![protocolSlot("peerBytesIn")] = 4000;
-    a![protocolSlot("clientToPeerPackets")] = 70;
-    b![protocolSlot("clientToPeerBytes")] = 3500;
-    a![protocolSlot("relays4")] = 6;
-    b![protocolSlot("relays6")] = 2;
-    a![protocolSlot("unauthorized")] = 9;
-    a![protocolSlot("dropped")] = 11;
-    b![GAUGE.ttlDropped] = 2;
-    a![STAT.calls] = 50;
-    b![STAT.packets] = 120;
-    a![STAT.hist9to16] = 3;
-    a![STAT.sendCalls] = 40;
-    b![STAT.sendPackets] = 130;
+    a![SLOT.allocations] = 3;
+    b![SLOT.allocations] = 4;
+    a![SLOT.bindingRequests] = 10;
+    b![SLOT.bindingRequests] = 5;
+    a![SLOT.bindingResponses] = 14;
+    a![SLOT.bindingErrors] = 1;
+    a![SLOT.clientPacketsIn] = 100;
+    b![SLOT.clientBytesIn] = 5000;
+    a![SLOT.clientPacketsOut] = 90;
+    a![SLOT.clientBytesOut] = 4500;
+    a![SLOT.peerPacketsIn] = 80;
+    a![SLOT.peerBytesIn] = 4000;
+    a![SLOT.clientToPeerPackets] = 70;
+    b![SLOT.clientToPeerBytes] = 3500;
+    a![SLOT.relays4] = 6;
+    b![SLOT.relays6] = 2;
+    a![SLOT.unauthorized] = 9;
+    a![SLOT.dropped] = 11;
+    b![SLOT.ttlDropped] = 2;
+    a![SLOT.calls] = 50;
+    b![SLOT.packets] = 120;
+    a![SLOT.hist9to16] = 3;
+    a![SLOT.sendCalls] = 40;
+    b![SLOT.sendPackets] = 130;
     const m = parse(renderMetrics(s, OPTIONS));
     expect(m.get('turn_total_allocations{type="UDP"}')).toBe(7);
     expect(m.get("stun_binding_request")).toBe(15);
@@ -110,7 +114,7 @@ describe("startMetricsServer", () => {
   const base = server.url.replace("/custom/metrics", "");
 
   test("GET path: the metrics; GET /: ok; other paths 404; POST 405", async () => {
-    s.blocks[0]![protocolSlot("allocations")] = 5;
+    s.blocks[0]![SLOT.allocations] = 5;
     const r = await fetch(server.url);
     expect(r.status).toBe(200);
     expect(r.headers.get("content-type")).toStartWith("text/plain; version=0.0.4");
@@ -119,6 +123,31 @@ describe("startMetricsServer", () => {
     expect([health.status, (await health.text()).trim()]).toEqual([200, "ok"]);
     expect((await fetch(`${base}/metrics`)).status).toBe(404);
     expect((await fetch(server.url, { method: "POST" })).status).toBe(405);
+  });
+
+  test("every counter of the block reaches /metrics, under a metric of its kind", async () => {
+    // Two engines' blocks in shared memory, every slot a value no other slot, sum or fixed metric has.
+    const engines = source(2);
+    const [a, b] = engines.blocks;
+    COUNTER_NAMES.forEach((name, i) => {
+      a![SLOT[name]] = 1_000_000 * (i + 1) + 7;
+      b![SLOT[name]] = 3;
+    });
+    const server = startMetricsServer(engines, { ...OPTIONS, address: "127.0.0.1", port: 0, path: "/metrics" });
+    try {
+      const samples = [...parseTyped(await (await fetch(server.url)).text())];
+      const unpublished: string[] = [];
+      for (const name of COUNTER_NAMES) {
+        const own = [a![SLOT[name]]!, a![SLOT[name]]! + b![SLOT[name]]!];
+        const shown = samples.filter(([, s]) => own.includes(s.value));
+        if (shown.length === 0) unpublished.push(name);
+        for (const [sample, s] of shown) expect(`${sample} ${s.type}`).toBe(`${sample} ${COUNTERS[name].kind}`);
+      }
+      expect(unpublished).toEqual([]);
+      expect(COUNTER_NAMES.length).toBe(BLOCK_SLOTS);
+    } finally {
+      server.stop();
+    }
   });
 
   test("a port in use is one clear error", () => {

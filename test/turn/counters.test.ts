@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { parseEndpoint } from "../../src/net/endpoint.ts";
 import { Attr, StunMethod, encodeChannelData, writeAddressFamily, writeChannelNumber, writeXorAddress } from "../../src/stun/index.ts";
-import { ENGINE_SLOTS, protocolSlot, sharedProtocolCounters } from "../../src/engine/counters.ts";
+import { BLOCK_SLOTS, SLOT, sharedProtocolCounters } from "../../src/engine/counters.ts";
 import { harness } from "./harness.ts";
 
 const PEER = parseEndpoint("198.51.100.20", 7000);
@@ -78,12 +78,12 @@ describe("ProtocolCounters for metrics", () => {
   });
 
   test("in an engine's shared block the allocation is counted before its success response is handed out", () => {
-    const block = new Float64Array(ENGINE_SLOTS);
+    const block = new Float64Array(BLOCK_SLOTS);
     const h = harness({ counters: sharedProtocolCounters(block) });
     const seenByReply: number[] = [];
     const record = h.sink.reply.bind(h.sink);
     h.sink.reply = (listener, client, data) => {
-      seenByReply.push(block[protocolSlot("allocations")]!);
+      seenByReply.push(block[SLOT.allocations]!);
       record(listener, client, data);
     };
     const c = h.client();
