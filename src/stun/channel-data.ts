@@ -29,12 +29,17 @@ export function channelDataLength(bytes: Uint8Array, offset = 0): number {
   return (bytes[offset + 2]! << 8) | bytes[offset + 3]!;
 }
 
+/** Writes the 4-byte ChannelData header at out[at]: the payload of `length` bytes follows it. */
+export function writeChannelDataHeader(out: Uint8Array, at: number, channel: number, length: number): void {
+  out[at] = channel >> 8;
+  out[at + 1] = channel & 0xff;
+  out[at + 2] = length >> 8;
+  out[at + 3] = length & 0xff;
+}
+
 /** Writes a ChannelData header + payload into `out` (which must hold 4 + payload bytes); returns the length. */
 export function writeChannelData(out: Uint8Array, channel: number, payload: Uint8Array): number {
-  out[0] = channel >> 8;
-  out[1] = channel & 0xff;
-  out[2] = payload.length >> 8;
-  out[3] = payload.length & 0xff;
+  writeChannelDataHeader(out, 0, channel, payload.length);
   out.set(payload, CHANNEL_DATA_HEADER);
   return CHANNEL_DATA_HEADER + payload.length;
 }

@@ -1,6 +1,7 @@
 /**
- * Builds STUN messages (RFC 8489 §5, §14) for the control path: responses, errors, test requests.
- * The data path (Data indications, ChannelData) writes into preallocated buffers instead; see src/turn/data-path.ts.
+ * Builds STUN messages (RFC 8489 §5, §14): responses, errors, test requests, and on the data path Data
+ * indications, where one writer with a buffer sized for the largest message is restarted for each
+ * (src/turn/relay-path.ts), so nothing is allocated per message.
  */
 import { HEADER_LENGTH, MAGIC_COOKIE, type StunClass } from "./constants.ts";
 import { encodeMessageType } from "./message-type.ts";
@@ -11,11 +12,17 @@ export class StunWriter {
 
   constructor(method: number, cls: StunClass, transactionId: Uint8Array, capacity = 256) {
     this.buf = new Uint8Array(Math.max(capacity, 64));
+    this.restart(method, cls, transactionId);
+  }
+
+  /** Starts a new message in the same buffer: header written, no attributes. */
+  restart(method: number, cls: StunClass, transactionId: Uint8Array): void {
     const type = encodeMessageType(method, cls);
     this.buf[0] = type >> 8;
     this.buf[1] = type & 0xff;
     writeU32(this.buf, 4, MAGIC_COOKIE);
-    this.buf.set(transactionId.subarray(0, 12), 8);
+    for (let i = 0; i < 12; i++) this.buf[8 + i] = transactionId[i]!;
+    this.len = HEADER_LENGTH;
   }
 
   get length(): number {
@@ -54,6 +61,22 @@ export class StunWriter {
     return this;
   }
 
+  /** Appends an attribute whose value is bytes[offset, offset + length): only the padding is zeroed. */
+  addRange(type: number, bytes: Uint8Array, offset: number, length: number): this {
+    const padded = (length + 3) & ~3;
+    this.ensure(4 + padded);
+    const at = this.len;
+    const b = this.buf;
+    b[at] = type >> 8;
+    b[at + 1] = type & 0xff;
+    b[at + 2] = length >> 8;
+    b[at + 3] = length & 0xff;
+    b.set(bytes.subarray(offset, offset + length), at + 4);
+    for (let i = at + 4 + length; i < at + 4 + padded; i++) b[i] = 0;
+    this.len = at + 4 + padded;
+    return this;
+  }
+
   addUint32(type: number, value: number): this {
     const at = this.reserve(type, 4);
     writeU32(this.buf, at, value >>> 0);
@@ -70,6 +93,12 @@ export class StunWriter {
     const bodyLength = end - HEADER_LENGTH;
     this.buf[2] = bodyLength >> 8;
     this.buf[3] = bodyLength & 0xff;
+  }
+
+  /** Finishes the message where it is: header length set; the message is `buffer[0, returned length)`. */
+  finishInPlace(): number {
+    this.syncLength(this.len);
+    return this.len;
   }
 
   /** The finished message, a fresh copy sized exactly. */

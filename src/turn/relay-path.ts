@@ -2,11 +2,14 @@
  * The data path: ChannelData and Send indications from clients (RFC 8656 §12.5, §10.2) and peer
  * datagrams towards clients (§10.3, §12.6). Called for every relayed packet, so it allocates nothing it
  * can avoid: numeric endpoint keys, buffer + range instead of views, peer data framed as ChannelData in
- * the room the engine leaves before it (else in a preallocated output buffer that the sink copies before
- * returning), Uint8Array indexing, no closures or strings.
+ * the room the engine leaves before it (else in the buffer of one reused StunWriter, which the sink
+ * copies before returning), Uint8Array indexing, no closures or strings.
  */
 import { ipv4Endpoint, type Endpoint } from "../net/endpoint.ts";
-import { Attr, readXorAddress, type StunDecoder } from "../stun/index.ts";
+import {
+  Attr, CHANNEL_DATA_HEADER, StunClass, StunMethod, StunWriter, readXorAddress, readXorIpv4, readXorPort,
+  writeChannelDataHeader, writeDataRange, writeXorAddress, type StunDecoder,
+} from "../stun/index.ts";
 import type { Millis } from "./api.ts";
 import type { Allocation } from "./allocation.ts";
 import type { ServerState } from "./state.ts";
@@ -15,7 +18,12 @@ import type { ServerState } from "./state.ts";
 const MAX_DATA_INDICATION_PAYLOAD = 0xffff - 24 - 4 - 3;
 
 export class RelayPath {
-  private readonly out = new Uint8Array(0x10000 + 64);
+  /**
+   * Restarted for every Data indication, and its buffer holds ChannelData that came without room before
+   * it: sized for the largest of either, so it never grows.
+   */
+  private readonly out = new StunWriter(StunMethod.Data, StunClass.Indication, new Uint8Array(12), 0x10000 + 64);
+  private readonly transactionId = new Uint8Array(12);
   /** xorshift128 state for Data indication transaction ids: unpredictability is not needed there. */
   private readonly rng = new Uint32Array(4);
 
@@ -57,9 +65,10 @@ export class RelayPath {
     const at = d.offsets[peerAt]!;
     const len = d.lengths[peerAt]!;
     let peer: Endpoint | undefined;
-    if (len === 8 && m[at + 1] === 0x01) {
-      const port = ((m[at + 2]! << 8) | m[at + 3]!) ^ 0x2112;
-      const ip = (((m[at + 4]! << 24) | (m[at + 5]! << 16) | (m[at + 6]! << 8) | m[at + 7]!) ^ 0x2112a442) >>> 0;
+    const ip = readXorIpv4(m, at, len);
+    if (ip >= 0) {
+      // IPv4: looked up by number, so a known peer costs no Endpoint.
+      const port = readXorPort(m, at);
       if (!a.hasPermission(ip, now)) {
         s.counters.dropped++;
         return;
@@ -102,7 +111,7 @@ export class RelayPath {
       return;
     }
     const channel = a.channelsByPeer.get(peer.key);
-    let out: Uint8Array = this.out;
+    let out: Uint8Array = this.out.buffer;
     let start = 0;
     let total: number;
     if (channel !== undefined && channel.expiresAt > now) {
@@ -110,17 +119,14 @@ export class RelayPath {
         s.counters.dropped++;
         return;
       }
-      if (offset >= 4) {
+      if (offset >= CHANNEL_DATA_HEADER) {
         out = data; // the header goes in the room before the payload: no copy
-        start = offset - 4;
+        start = offset - CHANNEL_DATA_HEADER;
       } else {
-        out.set(data.subarray(offset, offset + payloadLength), 4);
+        out.set(data.subarray(offset, offset + payloadLength), CHANNEL_DATA_HEADER);
       }
-      out[start] = channel.number >> 8;
-      out[start + 1] = channel.number & 0xff;
-      out[start + 2] = payloadLength >> 8;
-      out[start + 3] = payloadLength & 0xff;
-      total = 4 + payloadLength; // no padding over UDP (RFC 8656 §12.4)
+      writeChannelDataHeader(out, start, channel.number, payloadLength);
+      total = CHANNEL_DATA_HEADER + payloadLength; // no padding over UDP (RFC 8656 §12.4)
     } else {
       if (payloadLength > MAX_DATA_INDICATION_PAYLOAD) {
         s.counters.dropped++;
@@ -137,39 +143,12 @@ export class RelayPath {
 
   /** Data indication (RFC 8656 §10.3): XOR-PEER-ADDRESS + DATA, written into `out`. Returns its length. */
   private writeDataIndication(peer: Endpoint, data: Uint8Array, offset: number, length: number): number {
-    const out = this.out;
-    out[0] = 0x00;
-    out[1] = 0x17; // Data indication: method 0x007, class indication
-    out[4] = 0x21;
-    out[5] = 0x12;
-    out[6] = 0xa4;
-    out[7] = 0x42;
-    this.randomTransactionId(out);
-    const v4 = peer.family === 4;
-    const addressLength = v4 ? 4 : 16;
-    out[20] = 0x00;
-    out[21] = 0x12; // XOR-PEER-ADDRESS
-    out[22] = 0;
-    out[23] = 4 + addressLength;
-    out[24] = 0;
-    out[25] = v4 ? 0x01 : 0x02;
-    const port = peer.port ^ 0x2112;
-    out[26] = port >> 8;
-    out[27] = port & 0xff;
-    const address = peer.address;
-    for (let i = 0; i < addressLength; i++) out[28 + i] = address[i]! ^ out[4 + i]!;
-    let pos = 28 + addressLength;
-    out[pos] = 0x00;
-    out[pos + 1] = 0x13; // DATA
-    out[pos + 2] = length >> 8;
-    out[pos + 3] = length & 0xff;
-    out.set(data.subarray(offset, offset + length), pos + 4);
-    pos += 4 + length;
-    while ((pos & 3) !== 0) out[pos++] = 0;
-    const body = pos - 20;
-    out[2] = body >> 8;
-    out[3] = body & 0xff;
-    return pos;
+    const w = this.out;
+    this.randomTransactionId(this.transactionId);
+    w.restart(StunMethod.Data, StunClass.Indication, this.transactionId);
+    writeXorAddress(w, Attr.XorPeerAddress, peer);
+    writeDataRange(w, data, offset, length);
+    return w.finishInPlace();
   }
 
   private randomTransactionId(out: Uint8Array): void {
@@ -184,7 +163,7 @@ export class RelayPath {
       t ^= t >>> 8;
       const v = (t ^ x ^ (x >>> 19)) >>> 0;
       r[0] = v;
-      const o = 8 + w * 4;
+      const o = w * 4;
       out[o] = v >>> 24;
       out[o + 1] = (v >>> 16) & 0xff;
       out[o + 2] = (v >>> 8) & 0xff;

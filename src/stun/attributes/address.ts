@@ -28,6 +28,22 @@ export function addressFamilyOf(message: Uint8Array, offset: number, length: num
   return 0;
 }
 
+/**
+ * The IPv4 address of an XOR-*-ADDRESS value as an unsigned 32-bit number, or -1 when the value is not
+ * a well-formed IPv4 address (then readXorAddress says what it is). Allocates nothing: the data path
+ * looks peers up by number.
+ */
+export function readXorIpv4(message: Uint8Array, offset: number, length: number): number {
+  if (length !== 8 || message[offset + 1] !== FAMILY_IPV4) return -1;
+  const m = message;
+  return (((m[offset + 4]! << 24) | (m[offset + 5]! << 16) | (m[offset + 6]! << 8) | m[offset + 7]!) ^ 0x2112a442) >>> 0;
+}
+
+/** The port of an XOR-*-ADDRESS value (either family; the value must be at least 4 bytes). */
+export function readXorPort(message: Uint8Array, offset: number): number {
+  return ((message[offset + 2]! << 8) | message[offset + 3]!) ^ 0x2112;
+}
+
 function decode(m: Uint8Array, offset: number, length: number, xor: boolean): Endpoint | null {
   const family = addressFamilyOf(m, offset, length);
   if (family === 0) return null;
