@@ -4,8 +4,6 @@
  */
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { canBindUdp } from "../../ffi/index.ts";
-import { parseIp } from "../../src/net/endpoint.ts";
 
 export const ROOT = join(import.meta.dir, "../..");
 export const CLK_TCK = 100;
@@ -176,17 +174,4 @@ export async function waitFor(s: Spawned, what: string, ready: () => boolean, ti
   }
 }
 
-export function isUdpFree(ip: string, port: number): boolean {
-  return canBindUdp(parseIp(ip)!, port);
-}
-
-let nextPort = 30000 + Math.floor(Math.random() * 5000);
-/** A UDP port free on 127.0.0.1 now (ports 30000-39999, below every relay range used here). */
-export function freePort(): number {
-  for (let tries = 0; tries < 10000; tries++) {
-    const port = nextPort++;
-    if (nextPort > 39999) nextPort = 30000;
-    if (isUdpFree("127.0.0.1", port)) return port;
-  }
-  throw new Error("no free UDP port in 30000-39999");
-}
+export { freePort, isUdpFree } from "../../test/ports.ts";

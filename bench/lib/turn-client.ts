@@ -4,7 +4,6 @@
  * retry with MESSAGE-INTEGRITY; 438 -> new nonce -> retry), built with src/stun's writer and decoder.
  * Transactions run for all sockets at once, a window at a time, with retransmission; bounded in time.
  */
-import { createHash } from "node:crypto";
 import {
   EPOLLIN, Epoll, RecvBatch, SendBatch, UdpCapabilities, boundPort, closeSocket, flushSendBatch, libc,
   newStats, openUdpSocket, receiveBatch,
@@ -14,6 +13,7 @@ import {
   Attr, StunClass, StunMethod, StunWriter, decodeStun, getAttribute, readErrorCode, readText,
   writeChannelNumber, writeLifetime, writeMessageIntegrity, writeRequestedTransport, writeText, writeXorAddress,
 } from "../../src/stun/index.ts";
+import { md5Key } from "../../src/turn/credentials.ts";
 
 const LOOPBACK = parseIp("127.0.0.1")!;
 
@@ -116,7 +116,7 @@ export class TurnClients {
             if ((code === 401 || code === 438) && nonce && p.retries < 2) {
               p.c.nonce = readText(nonce, 0, nonce.length, Attr.Nonce)!;
               if (realm) p.c.realm = readText(realm, 0, realm.length, Attr.Realm)!;
-              p.c.key = new Uint8Array(createHash("md5").update(`${this.creds.username}:${p.c.realm}:${this.creds.password}`).digest());
+              p.c.key = md5Key(this.creds.username, p.c.realm!, this.creds.password);
               start(p.c, p.retries + 1);
             }
           }

@@ -40,6 +40,11 @@ export class TurnServer {
     return this.state.counters.allocations;
   }
 
+  /** Entries in the timer heap: the live deadlines, plus cancelled ones not swept yet (kept few). */
+  get timerCount(): number {
+    return this.state.timers.size;
+  }
+
   /**
    * A datagram that arrived on listener `listener` from `client`: data[offset, offset + length) (default:
    * all of data). `now` = Unix time in ms.

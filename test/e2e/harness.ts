@@ -4,8 +4,7 @@
  */
 import { test } from "bun:test";
 import { join } from "node:path";
-import { canBindUdp } from "../../ffi/index.ts";
-import { parseIp } from "../../src/net/endpoint.ts";
+import { freePort, isUdpFree, relayRange } from "../ports.ts";
 
 export const ROOT = join(import.meta.dir, "../..");
 export const USER = "alice";
@@ -23,28 +22,7 @@ export function e2eTest(name: string, fn: () => Promise<void>, timeoutMs = 60000
   (haveUclient ? test : test.skip)(name, fn, timeoutMs);
 }
 
-function isFree(ip: string, port: number): boolean {
-  return canBindUdp(parseIp(ip)!, port);
-}
-
-let nextPort = 20000 + Math.floor(Math.random() * 10000);
-/** A UDP port free on 127.0.0.1 and ::1 right now. */
-export function freePort(): number {
-  for (;;) {
-    const port = nextPort++;
-    if (nextPort > 39000) nextPort = 20000;
-    if (isFree("127.0.0.1", port) && isFree("::1", port)) return port;
-  }
-}
-
-/** A relay port window nobody else in this run uses. */
-let nextRange = 40000 + Math.floor(Math.random() * 40) * 500;
-export function relayRange(size = 400): [number, number] {
-  const min = nextRange;
-  nextRange += 500;
-  if (nextRange > 64000) nextRange = 40000;
-  return [min, min + size - 1];
-}
+export { freePort, relayRange };
 
 export interface Running {
   proc: ReturnType<typeof Bun.spawn>;
@@ -122,7 +100,7 @@ export async function startPeer(ip = "127.0.0.1"): Promise<Running> {
   const port = freePort();
   const { proc, chunks } = await spawnUntil(["turnutils_peer", "-L", ip, "-p", String(port)], null, 0);
   const deadline = Date.now() + 5000;
-  while (isFree(ip, port)) {
+  while (isUdpFree(ip, port)) {
     if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`turnutils_peer did not bind ${ip}:${port}: ${chunks.join("")}`);
     await Bun.sleep(10);
   }

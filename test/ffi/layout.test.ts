@@ -91,7 +91,7 @@ describe("batch buffers never move", () => {
 
   test("iovec i points at payload slot i, msghdr i at iovec i", () => {
     const batch = new RecvBatch(16, 2048);
-    const structs = new Uint32Array((batch as unknown as { structBuffer: ArrayBuffer }).structBuffer);
+    const structs = new Uint32Array(batch.structBuffer);
     const iovOffset = 16 * MMSGHDR.size;
     for (let i = 0; i < 16; i++) {
       expect(readPointer(structs, i * MMSGHDR.size + MSGHDR.iov)).toBe(batch.vecAddress + iovOffset + i * IOVEC.size);

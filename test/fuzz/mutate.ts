@@ -5,13 +5,13 @@
  * comprehension-required, duplicated), padding, integrity and fingerprint bytes, truncation, trailing
  * garbage, bit flips, channel numbers and ChannelData lengths. Seeded, so a failing run can be replayed.
  */
-import { createHash } from "node:crypto";
 import { parseEndpoint, type Endpoint } from "../../src/net/endpoint.ts";
 import {
   Attr, StunClass, StunMethod, StunWriter, encodeChannelData, writeChannelNumber, writeDontFragment,
   writeEvenPort, writeFingerprint, writeLifetime, writeMessageIntegrity, writeMessageIntegritySha256,
   writeRequestedTransport, writeText, writeXorAddress,
 } from "../../src/stun/index.ts";
+import { md5Key, sha256Key } from "../../src/turn/credentials.ts";
 
 /** xorshift32: fast, seedable, good enough to pick mutations. */
 export class Rng {
@@ -61,8 +61,8 @@ function tid(rng: Rng): Uint8Array {
 /** Valid messages: the seeds every mutation starts from. */
 export function buildCorpus(rng: Rng, o: CorpusOptions): Uint8Array[] {
   const realm = o.realm ?? "bunturn.test";
-  const key = new Uint8Array(createHash("md5").update(`${o.username ?? "alice"}:${realm}:${o.password ?? "x"}`).digest());
-  const sha = new Uint8Array(createHash("sha256").update(`${o.username ?? "alice"}:${realm}:${o.password ?? "x"}`).digest());
+  const key = md5Key(o.username ?? "alice", realm, o.password ?? "x");
+  const sha = sha256Key(o.username ?? "alice", realm, o.password ?? "x");
   const corpus: Uint8Array[] = [];
   const message = (method: number, cls: StunClass, body: (w: StunWriter) => void, sign: 0 | 1 | 2, fingerprint: boolean) => {
     const w = new StunWriter(method, cls, tid(rng));

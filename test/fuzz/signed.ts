@@ -7,13 +7,13 @@
  * is signed (FINGERPRINT recomputed so it is not simply discarded): those must all get 401.
  * Shared by the end-to-end fuzzer (test/fuzz/run.ts) and the in-process one (test/turn/signed-fuzz.test.ts).
  */
-import { createHash } from "node:crypto";
 import type { Endpoint } from "../../src/net/endpoint.ts";
 import {
   Attr, PasswordAlgorithm, StunClass, crc32, StunMethod, StunWriter, writeFingerprint, writeMessageIntegrity,
   writeMessageIntegritySha256, writeXorAddress,
 } from "../../src/stun/index.ts";
 import type { Rng } from "./mutate.ts";
+import { md5Key, sha256Key } from "../../src/turn/credentials.ts";
 
 export interface SignedCredentials {
   username: string;
@@ -70,9 +70,8 @@ export class SignedMutator {
   afterSigning = 0;
 
   constructor(private readonly rng: Rng, readonly credentials: SignedCredentials, private readonly peers: readonly Endpoint[]) {
-    const s = `${credentials.username}:${credentials.realm}:${credentials.password}`;
-    this.md5Key = new Uint8Array(createHash("md5").update(s).digest());
-    this.sha256Key = new Uint8Array(createHash("sha256").update(s).digest());
+    this.md5Key = md5Key(credentials.username, credentials.realm, credentials.password);
+    this.sha256Key = sha256Key(credentials.username, credentials.realm, credentials.password);
   }
 
   private template(tid: Uint8Array): Template {

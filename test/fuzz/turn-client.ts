@@ -4,7 +4,6 @@
  * retransmission (RFC 8489 §6.2.1, shortened for loopback), ChannelData and Send indications out, and
  * everything else that arrives kept for the test to look at. Only ever talks to 127.0.0.1/::1.
  */
-import { createHash } from "node:crypto";
 import type { udp } from "bun";
 import { parseEndpoint, type Endpoint } from "../../src/net/endpoint.ts";
 import {
@@ -12,6 +11,7 @@ import {
   writeMessageIntegrity, writeRequestedTransport, writeText, writeXorAddress,
 } from "../../src/stun/index.ts";
 import { Response } from "../turn/harness.ts";
+import { md5Key } from "../../src/turn/credentials.ts";
 
 export interface ClientOptions {
   server: { host: string; port: number };
@@ -93,7 +93,7 @@ export class TurnClient {
   }
 
   private key(): Uint8Array {
-    return new Uint8Array(createHash("md5").update(`${this.o.username}:${this.realm}:${this.o.password}`).digest());
+    return md5Key(this.o.username!, this.realm!, this.o.password!);
   }
 
   /** Sends a request and waits for its response, retransmitting on loss; rejects after the last attempt. */

@@ -1,12 +1,12 @@
 /** RFC 5769 test vectors (§2.1-2.4) and the RFC 8489 Appendix B.1 SHA-256 vector (as corrected by errata). */
 import { describe, expect, test } from "bun:test";
-import { createHash } from "node:crypto";
 import {
   Attr, StunClass, StunMethod, StunWriter, decodeStun, getAttribute, readXorAddress, readText,
   verifyMessageIntegrity, writeFingerprint, writeMessageIntegrity, writeText, writeXorAddress, writeAddress,
   computeUserhash, readPasswordAlgorithm, PasswordAlgorithm,
 } from "../../src/stun/index.ts";
 import { formatIp, parseEndpoint } from "../../src/net/endpoint.ts";
+import { md5Key, sha256Key } from "../../src/turn/credentials.ts";
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ""), "hex"));
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -107,7 +107,7 @@ describe("RFC 5769 §2.2 / §2.3 sample responses", () => {
 });
 
 describe("RFC 5769 §2.4 long-term credentials", () => {
-  const key = new Uint8Array(createHash("md5").update(`${MATRIX_USER}:example.org:TheMatrIX`, "utf8").digest());
+  const key = md5Key(MATRIX_USER, "example.org", "TheMatrIX");
 
   test("decodes USERNAME, NONCE, REALM and verifies MESSAGE-INTEGRITY with MD5(user:realm:pass)", () => {
     const m = decodeOk(SAMPLE_LONG_TERM_REQUEST);
@@ -116,7 +116,7 @@ describe("RFC 5769 §2.4 long-term credentials", () => {
     expect(new TextDecoder().decode(getAttribute(m, Attr.Nonce))).toBe("f//499k954d6OL34oL9FSTvy64sA");
     expect(new TextDecoder().decode(getAttribute(m, Attr.Realm))).toBe("example.org");
     expect(verifyMessageIntegrity(raw, m.integrityOffset + 4, 20, key, false)).toBe(true);
-    const wrong = new Uint8Array(createHash("md5").update(`${MATRIX_USER}:example.org:TheMatrix`).digest());
+    const wrong = md5Key(MATRIX_USER, "example.org", "TheMatrix");
     expect(verifyMessageIntegrity(raw, m.integrityOffset + 4, 20, wrong, false)).toBe(false);
   });
 
@@ -145,7 +145,7 @@ describe("RFC 8489 Appendix B.1 (errata-corrected): USERHASH, PASSWORD-ALGORITHM
     expect(getAttribute(m, Attr.Userhash)).toEqual(computeUserhash(MATRIX_USER, "example.org"));
     const pa = getAttribute(m, Attr.PasswordAlgorithm)!;
     expect(readPasswordAlgorithm(pa, 0, pa.length)?.algorithm).toBe(PasswordAlgorithm.SHA256);
-    const key = new Uint8Array(createHash("sha256").update(`${MATRIX_USER}:example.org:TheMatrIX`).digest());
+    const key = sha256Key(MATRIX_USER, "example.org", "TheMatrIX");
     expect(verifyMessageIntegrity(m.raw, m.integritySha256Offset + 4, 32, key, true)).toBe(true);
     expect(verifyMessageIntegrity(m.raw, m.integritySha256Offset + 4, 32, key.map((b) => b ^ 1), true)).toBe(false);
   });

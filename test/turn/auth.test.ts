@@ -1,5 +1,4 @@
 import { describe, expect, test } from "bun:test";
-import { createHash } from "node:crypto";
 import {
   Attr, ErrorCode, PasswordAlgorithm, StunMethod, readPasswordAlgorithms, verifyMessageIntegrity,
   writeLifetime, writePasswordAlgorithm, writePasswordAlgorithms, writeRequestedTransport, writeText, writeMessageIntegrity,
@@ -7,6 +6,7 @@ import {
 } from "../../src/stun/index.ts";
 import { RestSecretCredentials, TurnServer, PeerPolicy } from "../../src/turn/server.ts";
 import { harness, randomTid, REALM, Response, T0 } from "./harness.ts";
+import { sha256Key } from "../../src/turn/credentials.ts";
 
 const transport = (w: StunWriter) => writeRequestedTransport(w, 17);
 
@@ -149,16 +149,14 @@ describe("credential checks (RFC 8489 §9.2.4)", () => {
 });
 
 describe("password algorithms (RFC 8489 §9.2.1, §9.2.4)", () => {
-  function sha256Key(user: string, pass: string) {
-    return new Uint8Array(createHash("sha256").update(`${user}:${REALM}:${pass}`).digest());
-  }
+  const sha256KeyOf = (user: string, pass: string) => sha256Key(user, REALM, pass);
   const advertised = (w: StunWriter) => writePasswordAlgorithms(w, [PasswordAlgorithm.SHA256, PasswordAlgorithm.MD5]);
 
   test("SHA-256 with MESSAGE-INTEGRITY-SHA256: accepted, answered with MESSAGE-INTEGRITY-SHA256", () => {
     const h = harness();
     const c = h.client();
     c.learnNonce();
-    const key = sha256Key("alice", "secret");
+    const key = sha256KeyOf("alice", "secret");
     const r = c.allocate((w) => { advertised(w); writePasswordAlgorithm(w, PasswordAlgorithm.SHA256); }, { sha256: true, key });
     expect(r.ok).toBe(true);
     expect(r.has(Attr.MessageIntegrity)).toBe(false);
@@ -177,7 +175,7 @@ describe("password algorithms (RFC 8489 §9.2.1, §9.2.4)", () => {
     const h = harness();
     const c = h.client();
     c.learnNonce();
-    const key = sha256Key("alice", "secret");
+    const key = sha256KeyOf("alice", "secret");
     expect(c.allocate((w) => writePasswordAlgorithm(w, PasswordAlgorithm.SHA256), { sha256: true, key }).errorCode).toBe(400);
     // A man in the middle dropping SHA-256 from the offer is caught by the echoed list.
     expect(c.allocate((w) => { writePasswordAlgorithms(w, [PasswordAlgorithm.MD5]); writePasswordAlgorithm(w, PasswordAlgorithm.MD5); }, { sha256: true }).errorCode).toBe(400);

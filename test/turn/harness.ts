@@ -1,5 +1,4 @@
 /** Fakes for driving TurnServer through its public API: a recording sink, a relay allocator, a clock, clients. */
-import { createHash } from "node:crypto";
 import { parseEndpoint, type Endpoint, type Family } from "../../src/net/endpoint.ts";
 import {
   Attr, StunClass, StunMethod, StunWriter, decodeStun, getAttribute, readErrorCode, readLifetime, readText,
@@ -10,6 +9,7 @@ import type {
   CredentialStore, Millis, RelayAllocator, RelayHandle, RelayOpenRequest, RelayOpenResult, TurnSink,
 } from "../../src/turn/api.ts";
 import { PeerPolicy, StaticUsers, TurnServer, type TurnServerOptions } from "../../src/turn/server.ts";
+import { md5Key } from "../../src/turn/credentials.ts";
 
 export const T0: Millis = 1_700_000_000_000;
 export const REALM = "bunturn.test";
@@ -158,7 +158,7 @@ export class TestClient {
   ) {}
 
   key(username = this.user.username, password = this.user.password, realm = this.realm ?? REALM): Uint8Array {
-    return new Uint8Array(createHash("md5").update(`${username}:${realm}:${password}`).digest());
+    return md5Key(username, realm, password);
   }
 
   /** Builds a request message. */

@@ -205,12 +205,11 @@ describe("ChannelBind and ChannelData (RFC 8656 §11, §12)", () => {
     const arena = new Uint8Array(300).fill(0xee);
     arena.set(encodeChannelData(0x4001, bytes(5, 6, 7)), 100);
     const sent: { bytes: Uint8Array; offset: number; length: number }[] = [];
-    const sink = h.sink as unknown as { relayToPeer: (...a: never[]) => void };
     const record = h.sink.relayToPeer.bind(h.sink);
-    sink.relayToPeer = ((relay, peer, b, offset, length, df) => {
+    h.sink.relayToPeer = (relay, peer, b, offset, length, df) => {
       sent.push({ bytes: b, offset, length });
       record(relay, peer, b, offset, length, df);
-    }) as typeof h.sink.relayToPeer as never;
+    };
     h.server.handleClientDatagram(c.listener, c.endpoint, arena, h.now, 100, 7);
     expect(h.sink.take().map((x) => Array.from(x.data))).toEqual([[5, 6, 7]]);
     // Zero copy: the sink gets the arena itself and the payload's range in it.
