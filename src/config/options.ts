@@ -35,6 +35,8 @@ export const OPTIONS = {
   "stale-nonce": { kind: "number", default: 600, description: "Nonce lifetime in seconds" },
   "user-quota": { kind: "number", default: 0, description: "Most allocations one username may hold at once, server-wide; more get 486 (0 = unlimited)" },
   "total-quota": { kind: "number", default: 0, description: "Most allocations on the whole server; more get 486 (0 = unlimited)" },
+  "unauthorized-ratelimit": { kind: "boolean", default: true, description: "Per-source rate limit on error responses to unauthenticated requests (the 401 challenge, 400, 420): past --unauthorized-ratelimit-rps a second from one IP address the server stays silent, so spoofed requests cannot bounce them at a victim. On by default (coturn: off); --no-unauthorized-ratelimit turns it off" },
+  "unauthorized-ratelimit-rps": { kind: "number", default: 100, description: "Error responses to unauthenticated requests one source IP address may get per second, per relay thread (coturn's default is 10; a client needs one per allocation)" },
   "max-bps": { kind: "number", default: 0, description: "Bandwidth cap of one session in bytes per second, each direction; excess datagrams are dropped (0 = unlimited)" },
   "bps-capacity": { kind: "number", default: 0, description: "Server bandwidth in bytes per second that sessions reserve their --max-bps from; Allocate gets 486 when none is left (0 = unlimited)" },
   "relay-threads": { kind: "number", description: "Relay engines (threads). Default: the number of CPUs" },

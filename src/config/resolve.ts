@@ -56,6 +56,8 @@ export interface RelayConfig {
   /** coturn --max-bps (per session, each direction) and --bps-capacity (server), bytes per second; 0 = unlimited. */
   maxBps: number;
   bpsCapacity: number;
+  /** coturn --unauthorized-ratelimit(-rps): responses per second per source IP to unauthenticated requests; 0 = off. */
+  unauthorizedRatelimit: number;
   relayThreads: number;
   sockBufSize: number;
   udpRecvmmsg: boolean;
@@ -248,6 +250,9 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
     totalQuota: checkNotNegative(get<number>(raw, "total-quota"), "total-quota"),
     maxBps: checkNotNegative(get<number>(raw, "max-bps"), "max-bps"),
     bpsCapacity: checkNotNegative(get<number>(raw, "bps-capacity"), "bps-capacity"),
+    unauthorizedRatelimit: get<boolean>(raw, "unauthorized-ratelimit") === false
+      ? 0
+      : checkPositive(get<number>(raw, "unauthorized-ratelimit-rps"), "unauthorized-ratelimit-rps"),
     relayThreads,
     sockBufSize: get<number>(raw, "sock-buf-size"),
     udpRecvmmsg: get<boolean>(raw, "udp-recvmmsg") === true,

@@ -52,6 +52,7 @@ export function buildTurnServer(inputs: CoreInputs, io: CoreIo, warn?: (message:
       restUsernames: config.auth.kind === "rest",
     }),
     maxBytesPerSecond: config.maxBps,
+    unauthenticatedRateLimit: config.unauthorizedRatelimit,
     counters: sharedProtocolCounters(inputs.counters),
   });
 }

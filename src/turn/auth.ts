@@ -1,9 +1,9 @@
 /**
  * The long-term credential mechanism on the server side (RFC 8489 §9.2.4), with password-algorithm
  * negotiation (§9.2.1, §9.2.4 third check) and stateless nonces (./nonce.ts). Failures come back as
- * ready-made error responses: 401/438 carry only ERROR-CODE, REALM, NONCE and PASSWORD-ALGORITHMS (plus
- * FINGERPRINT when the request had one), so an unauthenticated request cannot be amplified much and
- * leaves no state behind.
+ * ready-made error responses: 401/438 carry only ERROR-CODE (the 401 without a reason phrase), REALM,
+ * NONCE and PASSWORD-ALGORITHMS (plus FINGERPRINT when the request had one), so an unauthenticated request
+ * cannot be amplified much and leaves no state behind.
  */
 import type { Endpoint } from "../net/endpoint.ts";
 import {
@@ -116,9 +116,14 @@ export class Authenticator {
     return PasswordAlgorithm.MD5;
   }
 
-  /** 401 or 438 with a fresh nonce (RFC 8489 §9.2.4 first, fourth, fifth and sixth checks). */
+  /**
+   * 401 or 438 with a fresh nonce (RFC 8489 §9.2.4 first, fourth, fifth and sixth checks). The 401 goes to
+   * sources that proved nothing, so it carries no reason phrase: RFC 8489 §14.8 makes the phrase
+   * diagnostic only (any text of fewer than 128 characters, none included), and 12 bytes fewer is 12 bytes
+   * less to reflect at a spoofed source.
+   */
   private challenge(d: StunDecoder, client: Endpoint, nowSeconds: number, code: number, fingerprint: boolean): AuthFailure {
-    const w = startError(d.bytes, d.method, code);
+    const w = startError(d.bytes, d.method, code, code === ErrorCode.Unauthenticated ? "" : undefined);
     writeText(w, Attr.Realm, this.realmBytes);
     writeText(w, Attr.Nonce, this.nonces.issue(client, nowSeconds));
     if (this.advertised !== null) writePasswordAlgorithms(w, this.advertised);

@@ -41,6 +41,8 @@ export const PROTOCOL_COUNTERS = {
   relays6: { kind: "gauge", help: "Relayed IPv6 transport addresses open now" },
   /** Stored as it changes, so a reader never sees a response before its count. */
   allocations: { kind: "gauge", help: "Allocations live now" },
+  /** Withheld by the per-source rate limit (./source-rate-limit.ts). */
+  unauthenticatedRateLimited: { kind: "counter", help: "Error responses to unauthenticated requests (401, 400, 420) not sent: their source IP address was over --unauthorized-ratelimit-rps" },
 } as const satisfies Record<string, CounterSpec>;
 
 export type ProtocolCounterName = keyof typeof PROTOCOL_COUNTERS;

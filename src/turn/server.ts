@@ -133,14 +133,20 @@ export class TurnServer {
     const req = new RequestContext(state, listener, client, d, now, d.fingerprint >= 0);
     const method = d.method;
 
+    // Error responses to requests that prove no key (the 420 to Binding, the 400 to other methods, the
+    // 401 challenge) go out only within the source's rate limit: their source may be spoofed.
     if (method === StunMethod.Binding) {
       // RFC 8489 §6.3.1: unknown comprehension-required attributes get 420 (no authentication for Binding).
-      if (d.unknownCount !== 0) return this.unknownAttributes(req);
+      if (d.unknownCount !== 0) {
+        if (!state.mayAnswerUnauthenticated(client, now)) return;
+        return this.unknownAttributes(req);
+      }
       return handleBinding(req);
     }
     const isTurnRequest = method === StunMethod.Allocate || method === StunMethod.Refresh ||
       method === StunMethod.CreatePermission || method === StunMethod.ChannelBind;
     if (!isTurnRequest) {
+      if (!state.mayAnswerUnauthenticated(client, now)) return;
       state.counters.errorsSent++;
       state.reply(listener, client, seal(startError(d.bytes, method, ErrorCode.BadRequest), { fingerprint: req.fingerprint }));
       return;
@@ -159,6 +165,8 @@ export class TurnServer {
     if (state.auth !== null) {
       const result = state.auth.check(d, client, now, req.fingerprint);
       if (!result.ok) {
+        // A 438 comes only after MESSAGE-INTEGRITY checked out: that client holds the key.
+        if (result.code !== ErrorCode.StaleNonce && !state.mayAnswerUnauthenticated(client, now)) return;
         state.counters.errorsSent++;
         if (result.code === ErrorCode.Unauthenticated) state.counters.unauthorized++;
         state.reply(listener, client, result.response);

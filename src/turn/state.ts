@@ -12,6 +12,7 @@ import { zeroCounters } from "./counters.ts";
 import { Authenticator } from "./auth.ts";
 import { FEATURE_PASSWORD_ALGORITHMS, NonceFactory } from "./nonce.ts";
 import type { PeerPolicy } from "./peer-policy.ts";
+import { SourceRateLimit } from "./source-rate-limit.ts";
 import { TimerQueue } from "./timer-queue.ts";
 import { MAX_CHANNEL_RFC5766, MAX_CHANNEL_RFC8656, encodeSoftware } from "../stun/index.ts";
 
@@ -52,6 +53,11 @@ export interface TurnServerOptions {
    */
   channelRange?: "rfc5766" | "rfc8656";
   /**
+   * coturn --unauthorized-ratelimit-rps: error responses per second one source IP address may get to
+   * requests that prove no key (./source-rate-limit.ts). 0/absent = no limit.
+   */
+  unauthenticatedRateLimit?: number;
+  /**
    * Where the counters live, all starting at 0 (default: a plain object). An engine passes storage that
    * its readers see directly (shared memory), so nothing has to be copied out after each datagram.
    */
@@ -83,6 +89,7 @@ export class ServerState {
   readonly quota: AllocationQuota | undefined;
   readonly maxBytesPerSecond: number;
   readonly counters: ProtocolCounters;
+  private readonly unauthenticatedLimit: SourceRateLimit | undefined;
   /** Allocations by listener, then by client endpoint: together the 5-tuple (UDP only). */
   private readonly byListener = new Map<number, Map<EndpointKey, Allocation>>();
   readonly byRelay = new Map<number, Allocation>();
@@ -111,6 +118,15 @@ export class ServerState {
     this.quota = o.quota;
     this.maxBytesPerSecond = o.maxBytesPerSecond ?? 0;
     this.counters = o.counters ?? zeroCounters();
+    const perSecond = o.unauthenticatedRateLimit ?? 0;
+    this.unauthenticatedLimit = perSecond > 0 ? new SourceRateLimit(perSecond, o.nonceSecret) : undefined;
+  }
+
+  /** Whether an error response to a request that proved no key may go to `client` now; counts those withheld. */
+  mayAnswerUnauthenticated(client: Endpoint, now: Millis): boolean {
+    if (this.unauthenticatedLimit === undefined || this.unauthenticatedLimit.allow(client, now)) return true;
+    this.counters.unauthenticatedRateLimited++;
+    return false;
   }
 
   /** Every STUN response to a client goes out here, so that the client traffic counters see it. */
