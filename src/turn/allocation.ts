@@ -19,12 +19,21 @@ const CACHE_SLOTS = 4;
 /** Endpoints cached for Send indications before the cache is emptied and refilled. */
 const SEND_PEER_CACHE_LIMIT = 64;
 
+/**
+ * Permissions and channels are kept in the order they expire, so that expiring them and finding the next
+ * deadline look only at the front, whatever their number (one ChannelBind costs the same at the 1,000th
+ * channel as at the 10th). Every permission lives the server's permission lifetime from its last refresh,
+ * every channel the channel lifetime: a refresh moves the entry to the back of its Map (insertion order)
+ * and the front is always the earliest. Should Unix time step back, an entry refreshed then may sit
+ * behind later ones and be swept late by at most the step; its own deadline is still checked on use.
+ */
 export class Allocation {
   relay4: RelayHandle | undefined;
   relay6: RelayHandle | undefined;
   expiresAt: Millis;
-  /** Permission expiry by peer host (RFC 8656 §9: permissions ignore the port). */
+  /** Permission expiry by peer host (RFC 8656 §9: permissions ignore the port), earliest first. */
   readonly permissions = new Map<EndpointKey, Millis>();
+  /** Channels by number, earliest expiry first. */
   readonly channelsByNumber = new Map<number, Channel>();
   readonly channelsByPeer = new Map<EndpointKey, Channel>();
   /** Reused peer endpoints for Send indications, so relaying does not build one per packet. */
@@ -107,22 +116,45 @@ export class Allocation {
     return until !== undefined && until > now;
   }
 
+  /** Installs or refreshes the permission for a peer host until `until` (RFC 8656 §9). */
+  permit(hostKey: EndpointKey, until: Millis): void {
+    this.permissions.delete(hostKey);
+    this.permissions.set(hostKey, until);
+  }
+
+  /** Binds a new channel (RFC 8656 §12). */
+  bindChannel(channel: Channel): void {
+    this.channelsByNumber.set(channel.number, channel);
+    this.channelsByPeer.set(channel.peer.key, channel);
+  }
+
+  /** Refreshes a bound channel until `until`. */
+  refreshChannel(channel: Channel, until: Millis): void {
+    channel.expiresAt = until;
+    this.channelsByNumber.delete(channel.number);
+    this.channelsByNumber.set(channel.number, channel);
+  }
+
   /** Earliest moment something in this allocation expires. */
   nextDeadline(): Millis {
     let at = this.expiresAt;
-    for (const until of this.permissions.values()) if (until < at) at = until;
-    for (const ch of this.channelsByNumber.values()) if (ch.expiresAt < at) at = ch.expiresAt;
+    const permission = this.permissions.values().next();
+    if (!permission.done && permission.value < at) at = permission.value;
+    const channel = this.channelsByNumber.values().next();
+    if (!channel.done && channel.value.expiresAt < at) at = channel.value.expiresAt;
     return at;
   }
 
-  /** Drops permissions and channel bindings that have expired at `now` (RFC 8656 §9, §12). */
+  /** Drops permissions and channel bindings that have expired at `now` (RFC 8656 §9, §12): the front only. */
   expireEntries(now: Millis): void {
-    for (const [host, until] of this.permissions) if (until <= now) this.permissions.delete(host);
+    for (const [host, until] of this.permissions) {
+      if (until > now) break;
+      this.permissions.delete(host);
+    }
     for (const [number, ch] of this.channelsByNumber) {
-      if (ch.expiresAt <= now) {
-        this.channelsByNumber.delete(number);
-        this.channelsByPeer.delete(ch.peer.key);
-      }
+      if (ch.expiresAt > now) break;
+      this.channelsByNumber.delete(number);
+      this.channelsByPeer.delete(ch.peer.key);
     }
   }
 

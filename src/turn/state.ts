@@ -45,8 +45,13 @@ export interface TurnServerOptions {
    * 401s 12 bytes smaller and presents a plain RFC 5389 server.
    */
   passwordAlgorithms?: boolean;
-  /** Beyond this many permissions an allocation's CreatePermission gets 508. Default 1000. */
+  /**
+   * Beyond this many permissions an allocation's CreatePermission or ChannelBind gets 508 (RFC 8656 §9.2,
+   * §11.2). Default 1000 (coturn caps at 1024): a client talks to a handful of peer hosts.
+   */
   maxPermissionsPerAllocation?: number;
+  /** Beyond this many channels an allocation's ChannelBind for a new one gets 508 (RFC 8656 §11.2). Default 1000. */
+  maxChannelsPerAllocation?: number;
   /**
    * Channel numbers ChannelBind accepts: "rfc5766" = 0x4000-0x7FFF (coturn, and what turnutils_uclient
    * picks from), "rfc8656" = 0x4000-0x4FFF only. Default "rfc5766".
@@ -82,6 +87,7 @@ export class ServerState {
   readonly permissionMs: number;
   readonly channelMs: number;
   readonly maxPermissions: number;
+  readonly maxChannels: number;
   readonly maxChannel: number;
   readonly peerPolicy: PeerPolicy;
   readonly relays: RelayAllocator;
@@ -111,6 +117,7 @@ export class ServerState {
     this.permissionMs = (o.permissionLifetimeSeconds ?? 300) * 1000;
     this.channelMs = (o.channelLifetimeSeconds ?? 600) * 1000;
     this.maxPermissions = o.maxPermissionsPerAllocation ?? 1000;
+    this.maxChannels = o.maxChannelsPerAllocation ?? 1000;
     this.maxChannel = o.channelRange === "rfc8656" ? MAX_CHANNEL_RFC8656 : MAX_CHANNEL_RFC5766;
     this.peerPolicy = o.peerPolicy;
     this.relays = o.relays;

@@ -1,4 +1,7 @@
-/** ChannelBind (RFC 8656 §11.1-11.2): bind or refresh a channel, and install/refresh the peer's permission. */
+/**
+ * ChannelBind (RFC 8656 §11.1-11.2): bind or refresh a channel, and install/refresh the peer's permission.
+ * Channels and permissions per allocation are bounded; past the bound a new one gets 508 (§11.2).
+ */
 import { Attr, ErrorCode, isValidChannelNumber, readChannelNumber, readXorAddress } from "../../stun/index.ts";
 import type { RequestContext } from "../request.ts";
 
@@ -26,16 +29,13 @@ export function handleChannelBind(req: RequestContext): void {
   if (byNumber !== undefined && byNumber.peer.key !== peer.key) return req.fail(ErrorCode.BadRequest);
   const byPeer = a.channelsByPeer.get(peer.key);
   if (byPeer !== undefined && byPeer.number !== number) return req.fail(ErrorCode.BadRequest);
+  // RFC 8656 §11.2: a valid request the server cannot fulfil for a capacity limit gets 508.
   if (!a.permissions.has(peer.hostKey) && a.permissions.size >= state.maxPermissions) return req.fail(ErrorCode.InsufficientCapacity);
+  if (byNumber === undefined && a.channelsByNumber.size >= state.maxChannels) return req.fail(ErrorCode.InsufficientCapacity);
 
-  if (byNumber !== undefined) {
-    byNumber.expiresAt = now + state.channelMs;
-  } else {
-    const channel = { number, peer, relay, expiresAt: now + state.channelMs };
-    a.channelsByNumber.set(number, channel);
-    a.channelsByPeer.set(peer.key, channel);
-  }
-  a.permissions.set(peer.hostKey, now + state.permissionMs);
+  if (byNumber !== undefined) a.refreshChannel(byNumber, now + state.channelMs);
+  else a.bindChannel({ number, peer, relay, expiresAt: now + state.channelMs });
+  a.permit(peer.hostKey, now + state.permissionMs);
   state.reschedule(a);
   req.reply(req.success());
 }

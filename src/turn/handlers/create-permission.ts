@@ -1,4 +1,7 @@
-/** CreatePermission (RFC 8656 §9.1-9.2): every XOR-PEER-ADDRESS installed or refreshed, all or nothing. */
+/**
+ * CreatePermission (RFC 8656 §9.1-9.2): every XOR-PEER-ADDRESS installed or refreshed, all or nothing.
+ * Permissions per allocation are bounded; past the bound the request gets 508 (§9.2).
+ */
 import type { Endpoint } from "../../net/endpoint.ts";
 import { Attr, ErrorCode, readXorAddress } from "../../stun/index.ts";
 import type { RequestContext } from "../request.ts";
@@ -23,10 +26,11 @@ export function handleCreatePermission(req: RequestContext): void {
   a.expireEntries(now);
   let added = 0;
   for (const peer of peers) if (!a.permissions.has(peer.hostKey)) added++;
+  // RFC 8656 §9.2: a valid request the server cannot fulfil for a capacity limit gets 508.
   if (a.permissions.size + added > state.maxPermissions) return req.fail(ErrorCode.InsufficientCapacity);
 
   const until = now + state.permissionMs;
-  for (const peer of peers) a.permissions.set(peer.hostKey, until);
+  for (const peer of peers) a.permit(peer.hostKey, until);
   state.reschedule(a);
   req.reply(req.success());
 }
