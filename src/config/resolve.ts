@@ -7,6 +7,7 @@ import { parseIp } from "../net/endpoint.ts";
 import { listenAddresses, relayAddresses, type ExternalIp, type ListenAddress, type RelayAddress } from "./addresses.ts";
 
 export type { ExternalIp, ListenAddress, RelayAddress };
+import { resolveStreamLimits, type StreamLimits } from "./stream-limits.ts";
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -67,6 +68,8 @@ export interface RelayConfig {
   tcp: boolean;
   /** TURN over TLS (RFC 8656 §3.1): set when --cert and --pkey are given and --no-tls is not. */
   tls?: { port: number; cert: string; key: string };
+  /** Caps on TCP/TLS clients: connections, handshake time, buffered bytes (stream-limits.ts). */
+  streams: StreamLimits;
   serverName: string;
   verbose: boolean;
   logStatsInterval: number;
@@ -260,6 +263,9 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
     udpSendmmsg: get<boolean>(raw, "udp-sendmmsg") !== false,
     tcp: get<boolean>(raw, "no-tcp") !== true,
     ...resolveTls(raw),
+    streams: resolveStreamLimits(raw, (message) => {
+      throw new ConfigError(message);
+    }),
     serverName: get<string>(raw, "server-name"),
     verbose: get<boolean>(raw, "verbose") === true,
     logStatsInterval: checkPositive(get<number>(raw, "log-stats-interval"), "log-stats-interval"),

@@ -22,6 +22,7 @@ import { RelaySockets, type RelaySocket } from "./relay-sockets.ts";
 import { SourceCache } from "./sources.ts";
 import { TcpTransport } from "./tcp-transport.ts";
 import type { QuotaShared } from "./quota.ts";
+import { ConnectionLimits, createConnectionTable, type ConnectionTableShared } from "./connection-limits.ts";
 import type { RelayConfig } from "../config/resolve.ts";
 
 export interface EngineInit {
@@ -38,6 +39,8 @@ export interface EngineInit {
   quota: QuotaShared;
   /** Unix socket where the main thread's TLS front end hands this engine decrypted streams. */
   tlsSocketPath?: string;
+  /** TCP/TLS connection counts shared by every engine and the TLS front end; absent = this engine's own. */
+  connections?: ConnectionTableShared;
 }
 
 export type EngineEvent =
@@ -124,6 +127,11 @@ export class Engine {
         this.turn.handleClientDatagram(listener, client, frame, now);
       },
       closed: (listener) => this.turn.handleClientClosed(listener),
+    }, {
+      limits: new ConnectionLimits(init.connections ?? createConnectionTable(), { total: config.streams.maxConnections, perSource: config.streams.maxConnectionsPerIp }),
+      maxBufferPerConnection: config.streams.maxBufferPerConnection,
+      maxBufferPerEngine: config.streams.maxBufferPerEngine,
+      warn: (message) => emit({ kind: "log", level: "warn", message: `engine ${init.index}: ${message}` }),
     });
     this.out = new Outbox(send, this.caps, this.counters, this.listeners, this.relays, this.tcp);
     this.turn = core({ sink: this.out, relays: this.relays });

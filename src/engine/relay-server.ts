@@ -14,6 +14,8 @@ import type { ListenAddress, RelayConfig } from "../config/resolve.ts";
 import { BLOCK_SLOTS, SLOT, counterBlocks, sumCounterBlocks } from "./counters.ts";
 import { PortPool } from "./port-pool.ts";
 import { createQuotaShared } from "./quota.ts";
+import { ConnectionLimits, createConnectionTable, type ConnectionTableShared } from "./connection-limits.ts";
+import { raiseDescriptorLimit } from "../../ffi/rlimit.ts";
 import type { EngineEvent, EngineInit } from "./engine.ts";
 import { startMetricsServer, type MetricsServer } from "../metrics/prometheus.ts";
 import { VERSION } from "../version.ts";
@@ -62,11 +64,15 @@ export class RelayServer {
   /** A private directory (0700) for the engines' TLS hand-over sockets; removed at stop. */
   private readonly tlsDirectory: string | undefined;
   private readonly tlsSocketPaths: string[] = [];
+  /** TCP and TLS connection counts, per source and in total, shared by the engines and the TLS front end. */
+  private readonly connectionTable: ConnectionTableShared = createConnectionTable();
+  readonly connections: ConnectionLimits;
 
   private constructor(config: RelayConfig, logger: Logger, hooks: RelayHooks) {
     this.config = config;
     this.logger = logger;
     this.hooks = hooks;
+    this.connections = new ConnectionLimits(this.connectionTable, { total: config.streams.maxConnections, perSource: config.streams.maxConnectionsPerIp });
     this.counters = counterBlocks(new SharedArrayBuffer(config.relayThreads * BLOCK_SLOTS * 8), config.relayThreads);
     this.pool = new PortPool(PortPool.createShared(config.minPort, config.maxPort));
     if (config.tls) {
@@ -79,7 +85,8 @@ export class RelayServer {
   static async start(config: RelayConfig, logger: Logger, hooks: RelayHooks = {}): Promise<RelayServer> {
     const listenAddresses = probeListeners(config, logger);
     const listeningIps = listenAddresses.map((l) => l.ip);
-    const server = new RelayServer({ ...config, listeningIps, listenAddresses }, logger, hooks);
+    const streams = { ...config.streams, maxConnections: connectionCap(config, logger) };
+    const server = new RelayServer({ ...config, listeningIps, listenAddresses, streams }, logger, hooks);
     try {
       await server.spawnEngines();
     } catch (error) {
@@ -97,6 +104,10 @@ export class RelayServer {
           cert: config.tls.cert,
           key: config.tls.key,
           enginePaths: server.tlsSocketPaths,
+          limits: server.connections,
+          handshakeTimeoutMs: config.streams.tlsHandshakeTimeoutMs,
+          maxBufferPerConnection: config.streams.maxBufferPerConnection,
+          maxBufferTotal: config.streams.maxBufferPerEngine,
           onError: (message) => logger.warn(message),
         });
         server.listeners.push(...listeningIps.map((ip) => `${ip.includes(":") ? `[${ip}]` : ip}:${config.tls!.port} (TLS)`));
@@ -135,6 +146,7 @@ export class RelayServer {
           control: this.control,
           nonceSecret,
           quota,
+          connections: this.connectionTable,
           ...(this.tlsSocketPaths.length ? { tlsSocketPath: this.tlsSocketPaths[index]! } : {}),
         };
         const worker = new Worker(this.hooks.engineEntry ?? workerEntry(), { workerData: init } as WorkerOptions);
@@ -254,6 +266,31 @@ export class RelayServer {
  */
 function workerEntry(): string {
   return import.meta.url.includes("/$bunfs/") ? "./engine/worker.ts" : new URL("./worker.ts", import.meta.url).href;
+}
+
+/**
+ * The cap on TCP and TLS client connections. The soft descriptor limit is raised to the hard one first
+ * (every engine's and the TLS front end's sockets are descriptors of this one process). Without
+ * --max-tcp-connections the cap leaves room for one relay socket per relay port and 1024 descriptors of
+ * reserve, and counts 3 descriptors per connection (a TLS one takes its socket and both ends of its
+ * hand-over stream), so the process does not reach EMFILE through clients alone.
+ */
+function connectionCap(config: RelayConfig, logger: Logger): number {
+  const limit = raiseDescriptorLimit();
+  const configured = config.streams.maxConnections;
+  const relayPorts = config.maxPort - config.minPort + 1;
+  const auto = Math.max(64, Math.floor((limit.soft - relayPorts - 1024) / 3));
+  const cap = configured > 0 ? configured : auto;
+  if (config.tcp || config.tls) {
+    logger.debug(
+      `TCP/TLS clients: at most ${cap} connections${configured > 0 ? "" : " (from the descriptor limit)"}, ` +
+        `${config.streams.maxConnectionsPerIp || "unlimited"} per source address; descriptor limit ${limit.soft}`,
+    );
+  }
+  if (configured > 0 && configured * 3 + relayPorts + 1024 > limit.soft) {
+    logger.warn(`--max-tcp-connections ${configured} with ${relayPorts} relay ports can exceed the descriptor limit (${limit.soft}); raise LimitNOFILE or ulimit -n`);
+  }
+  return cap;
 }
 
 /**

@@ -3,17 +3,24 @@
  * accepted connection is its own 5-tuple, so it gets its own listener id in the protocol core; bytes
  * are cut into STUN/ChannelData frames (src/stun/stream-framing.ts) and handed to the core one by one;
  * the core's replies come back here and are written, padded as the RFC asks, with a bounded backlog
- * when the socket is full.
+ * when the socket is full. What one client can hold is bounded: connections per source and in total
+ * (shared with the other engines and the TLS front end), bytes per connection and per engine, and a
+ * listener that runs out of descriptors is parked instead of spinning (listener-park.ts).
  */
 import { ptr } from "bun:ffi";
 import {
-  AF_INET, EAGAIN, EINTR, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, Epoll, SOCKADDR_SLOT,
+  AF_INET, EAGAIN, EINTR, EMFILE, ENOBUFS, ENOMEM, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, Epoll, SOCKADDR_SLOT,
   acceptConnection, closeSocket, libc, openTcpListener, openUnixListener, sockaddrFamily, sockaddrIn6Address, sockaddrInAddress,
   sockaddrPort,
 } from "../../ffi/index.ts";
 import { ipv4Endpoint, ipv6Endpoint, type Endpoint, type Family } from "../net/endpoint.ts";
 import { nextStreamFrame, streamPadding } from "../stun/stream-framing.ts";
 import { parseProxyV2 } from "../net/proxy-protocol.ts";
+import { ConnectionLimits, createConnectionTable } from "./connection-limits.ts";
+import { ListenerPark } from "./listener-park.ts";
+
+/** ENFILE: the system-wide table is full (not in ffi/errno.ts). */
+const ENFILE = 23;
 
 /** Stands in for a proxied connection's client until its PROXY header has been read. */
 const UNKNOWN_CLIENT = ipv4Endpoint(0, 0);
@@ -23,8 +30,6 @@ export const TCP_LISTENER_BASE = 1 << 20;
 /** Largest frame: a STUN message of 65535 + 20 bytes, or ChannelData 65535 + 4 + padding. */
 const MAX_FRAME = 65536 + 20;
 const INITIAL_BUFFER = 4096;
-/** A client that stops reading may hold this much of our output before we drop it. */
-const MAX_BACKLOG = 1 << 20;
 const MAX_ACCEPTS_PER_WAKE = 64;
 const MAX_READS_PER_WAKE = 16;
 
@@ -43,7 +48,26 @@ interface Connection {
   backlogLength: number;
   /** From the TLS front end: the stream starts with a PROXY v2 header naming the real client. */
   awaitingProxyHeader: boolean;
+  /** The source address counted in the connection caps; null for proxied streams (the front end counts those). */
+  counted: Uint8Array | null;
 }
+
+export interface TcpTransportOptions {
+  /** Caps on connections per source and in total, shared by all engines and the TLS front end. */
+  limits: ConnectionLimits;
+  /** Bytes of unread replies one connection may hold before it is closed. */
+  maxBufferPerConnection: number;
+  /** Bytes all connections may hold together beyond their first 4 KiB (partial frames, unread replies). */
+  maxBufferPerEngine: number;
+  warn(message: string): void;
+}
+
+const DEFAULTS: TcpTransportOptions = {
+  limits: new ConnectionLimits(createConnectionTable(), { total: 16384, perSource: 0 }),
+  maxBufferPerConnection: 1 << 20,
+  maxBufferPerEngine: 64 << 20,
+  warn: () => {},
+};
 
 export interface TcpHandlers {
   frame(listenerId: number, client: Endpoint, frame: Uint8Array, now: number): void;
@@ -58,7 +82,13 @@ export class TcpTransport {
   private readonly proxiedListeners = new Set<number>();
   private readonly byFd = new Map<number, Connection>();
   private readonly byId = new Map<number, Connection>();
-  private readonly maxConnections: number;
+  private readonly options: TcpTransportOptions;
+  private readonly park: ListenerPark;
+  /** Bytes held beyond each connection's first buffer: grown input buffers and reply backlogs. */
+  private held = 0;
+  /** Bytes given back since the last GC hint: freed buffers are only returned once collected. */
+  private released = 0;
+  private lastParkWarning = 0;
   private nextId = TCP_LISTENER_BASE;
   private readonly name = new Uint8Array(new ArrayBuffer(SOCKADDR_SLOT));
   private readonly nameLength = new Uint32Array(1);
@@ -66,10 +96,11 @@ export class TcpTransport {
   private readonly outBytes = new Uint8Array(this.outBuffer);
   private readonly outAddress = ptr(this.outBuffer) as unknown as number;
 
-  constructor(epoll: Epoll, handlers: TcpHandlers, maxConnections = 16384) {
+  constructor(epoll: Epoll, handlers: TcpHandlers, options: Partial<TcpTransportOptions> = {}) {
     this.epoll = epoll;
     this.handlers = handlers;
-    this.maxConnections = maxConnections;
+    this.options = { ...DEFAULTS, ...options };
+    this.park = new ListenerPark(epoll);
   }
 
   listen(family: Family, address: Uint8Array, port: number): number {
@@ -89,15 +120,26 @@ export class TcpTransport {
   }
 
   owns(fd: number): boolean {
-    return this.listeners.has(fd) || this.byFd.has(fd);
+    return this.listeners.has(fd) || this.byFd.has(fd) || this.park.owns(fd);
   }
 
   get connectionCount(): number {
     return this.byFd.size;
   }
 
+  /** Bytes held by connections beyond their first 4 KiB buffer (bounded by maxBufferPerEngine). */
+  get bufferedBytes(): number {
+    return this.held;
+  }
+
+  /** Times a listener was parked because the process ran out of descriptors. */
+  get parkings(): number {
+    return this.park.parkings;
+  }
+
   handleEvent(fd: number, mask: number, now: number): void {
     if (this.listeners.has(fd)) return this.accept(fd);
+    if (this.park.owns(fd)) return this.park.resume();
     const c = this.byFd.get(fd);
     if (!c) return;
     if (mask & EPOLLOUT) this.writeBacklog(c);
@@ -107,11 +149,8 @@ export class TcpTransport {
   private accept(listenerFd: number): void {
     for (let i = 0; i < MAX_ACCEPTS_PER_WAKE; i++) {
       const fd = acceptConnection(listenerFd, this.name, this.nameLength, libc);
+      if (fd === -EMFILE || fd === -ENFILE || fd === -ENOBUFS || fd === -ENOMEM) return this.parkListener(listenerFd, -fd);
       if (fd < 0) return; // EAGAIN, or a connection that died in the queue
-      if (this.byFd.size >= this.maxConnections) {
-        closeSocket(fd, libc);
-        continue;
-      }
       const proxied = this.proxiedListeners.has(listenerFd);
       const port = sockaddrPort(this.name, 0);
       const client = proxied
@@ -119,11 +158,17 @@ export class TcpTransport {
         : sockaddrFamily(this.name, 0) === AF_INET
           ? ipv4Endpoint(sockaddrInAddress(this.name, 0), port)
           : ipv6Endpoint(sockaddrIn6Address(this.name, 0), port);
+      // Over a cap: closed at once (the client sees its connection reset). Proxied streams were counted
+      // by the TLS front end when their client connected.
+      if (!proxied && !this.options.limits.admit(client.address)) {
+        closeSocket(fd, libc);
+        continue;
+      }
       const buffer = new ArrayBuffer(INITIAL_BUFFER);
       const c: Connection = {
         fd, id: this.nextId++, client, openedAt: Date.now(), buffer, bytes: new Uint8Array(buffer),
         address: ptr(buffer) as unknown as number, start: 0, end: 0, backlog: null, backlogLength: 0,
-        awaitingProxyHeader: proxied,
+        awaitingProxyHeader: proxied, counted: proxied ? null : client.address,
       };
       this.byFd.set(fd, c);
       this.byId.set(c.id, c);
@@ -155,8 +200,10 @@ export class TcpTransport {
         if (!this.byFd.has(c.fd)) return; // closed while handling
         c.start += frame;
       }
-      if (c.start === c.end) c.start = c.end = 0;
-      else if (c.start > 0 && c.end === c.bytes.length) {
+      if (c.start === c.end) {
+        c.start = c.end = 0;
+        if (c.bytes.length > INITIAL_BUFFER) this.resize(c, INITIAL_BUFFER); // a big frame is done: give its room back
+      } else if (c.start > 0 && c.end === c.bytes.length) {
         c.bytes.copyWithin(0, c.start, c.end);
         c.end -= c.start;
         c.start = 0;
@@ -164,7 +211,11 @@ export class TcpTransport {
     }
   }
 
-  /** Doubles a connection's buffer up to one maximal frame; false when a frame claims more than that. */
+  /**
+   * Doubles a connection's buffer up to one maximal frame; false when a frame claims more than that, or
+   * when the engine's connections already hold --max-tcp-buffer-total (a flood of connections that each
+   * claim 65,535 bytes and never send them must not take the host's memory).
+   */
   private grow(c: Connection): boolean {
     if (c.start > 0) {
       c.bytes.copyWithin(0, c.start, c.end);
@@ -173,13 +224,40 @@ export class TcpTransport {
       return true;
     }
     if (c.bytes.length >= MAX_FRAME) return false;
-    const buffer = new ArrayBuffer(Math.min(MAX_FRAME, c.bytes.length * 2));
+    const size = Math.min(MAX_FRAME, c.bytes.length * 2);
+    if (this.held + size - c.bytes.length > this.options.maxBufferPerEngine) return false;
+    this.resize(c, size);
+    return true;
+  }
+
+  private resize(c: Connection, size: number): void {
+    const buffer = new ArrayBuffer(size);
     const bytes = new Uint8Array(buffer);
     bytes.set(c.bytes.subarray(0, c.end));
+    this.account(size - c.bytes.length);
     c.buffer = buffer;
     c.bytes = bytes;
     c.address = ptr(buffer) as unknown as number;
-    return true;
+  }
+
+  /** Adds to the bytes held; memory given back is returned to the system by a GC hint now and then. */
+  private account(delta: number): void {
+    this.held += delta;
+    if (delta >= 0) return;
+    this.released -= delta;
+    if (this.released >= 16 << 20) {
+      this.released = 0;
+      Bun.gc(false);
+    }
+  }
+
+  private parkListener(fd: number, errno: number): void {
+    this.park.park(fd);
+    const now = Date.now();
+    if (now - this.lastParkWarning < 10_000) return; // at most one line per 10 s: it lasts as long as the flood
+    this.lastParkWarning = now;
+    const name = errno === EMFILE ? "EMFILE" : errno === ENFILE ? "ENFILE" : errno === ENOBUFS ? "ENOBUFS" : "ENOMEM";
+    this.options.warn(`TCP accept failed (${name}: out of descriptors or memory); listener parked for 100 ms at a time until it passes`);
   }
 
   /** Writes one frame to connection `id`, zero-padded to 4 bytes (RFC 8656 §12.5). False if it is gone. */
@@ -209,17 +287,21 @@ export class TcpTransport {
 
   private queue(c: Connection, rest: Uint8Array): boolean {
     const needed = c.backlogLength + rest.length;
-    if (needed > MAX_BACKLOG) {
+    const limit = this.options.maxBufferPerConnection;
+    const current = c.backlog?.length ?? 0;
+    const size = current >= needed ? current : Math.min(limit, Math.max(needed, current * 2, 4096));
+    if (needed > limit || this.held + size - current > this.options.maxBufferPerEngine) {
       this.close(c); // the client stopped reading: it cannot hold the server's memory hostage
       return false;
     }
-    if (!c.backlog || c.backlog.length < needed) {
-      const bigger = new Uint8Array(new ArrayBuffer(Math.max(needed, (c.backlog?.length ?? 0) * 2, 4096)));
+    if (size > current) {
+      const bigger = new Uint8Array(new ArrayBuffer(size));
       if (c.backlog) bigger.set(c.backlog.subarray(0, c.backlogLength));
+      this.account(size - current);
       c.backlog = bigger;
     }
     const wasEmpty = c.backlogLength === 0;
-    c.backlog.set(rest, c.backlogLength);
+    c.backlog!.set(rest, c.backlogLength);
     c.backlogLength = needed;
     if (wasEmpty) this.epoll.modify(c.fd, EPOLLIN | EPOLLRDHUP | EPOLLOUT);
     return true;
@@ -238,7 +320,11 @@ export class TcpTransport {
     }
     c.backlog.copyWithin(0, written, c.backlogLength);
     c.backlogLength -= written;
-    if (c.backlogLength === 0) this.epoll.modify(c.fd, EPOLLIN | EPOLLRDHUP);
+    if (c.backlogLength === 0) {
+      this.epoll.modify(c.fd, EPOLLIN | EPOLLRDHUP);
+      this.account(-c.backlog.length); // the client caught up: its backlog's room goes back
+      c.backlog = null;
+    }
   }
 
   private close(c: Connection): void {
@@ -246,6 +332,8 @@ export class TcpTransport {
     this.byId.delete(c.id);
     this.epoll.remove(c.fd);
     closeSocket(c.fd, libc);
+    this.account(-(c.bytes.length - INITIAL_BUFFER) - (c.backlog?.length ?? 0));
+    if (c.counted) this.options.limits.release(c.counted);
     this.handlers.closed(c.id);
   }
 
@@ -268,10 +356,12 @@ export class TcpTransport {
   closeAll(): void {
     for (const c of [...this.byFd.values()]) this.close(c);
     for (const fd of this.listeners) {
-      this.epoll.remove(fd);
+      if (!this.park.isParked(fd)) this.epoll.remove(fd);
+      this.park.forget(fd);
       closeSocket(fd, libc);
     }
     this.listeners.clear();
     this.proxiedListeners.clear();
+    this.park.close();
   }
 }

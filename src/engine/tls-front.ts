@@ -3,18 +3,26 @@
  * decrypted stream goes to an engine over a private Unix socket, prefixed with a PROXY v2 header naming
  * the real client, so the engine treats it exactly like a TCP client. Engines are picked round-robin;
  * relays stay UDP in the engine. Backpressure is honoured both ways with bounded buffers.
+ *
+ * What one client can hold is bounded: the connection caps shared with the engines' TCP listeners
+ * (per source and in total), a handshake timeout (the engine stream is only opened once the handshake
+ * succeeded, so a silent client or half a ClientHello costs one socket for that long), bytes per
+ * connection and for all connections together, and a listener that is closed while the process is out
+ * of descriptors (descriptor-watch.ts) instead of spinning in Bun's accept loop.
  */
 import type { Socket, TCPSocketListener } from "bun";
 import { encodeProxyV2 } from "../net/proxy-protocol.ts";
-import { parseEndpoint } from "../net/endpoint.ts";
+import { parseEndpoint, type Endpoint } from "../net/endpoint.ts";
 import { nextStreamFrame } from "../stun/stream-framing.ts";
-
-/** A TLS client that stops reading may hold this much before it is dropped. */
-const MAX_PENDING = 1 << 20;
+import type { ConnectionLimits } from "./connection-limits.ts";
+import { DescriptorWatch } from "./descriptor-watch.ts";
 
 interface Pipe {
   client: Socket<Pipe>;
+  from: Endpoint;
   engine: Socket<undefined> | null;
+  /** Closes the client if its handshake has not finished in time; cleared by the handshake. */
+  handshakeTimer: ReturnType<typeof setTimeout> | undefined;
   /** Bytes waiting for the engine socket (before it connects, or while it is full). */
   toEngine: Uint8Array[];
   toEngineBytes: number;
@@ -33,6 +41,13 @@ export interface TlsFrontOptions {
   key: string;
   /** One Unix socket path per engine (TcpTransport.listenUnix). */
   enginePaths: string[];
+  /** Shared with the engines' TCP listeners: one source's TCP and TLS connections count together. */
+  limits: ConnectionLimits;
+  handshakeTimeoutMs: number;
+  /** Bytes one connection may hold each way (pending for the engine, for the client). */
+  maxBufferPerConnection: number;
+  /** Bytes all connections may hold together. */
+  maxBufferTotal: number;
   onError(message: string): void;
 }
 
@@ -40,37 +55,26 @@ export class TlsFront {
   private readonly servers: Array<TCPSocketListener<Pipe>> = [];
   private readonly pipes = new Set<Pipe>();
   private readonly options: TlsFrontOptions;
+  private readonly watch: DescriptorWatch;
   private nextEngine = 0;
+  /** Bytes held in all pipes' queues and frame buffers. */
+  private held = 0;
 
   private constructor(options: TlsFrontOptions) {
     this.options = options;
+    this.watch = new DescriptorWatch((exhausted) => (exhausted ? this.pause() : this.resume()));
   }
 
   /** Listens on every listening address; throws (e.g. EADDRINUSE, a bad certificate) with the reason. */
   static start(options: TlsFrontOptions): TlsFront {
     const front = new TlsFront(options);
-    const tls = { cert: Bun.file(options.cert), key: Bun.file(options.key) };
     try {
-      for (const hostname of options.listeningIps) {
-        front.servers.push(
-          Bun.listen<Pipe>({
-            hostname,
-            port: options.port,
-            tls,
-            socket: {
-              open: (socket) => front.accept(socket),
-              data: (socket, data) => front.fromClient(socket.data, data),
-              drain: (socket) => front.flush(socket.data, "client"),
-              close: (socket) => front.close(socket.data),
-              error: (socket) => front.close(socket.data),
-            },
-          }),
-        );
-      }
+      front.listen();
     } catch (error) {
       front.stop();
       throw error;
     }
+    front.watch.start();
     return front;
   }
 
@@ -78,22 +82,78 @@ export class TlsFront {
     return this.pipes.size;
   }
 
+  /** Bytes held by all connections now. */
+  get bufferedBytes(): number {
+    return this.held;
+  }
+
+  private listen(): void {
+    const tls = { cert: Bun.file(this.options.cert), key: Bun.file(this.options.key) };
+    for (const hostname of this.options.listeningIps) {
+      this.servers.push(
+        Bun.listen<Pipe>({
+          hostname,
+          port: this.options.port,
+          tls,
+          socket: {
+            open: (socket) => this.accept(socket),
+            handshake: (socket, success) => this.handshake(socket.data, success),
+            data: (socket, data) => this.fromClient(socket.data, data),
+            drain: (socket) => this.flush(socket.data, "client"),
+            close: (socket) => this.close(socket.data),
+            error: (socket) => this.close(socket.data),
+          },
+        }),
+      );
+    }
+  }
+
+  /** Out of descriptors: stop listening (connections stay) so Bun's accept loop cannot spin. */
+  private pause(): void {
+    this.options.onError("TLS: out of file descriptors; not accepting TLS connections until some are free");
+    for (const server of this.servers) server.stop(false);
+    this.servers.length = 0;
+  }
+
+  private resume(): void {
+    try {
+      this.listen();
+      this.options.onError("TLS: file descriptors free again; accepting TLS connections");
+    } catch (error) {
+      for (const server of this.servers) server.stop(false);
+      this.servers.length = 0;
+      this.options.onError(`TLS: cannot listen again on port ${this.options.port}: ${(error as Error).message}; retrying`);
+      this.watch.check();
+    }
+  }
+
   private accept(client: Socket<Pipe>): void {
+    let from: Endpoint;
+    let to: Endpoint;
+    try {
+      from = parseEndpoint(client.remoteAddress, client.remotePort);
+      to = parseEndpoint(client.localAddress, client.localPort);
+    } catch {
+      return void client.terminate();
+    }
+    // Over a cap: reset at once, before any TLS work is spent on it.
+    if (!this.options.limits.admit(from.address)) return void client.terminate();
     const pipe: Pipe = {
-      client, engine: null, toEngine: [], toEngineBytes: 0, toClient: [], toClientBytes: 0,
-      fromEngine: new Uint8Array(4096), fromEngineLength: 0, closed: false,
+      client, from, engine: null, handshakeTimer: undefined, toEngine: [], toEngineBytes: 0, toClient: [], toClientBytes: 0,
+      fromEngine: new Uint8Array(0), fromEngineLength: 0, closed: false,
     };
     client.data = pipe;
     this.pipes.add(pipe);
-    let header: Uint8Array;
-    try {
-      const from = parseEndpoint(client.remoteAddress, client.remotePort);
-      const to = parseEndpoint(client.localAddress, client.localPort);
-      header = encodeProxyV2(from, to);
-    } catch {
-      return this.close(pipe);
-    }
-    this.queue(pipe, "engine", header);
+    pipe.handshakeTimer = setTimeout(() => this.close(pipe, true), this.options.handshakeTimeoutMs);
+    this.queue(pipe, "engine", encodeProxyV2(from, to));
+  }
+
+  /** Only a client that finished its handshake gets an engine stream. */
+  private handshake(pipe: Pipe | undefined, success: boolean): void {
+    if (!pipe || pipe.closed) return;
+    clearTimeout(pipe.handshakeTimer);
+    pipe.handshakeTimer = undefined;
+    if (!success) return this.close(pipe, true);
     const path = this.options.enginePaths[this.nextEngine++ % this.options.enginePaths.length]!;
     Bun.connect({
       unix: path,
@@ -114,8 +174,8 @@ export class TlsFront {
     });
   }
 
-  private fromClient(pipe: Pipe, data: Uint8Array): void {
-    this.queue(pipe, "engine", data);
+  private fromClient(pipe: Pipe | undefined, data: Uint8Array): void {
+    if (pipe) this.queue(pipe, "engine", data);
   }
 
   /**
@@ -124,9 +184,10 @@ export class TlsFront {
    */
   private fromEngine(pipe: Pipe, data: Uint8Array): void {
     const needed = pipe.fromEngineLength + data.length;
-    if (needed > MAX_PENDING) return this.close(pipe);
     if (needed > pipe.fromEngine.length) {
-      const bigger = new Uint8Array(Math.max(needed, pipe.fromEngine.length * 2));
+      const size = Math.max(needed, pipe.fromEngine.length * 2, 4096);
+      if (!this.reserve(pipe, size - pipe.fromEngine.length, size)) return this.close(pipe, true);
+      const bigger = new Uint8Array(size);
       bigger.set(pipe.fromEngine.subarray(0, pipe.fromEngineLength));
       pipe.fromEngine = bigger;
     }
@@ -138,25 +199,34 @@ export class TlsFront {
       if (frame < 0) return this.close(pipe);
       if (frame === 0) break;
       this.queue(pipe, "client", pipe.fromEngine.subarray(start, start + frame));
+      if (pipe.closed) return;
       start += frame;
     }
     pipe.fromEngine.copyWithin(0, start, pipe.fromEngineLength);
     pipe.fromEngineLength -= start;
   }
 
+  /** Takes `bytes` from the budgets; false when the connection (at `perConnection` bytes) or all of them would exceed theirs. */
+  private reserve(_pipe: Pipe, bytes: number, perConnection: number): boolean {
+    if (perConnection > this.options.maxBufferPerConnection || this.held + bytes > this.options.maxBufferTotal) return false;
+    this.held += bytes;
+    return true;
+  }
+
   private queue(pipe: Pipe, to: "engine" | "client", data: Uint8Array): void {
     if (pipe.closed) return;
-    const list = to === "engine" ? pipe.toEngine : pipe.toClient;
     const waiting = to === "engine" ? pipe.toEngineBytes : pipe.toClientBytes;
-    if (waiting + data.length > MAX_PENDING) return this.close(pipe);
+    // A client that stops reading (or an engine that does) cannot hold the server's memory hostage.
+    if (!this.reserve(pipe, data.length, waiting + data.length)) return this.close(pipe, true);
     // Bun reuses the data buffer after the callback: keep a copy of what cannot be written now.
-    list.push(Uint8Array.from(data));
+    (to === "engine" ? pipe.toEngine : pipe.toClient).push(Uint8Array.from(data));
     if (to === "engine") pipe.toEngineBytes += data.length;
     else pipe.toClientBytes += data.length;
     this.flush(pipe, to);
   }
 
-  private flush(pipe: Pipe, to: "engine" | "client"): void {
+  private flush(pipe: Pipe | undefined, to: "engine" | "client"): void {
+    if (!pipe) return;
     const socket = to === "engine" ? pipe.engine : pipe.client;
     if (!socket || pipe.closed) return;
     const list = to === "engine" ? pipe.toEngine : pipe.toClient;
@@ -166,6 +236,7 @@ export class TlsFront {
       if (written < 0) return this.close(pipe);
       if (to === "engine") pipe.toEngineBytes -= written;
       else pipe.toClientBytes -= written;
+      this.held -= written;
       if (written < chunk.length) {
         list[0] = chunk.subarray(written);
         return; // the rest goes on 'drain'
@@ -174,15 +245,22 @@ export class TlsFront {
     }
   }
 
-  private close(pipe: Pipe | undefined): void {
+  /** `abrupt`: over a limit or out of time, reset rather than wait to flush to a client that may never read. */
+  private close(pipe: Pipe | undefined, abrupt = false): void {
     if (!pipe || pipe.closed) return;
     pipe.closed = true;
+    clearTimeout(pipe.handshakeTimer);
     this.pipes.delete(pipe);
-    pipe.client.end();
+    this.held -= pipe.toEngineBytes + pipe.toClientBytes + pipe.fromEngine.length;
+    pipe.toEngine.length = pipe.toClient.length = 0;
+    this.options.limits.release(pipe.from.address);
+    if (abrupt) pipe.client.terminate();
+    else pipe.client.end();
     pipe.engine?.end();
   }
 
   stop(): void {
+    this.watch.stop();
     for (const pipe of [...this.pipes]) this.close(pipe);
     for (const server of this.servers) server.stop(true);
     this.servers.length = 0;
