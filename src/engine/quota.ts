@@ -3,37 +3,43 @@
  * (the kernel spreads one user's clients over several engines, so per-engine counts would be wrong):
  *
  * - `--total-quota`: allocations on the whole server, one Int32 cell.
- * - `--user-quota`: allocations per username, in a fixed-size open-addressing table keyed by a 64-bit hash
- *   of the username (usernames are unbounded: TURN REST mints one per expiry, so an entry leaves the table
- *   when its last allocation ends). A spin lock guards the table: Allocate is the control path, and the
- *   lock is held for a few probes.
+ * - `--user-quota`: allocations per username (TURN REST: per user), in ./user-table.ts, under a spin lock.
  * - `--bps-capacity`: bytes per second reserved by sessions (each reserves its --max-bps), as coturn's
  *   allocate_bps does: a session gets what is left when less than --max-bps remains, 486 when nothing is.
  *
  * The total is an atomic add followed by a check and an undo when over the limit, so two engines racing
  * for the last slot can both be refused, never both admitted.
+ *
+ * An EVEN-PORT reservation (RFC 8656 §7.2, R bit) holds a port for 30 s, so it counts as one of its
+ * user's allocations while its token lives: the core acquires a unit for it and then records the token
+ * here, by port (a port holds one reservation at a time). Whichever engine redeems the token takes the
+ * unit over (acquireReserved); the engine that issued it releases it when it expires unclaimed.
  */
 import type { Endpoint } from "../net/endpoint.ts";
 import type { AllocationQuota } from "../turn/api.ts";
 import { restUserOf } from "../turn/credentials.ts";
+import { changeUser, createUserTable, lockTable, unlockTable, userHash, usersInTable, type UserHash } from "./user-table.ts";
 
-/** Slots in the per-user table (3 Int32 each: 1.5 MiB). */
-const USER_SLOTS = 1 << 17;
-const USER_MASK = USER_SLOTS - 1;
-/** Users with live allocations beyond this (3/4 of the slots) get 486: probing stays short. */
-const USER_LIMIT = (USER_SLOTS * 3) / 4;
+/** Per port: token high, token low, user hash high, user hash low, state (RESERVATION_*). */
+const RESERVATION_FIELDS = 5;
+const RESERVATION_FREE = 0;
+const RESERVATION_NO_USER = 1;
+const RESERVATION_USER = 2;
 const TOTAL_CELL = 0;
-const LOCK_CELL = 1;
-const USERS_CELL = 2;
 
 export interface QuotaShared {
-  /** [0] allocations on the server, [1] the user table's lock, [2] users in the table. */
+  /** [0] allocations on the server, [1] the user table's lock, [2] users in the table (./user-table.ts). */
   counts: Int32Array;
   /** Per slot: hash high, hash low, allocations (0 = empty slot). */
   users: Int32Array;
   /** [0] bytes per second reserved by live sessions (BigInt for headroom past 2 GB/s). */
   bandwidth: BigInt64Array;
+  /** EVEN-PORT reservations counted against their user, one entry per port (RESERVATION_FIELDS each). */
+  reservations: Int32Array;
 }
+
+/** A username's place in the user table; null when allocations are not counted per user. */
+type UserKey = UserHash | null;
 
 export interface QuotaLimits {
   /** coturn --user-quota; 0 = unlimited. */
@@ -52,30 +58,28 @@ export interface QuotaLimits {
 export function createQuotaShared(): QuotaShared {
   return {
     counts: new Int32Array(new SharedArrayBuffer(3 * 4)),
-    users: new Int32Array(new SharedArrayBuffer(USER_SLOTS * 3 * 4)),
+    users: createUserTable(),
     bandwidth: new BigInt64Array(new SharedArrayBuffer(8)),
+    reservations: new Int32Array(new SharedArrayBuffer(65536 * RESERVATION_FIELDS * 4)),
   };
 }
 
-/** FNV-1a over the UTF-16 code units; two seeds make the 64-bit key. */
-function hash(text: string, seed: number): number {
-  let h = (0x811c9dc5 ^ seed) >>> 0;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h;
+/** A token's entry (its port: one reservation per port at a time) and its two halves. */
+function entryOf(token: bigint): [at: number, high: number, low: number] {
+  return [Number(token & 0xffffn) * RESERVATION_FIELDS, Number(token >> 32n) | 0, Number(token & 0xffffffffn) | 0];
 }
 
 export class SharedQuota implements AllocationQuota {
   private readonly counts: Int32Array;
   private readonly users: Int32Array;
   private readonly bandwidth: BigInt64Array;
+  private readonly reservations: Int32Array;
 
   constructor(shared: QuotaShared, private readonly limits: QuotaLimits) {
     this.counts = shared.counts;
     this.users = shared.users;
     this.bandwidth = shared.bandwidth;
+    this.reservations = shared.reservations;
   }
 
   /** Allocations counted on the whole server (all engines). */
@@ -85,27 +89,66 @@ export class SharedQuota implements AllocationQuota {
 
   /** Usernames holding allocations now (counted only with --user-quota). */
   get userCount(): number {
-    return Atomics.load(this.counts, USERS_CELL);
+    return usersInTable(this.counts);
   }
 
   acquire(username: string | undefined, _client: Endpoint): boolean {
-    const { totalQuota, userQuota } = this.limits;
-    const total = Atomics.add(this.counts, TOTAL_CELL, 1) + 1;
-    if (totalQuota > 0 && total > totalQuota) {
-      Atomics.sub(this.counts, TOTAL_CELL, 1);
-      return false;
-    }
-    if (username === undefined || userQuota === 0) return true;
-    if (!this.changeUser(username, 1, userQuota)) {
-      Atomics.sub(this.counts, TOTAL_CELL, 1);
-      return false;
-    }
-    return true;
+    return this.admit(this.userKey(username));
   }
 
   release(username: string | undefined, _client: Endpoint): void {
-    Atomics.sub(this.counts, TOTAL_CELL, 1);
-    if (username !== undefined && this.limits.userQuota !== 0) this.changeUser(username, -1, 0);
+    this.leave(this.userKey(username));
+  }
+
+  /** The unit the core acquired for an EVEN-PORT reservation now belongs to `token` (see the header). */
+  holdReservation(username: string | undefined, _client: Endpoint, token: bigint): void {
+    const key = this.userKey(username);
+    const r = this.reservations;
+    const [at, high, low] = entryOf(token);
+    this.lock();
+    // A token still recorded for this port expired unredeemed, and the pool gave the port out again
+    // before its engine's timer released it: its unit goes now, or it would never go.
+    const stale = this.takeReservationLocked(at, r[at]!, r[at + 1]!);
+    r[at] = high;
+    r[at + 1] = low;
+    r[at + 2] = key?.high ?? 0;
+    r[at + 3] = key?.low ?? 0;
+    r[at + 4] = key === null ? RESERVATION_NO_USER : RESERVATION_USER;
+    this.unlock();
+    if (stale !== undefined) this.leave(stale);
+  }
+
+  /** `token` expired unredeemed: its unit goes back (nothing happens if an Allocate redeemed it). */
+  releaseReservation(token: bigint): void {
+    this.lock();
+    const holder = this.takeReservationLocked(...entryOf(token));
+    this.unlock();
+    if (holder !== undefined) this.leave(holder);
+  }
+
+  /**
+   * In place of `acquire` for an Allocate with RESERVATION-TOKEN: the new allocation takes over the unit
+   * its reservation held (the same user: no change; another user: it must have room, the holder gets one
+   * back). A token recorded nowhere is an ordinary `acquire`.
+   */
+  acquireReserved(username: string | undefined, client: Endpoint, token: bigint): boolean {
+    const key = this.userKey(username);
+    this.lock();
+    const holder = this.takeReservationLocked(...entryOf(token));
+    if (holder === undefined) {
+      this.unlock();
+      return this.acquire(username, client);
+    }
+    if (holder?.high !== key?.high || holder?.low !== key?.low) {
+      if (key !== null && !this.changeUserLocked(key, 1, this.limits.userQuota)) {
+        this.restoreReservationLocked(entryOf(token)[0], holder);
+        this.unlock();
+        return false;
+      }
+      if (holder !== null) this.changeUserLocked(holder, -1, 0);
+    }
+    this.unlock();
+    return true;
   }
 
   reserveBandwidth(bytesPerSecond: number): number {
@@ -127,66 +170,56 @@ export class SharedQuota implements AllocationQuota {
     Atomics.sub(this.bandwidth, 0, BigInt(bytesPerSecond));
   }
 
-  /**
-   * Adds `delta` (+1 or -1) to the user's allocations under the table lock. +1 fails when the user already
-   * holds `quota`, or when the table is full of other users.
-   */
-  private changeUser(username: string, delta: 1 | -1, quota: number): boolean {
-    const user = this.limits.restUsernames ? restUserOf(username) : username;
-    const high = hash(user, 0) | 0;
-    const low = hash(user, 0x9e3779b9) | 0;
-    const t = this.users;
-    this.lock();
-    try {
-      let i = low & USER_MASK;
-      while (t[i * 3 + 2] !== 0 && (t[i * 3] !== high || t[i * 3 + 1] !== low)) i = (i + 1) & USER_MASK;
-      const count = t[i * 3 + 2]!;
-      if (delta === 1) {
-        if (count >= quota) return false;
-        if (count === 0) {
-          if (Atomics.load(this.counts, USERS_CELL) >= USER_LIMIT) return false;
-          t[i * 3] = high;
-          t[i * 3 + 1] = low;
-          Atomics.add(this.counts, USERS_CELL, 1);
-        }
-        t[i * 3 + 2] = count + 1;
-        return true;
-      }
-      if (count === 0) return true; // not found: nothing to give back
-      if (count > 1) {
-        t[i * 3 + 2] = count - 1;
-        return true;
-      }
-      this.removeSlot(i);
-      Atomics.sub(this.counts, USERS_CELL, 1);
-      return true;
-    } finally {
-      Atomics.store(this.counts, LOCK_CELL, 0);
-    }
+  private userKey(username: string | undefined): UserKey {
+    if (username === undefined || this.limits.userQuota === 0) return null;
+    return userHash(this.limits.restUsernames ? restUserOf(username) : username);
   }
 
-  /** Linear probing's backward-shift deletion: later entries of the same probe run move up, no tombstones. */
-  private removeSlot(hole: number): void {
-    const t = this.users;
-    let j = hole;
-    for (;;) {
-      j = (j + 1) & USER_MASK;
-      if (t[j * 3 + 2] === 0) break;
-      const home = t[j * 3 + 1]! & USER_MASK;
-      // The entry at j may fill the hole only if its home slot is not cyclically within (hole, j].
-      const stays = hole <= j ? hole < home && home <= j : hole < home || home <= j;
-      if (stays) continue;
-      t[hole * 3] = t[j * 3]!;
-      t[hole * 3 + 1] = t[j * 3 + 1]!;
-      t[hole * 3 + 2] = t[j * 3 + 2]!;
-      hole = j;
+  /** One more allocation, for the server and its user (if counted): false = over a quota. */
+  private admit(key: UserKey): boolean {
+    const total = Atomics.add(this.counts, TOTAL_CELL, 1) + 1;
+    if (this.limits.totalQuota > 0 && total > this.limits.totalQuota) {
+      Atomics.sub(this.counts, TOTAL_CELL, 1);
+      return false;
     }
-    t[hole * 3 + 2] = 0;
+    if (key === null) return true;
+    this.lock();
+    const admitted = this.changeUserLocked(key, 1, this.limits.userQuota);
+    this.unlock();
+    if (!admitted) Atomics.sub(this.counts, TOTAL_CELL, 1);
+    return admitted;
+  }
+
+  private leave(key: UserKey): void {
+    Atomics.sub(this.counts, TOTAL_CELL, 1);
+    if (key === null) return;
+    this.lock();
+    this.changeUserLocked(key, -1, 0);
+    this.unlock();
+  }
+
+  /** Clears the reservation entry at `at` if it holds the token (high, low); returns its holder, or undefined. */
+  private takeReservationLocked(at: number, high: number, low: number): UserKey | undefined {
+    const r = this.reservations;
+    if (r[at + 4] === RESERVATION_FREE || r[at] !== high || r[at + 1] !== low) return undefined;
+    const holder = r[at + 4] === RESERVATION_USER ? { high: r[at + 2]!, low: r[at + 3]! } : null;
+    r[at + 4] = RESERVATION_FREE;
+    return holder;
+  }
+
+  private restoreReservationLocked(at: number, holder: UserKey): void {
+    this.reservations[at + 4] = holder === null ? RESERVATION_NO_USER : RESERVATION_USER;
+  }
+
+  private changeUserLocked(key: UserHash, delta: 1 | -1, quota: number): boolean {
+    return changeUser(this.users, this.counts, key, delta, quota);
   }
 
   private lock(): void {
-    // Engines hold it for a few probes; a preempted holder costs the others a short spin.
-    while (Atomics.compareExchange(this.counts, LOCK_CELL, 0, 1) !== 0) { /* spin */ }
+    lockTable(this.counts);
+  }
+
+  private unlock(): void {
+    unlockTable(this.counts);
   }
 }
-

@@ -67,6 +67,16 @@ export interface AllocationQuota {
   reserveBandwidth?(bytesPerSecond: number): number;
   /** Gives back exactly what reserveBandwidth granted, once, when the allocation ends. */
   releaseBandwidth?(bytesPerSecond: number): void;
+  /**
+   * EVEN-PORT reservations (RFC 8656 §7.2, R bit) count against the quota while their token lives: the
+   * core `acquire`s a second unit for an Allocate with the R bit and hands it to the token here once the
+   * allocator reserved the port. Absent = reservations are not counted.
+   */
+  holdReservation?(username: string | undefined, client: Endpoint, token: bigint): void;
+  /** The token expired unclaimed (called by the core that issued it): its unit goes back, unless redeemed. */
+  releaseReservation?(token: bigint): void;
+  /** In place of `acquire` for an Allocate with RESERVATION-TOKEN: takes over the reservation's unit. */
+  acquireReserved?(username: string | undefined, client: Endpoint, token: bigint): boolean;
 }
 
 /**

@@ -230,7 +230,10 @@ export class ServerState {
     this.timers.schedule(r, r.expiresAt);
   }
 
-  /** A RESERVATION-TOKEN was redeemed by open(): the allocator now owns the port, nothing to release. */
+  /**
+   * A RESERVATION-TOKEN was redeemed by open(): the allocator now owns the port and the redeeming
+   * allocation the quota unit (AllocationQuota.acquireReserved), nothing to release.
+   */
   forgetReservation(token: bigint): void {
     const r = this.reservations.get(token);
     if (r === undefined) return;
@@ -244,6 +247,7 @@ export class ServerState {
       if (t instanceof Reservation) {
         this.reservations.delete(t.token);
         this.relays.releaseReservation?.(t.token);
+        this.quota?.releaseReservation?.(t.token);
         continue;
       }
       t.scheduledAt = Infinity;
@@ -262,6 +266,7 @@ export class ServerState {
     for (const token of [...this.reservations.keys()]) {
       this.forgetReservation(token);
       this.relays.releaseReservation?.(token);
+      this.quota?.releaseReservation?.(token);
     }
     this.timers.clear();
   }

@@ -73,26 +73,47 @@ export function handleAllocate(req: RequestContext): void {
     lifetime = l;
   }
 
-  // Step 8: quota, judged on the authenticated username.
+  // Step 8: quota (486), judged on the authenticated username. A reserved port is held for 30 s whatever
+  // becomes of this allocation, so an R bit needs a unit for the reservation too, counted until it is
+  // redeemed or expires; an Allocate that redeems a token takes over the reservation's unit.
   const username = req.auth.username;
-  const quotaHeld = state.quota !== undefined;
-  if (state.quota !== undefined && !state.quota.acquire(username, req.client)) return req.fail(ErrorCode.AllocationQuotaReached);
-
+  const quota = state.quota;
+  const countReservation = open.reserveNext && quota?.holdReservation !== undefined;
+  const redeems = open.reservationToken !== undefined && quota?.acquireReserved !== undefined;
+  let units = 0;
   // coturn --max-bps / --bps-capacity: each session reserves its bandwidth from the server's capacity;
-  // when none is left the Allocate gets 486 with coturn's reason phrase (allocate_bps in coturn).
+  // when none is left the Allocate gets 486 with coturn's reason phrase (allocate_bps in coturn). Checked
+  // after the quota, except when redeeming: then first, so a refusal leaves the reservation's unit alone.
   let bytesPerSecond = state.maxBytesPerSecond;
-  const reserveBandwidth = bytesPerSecond > 0 && state.quota?.reserveBandwidth !== undefined;
-  if (reserveBandwidth) {
-    bytesPerSecond = state.quota!.reserveBandwidth!(bytesPerSecond);
-    if (bytesPerSecond === 0) {
-      if (quotaHeld) state.quota!.release(username, req.client);
-      return req.fail(ErrorCode.AllocationQuotaReached, undefined, "Allocation Bandwidth Quota Reached");
+  const reserveBandwidth = bytesPerSecond > 0 && quota?.reserveBandwidth !== undefined;
+  let bandwidthHeld = false;
+  const giveBack = () => {
+    for (; units > 0; units--) quota!.release(username, req.client);
+    if (bandwidthHeld) quota!.releaseBandwidth?.(bytesPerSecond);
+  };
+  const bandwidthRefused = () => {
+    if (!reserveBandwidth) return false;
+    bytesPerSecond = quota!.reserveBandwidth!(bytesPerSecond);
+    bandwidthHeld = bytesPerSecond > 0;
+    if (bandwidthHeld) return false;
+    giveBack();
+    req.fail(ErrorCode.AllocationQuotaReached, undefined, "Allocation Bandwidth Quota Reached");
+    return true;
+  };
+  if (redeems && bandwidthRefused()) return;
+  if (quota !== undefined) {
+    let admitted = redeems ? quota.acquireReserved!(username, req.client, open.reservationToken!) : quota.acquire(username, req.client);
+    if (admitted) units++;
+    if (admitted && countReservation) {
+      admitted = quota.acquire(username, req.client);
+      if (admitted) units++;
+    }
+    if (!admitted) {
+      giveBack();
+      return req.fail(ErrorCode.AllocationQuotaReached);
     }
   }
-  const giveBack = () => {
-    if (quotaHeld) state.quota!.release(username, req.client);
-    if (reserveBandwidth) state.quota!.releaseBandwidth?.(bytesPerSecond);
-  };
+  if (!redeems && bandwidthRefused()) return;
 
   const primary = state.relays.open(open, now);
   if (!primary.ok) {
@@ -111,8 +132,8 @@ export function handleAllocate(req: RequestContext): void {
 
   const granted = state.grantedLifetime(lifetime);
   const a = new Allocation(req.listener, req.client, username, now + granted * 1000);
-  a.quotaHeld = quotaHeld;
-  a.bandwidthReserved = reserveBandwidth;
+  a.quotaHeld = quota !== undefined;
+  a.bandwidthReserved = bandwidthHeld;
   if (bytesPerSecond > 0) a.limitBandwidth(bytesPerSecond, now);
   // The relay's own address is the truth: a reservation made on another engine carries its family in
   // the token, which this core never saw, so the allocator may open another family than asked.
@@ -121,7 +142,12 @@ export function handleAllocate(req: RequestContext): void {
   else a.relay6 = primary.relay;
   if (secondary !== undefined) a.relay6 = secondary;
   state.add(a);
-  if (primary.reservationToken !== undefined) state.holdReservation(primary.reservationToken, family, now);
+  if (primary.reservationToken !== undefined) {
+    state.holdReservation(primary.reservationToken, family, now);
+    if (countReservation) quota!.holdReservation!(username, req.client, primary.reservationToken);
+  } else if (countReservation) {
+    quota!.release(username, req.client); // the allocator reserved nothing after all
+  }
 
   // RFC 8656 §7.3 (what the client expects): relayed address(es), lifetime, token, mapped address.
   const w = req.success();
