@@ -56,7 +56,20 @@ export function check(syscall: string, result: number): number {
   return result;
 }
 
-/** The errors after which recvmmsg/sendmmsg are switched off for the process (coturn's rule). */
+/** recvmmsg refused as a call (its errors concern no datagram): switched off for the process. */
 export function isBatchUnsupported(errno: number): boolean {
   return errno === ENOSYS || errno === EINVAL || errno === EOPNOTSUPP;
+}
+
+/** Errors that can only be the call's own, never one datagram's (sendmmsg: switched off at once). */
+export function isCallUnsupported(errno: number): boolean {
+  return errno === ENOSYS || errno === EOPNOTSUPP;
+}
+
+/** A datagram the kernel will not send as it is (bad destination, too large, not allowed). */
+export function isDatagramRefused(errno: number): boolean {
+  return (
+    errno === EINVAL || errno === EMSGSIZE || errno === EACCES || errno === EPERM || errno === EAFNOSUPPORT ||
+    errno === EADDRNOTAVAIL || errno === ENETUNREACH || errno === EHOSTUNREACH
+  );
 }

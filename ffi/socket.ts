@@ -1,53 +1,18 @@
 /**
- * UDP sockets over raw libc: open/bind with the options a relay needs, batched receive and send with
- * capabilities that downgrade when the kernel says no (quinn-udp's model), and the error queue.
+ * UDP socket set-up over raw libc: open/bind with the options a relay needs, socket options, and the
+ * address a socket is bound to. Batched receive and send are in batch-io.ts; per-socket state in
+ * udp-state.ts.
  */
 import {
   AF_INET, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IP_MTU_DISCOVER, IP_PMTUDISC_DO, IP_PMTUDISC_DONT,
-  IP_RECVERR, IP_RECVTOS, IP_RECVTTL, IP_TOS, IP_TTL, IPV6_TCLASS, IPV6_UNICAST_HOPS, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO, IPV6_PMTUDISC_DONT,
-  IPV6_RECVERR, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS, IPV6_V6ONLY, MSG_DONTWAIT, MSG_ERRQUEUE,
+  IP_RECVERR, IP_RECVTOS, IP_RECVTTL, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO, IPV6_PMTUDISC_DONT,
+  IPV6_RECVERR, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS, IPV6_V6ONLY,
   SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOL_SOCKET, SO_RCVBUF, SO_REUSEADDR, SO_REUSEPORT, SO_SNDBUF,
 } from "./constants.ts";
-import { EAGAIN, EINTR, ENOBUFS, ENOMEM, SyscallError, check, isBatchUnsupported } from "./errno.ts";
+import { SyscallError, check } from "./errno.ts";
 import { libc, type Syscalls } from "./libc.ts";
 import { SOCKADDR_SLOT } from "./layout.ts";
 import { sockaddrPort, writeSockaddr } from "./sockaddr.ts";
-import { CmsgInfo, parseCmsgs } from "./cmsg.ts";
-import { RecvBatch, SendBatch } from "./batch.ts";
-import { STAT, recordBatch } from "./stats.ts";
-
-/**
- * What the kernel lets us use. Cells may live in a SharedArrayBuffer so that one engine's downgrade
- * switches the feature off for the whole process, as coturn does.
- */
-export class UdpCapabilities {
-  private readonly cells: Int32Array;
-  onDowngrade: ((feature: "recvmmsg" | "sendmmsg", errno: number) => void) | null = null;
-
-  constructor(options: { recvmmsg: boolean; sendmmsg: boolean }, shared?: Int32Array) {
-    this.cells = shared ?? new Int32Array(2);
-    if (!shared) {
-      this.cells[0] = options.recvmmsg ? 1 : 0;
-      this.cells[1] = options.sendmmsg ? 1 : 0;
-    }
-  }
-  static sharedCells(options: { recvmmsg: boolean; sendmmsg: boolean }): Int32Array {
-    const cells = new Int32Array(new SharedArrayBuffer(8));
-    cells[0] = options.recvmmsg ? 1 : 0;
-    cells[1] = options.sendmmsg ? 1 : 0;
-    return cells;
-  }
-  get recvmmsg(): boolean {
-    return this.cells[0] === 1;
-  }
-  get sendmmsg(): boolean {
-    return this.cells[1] === 1;
-  }
-  disable(feature: "recvmmsg" | "sendmmsg", errno: number): void {
-    const cell = feature === "recvmmsg" ? 0 : 1;
-    if (Atomics.compareExchange(this.cells, cell, 1, 0) === 1) this.onDowngrade?.(feature, errno);
-  }
-}
 
 export interface UdpSocketOptions {
   family: 4 | 6;
@@ -148,151 +113,6 @@ export function setDontFragment(fd: number, family: 4 | 6, on: boolean, sys: Sys
 
 export function closeSocket(fd: number, sys: Syscalls = libc): void {
   sys.close(fd);
-}
-
-/**
- * Receives up to `max` datagrams into `batch`. With recvmmsg: one call. Without (flag off, or the kernel
- * refused it): one recvmsg per datagram until EAGAIN or `max`. Returns the count (0 = would block) or
- * -errno for a socket error (e.g. a pending ICMP error), which the caller handles.
- */
-export function receiveBatch(
-  fd: number,
-  batch: RecvBatch,
-  caps: UdpCapabilities,
-  stats: Float64Array,
-  sys: Syscalls = libc,
-  max = batch.capacity,
-): number {
-  batch.prepare(max);
-  if (caps.recvmmsg) {
-    let n: number;
-    do n = sys.recvmmsg(fd, batch.vecAddress, max, MSG_DONTWAIT);
-    while (n === -EINTR);
-    batch.used(n > 0 ? n : 1);
-    if (n >= 0) {
-      recordBatch(stats, n);
-      return n;
-    }
-    if (n === -EAGAIN) {
-      recordBatch(stats, 0);
-      return 0;
-    }
-    if (!isBatchUnsupported(-n)) {
-      if (n === -ENOBUFS || n === -ENOMEM) stats[STAT.noBuffer]!++;
-      return n;
-    }
-    stats[STAT.unavailable]!++;
-    caps.disable("recvmmsg", -n);
-    batch.prepare(max);
-  }
-  let count = 0;
-  while (count < max) {
-    const r = sys.recvmsg(fd, batch.msghdrAddress(count), MSG_DONTWAIT);
-    batch.used(count + 1);
-    if (r === -EINTR) continue;
-    if (r < 0) {
-      if (r === -EAGAIN || count > 0) break; // an error after some datagrams resurfaces on the next call
-      return r;
-    }
-    batch.setLength(count, r);
-    count++;
-  }
-  return count;
-}
-
-/**
- * Sends everything queued in `batch`, one sendmmsg per run of entries for the same socket (sendmsg for a
- * run of one, or when sendmmsg is off). A datagram the kernel refuses (buffer full, ICMP error pending)
- * is counted and dropped: UDP promises no more. Clears the batch.
- */
-export function flushSendBatch(batch: SendBatch, caps: UdpCapabilities, stats: Float64Array, sys: Syscalls = libc): void {
-  const total = batch.count;
-  let i = 0;
-  while (i < total) {
-    const fd = batch.fds[i]!;
-    if (batch.change[i] === 1) applyTtlTos(batch, i, stats, sys);
-    let end = i + 1;
-    while (end < total && batch.fds[end] === fd && batch.change[end] === 0) end++;
-    while (i < end) {
-      if (end - i > 1 && caps.sendmmsg) {
-        const n = sys.sendmmsg(fd, batch.msghdrAddress(i), end - i, 0);
-        if (n > 0) {
-          stats[STAT.sendCalls]!++;
-          stats[STAT.sendPackets]! += n;
-          i += n;
-          continue;
-        }
-        if (n === -EINTR) continue;
-        if (n < 0 && isBatchUnsupported(-n)) {
-          stats[STAT.sendUnavailable]!++;
-          caps.disable("sendmmsg", -n);
-          continue;
-        }
-        // The first entry failed: count it, skip it, and carry on with the rest.
-        stats[STAT.sendErrors]!++;
-        i++;
-        continue;
-      }
-      const r = sys.sendmsg(fd, batch.msghdrAddress(i), 0);
-      if (r === -EINTR) continue;
-      if (r < 0) stats[STAT.sendErrors]!++;
-      else {
-        stats[STAT.sendCalls]!++;
-        stats[STAT.sendPackets]!++;
-      }
-      i++;
-    }
-  }
-  batch.clear();
-}
-
-/**
- * Sticky TTL/TOS (SendBatch.stickyTtlTos): sets the socket options that entry i and the entries after it
- * for the same socket rely on. If the kernel refuses, those entries carry their TTL/TOS as cmsg instead.
- */
-function applyTtlTos(batch: SendBatch, i: number, stats: Float64Array, sys: Syscalls): void {
-  const fd = batch.fds[i]!;
-  const ttl = batch.ttls[i]!;
-  const tos = batch.toss[i]!;
-  const v6 = batch.isIpv6(i);
-  const r1 = setIntOption(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_UNICAST_HOPS : IP_TTL, ttl, sys);
-  // IP_TOS has no "default" value: 0 is the default; IPV6_TCLASS takes -1.
-  const r2 = setIntOption(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_TCLASS : IP_TOS, v6 || tos >= 0 ? tos : 0, sys);
-  if (r1 === 0 && r2 === 0) return;
-  stats[STAT.sendErrors]!++;
-  // Back to the defaults the batch will assume from now on.
-  setIntOption(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_UNICAST_HOPS : IP_TTL, -1, sys);
-  setIntOption(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_TCLASS : IP_TOS, v6 ? -1 : 0, sys);
-  let later = false;
-  for (let j = i; j < batch.count; j++) {
-    if (batch.fds[j] !== fd) continue;
-    if (j > i && batch.change[j] === 1) {
-      later = true; // a later change sets the options the batch assumes after it
-      break;
-    }
-    batch.attachTtlTos(j);
-  }
-  if (!later) batch.forgetSocket(fd);
-}
-
-/**
- * Reads one message from the socket's error queue (IP_RECVERR) into batch entry 0 and parses its
- * sock_extended_err. Returns false when the queue is empty. The offending destination is batch's
- * source address of entry 0.
- */
-export function readErrorQueue(fd: number, batch: RecvBatch, info: CmsgInfo, sys: Syscalls = libc): boolean {
-  batch.prepare(1);
-  const r = sys.recvmsg(fd, batch.msghdrAddress(0), MSG_ERRQUEUE | MSG_DONTWAIT);
-  batch.used(1);
-  if (r < 0) return false;
-  batch.setLength(0, r);
-  parseCmsgs(batch.control, batch.controlOffsetOf(0), batch.controlLength(0), info);
-  return true;
-}
-
-/** TTL/TOS of received entry i. */
-export function receivedTtlTos(batch: RecvBatch, i: number, info: CmsgInfo): CmsgInfo {
-  return parseCmsgs(batch.control, batch.controlOffsetOf(i), batch.controlLength(i), info);
 }
 
 export { SyscallError };

@@ -26,6 +26,7 @@ export const BATCH_STATS = {
   sendPackets: { kind: "counter", help: "Datagrams sent by those calls" },
   sendErrors: { kind: "counter", help: "Datagrams the kernel refused to send" },
   sendUnavailable: { kind: "counter", help: "sendmmsg refused by the kernel (switched to sendmsg)" },
+  sendRefused: { kind: "counter", help: "Datagrams refused for themselves (e.g. destination port 0, EMSGSIZE, EACCES): dropped, batching stays on; part of the send errors" },
 } as const satisfies Record<string, BatchStatSpec>;
 
 export type BatchStatName = keyof typeof BATCH_STATS;

@@ -7,20 +7,20 @@
  *   bun bench/lib/echo-peer.ts <ip> <port> [max-seconds]
  */
 import {
-  EPOLLIN, Epoll, RecvBatch, SOCKADDR_SLOT, STAT, SendBatch, UdpCapabilities, closeSocket, flushSendBatch, libc,
-  newStats, openUdpSocket, receiveBatch,
+  EPOLLIN, Epoll, RecvBatch, SOCKADDR_SLOT, STAT, SendBatch, UdpCapabilities, UdpSocketState, flushSendBatch, libc,
+  newStats, receiveBatch,
 } from "../../ffi/index.ts";
 import { parseIp } from "../../src/net/endpoint.ts";
 
 const [ip = "127.0.0.1", portText = "0", maxText = "120"] = process.argv.slice(2);
-const fd = openUdpSocket({ family: 4, address: parseIp(ip)!, port: Number(portText), bufferSize: 4 << 20 });
+const caps = new UdpCapabilities({ recvmmsg: true, sendmmsg: true });
+const socket = UdpSocketState.open({ family: 4, address: parseIp(ip)!, port: Number(portText), bufferSize: 4 << 20 }, caps);
 const epoll = new Epoll(16);
-epoll.add(fd, EPOLLIN);
+epoll.add(socket.fd, EPOLLIN);
 epoll.add(0, EPOLLIN);
 const recv = new RecvBatch(16, 2048);
 const send = new SendBatch(64, 2048);
 send.borrowFrom(recv.payload, recv.payloadAddress);
-const caps = new UdpCapabilities({ recvmmsg: true, sendmmsg: true });
 const stats = newStats();
 const deadline = Date.now() + Number(maxText) * 1000;
 let rx = 0;
@@ -32,7 +32,7 @@ loop: while (Date.now() < deadline) {
   for (let e = 0; e < n; e++) {
     if (epoll.eventToken(e) === 0) break loop;
     for (let round = 0; round < 64; round++) {
-      const got = receiveBatch(fd, recv, caps, stats, libc);
+      const got = receiveBatch(socket, recv, stats, libc);
       if (got <= 0) break;
       const now = performance.timeOrigin + performance.now();
       if (first === 0) first = now;
@@ -40,14 +40,14 @@ loop: while (Date.now() < deadline) {
       rx += got;
       for (let i = 0; i < got; i++) {
         const off = i * SOCKADDR_SLOT;
-        send.push(fd, recv.names.subarray(off + 4, off + 8), recv.sourcePort(i), recv.datagram(i));
-        if (send.full) flushSendBatch(send, caps, stats, libc);
+        send.push(socket, recv.names.subarray(off + 4, off + 8), recv.sourcePort(i), recv.datagram(i));
+        if (send.full) flushSendBatch(send, stats, libc);
       }
-      flushSendBatch(send, caps, stats, libc);
+      flushSendBatch(send, stats, libc);
       if (got < recv.capacity) break;
     }
   }
 }
-closeSocket(fd, libc);
+socket.close(libc);
 epoll.close();
 console.log(JSON.stringify({ rx, tx: stats[STAT.sendPackets], first, last }));

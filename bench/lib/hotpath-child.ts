@@ -60,7 +60,7 @@ if (handsCoreIn) {
 }
 engine.openListeners();
 const inner = handsCoreIn ? engine : (engine as Record<string, any>);
-const listenerFd: number = inner.listeners[0].fd;
+const listenerFd: number = handsCoreIn ? engine.listeners[0].udp.fd : inner.listeners[0].fd;
 
 // One allocation and a channel to PEER, through the real protocol core (no authentication, so no keys).
 const request = (method: number, build: (w: any) => void) => {
@@ -73,9 +73,9 @@ request(stun.StunMethod.ChannelBind, (w) => {
   stun.writeChannelNumber(w, 0x4000);
   stun.writeXorAddress(w, stun.Attr.XorPeerAddress, PEER);
 });
-const relays: Array<{ fd: number }> = handsCoreIn ? [...engine.relays.all()] : [...inner.relaysById.values()];
-if (relays.length !== 1) throw new Error(`setup failed: ${relays.length} relays; ${logs.join("; ")}`);
-const relayFd = relays[0]!.fd;
+const relayFds: number[] = handsCoreIn ? [...engine.relays.all()].map((r) => r.udp.fd) : [...inner.relaysById.values()].map((r) => r.fd);
+if (relayFds.length !== 1) throw new Error(`setup failed: ${relayFds.length} relays; ${logs.join("; ")}`);
+const relayFd = relayFds[0]!;
 
 // The fake kernel writes into the engine's own receive batch, where its iovecs point.
 const recv = inner.recv;

@@ -17,7 +17,7 @@
  *
  *   bun bench/lib/loadgen.ts <clients> <size> <window> <seconds> <slice-ms> <peer-port> <mode:server-port:server-pid>...
  */
-import { RecvBatch, SendBatch, UdpCapabilities, flushSendBatch, libc, newStats, receiveBatch } from "../../ffi/index.ts";
+import { RecvBatch, SendBatch, flushSendBatch, libc, newStats, receiveBatch, type UdpSocketState } from "../../ffi/index.ts";
 import { parseEndpoint } from "../../src/net/endpoint.ts";
 import { encodeChannelData } from "../../src/stun/index.ts";
 import { contextSwitches, cpuSeconds } from "./proc.ts";
@@ -51,17 +51,16 @@ if (targets.length === 0) throw new Error("no target");
 const packet = encodeChannelData(0x4000, new Uint8Array(Number(sizeText)).fill(0x5a));
 const recv = new RecvBatch(16, 2048);
 const send = new SendBatch(64, 2048);
-const caps = new UdpCapabilities({ recvmmsg: true, sendmmsg: true });
 const stats = newStats();
 const flush = () => {
-  if (send.count) flushSendBatch(send, caps, stats, libc);
+  if (send.count) flushSendBatch(send, stats, libc);
 };
 const seenAt = new Map<number, number>();
 
-function push(t: Target, fd: number, count: number): void {
+function push(t: Target, socket: UdpSocketState, count: number): void {
   const server = t.tc.server;
   for (let k = 0; k < count; k++) {
-    send.push(fd, server.address, server.port, packet);
+    send.push(socket, server.address, server.port, packet);
     if (send.full) flush();
   }
   t.sent += count;
@@ -70,8 +69,8 @@ function push(t: Target, fd: number, count: number): void {
 /** Empties the target's sockets of late replies, then sends every client's window. */
 function startSlice(t: Target, now: number): void {
   for (const c of t.active) {
-    while (receiveBatch(c.fd, recv, caps, stats, libc) > 0);
-    push(t, c.fd, windowN);
+    while (receiveBatch(c.udp, recv, stats, libc) > 0);
+    push(t, c.udp, windowN);
     seenAt.set(c.fd, now);
   }
   flush();
@@ -100,11 +99,12 @@ while ((now = performance.now()) < end) {
   const ready = current.tc.epoll.wait(20);
   for (let e = 0; e < ready; e++) {
     const fd = current.tc.epoll.eventToken(e);
+    const socket = current.tc.byFd.get(fd)!.udp;
     for (let round = 0; round < 8; round++) {
-      const n = receiveBatch(fd, recv, caps, stats, libc);
+      const n = receiveBatch(socket, recv, stats, libc);
       if (n <= 0) break;
       current.received += n;
-      push(current, fd, n);
+      push(current, socket, n);
       if (n < 16) break;
     }
     seenAt.set(fd, now);
@@ -112,7 +112,7 @@ while ((now = performance.now()) < end) {
   flush();
   if (now - lastTopUp > 200) {
     lastTopUp = now;
-    for (const c of current.active) if (now - (seenAt.get(c.fd) ?? 0) > 200) push(current, c.fd, windowN);
+    for (const c of current.active) if (now - (seenAt.get(c.fd) ?? 0) > 200) push(current, c.udp, windowN);
     flush();
   }
 }

@@ -5,8 +5,8 @@
  * Transactions run for all sockets at once, a window at a time, with retransmission; bounded in time.
  */
 import {
-  EPOLLIN, Epoll, RecvBatch, SendBatch, UdpCapabilities, boundPort, closeSocket, flushSendBatch, libc,
-  newStats, openUdpSocket, receiveBatch,
+  EPOLLIN, Epoll, RecvBatch, SendBatch, UdpCapabilities, UdpSocketState, boundPort, flushSendBatch, libc,
+  newStats, receiveBatch,
 } from "../../ffi/index.ts";
 import { parseEndpoint, parseIp, type Endpoint } from "../../src/net/endpoint.ts";
 import {
@@ -23,6 +23,7 @@ export interface Credentials {
 }
 
 export interface TurnClientSocket {
+  udp: UdpSocketState;
   fd: number;
   port: number;
   nonce?: string;
@@ -46,8 +47,9 @@ export class TurnClients {
   constructor(serverPort: number, count: number, readonly creds: Credentials, bufferSize = 0) {
     this.server = parseEndpoint("127.0.0.1", serverPort);
     for (let i = 0; i < count; i++) {
-      const fd = openUdpSocket({ family: 4, address: LOOPBACK, port: 0, ...(bufferSize ? { bufferSize } : {}) });
-      const c: TurnClientSocket = { fd, port: boundPort(fd), allocated: false };
+      const udp = UdpSocketState.open({ family: 4, address: LOOPBACK, port: 0, ...(bufferSize ? { bufferSize } : {}) }, this.caps);
+      const fd = udp.fd;
+      const c: TurnClientSocket = { udp, fd, port: boundPort(fd), allocated: false };
       this.clients.push(c);
       this.byFd.set(fd, c);
       this.epoll.add(fd, EPOLLIN);
@@ -56,11 +58,11 @@ export class TurnClients {
 
   /** Queues raw bytes from a client to the server (flush() sends). */
   queue(c: TurnClientSocket, bytes: Uint8Array): void {
-    this.send.push(c.fd, this.server.address, this.server.port, bytes);
+    this.send.push(c.udp, this.server.address, this.server.port, bytes);
     if (this.send.full) this.flush();
   }
   flush(): void {
-    if (this.send.count) flushSendBatch(this.send, this.caps, this.stats, libc);
+    if (this.send.count) flushSendBatch(this.send, this.stats, libc);
   }
 
   /**
@@ -95,7 +97,7 @@ export class TurnClients {
       for (let e = 0; e < ready; e++) {
         const fd = this.epoll.eventToken(e);
         for (;;) {
-          const n = receiveBatch(fd, this.recv, this.caps, this.stats, libc);
+          const n = receiveBatch(this.byFd.get(fd)!.udp, this.recv, this.stats, libc);
           if (n <= 0) break;
           for (let i = 0; i < n; i++) {
             const p = pending.get(fd);
@@ -163,7 +165,7 @@ export class TurnClients {
   }
 
   close(): void {
-    for (const c of this.clients) closeSocket(c.fd, libc);
+    for (const c of this.clients) c.udp.close(libc);
     this.clients.length = 0;
     this.byFd.clear();
     this.epoll.close();

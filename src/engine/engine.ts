@@ -11,7 +11,7 @@
  */
 import {
   CmsgInfo, ECONNREFUSED, EPOLLERR, EPOLLIN, Epoll, EventFd, MAX_DATAGRAM, RECV_BATCH_MAX, RecvBatch, SendBatch,
-  SyscallError, UdpCapabilities, closeSocket, libc, openUdpSocket, readErrorQueue, receiveBatch, receivedTtlTos,
+  SyscallError, UdpCapabilities, UdpSocketState, libc, readErrorQueue, receiveBatch, receivedTtlTos,
 } from "../../ffi/index.ts";
 import type { TurnServer } from "../turn/server.ts";
 import type { CoreIo } from "./core.ts";
@@ -97,24 +97,20 @@ export class Engine {
       emit({ kind: "log", level: "warn", message: `${feature} refused by the kernel (${new SyscallError(feature, errno).code}); using one datagram per system call from now on` });
     const send = new SendBatch(64);
     send.borrowFrom(this.recv.payload, this.recv.payloadAddress);
-    // Relayed TTL/TOS as socket options while they stay the same, cmsg otherwise (forgetSocket on open/close).
-    send.stickyTtlTos(true);
     this.relays = new RelaySockets(
-      { pool: init.pool, addresses: config.relayAddresses, bufferSize: config.sockBufSize },
+      { pool: init.pool, addresses: config.relayAddresses, bufferSize: config.sockBufSize, caps: this.caps },
       {
         opened: (socket) => {
-          send.forgetSocket(socket.fd);
-          this.sockets.set(socket.fd, socket);
-          this.epoll.add(socket.fd, EPOLLIN);
+          this.sockets.set(socket.udp.fd, socket);
+          this.epoll.add(socket.udp.fd, EPOLLIN);
           this.counters[SLOT.relaySockets] = this.relays.count;
         },
         closing: (socket) => {
           this.out.flush(); // queued datagrams for this socket leave before it closes
-          this.sockets.delete(socket.fd);
-          this.epoll.remove(socket.fd);
+          this.sockets.delete(socket.udp.fd);
+          this.epoll.remove(socket.udp.fd);
         },
-        closed: (socket) => {
-          send.forgetSocket(socket.fd);
+        closed: () => {
           this.counters[SLOT.relaySockets] = this.relays.count;
         },
       },
@@ -133,7 +129,7 @@ export class Engine {
       maxBufferPerEngine: config.streams.maxBufferPerEngine,
       warn: (message) => emit({ kind: "log", level: "warn", message: `engine ${init.index}: ${message}` }),
     });
-    this.out = new Outbox(send, this.caps, this.counters, this.listeners, this.relays, this.tcp);
+    this.out = new Outbox(send, this.counters, this.listeners, this.relays, this.tcp);
     this.turn = core({ sink: this.out, relays: this.relays });
   }
 
@@ -141,12 +137,14 @@ export class Engine {
   openListeners(): string[] {
     const { listenAddresses, listeningPort, sockBufSize } = this.init.config;
     for (const { family, address, label } of listenAddresses) {
-      const fd = openUdpSocket({ family, address, port: listeningPort, reusePort: true, bufferSize: sockBufSize, receiveTtlTos: true, receiveErrors: true });
-      this.out.batch.forgetSocket(fd);
-      const listener: UdpListener = { kind: "listener", id: this.listeners.length, fd, family, label };
+      const udp = UdpSocketState.open(
+        { family, address, port: listeningPort, reusePort: true, bufferSize: sockBufSize, receiveTtlTos: true, receiveErrors: true, stickyTtlTos: true },
+        this.caps,
+      );
+      const listener: UdpListener = { kind: "listener", id: this.listeners.length, udp, family, label };
       this.listeners.push(listener);
-      this.sockets.set(fd, listener);
-      this.epoll.add(fd, EPOLLIN);
+      this.sockets.set(udp.fd, listener);
+      this.epoll.add(udp.fd, EPOLLIN);
       if (this.init.config.tcp) this.tcp.listen(family, address, listeningPort);
     }
     if (this.init.tlsSocketPath) this.tcp.listenUnix(this.init.tlsSocketPath);
@@ -210,7 +208,7 @@ export class Engine {
     const batch = this.recv;
     const arena = batch.payload;
     for (let round = 0; round < MAX_BATCHES_PER_WAKE; round++) {
-      const n = receiveBatch(socket.fd, batch, this.caps, this.counters, libc);
+      const n = receiveBatch(socket.udp, batch, this.counters, libc);
       if (n < 0) {
         // A pending socket error (an ICMP error reported through IP_RECVERR): read it and go on.
         if (!this.drainErrorQueue(socket)) return;
@@ -262,11 +260,11 @@ export class Engine {
   /** Drains the IP_RECVERR queue: ICMP errors from peers or clients are counted, never fatal. */
   private drainErrorQueue(socket: UdpListener | RelaySocket): boolean {
     let any = false;
-    while (readErrorQueue(socket.fd, this.recv, this.errInfo, libc)) {
+    while (readErrorQueue(socket.udp, this.recv, this.errInfo, libc)) {
       any = true;
       this.counters[SLOT.icmpErrors]!++;
       if (this.init.config.verbose && this.errInfo.errno === ECONNREFUSED) {
-        this.emit({ kind: "log", level: "debug", message: `ICMP port unreachable from port ${this.recv.sourcePort(0)} (fd ${socket.fd})` });
+        this.emit({ kind: "log", level: "debug", message: `ICMP port unreachable from port ${this.recv.sourcePort(0)} (fd ${socket.udp.fd})` });
       }
     }
     return any;
@@ -297,7 +295,7 @@ export class Engine {
     this.flush();
     this.tcp.closeAll();
     this.turn.closeAll();
-    for (const l of this.listeners) closeSocket(l.fd, libc);
+    for (const l of this.listeners) l.udp.close(libc);
     this.listeners.length = 0;
     this.sockets.clear();
     this.epoll.close();

@@ -4,7 +4,7 @@
  * socket run at `flush`; TCP/TLS clients are written to at once. Relayed datagrams keep the TOS and lose
  * one hop of TTL of the datagram being handled, which the event loop sets in `ttl`/`tos`.
  */
-import { SendBatch, UdpCapabilities, flushSendBatch, libc, setDontFragment } from "../../ffi/index.ts";
+import { SendBatch, flushSendBatch, libc, type UdpSocketState } from "../../ffi/index.ts";
 import type { Endpoint, Family } from "../net/endpoint.ts";
 import type { RelayHandle, TurnSink } from "../turn/api.ts";
 import type { RelaySockets } from "./relay-sockets.ts";
@@ -14,7 +14,7 @@ export interface UdpListener {
   readonly kind: "listener";
   /** The core's listener id: the index in the engine's listener list. */
   readonly id: number;
-  readonly fd: number;
+  readonly udp: UdpSocketState;
   readonly family: Family;
   readonly label: string;
 }
@@ -24,15 +24,13 @@ export class Outbox implements TurnSink {
   /** TTL/TOS of the datagram being handled; -1 when unknown (a stream, a timer). */
   ttl = -1;
   tos = -1;
-  private readonly caps: UdpCapabilities;
   private readonly counters: Float64Array;
   private readonly listeners: readonly UdpListener[];
   private readonly relays: RelaySockets;
   private readonly tcp: TcpTransport;
 
-  constructor(batch: SendBatch, caps: UdpCapabilities, counters: Float64Array, listeners: readonly UdpListener[], relays: RelaySockets, tcp: TcpTransport) {
+  constructor(batch: SendBatch, counters: Float64Array, listeners: readonly UdpListener[], relays: RelaySockets, tcp: TcpTransport) {
     this.batch = batch;
-    this.caps = caps;
     this.counters = counters;
     this.listeners = listeners;
     this.relays = relays;
@@ -41,10 +39,10 @@ export class Outbox implements TurnSink {
 
   /** Sends what is queued. Must run before the receive arena the queue points into is reused. */
   flush(): void {
-    if (this.batch.count > 0) flushSendBatch(this.batch, this.caps, this.counters, libc);
+    if (this.batch.count > 0) flushSendBatch(this.batch, this.counters, libc);
   }
 
-  private queue(fd: number, to: Endpoint, data: Uint8Array, offset: number, length: number, relayed: boolean): void {
+  private queue(socket: UdpSocketState, to: Endpoint, data: Uint8Array, offset: number, length: number, relayed: boolean): void {
     let ttl = -1;
     let tos = -1;
     if (relayed) {
@@ -52,7 +50,7 @@ export class Outbox implements TurnSink {
       if (this.ttl > 0) ttl = this.ttl > 1 ? this.ttl - 1 : 1;
       tos = this.tos;
     }
-    this.batch.pushRange(fd, to.address, to.port, data, offset, length, ttl, tos);
+    this.batch.pushRange(socket, to.address, to.port, data, offset, length, ttl, tos);
     if (this.batch.full) this.flush();
   }
 
@@ -62,7 +60,7 @@ export class Outbox implements TurnSink {
       return;
     }
     const l = this.listeners[listener];
-    if (l) this.queue(l.fd, client, data, 0, data.length, false);
+    if (l) this.queue(l.udp, client, data, 0, data.length, false);
   }
 
   relayToClient(listener: number, client: Endpoint, bytes: Uint8Array, offset: number, length: number): void {
@@ -71,18 +69,17 @@ export class Outbox implements TurnSink {
       return;
     }
     const l = this.listeners[listener];
-    if (l) this.queue(l.fd, client, bytes, offset, length, true);
+    if (l) this.queue(l.udp, client, bytes, offset, length, true);
   }
 
   relayToPeer(relay: RelayHandle, peer: Endpoint, bytes: Uint8Array, offset: number, length: number, dontFragment: boolean): void {
     const socket = this.relays.get(relay.id);
     if (!socket || peer.family !== socket.family) return;
-    if (socket.dontFragment !== dontFragment) {
+    if (socket.udp.dontFragment !== dontFragment) {
       // DONT-FRAGMENT (RFC 8656 §14.8) is a socket option: queued datagrams go out under the old setting.
       this.flush();
-      setDontFragment(socket.fd, socket.family, dontFragment, libc);
-      socket.dontFragment = dontFragment;
+      socket.udp.setDontFragment(dontFragment, libc);
     }
-    this.queue(socket.fd, peer, bytes, offset, length, true);
+    this.queue(socket.udp, peer, bytes, offset, length, true);
   }
 }

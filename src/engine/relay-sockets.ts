@@ -4,7 +4,7 @@
  * mapping its local address to the advertised one, and closing it. The engine's event loop learns of
  * each socket through `RelaySocketHooks` (epoll registration, flushing before a close).
  */
-import { closeSocket, libc, openUdpSocket } from "../../ffi/index.ts";
+import { UdpSocketState, type UdpCapabilities } from "../../ffi/index.ts";
 import { endpointFromBytes, type Family } from "../net/endpoint.ts";
 import type { RelayAllocator, RelayHandle, RelayOpenRequest, RelayOpenResult } from "../turn/api.ts";
 import type { RelayAddress } from "../config/resolve.ts";
@@ -12,12 +12,11 @@ import { PortPool, type PortPoolShared } from "./port-pool.ts";
 
 export interface RelaySocket {
   readonly kind: "relay";
-  readonly fd: number;
+  /** The socket, with what the kernel accepted for it (batching, sticky TTL/TOS, DONT-FRAGMENT). */
+  readonly udp: UdpSocketState;
   readonly family: Family;
   readonly port: number;
   readonly handle: RelayHandle;
-  /** DONT-FRAGMENT (RFC 8656 §14.8) as last set on the socket. */
-  dontFragment: boolean;
 }
 
 export interface RelaySocketHooks {
@@ -35,12 +34,15 @@ export interface RelaySocketOptions {
   addresses: readonly RelayAddress[];
   /** SO_RCVBUF/SO_SNDBUF wish (coturn --sock-buf-size). */
   bufferSize: number;
+  /** The process-wide batching capabilities every socket shares. */
+  caps: UdpCapabilities;
 }
 
 export class RelaySockets implements RelayAllocator {
   private readonly pool: PortPool;
   private readonly addresses: { 4?: RelayAddress; 6?: RelayAddress } = {};
   private readonly bufferSize: number;
+  private readonly caps: UdpCapabilities;
   private readonly hooks: RelaySocketHooks;
   private readonly byId = new Map<number, RelaySocket>();
   private nextId = 1;
@@ -49,6 +51,7 @@ export class RelaySockets implements RelayAllocator {
     this.pool = new PortPool(options.pool);
     for (const a of options.addresses) this.addresses[a.family] = a;
     this.bufferSize = options.bufferSize;
+    this.caps = options.caps;
     this.hooks = hooks;
   }
 
@@ -71,10 +74,13 @@ export class RelaySockets implements RelayAllocator {
     const family = request.reservationToken !== undefined ? PortPool.tokenFamily(request.reservationToken) : request.family;
     const address = this.addresses[family];
     if (!address) return { ok: false, code: 440 };
-    let fd = -1;
+    let udp: UdpSocketState | undefined;
     const bind = (port: number): boolean => {
       try {
-        fd = openUdpSocket({ family, address: address.local, port, bufferSize: this.bufferSize, receiveTtlTos: true, receiveErrors: true });
+        udp = UdpSocketState.open(
+          { family, address: address.local, port, bufferSize: this.bufferSize, receiveTtlTos: true, receiveErrors: true, stickyTtlTos: true },
+          this.caps,
+        );
         return true;
       } catch {
         return false; // taken by another process, or refused: try the next port
@@ -95,7 +101,7 @@ export class RelaySockets implements RelayAllocator {
       if (request.reserveNext) reservationToken = this.pool.newToken(port + 1, family);
     }
     const handle: RelayHandle = { id: this.nextId++, address: endpointFromBytes(address.advertised, port) };
-    const socket: RelaySocket = { kind: "relay", fd, family, port, handle, dontFragment: false };
+    const socket: RelaySocket = { kind: "relay", udp: udp!, family, port, handle };
     this.byId.set(handle.id, socket);
     this.hooks.opened(socket);
     return reservationToken === undefined ? { ok: true, relay: handle } : { ok: true, relay: handle, reservationToken };
@@ -106,7 +112,7 @@ export class RelaySockets implements RelayAllocator {
     if (!socket) return;
     this.hooks.closing(socket);
     this.byId.delete(relay.id);
-    closeSocket(socket.fd, libc);
+    socket.udp.close();
     this.pool.release(socket.port);
     this.hooks.closed(socket);
   }

@@ -63,6 +63,7 @@ const FAMILIES = [
   { name: "turn_udp_sendmmsg_datagrams", samples: "sendPackets" },
   { name: "bunturn_udp_send_errors_total", samples: "sendErrors" },
   { name: "bunturn_udp_sendmmsg_unavailable_total", samples: "sendUnavailable" },
+  { name: "bunturn_udp_send_refused_total", samples: "sendRefused" },
   { name: "bunturn_engine_allocations", help: "Allocations per relay engine (thread)", samples: "allocations", perEngine: true },
   { name: "bunturn_engine_relay_sockets", help: "Relay sockets per relay engine (thread)", samples: "relaySockets", perEngine: true },
 ] as const satisfies readonly CounterFamily[];

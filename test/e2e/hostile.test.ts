@@ -6,7 +6,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import {
-  RecvBatch, SendBatch, STAT_COUNT, UdpCapabilities, closeSocket, flushSendBatch, libc, openUdpSocket, receiveBatch,
+  RecvBatch, SendBatch, STAT_COUNT, UdpCapabilities, UdpSocketState, flushSendBatch, libc, receiveBatch,
 } from "../../ffi/index.ts";
 import { parseEndpoint, type Endpoint } from "../../src/net/endpoint.ts";
 import { Attr, StunClass, StunMethod, StunWriter, writeAddressFamily, writeRequestedTransport } from "../../src/stun/index.ts";
@@ -48,12 +48,12 @@ describe("spoofed-source Allocate flood without credentials", () => {
     const server = await fixture(["--relay-threads", "2", "--no-unauthorized-ratelimit"]);
     // Eight probe sockets: the kernel hashes each to an engine, so both engines' queues are paced.
     const probes = await Promise.all(Array.from({ length: 8 }, () => client(server, "127.0.0.2")));
-    const sockets: number[] = [];
-    // 64 source addresses x 16 ports: every datagram comes from a 5-tuple the server has not seen lately.
-    for (let a = 0; a < 64; a++) for (let p = 0; p < 16; p++) sockets.push(openUdpSocket({ family: 4, address: new Uint8Array([127, 0, 1, 10 + a]), port: 0 }));
-    closers.push(() => sockets.forEach((fd) => closeSocket(fd)));
-    const batch = new SendBatch(64, 64);
     const caps = new UdpCapabilities({ recvmmsg: true, sendmmsg: true });
+    const sockets: UdpSocketState[] = [];
+    // 64 source addresses x 16 ports: every datagram comes from a 5-tuple the server has not seen lately.
+    for (let a = 0; a < 64; a++) for (let p = 0; p < 16; p++) sockets.push(UdpSocketState.open({ family: 4, address: new Uint8Array([127, 0, 1, 10 + a]), port: 0 }, caps));
+    closers.push(() => sockets.forEach((s) => s.close()));
+    const batch = new SendBatch(64, 64);
     const stats = new Float64Array(STAT_COUNT);
     const to = new Uint8Array([127, 0, 0, 1]);
     let requestBytes = 0;
@@ -65,14 +65,14 @@ describe("spoofed-source Allocate flood without credentials", () => {
         requestBytes += m.length;
         minRequest = Math.min(minRequest, m.length);
         batch.push(sockets[(sent + i) % sockets.length]!, to, server.port, m);
-        if (batch.full) flushSendBatch(batch, caps, stats, libc);
+        if (batch.full) flushSendBatch(batch, stats, libc);
         // Paced by Binding probes every 256: the listener queues stay short, (almost) nothing is dropped.
         if (i % 256 === 255) {
-          flushSendBatch(batch, caps, stats, libc);
+          flushSendBatch(batch, stats, libc);
           for (const r of await Promise.all(probes.map((p) => p.request(StunMethod.Binding)))) expect(r.ok).toBe(true);
         }
       }
-      flushSendBatch(batch, caps, stats, libc);
+      flushSendBatch(batch, stats, libc);
       sent += count;
     };
 
@@ -88,8 +88,8 @@ describe("spoofed-source Allocate flood without credentials", () => {
     let responses = 0;
     let responseBytes = 0;
     let maxResponse = 0;
-    for (const fd of sockets) {
-      for (let n = receiveBatch(fd, recv, caps, stats); n > 0; n = receiveBatch(fd, recv, caps, stats)) {
+    for (const socket of sockets) {
+      for (let n = receiveBatch(socket, recv, stats); n > 0; n = receiveBatch(socket, recv, stats)) {
         for (let i = 0; i < n; i++) {
           const len = recv.length(i);
           responses++;
@@ -127,18 +127,17 @@ describe("--unauthorized-ratelimit (on by default)", () => {
     // One engine: the other client's requests queue behind the flood on the same listener, so once it is
     // answered, every flood datagram has been handled.
     const server = await fixture(["--relay-threads", "1", "--prometheus", "--prometheus-address", "127.0.0.1", "--prometheus-port", String(metricsPort)]);
-    const flooder = openUdpSocket({ family: 4, address: new Uint8Array([127, 0, 1, 200]), port: 0 });
-    closers.push(() => closeSocket(flooder));
+    const flooder = UdpSocketState.open({ family: 4, address: new Uint8Array([127, 0, 1, 200]), port: 0 }, new UdpCapabilities({ recvmmsg: true, sendmmsg: true }));
+    closers.push(() => flooder.close());
     const batch = new SendBatch(64, 64);
-    const caps = new UdpCapabilities({ recvmmsg: true, sendmmsg: true });
     const stats = new Float64Array(STAT_COUNT);
     const started = performance.now();
     const sent = 2000;
     for (let i = 0; i < sent; i++) {
       batch.push(flooder, new Uint8Array([127, 0, 0, 1]), server.port, bareAllocate(i));
-      if (batch.full) flushSendBatch(batch, caps, stats, libc);
+      if (batch.full) flushSendBatch(batch, stats, libc);
     }
-    flushSendBatch(batch, caps, stats, libc);
+    flushSendBatch(batch, stats, libc);
     // Another address is answered and authenticates as usual meanwhile.
     const other = await client(server, "127.0.1.201");
     expect((await other.allocate()).ok).toBe(true);
@@ -146,7 +145,7 @@ describe("--unauthorized-ratelimit (on by default)", () => {
 
     const recv = new RecvBatch(16, 2048);
     let responses = 0;
-    for (let n = receiveBatch(flooder, recv, caps, stats); n > 0; n = receiveBatch(flooder, recv, caps, stats)) responses += n;
+    for (let n = receiveBatch(flooder, recv, stats); n > 0; n = receiveBatch(flooder, recv, stats)) responses += n;
     const limited = (await serverStats(server)).protocol.unauthenticatedRateLimited!;
     const page = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     const exported = Number(/^bunturn_unauthenticated_responses_limited_total (\d+)$/m.exec(page)?.[1]);
@@ -245,19 +244,18 @@ describe("faults", () => {
     closers.push(() => peer.close());
     const c = await client(server);
     const echo = await relayedEcho(c, peer.endpoint);
-    const fd = openUdpSocket({ family: 4, address: new Uint8Array([127, 0, 0, 7]), port: 0 });
-    closers.push(() => closeSocket(fd));
+    const socket = UdpSocketState.open({ family: 4, address: new Uint8Array([127, 0, 0, 7]), port: 0 }, new UdpCapabilities({ recvmmsg: false, sendmmsg: true }));
+    closers.push(() => socket.close());
     const batch = new SendBatch(64, 600);
-    const caps = new UdpCapabilities({ recvmmsg: false, sendmmsg: true });
     const stats = new Float64Array(STAT_COUNT);
     const big = new Uint8Array(512); // ChannelData on no allocation: dropped by the core if it gets that far
     big[0] = 0x40;
     big[3] = 0xfc;
     for (let i = 0; i < 50_000; i++) {
-      batch.push(fd, new Uint8Array([127, 0, 0, 1]), server.port, big);
-      if (batch.full) flushSendBatch(batch, caps, stats, libc);
+      batch.push(socket, new Uint8Array([127, 0, 0, 1]), server.port, big);
+      if (batch.full) flushSendBatch(batch, stats, libc);
     }
-    flushSendBatch(batch, caps, stats, libc);
+    flushSendBatch(batch, stats, libc);
     const drops = listenerDrops(server.port);
     console.log(`receive-buffer overflow: the kernel dropped ${drops} datagrams at the listener`);
     expect(drops).toBeGreaterThan(0);

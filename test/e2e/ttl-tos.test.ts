@@ -5,8 +5,8 @@
  */
 import { afterAll, expect, test } from "bun:test";
 import {
-  CmsgInfo, IPPROTO_IP, IP_TOS, IP_TTL, RecvBatch, SendBatch, UdpCapabilities, closeSocket, flushSendBatch,
-  newStats, openUdpSocket, boundPort, receiveBatch, receivedTtlTos, setIntOption,
+  CmsgInfo, IPPROTO_IP, IP_TOS, IP_TTL, RecvBatch, SendBatch, UdpCapabilities, UdpSocketState, flushSendBatch,
+  newStats, boundPort, receiveBatch, receivedTtlTos, setIntOption,
 } from "../../ffi/index.ts";
 import { parseEndpoint, type Endpoint } from "../../src/net/endpoint.ts";
 import {
@@ -18,16 +18,17 @@ import { startBunturn, type Running } from "./harness.ts";
 
 const LOOPBACK = new Uint8Array([127, 0, 0, 1]);
 const caps = new UdpCapabilities({ recvmmsg: true, sendmmsg: true });
-const fds: number[] = [];
+const sockets = new Map<number, UdpSocketState>();
 const running: Running[] = [];
 afterAll(async () => {
-  fds.forEach((fd) => closeSocket(fd));
+  sockets.forEach((s) => s.close());
   await Promise.all(running.map((r) => r.stop()));
 });
 
 function socketWith(ttl: number, tos: number): { fd: number; port: number } {
-  const fd = openUdpSocket({ family: 4, address: LOOPBACK, port: 0, receiveTtlTos: true });
-  fds.push(fd);
+  const socket = UdpSocketState.open({ family: 4, address: LOOPBACK, port: 0, receiveTtlTos: true }, caps);
+  const fd = socket.fd;
+  sockets.set(fd, socket);
   setIntOption(fd, IPPROTO_IP, IP_TTL, ttl);
   setIntOption(fd, IPPROTO_IP, IP_TOS, tos);
   return { fd, port: boundPort(fd) };
@@ -35,15 +36,15 @@ function socketWith(ttl: number, tos: number): { fd: number; port: number } {
 
 function send(fd: number, to: Endpoint, data: Uint8Array): void {
   const batch = new SendBatch(1);
-  batch.push(fd, to.address, to.port, data);
-  flushSendBatch(batch, caps, newStats());
+  batch.push(sockets.get(fd)!, to.address, to.port, data);
+  flushSendBatch(batch, newStats());
 }
 
 /** The next datagram on fd with its TTL and TOS. */
 function receive(fd: number): { data: Uint8Array; ttl: number; tos: number; port: number } {
   if (!waitReadable(fd, 3000)) throw new Error("nothing arrived within 3 s");
   const batch = new RecvBatch(1);
-  expect(receiveBatch(fd, batch, caps, newStats())).toBe(1);
+  expect(receiveBatch(sockets.get(fd)!, batch, newStats())).toBe(1);
   const info = receivedTtlTos(batch, 0, new CmsgInfo());
   return { data: batch.datagram(0).slice(), ttl: info.ttl, tos: info.tos, port: batch.sourcePort(0) };
 }

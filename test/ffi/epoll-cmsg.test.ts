@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import {
   CMSGHDR, CmsgInfo, EPOLLIN, Epoll, EventFd, IPPROTO_IP, IPPROTO_IPV6, IP_TOS, IP_TTL, IPV6_HOPLIMIT,
   IPV6_TCLASS, SendBatch, SyscallError, EBADF, check, libc, parseCmsgs, writeTtlTos, openUdpSocket,
-  EADDRINUSE, UdpCapabilities, flushSendBatch, newStats, setDontFragment, getIntOption, IP_MTU_DISCOVER,
+  EADDRINUSE, flushSendBatch, newStats, setDontFragment, getIntOption, IP_MTU_DISCOVER,
   IP_PMTUDISC_DO, IP_PMTUDISC_DONT, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO,
 } from "../../ffi/index.ts";
 import { LOOPBACK4, SocketScope } from "./helpers.ts";
@@ -24,8 +24,8 @@ describe("epoll and eventfd", () => {
       expect(performance.now() - t0).toBeGreaterThanOrEqual(15);
 
       const send = new SendBatch(1);
-      send.push(tx.fd, LOOPBACK4, rx.port, new Uint8Array([1]));
-      flushSendBatch(send, new UdpCapabilities({ recvmmsg: true, sendmmsg: true }), newStats());
+      send.push(tx.udp, LOOPBACK4, rx.port, new Uint8Array([1]));
+      flushSendBatch(send, newStats());
       expect(ep.wait(1000)).toBe(1);
       expect(ep.eventToken(0)).toBe(1000 + rx.fd);
       expect(ep.eventMask(0) & EPOLLIN).toBe(EPOLLIN);

@@ -1,4 +1,4 @@
-import { openUdpSocket, boundPort, closeSocket, Epoll, EPOLLIN } from "../../ffi/index.ts";
+import { UdpCapabilities, UdpSocketState, boundPort, Epoll, EPOLLIN } from "../../ffi/index.ts";
 
 export const LOOPBACK4 = new Uint8Array([127, 0, 0, 1]);
 export const LOOPBACK6 = (() => {
@@ -7,16 +7,29 @@ export const LOOPBACK6 = (() => {
   return a;
 })();
 
-/** Opens bound loopback sockets and closes every one of them after the test. */
+export interface TestSocket {
+  udp: UdpSocketState;
+  fd: number;
+  port: number;
+}
+
+/**
+ * Opens bound loopback sockets and closes every one of them after the test. Each gets its own batching
+ * capabilities (both on) unless the test hands in the ones it wants to watch.
+ */
 export class SocketScope {
-  private readonly fds: number[] = [];
-  open(family: 4 | 6 = 4, options: { receiveTtlTos?: boolean; receiveErrors?: boolean } = {}): { fd: number; port: number } {
-    const fd = openUdpSocket({ family, address: family === 4 ? LOOPBACK4 : LOOPBACK6, port: 0, ...options });
-    this.fds.push(fd);
-    return { fd, port: boundPort(fd) };
+  private readonly sockets: UdpSocketState[] = [];
+  open(
+    family: 4 | 6 = 4,
+    options: { receiveTtlTos?: boolean; receiveErrors?: boolean; stickyTtlTos?: boolean } = {},
+    caps = new UdpCapabilities({ recvmmsg: true, sendmmsg: true }),
+  ): TestSocket {
+    const udp = UdpSocketState.open({ family, address: family === 4 ? LOOPBACK4 : LOOPBACK6, port: 0, ...options }, caps);
+    this.sockets.push(udp);
+    return { udp, fd: udp.fd, port: boundPort(udp.fd) };
   }
   closeAll(): void {
-    for (const fd of this.fds.splice(0)) closeSocket(fd);
+    for (const s of this.sockets.splice(0)) s.close();
   }
 }
 

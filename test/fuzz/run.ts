@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { readFileSync, readdirSync } from "node:fs";
 import {
-  RecvBatch, SendBatch, STAT, STAT_COUNT, UdpCapabilities, boundPort, closeSocket, flushSendBatch, libc, openUdpSocket,
+  RecvBatch, SendBatch, STAT, STAT_COUNT, UdpCapabilities, UdpSocketState, boundPort, flushSendBatch, libc,
   receiveBatch,
 } from "../../ffi/index.ts";
 import { StunMethod } from "../../src/stun/index.ts";
@@ -130,11 +130,12 @@ export const FUZZ_SERVER_ARGS = [
 ];
 
 /** Reads every datagram waiting on the source sockets (non-blocking) and hands each to `seen`. */
-function drain(fds: readonly number[], batch: RecvBatch, caps: UdpCapabilities, stats: Float64Array, seen: (fd: number, d: Uint8Array) => void): number {
+function drain(sockets: readonly UdpSocketState[], batch: RecvBatch, stats: Float64Array, seen: (fd: number, d: Uint8Array) => void): number {
   let n = 0;
-  for (const fd of fds) {
+  for (const socket of sockets) {
+    const fd = socket.fd;
     for (let rounds = 0; rounds < 64; rounds++) {
-      const got = receiveBatch(fd, batch, caps, stats);
+      const got = receiveBatch(socket, batch, stats);
       if (got <= 0) break;
       for (let i = 0; i < got; i++) seen(fd, batch.datagram(i));
       n += got;
@@ -166,7 +167,11 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzResult> {
   const auth = o.auth === true;
   const server = o.server ?? (await startFixture(FUZZ_SERVER_ARGS, auth ? "users" : "none", false));
   const rng = new Rng(o.seed ?? 1);
+  /** Source sockets, by fd (nonces are kept by fd) and in order. */
   const sockets: number[] = [];
+  const states: UdpSocketState[] = [];
+  const stateOf = new Map<number, UdpSocketState>();
+  const caps = new UdpCapabilities({ recvmmsg: false, sendmmsg: true });
   const probes: TurnClient[] = [];
   let peer: EchoPeer | undefined;
   let good: TurnClient | undefined;
@@ -184,7 +189,10 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzResult> {
     const perAddress = o.socketsPerAddress ?? (auth ? 8 : 16);
     for (let a = 0; a < addresses; a++) {
       for (let s = 0; s < perAddress; s++) {
-        sockets.push(openUdpSocket({ family: 4, address: new Uint8Array([127, 0, 0, 10 + a]), port: 0 }));
+        const socket = UdpSocketState.open({ family: 4, address: new Uint8Array([127, 0, 0, 10 + a]), port: 0 }, caps);
+        states.push(socket);
+        stateOf.set(socket.fd, socket);
+        sockets.push(socket.fd);
       }
     }
     log(`fuzz: ${sockets.length} source sockets on 127.0.0.10-${9 + addresses}, first port ${boundPort(sockets[0]!)}`);
@@ -193,7 +201,6 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzResult> {
     const counts = emptyCounts();
     const batch = new SendBatch(64, 2048);
     const recv = new RecvBatch(64, 2048);
-    const caps = new UdpCapabilities({ recvmmsg: false, sendmmsg: true });
     const stats = new Float64Array(STAT_COUNT);
     const serverAddress = new Uint8Array([127, 0, 0, 1]);
 
@@ -216,10 +223,10 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzResult> {
     };
     if (auth) {
       for (let round = 0; round < 20 && nonces.size < sockets.length; round++) {
-        for (const fd of sockets) if (!nonces.has(fd)) batch.push(fd, serverAddress, server.port, SignedMutator.challenge(rng));
-        flushSendBatch(batch, caps, stats, libc);
+        for (const fd of sockets) if (!nonces.has(fd)) batch.push(stateOf.get(fd)!, serverAddress, server.port, SignedMutator.challenge(rng));
+        flushSendBatch(batch, stats, libc);
         await Bun.sleep(50);
-        drain(sockets, recv, caps, stats, seen);
+        drain(states, recv, stats, seen);
       }
       if (nonces.size < sockets.length) throw new Error(`only ${nonces.size}/${sockets.length} sources got a nonce`);
       log(`fuzz: ${nonces.size} nonces, SHA-256 ${nonces.get(sockets[0]!)!.algorithms ? "offered" : "not offered"}`);
@@ -246,19 +253,19 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzResult> {
           if (signer && rng.below(5) !== 0) {
             const m = signer.next(nonces.get(fd)!);
             if (m.kind === "after-signing") afterSigningTids.add(tidKey(m.bytes));
-            batch.push(fd, serverAddress, server.port, m.bytes);
+            batch.push(stateOf.get(fd)!, serverAddress, server.port, m.bytes);
             signed++;
           } else {
-            batch.push(fd, serverAddress, server.port, mutate(rng, corpus, counts));
+            batch.push(stateOf.get(fd)!, serverAddress, server.port, mutate(rng, corpus, counts));
           }
-          if (batch.full) flushSendBatch(batch, caps, stats, libc);
+          if (batch.full) flushSendBatch(batch, stats, libc);
         }
         sent += run;
       }
-      flushSendBatch(batch, caps, stats, libc);
+      flushSendBatch(batch, stats, libc);
       const answers = await Promise.all(probes.map((p) => p.request(StunMethod.Binding).then((r) => r.ok, () => false)));
       probesAnswered += answers.filter(Boolean).length;
-      if (auth) drain(sockets, recv, caps, stats, seen);
+      if (auth) drain(states, recv, stats, seen);
       if (++windows % 50 === 0) {
         echoTried++;
         if ((await echo(1, 1000)) === 1) echoAnswered++;
@@ -274,15 +281,15 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzResult> {
     let authResult: AuthFuzzResult | undefined;
     if (auth) {
       await Bun.sleep(50);
-      drain(sockets, recv, caps, stats, seen);
+      drain(states, recv, stats, seen);
       // Release: a valid Refresh(0) (RFC 8656 §7.3) from every source until only the client's is left,
       // then the client's own; reserved ports (EVEN-PORT R) come back when their 30 s run out.
       let stats2 = after;
       for (let round = 0; round < 10 && stats2.allocations > 1; round++) {
-        for (const fd of sockets) batch.push(fd, serverAddress, server.port, signer!.refreshZero(nonces.get(fd)!));
-        flushSendBatch(batch, caps, stats, libc);
+        for (const fd of sockets) batch.push(stateOf.get(fd)!, serverAddress, server.port, signer!.refreshZero(nonces.get(fd)!));
+        flushSendBatch(batch, stats, libc);
         await Bun.sleep(100);
-        drain(sockets, recv, caps, stats, seen);
+        drain(states, recv, stats, seen);
         stats2 = await serverStats(server);
       }
       const r0 = await good.refresh(0);
@@ -323,7 +330,7 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzResult> {
       auth: authResult,
     };
   } finally {
-    for (const fd of sockets) closeSocket(fd);
+    for (const socket of states) socket.close();
     for (const p of probes) p.close();
     good?.close();
     peer?.close();

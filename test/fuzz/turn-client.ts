@@ -72,6 +72,11 @@ export class TurnClient {
     this.socket.send(bytes, this.o.server.port, this.o.server.host);
   }
 
+  /** Sends several datagrams with one system call (sendmmsg), so they queue at the server together. */
+  sendRawMany(list: Uint8Array[]): void {
+    this.socket.sendMany(list.flatMap((bytes) => [bytes, this.o.server.port, this.o.server.host]));
+  }
+
   private receive(data: Uint8Array): void {
     if ((data[0]! & 0xc0) === 0 && data.length >= 20) {
       const key = Buffer.from(data.subarray(8, 20)).toString("hex");

@@ -1,0 +1,164 @@
+/**
+ * The per-engine send buffers (see recv-batch.ts for the layout idea): datagrams queued during one drain,
+ * each with the UdpSocketState of the socket it leaves from, sent by flushSendBatch (batch-io.ts).
+ */
+import {
+  IOVEC, MMSGHDR, MSGHDR, SEND_CONTROL_SPACE, SOCKADDR_SLOT,
+  writePointer,
+} from "./layout.ts";
+import { sockaddrFamily, writeSockaddr } from "./sockaddr.ts";
+import { AF_INET6 } from "./constants.ts";
+import { writeTtlTos } from "./cmsg.ts";
+import { MAX_DATAGRAM, addressOf } from "./recv-batch.ts";
+import { TTL_TOS_CHANGE, TTL_TOS_CMSG, type UdpSocketState } from "./udp-state.ts";
+
+/**
+ * Outgoing datagrams collected during one drain and sent with sendmmsg, grouped by socket. A payload
+ * that is a view into a registered receive arena is sent from there without a copy (the engine flushes
+ * before it receives into that arena again); anything else is copied into a slot.
+ */
+export class SendBatch {
+  readonly capacity: number;
+  readonly slotSize: number;
+  private readonly structBuffer: ArrayBuffer;
+  private readonly u32: Uint32Array;
+  private readonly bytes: Uint8Array;
+  readonly vecAddress: number;
+  private readonly iovOffset: number;
+  private readonly namesOffset: number;
+  private readonly controlOffset: number;
+  private readonly payloadBuffer: ArrayBuffer;
+  private readonly payload: Uint8Array;
+  private readonly payloadAddress: number;
+  /** Socket of each queued entry. */
+  readonly sockets: UdpSocketState[];
+  count = 0;
+  private borrowBuffer: ArrayBufferLike | null = null;
+  private borrowView: Uint8Array | null = null;
+  private borrowAddress = 0;
+  /** Per entry: TTL/TOS asked for, and whether the socket's options change to them before it is sent. */
+  readonly ttls: Int16Array;
+  readonly toss: Int16Array;
+  readonly change: Uint8Array;
+
+  constructor(capacity = 32, slotSize = MAX_DATAGRAM) {
+    this.capacity = capacity;
+    this.slotSize = slotSize;
+    this.iovOffset = capacity * MMSGHDR.size;
+    this.namesOffset = this.iovOffset + capacity * IOVEC.size;
+    this.controlOffset = this.namesOffset + capacity * SOCKADDR_SLOT;
+    this.structBuffer = new ArrayBuffer(this.controlOffset + capacity * SEND_CONTROL_SPACE);
+    this.u32 = new Uint32Array(this.structBuffer);
+    this.bytes = new Uint8Array(this.structBuffer);
+    this.vecAddress = addressOf(this.structBuffer);
+    this.payloadBuffer = new ArrayBuffer(capacity * slotSize);
+    this.payload = new Uint8Array(this.payloadBuffer);
+    this.payloadAddress = addressOf(this.payloadBuffer);
+    this.sockets = new Array<UdpSocketState>(capacity);
+    this.ttls = new Int16Array(capacity);
+    this.toss = new Int16Array(capacity);
+    this.change = new Uint8Array(capacity);
+    for (let i = 0; i < capacity; i++) {
+      const hdr = i * MMSGHDR.size;
+      writePointer(this.u32, hdr + MSGHDR.name, this.vecAddress + this.namesOffset + i * SOCKADDR_SLOT);
+      writePointer(this.u32, hdr + MSGHDR.iov, this.vecAddress + this.iovOffset + i * IOVEC.size);
+      writePointer(this.u32, hdr + MSGHDR.iovlen, 1);
+    }
+  }
+
+  /**
+   * Lets payloads that live in `arena` (a view of a whole buffer, at `address`) be sent in place: ranges of
+   * `arena` itself are recognised by identity, without reading the (native) `buffer` getter per datagram;
+   * other views of its buffer by that getter.
+   */
+  borrowFrom(arena: Uint8Array, address: number): void {
+    if (arena.byteOffset !== 0) throw new RangeError("borrowFrom: the arena must view its buffer from byte 0");
+    this.borrowView = arena;
+    this.borrowBuffer = arena.buffer;
+    this.borrowAddress = address;
+  }
+
+  /** Writes entry i's TTL/TOS as control messages (when its socket option change could not be made). */
+  attachTtlTos(i: number): void {
+    const controlLen = writeTtlTos(this.bytes, this.controlOffset + i * SEND_CONTROL_SPACE, this.isIpv6(i), this.ttls[i]!, this.toss[i]!);
+    this.setControl(i, controlLen);
+  }
+
+  /** Whether entry i carries a control message. */
+  hasControl(i: number): boolean {
+    return this.u32[(i * MMSGHDR.size + MSGHDR.controllen) >>> 2] !== 0;
+  }
+
+  /** Takes entry i's control message away (a kernel that refused it gets the datagram without). */
+  dropControl(i: number): void {
+    this.setControl(i, 0);
+  }
+
+  private setControl(i: number, controlLen: number): void {
+    const hdr = i * MMSGHDR.size;
+    writePointer(this.u32, hdr + MSGHDR.control, controlLen ? this.vecAddress + this.controlOffset + i * SEND_CONTROL_SPACE : 0);
+    writePointer(this.u32, hdr + MSGHDR.controllen, controlLen);
+  }
+
+  get full(): boolean {
+    return this.count === this.capacity;
+  }
+
+  /**
+   * Queues `data` for `socket` towards address:port (4- or 16-byte address), with TTL/TOS when >= 0
+   * (a control message, or the socket's options: see UdpSocketState.planTtlTos). The caller flushes when
+   * `full`. Returns the entry index.
+   */
+  push(socket: UdpSocketState, address: Uint8Array, port: number, data: Uint8Array, ttl = -1, tos = -1): number {
+    return this.pushRange(socket, address, port, data, 0, data.length, ttl, tos);
+  }
+
+  /** push() of data[offset, offset + length): a hot path passes a whole arena and a range, not a view. */
+  pushRange(socket: UdpSocketState, address: Uint8Array, port: number, data: Uint8Array, offset: number, length: number, ttl = -1, tos = -1): number {
+    const i = this.count++;
+    const hdr = i * MMSGHDR.size;
+    const iov = this.iovOffset + i * IOVEC.size;
+    this.sockets[i] = socket;
+    const nameLen = writeSockaddr(this.bytes, this.namesOffset + i * SOCKADDR_SLOT, address, port);
+    this.u32[(hdr + MSGHDR.namelen) >>> 2] = nameLen;
+    let base: number;
+    if (data === this.borrowView) {
+      base = this.borrowAddress + offset;
+    } else if (data.buffer === this.borrowBuffer) {
+      base = this.borrowAddress + data.byteOffset + offset;
+    } else {
+      const n = Math.min(length, this.slotSize);
+      this.payload.set(offset === 0 && n === data.length ? data : data.subarray(offset, offset + n), i * this.slotSize);
+      base = this.payloadAddress + i * this.slotSize;
+      length = n;
+    }
+    writePointer(this.u32, iov + IOVEC.base, base);
+    writePointer(this.u32, iov + IOVEC.len, length);
+    this.ttls[i] = ttl;
+    this.toss[i] = tos;
+    const plan = socket.planTtlTos(ttl, tos);
+    this.change[i] = plan === TTL_TOS_CHANGE ? 1 : 0;
+    let controlLen = 0;
+    if (plan === TTL_TOS_CMSG) {
+      controlLen = writeTtlTos(this.bytes, this.controlOffset + i * SEND_CONTROL_SPACE, address.length === 16, ttl, tos);
+    }
+    writePointer(this.u32, hdr + MSGHDR.control, controlLen ? this.vecAddress + this.controlOffset + i * SEND_CONTROL_SPACE : 0);
+    writePointer(this.u32, hdr + MSGHDR.controllen, controlLen);
+    this.u32[(hdr + MSGHDR.flags) >>> 2] = 0;
+    return i;
+  }
+
+  msghdrAddress(i: number): number {
+    return this.vecAddress + i * MMSGHDR.size;
+  }
+  entryLength(i: number): number {
+    return this.u32[(this.iovOffset + i * IOVEC.size + IOVEC.len) >>> 2]!;
+  }
+  isIpv6(i: number): boolean {
+    return sockaddrFamily(this.bytes, this.namesOffset + i * SOCKADDR_SLOT) === AF_INET6;
+  }
+
+  clear(): void {
+    this.count = 0;
+  }
+}
