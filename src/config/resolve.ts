@@ -6,15 +6,13 @@ import { OPTIONS, type OptionName, type RawOptions } from "./options.ts";
 import { parseIp } from "../net/endpoint.ts";
 import { listenAddresses, relayAddresses, type ExternalIp, type ListenAddress, type RelayAddress } from "./addresses.ts";
 
-export type { ExternalIp, ListenAddress, RelayAddress };
 import { resolveStreamLimits, type StreamLimits } from "./stream-limits.ts";
+import type { PeerPolicyOptions } from "../turn/peer-policy.ts";
+import { ConfigError } from "./config-error.ts";
+import { checkLifetime, checkListeningIps, checkRealm, checkRelayIps, hostInterfaceAddresses, resolvePeerPolicy } from "./host-checks.ts";
 
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ConfigError";
-  }
-}
+export type { ExternalIp, ListenAddress, RelayAddress };
+export { ConfigError };
 
 export type AuthConfig =
   | { kind: "none" }
@@ -43,9 +41,8 @@ export interface RelayConfig {
   auth: AuthConfig;
   /** Set when no credentials were configured and bunturn made a user up, so the operator can log in. */
   generatedUser?: { name: string; password: string };
-  allowLoopbackPeers: boolean;
-  allowedPeerIps: string[];
-  deniedPeerIps: string[];
+  /** Which peers clients may reach: the operator's ranges plus this host's own addresses (resolved once, here). */
+  peerPolicy: PeerPolicyOptions;
   maxAllocateLifetime: number;
   defaultAllocateLifetime: number;
   permissionLifetime: number;
@@ -173,7 +170,9 @@ function resolveTls(raw: RawOptions): Pick<RelayConfig, "tls"> {
 }
 
 export function resolveConfig(raw: RawOptions): RelayConfig {
+  const host = hostInterfaceAddresses();
   const listeningIps = (get<string[]>(raw, "listening-ip") ?? ["0.0.0.0", "::"]).map((ip) => checkIp(ip, "listening-ip"));
+  checkListeningIps(listeningIps, host);
   const listeningPort = checkPort(get<number>(raw, "listening-port"), "listening-port");
   const minPort = checkPort(get<number>(raw, "min-port"), "min-port");
   const maxPort = checkPort(get<number>(raw, "max-port"), "max-port");
@@ -196,8 +195,9 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
     if (priv !== undefined) checkIp(priv, "external-ip");
     return priv === undefined ? { public: pub! } : { public: pub!, private: priv };
   });
+  checkRelayIps(relayIps, host, externalIps);
 
-  const realm = get<string>(raw, "realm");
+  const realm = checkRealm(get<string>(raw, "realm"));
   const users = (get<string[] | undefined>(raw, "user") ?? []).map((u): [string, string] => {
     const at = u.indexOf(":");
     if (at <= 0 || at === u.length - 1) throw new ConfigError(`--user: expected NAME:PASSWORD, got '${u}'`);
@@ -241,14 +241,17 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
     maxPort,
     realm,
     auth,
-    allowLoopbackPeers: get<boolean>(raw, "allow-loopback-peers") === true,
-    allowedPeerIps: get<string[] | undefined>(raw, "allowed-peer-ip") ?? [],
-    deniedPeerIps: get<string[] | undefined>(raw, "denied-peer-ip") ?? [],
-    maxAllocateLifetime: checkPositive(get<number>(raw, "max-allocate-lifetime"), "max-allocate-lifetime"),
-    defaultAllocateLifetime: checkPositive(get<number>(raw, "default-allocate-lifetime"), "default-allocate-lifetime"),
-    permissionLifetime: checkPositive(get<number>(raw, "permission-lifetime"), "permission-lifetime"),
-    channelLifetime: checkPositive(get<number>(raw, "channel-lifetime"), "channel-lifetime"),
-    staleNonce: checkPositive(get<number>(raw, "stale-nonce"), "stale-nonce"),
+    peerPolicy: resolvePeerPolicy({
+      allowLoopback: get<boolean>(raw, "allow-loopback-peers") === true,
+      allowed: get<string[] | undefined>(raw, "allowed-peer-ip") ?? [],
+      denied: get<string[] | undefined>(raw, "denied-peer-ip") ?? [],
+      host, listeningIps, relayIps, externalIps, minPort, maxPort,
+    }),
+    maxAllocateLifetime: checkLifetime(get<number>(raw, "max-allocate-lifetime"), "max-allocate-lifetime"),
+    defaultAllocateLifetime: checkLifetime(get<number>(raw, "default-allocate-lifetime"), "default-allocate-lifetime"),
+    permissionLifetime: checkLifetime(get<number>(raw, "permission-lifetime"), "permission-lifetime"),
+    channelLifetime: checkLifetime(get<number>(raw, "channel-lifetime"), "channel-lifetime"),
+    staleNonce: checkLifetime(get<number>(raw, "stale-nonce"), "stale-nonce"),
     userQuota: checkNotNegative(get<number>(raw, "user-quota"), "user-quota"),
     totalQuota: checkNotNegative(get<number>(raw, "total-quota"), "total-quota"),
     maxBps: checkNotNegative(get<number>(raw, "max-bps"), "max-bps"),

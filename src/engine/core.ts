@@ -38,11 +38,7 @@ export function buildTurnServer(inputs: CoreInputs, io: CoreIo, warn?: (message:
     maxLifetimeSeconds: config.maxAllocateLifetime,
     permissionLifetimeSeconds: config.permissionLifetime,
     channelLifetimeSeconds: config.channelLifetime,
-    peerPolicy: new PeerPolicy({
-      allowLoopback: config.allowLoopbackPeers,
-      allowed: config.allowedPeerIps,
-      denied: config.deniedPeerIps,
-    }),
+    peerPolicy: new PeerPolicy(config.peerPolicy),
     relays: io.relays,
     sink: io.sink,
     quota: new SharedQuota(inputs.quota, {

@@ -1,26 +1,49 @@
 /**
- * Which peers a client may reach through a relay (RFC 8656 §9.1 / §11.2 and §21.2.3: the server decides;
- * coturn's defaults are the model). The order is coturn's: `allowed` ranges first, then `denied`, then
- * the built-in address classes. IPv4-mapped (::ffff:a.b.c.d) and NAT64 (64:ff9b::a.b.c.d) peers are
- * judged by their embedded IPv4 address, so they cannot be used to sneak past the IPv4 rules.
+ * Which peers a client may reach through a relay. RFC 8656 leaves it to the server: CreatePermission may
+ * refuse an IP address with 403 (§10.2; the port there "is ignored and may be any arbitrary value"),
+ * ChannelBind may refuse an IP address and port with 403 (§12.2), and a Send indication to a refused one is
+ * silently discarded (§11.2); §21.2.3 asks servers to keep relays off internal hosts. Safe by default and
+ * fail closed; the full table, with the reason for each row, is docs/peer-policy.md. In order:
+ *
+ *  1. port 0, 0.0.0.0/8, ::, 255.255.255.255 and multicast: refused, whatever is allowed (multicast only
+ *     with allowMulticast);
+ *  2. an IPv6 address that hands its packets to IPv4 (mapped, compatible, NAT64, 6to4, Teredo): refused if a
+ *     denied IPv6 range holds it, otherwise judged by the IPv4 rules alone (an IPv6 allow never admits it);
+ *  3. operator ranges: allowed, then denied (coturn's order); a range applies to its own family only;
+ *  4. loopback with allowLoopback (coturn --allow-loopback-peers);
+ *  5. this server's relay addresses with a port in the relay range: allowed (two clients of this server
+ *     reach each other there); any other port of them, and every other address of this host: refused;
+ *  6. the built-in classes (address-classes.ts): only public addresses pass.
  */
 import { parseIp, type Endpoint } from "../net/endpoint.ts";
+import { classifyV4, classifyV6, embeddedIpv4, u32 } from "./address-classes.ts";
 
 export interface PeerPolicyOptions {
   /** Permit loopback peers (127/8, ::1); coturn --allow-loopback-peers. */
   allowLoopback?: boolean;
   /** Permit private peers (10/8, 172.16/12, 192.168/16, 100.64/10). Default false. */
   allowPrivate?: boolean;
-  /** Permit multicast peers (224/4, ff00::/8); coturn allows them unless --no-multicast-peers. Default false. */
+  /** Permit multicast peers (224/4, ff00::/8). Default false (coturn --no-multicast-peers). */
   allowMulticast?: boolean;
-  /** coturn --allowed-peer-ip: `ip`, `ip1-ip2` or `ip/len`; overrides every other rule. */
+  /** coturn --allowed-peer-ip: `ip`, `ip1-ip2` or `ip/len`. */
   allowed?: string[];
   /** coturn --denied-peer-ip: same syntax. */
   denied?: string[];
+  /** Every address of this host (interfaces, listening, relay, advertised): refused unless allowed. */
+  hostAddresses?: string[];
+  /** This server's relay addresses (relay IPs and the external IPs advertised for them). */
+  relayAddresses?: string[];
+  /** The relay port range: a relay address is a peer only at these ports. */
+  relayPorts?: { min: number; max: number };
 }
+
+export interface PeerRange { family: 4 | 6; lo: Uint8Array; hi: Uint8Array }
 
 interface V4Range { lo: number; hi: number }
 interface V6Range { lo: Uint8Array; hi: Uint8Array }
+
+/** `port` for a verdict on the address alone (CreatePermission): a relay address passes at some port. */
+const ANY_PORT = -1;
 
 export class PeerPolicy {
   private readonly allowLoopback: boolean;
@@ -30,106 +53,93 @@ export class PeerPolicy {
   private readonly allowed6: V6Range[] = [];
   private readonly denied4: V4Range[] = [];
   private readonly denied6: V6Range[] = [];
+  private readonly host = new Set<string>();
+  private readonly relay = new Set<string>();
+  private readonly minRelayPort: number;
+  private readonly maxRelayPort: number;
 
+  /** Throws RangeError on a range or address that does not parse (the config checks them first). */
   constructor(opts: PeerPolicyOptions = {}) {
     this.allowLoopback = opts.allowLoopback ?? false;
     this.allowPrivate = opts.allowPrivate ?? false;
     this.allowMulticast = opts.allowMulticast ?? false;
-    for (const r of opts.allowed ?? []) addRange(r, this.allowed4, this.allowed6);
-    for (const r of opts.denied ?? []) addRange(r, this.denied4, this.denied6);
+    for (const spec of opts.allowed ?? []) addRange(parsePeerRange(spec), this.allowed4, this.allowed6);
+    for (const spec of opts.denied ?? []) addRange(parsePeerRange(spec), this.denied4, this.denied6);
+    for (const ip of opts.relayAddresses ?? []) this.relay.add(hostKey(parseOrThrow(ip)));
+    for (const ip of [...(opts.hostAddresses ?? []), ...(opts.relayAddresses ?? [])]) this.host.add(hostKey(parseOrThrow(ip)));
+    this.minRelayPort = opts.relayPorts?.min ?? 1;
+    this.maxRelayPort = opts.relayPorts?.max ?? 0; // no range: a relay address is only an address of this host
   }
 
+  /** ChannelBind (RFC 8656 §12.2) and Send indications (§11.2): the address and the port. */
   isAllowed(peer: Endpoint): boolean {
-    const a = peer.address;
-    if (peer.family === 4 || a.length === 4) return this.isAllowedV4(toU32(a, 0));
-    const embedded = embeddedIpv4Offset(a);
-    if (embedded >= 0) return this.isAllowedV4(toU32(a, embedded));
+    if (peer.port === 0) return false; // no datagram can go to port 0 (Linux: EINVAL)
+    return this.judge(peer.address, peer.port);
+  }
+
+  /** CreatePermission (RFC 8656 §10.2): the address only, the port being "ignored". */
+  allowsHost(address: Uint8Array): boolean {
+    return this.judge(address, ANY_PORT);
+  }
+
+  private judge(a: Uint8Array, port: number): boolean {
+    if (a.length === 4) return this.judgeV4(u32(a, 0), a, port);
+    const embedded = embeddedIpv4(a);
+    if (embedded !== null) {
+      if (inV6(this.denied6, a) && !inV6(this.allowed6, a)) return false;
+      for (const ip of embedded) if (!this.judgeV4(ip, null, port)) return false;
+      return true;
+    }
+    const cls = classifyV6(a);
+    if (cls === "never") return false;
+    if (cls === "multicast") return this.allowMulticast;
     if (inV6(this.allowed6, a)) return true;
     if (inV6(this.denied6, a)) return false;
-    return this.defaultV6(a);
+    if (cls === "loopback" && this.allowLoopback) return true;
+    const own = this.ownHostVerdict(a, port);
+    if (own !== undefined) return own;
+    return cls === "public";
   }
 
-  private isAllowedV4(ip: number): boolean {
+  /** `bytes` is the address as given when it is IPv4 (to look it up among this host's), else null. */
+  private judgeV4(ip: number, bytes: Uint8Array | null, port: number): boolean {
+    const cls = classifyV4(ip);
+    if (cls === "never") return false;
+    if (cls === "multicast") return this.allowMulticast;
     if (inV4(this.allowed4, ip)) return true;
     if (inV4(this.denied4, ip)) return false;
-    return this.defaultV4(ip);
+    if (cls === "loopback" && this.allowLoopback) return true;
+    const own = this.ownHostVerdict(bytes ?? v4Bytes(ip), port);
+    if (own !== undefined) return own;
+    return cls === "public" || (cls === "private" && this.allowPrivate);
   }
 
-  private defaultV4(ip: number): boolean {
-    const first = ip >>> 24;
-    if (first === 0) return false; // 0.0.0.0/8 "this network" (CVE-2020-26262)
-    if (ip === 0xffffffff) return false; // limited broadcast
-    if ((ip >>> 16) === 0xa9fe) return false; // 169.254/16 link-local
-    if (first === 127) return this.allowLoopback;
-    if (first >= 224 && first <= 239) return this.allowMulticast;
-    if (first === 10 || (ip >>> 20) === 0xac1 || (ip >>> 16) === 0xc0a8 || (ip >>> 22) === (0x64400000 >>> 22)) {
-      return this.allowPrivate; // 10/8, 172.16/12, 192.168/16, 100.64/10 (CGN)
-    }
-    return true;
-  }
-
-  private defaultV6(a: Uint8Array): boolean {
-    let zeroPrefix = true; // within ::/96
-    for (let i = 0; i < 12; i++) if (a[i] !== 0) { zeroPrefix = false; break; }
-    if (zeroPrefix) {
-      const isLoopback = a[12] === 0 && a[13] === 0 && a[14] === 0 && a[15] === 1;
-      // ::1 is loopback; :: and the deprecated IPv4-compatible ::a.b.c.d are never valid peers.
-      return isLoopback ? this.allowLoopback : false;
-    }
-    if (a[0] === 0xff) return this.allowMulticast; // ff00::/8
-    if (a[0] === 0xfe && (a[1]! & 0xc0) === 0x80) return false; // fe80::/10 link-local
-    if ((a[0]! & 0xfe) === 0xfc) return false; // fc00::/7 unique-local
-    return true;
+  /** Undefined when `a` is not this host's; a relay address is allowed inside the relay port range only. */
+  private ownHostVerdict(a: Uint8Array, port: number): boolean | undefined {
+    if (this.host.size === 0) return undefined;
+    const key = hostKey(a);
+    if (!this.host.has(key)) return undefined;
+    if (!this.relay.has(key)) return false;
+    return port === ANY_PORT ? this.minRelayPort <= this.maxRelayPort : port >= this.minRelayPort && port <= this.maxRelayPort;
   }
 }
 
-/** Offset of an embedded IPv4 address in ::ffff:0:0/96 or 64:ff9b::/96, or -1. */
-function embeddedIpv4Offset(a: Uint8Array): number {
-  let mapped = a[10] === 0xff && a[11] === 0xff;
-  for (let i = 0; mapped && i < 10; i++) if (a[i] !== 0) mapped = false;
-  if (mapped) return 12;
-  if (a[0] === 0x00 && a[1] === 0x64 && a[2] === 0xff && a[3] === 0x9b) {
-    for (let i = 4; i < 12; i++) if (a[i] !== 0) return -1;
-    return 12;
-  }
-  return -1;
-}
-
-function toU32(a: Uint8Array, at: number): number {
-  return ((a[at]! << 24) | (a[at + 1]! << 16) | (a[at + 2]! << 8) | a[at + 3]!) >>> 0;
-}
-
-function inV4(ranges: V4Range[], ip: number): boolean {
-  for (const r of ranges) if (ip >= r.lo && ip <= r.hi) return true;
-  return false;
-}
-
-function compare(a: Uint8Array, b: Uint8Array): number {
-  for (let i = 0; i < 16; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
-  return 0;
-}
-
-function inV6(ranges: V6Range[], a: Uint8Array): boolean {
-  for (const r of ranges) if (compare(a, r.lo) >= 0 && compare(a, r.hi) <= 0) return true;
-  return false;
-}
-
-function parseOrThrow(text: string): Uint8Array {
-  const ip = parseIp(text.trim());
-  if (!ip) throw new RangeError(`peer range: not an IP address: ${text}`);
-  return ip;
-}
-
-/** Parses `ip`, `ip1-ip2` or `ip/len` into the IPv4 or IPv6 list. Throws RangeError on bad syntax. */
-function addRange(spec: string, v4: V4Range[], v6: V6Range[]): void {
+/**
+ * Parses `ip`, `ip1-ip2` or `ip/len` (coturn's forms). Throws RangeError, one line naming the entry, on bad
+ * syntax, mixed families, a reversed range, and a range written as IPv4-mapped IPv6: that would match
+ * only IPv6 peers spelled ::ffff:a.b.c.d, which is never what was meant, so the IPv4 form is asked for.
+ */
+export function parsePeerRange(spec: string): PeerRange {
+  const text = spec.trim();
   let lo: Uint8Array;
   let hi: Uint8Array;
-  const slash = spec.indexOf("/");
-  const dash = spec.indexOf("-");
+  const slash = text.indexOf("/");
+  const dash = text.indexOf("-");
   if (slash >= 0) {
-    const base = parseOrThrow(spec.slice(0, slash));
-    const bits = Number(spec.slice(slash + 1));
-    if (!Number.isInteger(bits) || bits < 0 || bits > base.length * 8) throw new RangeError(`peer range: bad prefix length: ${spec}`);
+    const base = parseOrThrow(text.slice(0, slash), spec);
+    const bitsText = text.slice(slash + 1);
+    const bits = Number(bitsText);
+    if (!/^\d{1,3}$/.test(bitsText) || bits > base.length * 8) throw new RangeError(`'${spec}': bad prefix length`);
     lo = base.slice();
     hi = base.slice();
     for (let bit = bits; bit < base.length * 8; bit++) {
@@ -138,18 +148,55 @@ function addRange(spec: string, v4: V4Range[], v6: V6Range[]): void {
       hi[bit >> 3]! |= mask;
     }
   } else if (dash >= 0) {
-    lo = parseOrThrow(spec.slice(0, dash));
-    hi = parseOrThrow(spec.slice(dash + 1));
-    if (lo.length !== hi.length) throw new RangeError(`peer range: mixed families: ${spec}`);
+    lo = parseOrThrow(text.slice(0, dash), spec);
+    hi = parseOrThrow(text.slice(dash + 1), spec);
+    if (lo.length !== hi.length) throw new RangeError(`'${spec}': the two ends are of different families`);
+    if (compare(lo, hi) > 0) throw new RangeError(`'${spec}': the range is reversed (its start is above its end)`);
   } else {
-    lo = parseOrThrow(spec);
+    lo = parseOrThrow(text, spec);
     hi = lo;
   }
-  if (lo.length === 16 && embeddedIpv4Offset(lo) === 12 && embeddedIpv4Offset(hi) === 12 && lo[0] === hi[0]) {
-    // A range written in ::ffff:a.b.c.d (or NAT64) form applies to the IPv4 addresses it embeds.
-    v4.push({ lo: toU32(lo, 12), hi: toU32(hi, 12) });
-    return;
+  if (lo.length === 16 && isMapped(lo) && isMapped(hi)) {
+    throw new RangeError(`'${spec}': an IPv4-mapped IPv6 range; write it as IPv4 (IPv4 peers are judged by IPv4 ranges)`);
   }
-  if (lo.length === 4) v4.push({ lo: toU32(lo, 0), hi: toU32(hi, 0) });
-  else v6.push({ lo, hi });
+  return { family: lo.length === 4 ? 4 : 6, lo, hi };
+}
+
+function addRange(r: PeerRange, v4: V4Range[], v6: V6Range[]): void {
+  if (r.family === 4) v4.push({ lo: u32(r.lo, 0), hi: u32(r.hi, 0) });
+  else v6.push({ lo: r.lo, hi: r.hi });
+}
+
+function isMapped(a: Uint8Array): boolean {
+  for (let i = 0; i < 10; i++) if (a[i] !== 0) return false;
+  return a[10] === 0xff && a[11] === 0xff;
+}
+
+function parseOrThrow(text: string, spec = text): Uint8Array {
+  const ip = parseIp(text.trim());
+  if (!ip) throw new RangeError(`'${spec}': not an IP address`);
+  return ip;
+}
+
+function hostKey(a: Uint8Array): string {
+  return a.join(".");
+}
+
+function v4Bytes(ip: number): Uint8Array {
+  return new Uint8Array([ip >>> 24, (ip >>> 16) & 0xff, (ip >>> 8) & 0xff, ip & 0xff]);
+}
+
+function inV4(ranges: V4Range[], ip: number): boolean {
+  for (const r of ranges) if (ip >= r.lo && ip <= r.hi) return true;
+  return false;
+}
+
+function compare(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return 0;
+}
+
+function inV6(ranges: V6Range[], a: Uint8Array): boolean {
+  for (const r of ranges) if (compare(a, r.lo) >= 0 && compare(a, r.hi) <= 0) return true;
+  return false;
 }

@@ -73,14 +73,18 @@ export class RelayPath {
         s.counters.dropped++;
         return;
       }
-      peer = a.sendPeers.get(ip * 65536 + port) ?? a.sendPeer(ipv4Endpoint(ip, port));
+      peer = a.sendPeers.get(ip * 65536 + port) ?? this.admitSendPeer(a, ipv4Endpoint(ip, port));
     } else {
       const decoded = readXorAddress(m, at, len);
       if (decoded === null || !a.hasPermission(decoded.hostKey, now)) {
         s.counters.dropped++;
         return;
       }
-      peer = a.sendPeer(decoded);
+      peer = a.sendPeers.get(decoded.key) ?? this.admitSendPeer(a, decoded);
+    }
+    if (peer === undefined) {
+      s.counters.dropped++;
+      return;
     }
     const relay = peer.family === 4 ? a.relay4 : a.relay6;
     if (relay === undefined) {
@@ -96,6 +100,16 @@ export class RelayPath {
     s.counters.clientToPeerPackets++;
     s.counters.clientToPeerBytes += dataLength;
     s.sink.relayToPeer(relay, peer, m, dataOffset, dataLength, d.indexOf(Attr.DontFragment) >= 0);
+  }
+
+  /**
+   * RFC 8656 §11.2: the server "MAY impose restrictions on the IP address and port values" of a Send
+   * indication and silently discards one it refuses: port 0, and this host's own addresses outside the relay
+   * range, although the permission (by address only) exists. Judged once per peer: the cache holds only
+   * admitted ones.
+   */
+  private admitSendPeer(a: Allocation, peer: Endpoint): Endpoint | undefined {
+    return this.state.peerPolicy.isAllowed(peer) ? a.sendPeer(peer) : undefined;
   }
 
   /** RFC 8656 §10.3 / §12.6: a datagram from a peer, to the client as ChannelData or a Data indication. */

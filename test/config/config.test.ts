@@ -28,7 +28,7 @@ describe("command line, coturn's language", () => {
     expect(c.sockBufSize).toBe(2 * 1024 * 1024);
     expect(c.udpRecvmmsg).toBe(false);
     expect(c.udpSendmmsg).toBe(true);
-    expect(c.allowLoopbackPeers).toBe(false);
+    expect(c.peerPolicy.allowLoopback).toBe(false);
     expect(c.listeningIps).toEqual(["0.0.0.0", "::"]);
   });
 
@@ -42,7 +42,7 @@ describe("command line, coturn's language", () => {
     expect(c.udpSendmmsg).toBe(false);
     expect(c.udpRecvmmsg).toBe(true);
     expect(c.relayThreads).toBe(1);
-    expect(c.allowedPeerIps).toEqual(["10.0.0.1-10.0.0.9", "192.168.0.0/16"]);
+    expect(c.peerPolicy.allowed).toEqual(["10.0.0.1-10.0.0.9", "192.168.0.0/16"]);
   });
 
   test("REST API secret", () => {

@@ -99,7 +99,8 @@ export function harness(overrides: Partial<TurnServerOptions> & { users?: Record
     realm: REALM,
     software: "bunturn-test",
     nonceSecret: new Uint8Array(32).fill(7),
-    peerPolicy: new PeerPolicy({ allowLoopback: true }),
+    // Test peers live in the documentation ranges, which a real server refuses: admitted here explicitly.
+    peerPolicy: new PeerPolicy({ allowLoopback: true, allowed: ["198.51.100.0/24", "2001:db8::/32"] }),
     relays,
     sink,
     ...overrides,

@@ -21,6 +21,7 @@ export function handleChannelBind(req: RequestContext): void {
   if (peer === null) return req.fail(ErrorCode.BadRequest);
   const relay = a.relayFor(peer.family);
   if (relay === undefined) return req.fail(ErrorCode.PeerAddressFamilyMismatch);
+  // RFC 8656 §12.2: the server may restrict "the IP address and port values" with 403 (port 0 among them).
   if (!state.peerPolicy.isAllowed(peer)) return req.fail(ErrorCode.Forbidden);
 
   a.expireEntries(now);

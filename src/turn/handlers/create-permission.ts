@@ -19,9 +19,10 @@ export function handleCreatePermission(req: RequestContext): void {
     peers.push(peer);
   }
   if (peers.length === 0) return req.fail(ErrorCode.BadRequest);
-  // RFC 8656 §9.2: a peer of a family the allocation has no relay for is 443; policy refusals are 403.
+  // RFC 8656 §10.2: a peer of a family the allocation has no relay for is 443; policy refusals are 403.
+  // The policy judges the address alone: "the port portion of each attribute is ignored" (port 0 included).
   for (const peer of peers) if (a.relayFor(peer.family) === undefined) return req.fail(ErrorCode.PeerAddressFamilyMismatch);
-  for (const peer of peers) if (!state.peerPolicy.isAllowed(peer)) return req.fail(ErrorCode.Forbidden);
+  for (const peer of peers) if (!state.peerPolicy.allowsHost(peer.address)) return req.fail(ErrorCode.Forbidden);
 
   a.expireEntries(now);
   let added = 0;
