@@ -5,7 +5,6 @@ import { randomBytes } from "node:crypto";
 import { OPTIONS, type OptionName, type RawOptions } from "./options.ts";
 import { parseIp } from "../net/endpoint.ts";
 import { listenAddresses, relayAddresses, type ExternalIp, type ListenAddress, type RelayAddress } from "./addresses.ts";
-
 import { resolveStreamLimits, type StreamLimits } from "./stream-limits.ts";
 import type { PeerPolicyOptions } from "../turn/peer-policy.ts";
 import { ConfigError } from "./config-error.ts";

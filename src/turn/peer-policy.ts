@@ -11,8 +11,9 @@
  *     denied IPv6 range holds it, otherwise judged by the IPv4 rules alone (an IPv6 allow never admits it);
  *  3. operator ranges: allowed, then denied (coturn's order); a range applies to its own family only;
  *  4. loopback with allowLoopback (coturn --allow-loopback-peers);
- *  5. this server's relay addresses with a port in the relay range: allowed (two clients of this server
- *     reach each other there); any other port of them, and every other address of this host: refused;
+ *  5. this server's relay addresses, written plainly, with a port in the relay range: allowed (two clients
+ *     of this server reach each other there); any other port of them, and every other address of this
+ *     host: refused;
  *  6. the built-in classes (address-classes.ts): only public addresses pass.
  */
 import { parseIp, type Endpoint } from "../net/endpoint.ts";
@@ -87,7 +88,7 @@ export class PeerPolicy {
     const embedded = embeddedIpv4(a);
     if (embedded !== null) {
       if (inV6(this.denied6, a) && !inV6(this.allowed6, a)) return false;
-      for (const ip of embedded) if (!this.judgeV4(ip, null, port)) return false;
+      for (const ip of embedded) if (!this.judgeV4(ip, null, port)) return false; // (never as a relay address)
       return true;
     }
     const cls = classifyV6(a);
@@ -101,7 +102,10 @@ export class PeerPolicy {
     return cls === "public";
   }
 
-  /** `bytes` is the address as given when it is IPv4 (to look it up among this host's), else null. */
+  /**
+   * `bytes` is the address as given when it is IPv4, null when it came out of an IPv6 address: a relayed
+   * address is always handed to clients in its plain form, so a disguised own address is never a relay.
+   */
   private judgeV4(ip: number, bytes: Uint8Array | null, port: number): boolean {
     const cls = classifyV4(ip);
     if (cls === "never") return false;
@@ -109,7 +113,7 @@ export class PeerPolicy {
     if (inV4(this.allowed4, ip)) return true;
     if (inV4(this.denied4, ip)) return false;
     if (cls === "loopback" && this.allowLoopback) return true;
-    const own = this.ownHostVerdict(bytes ?? v4Bytes(ip), port);
+    const own = bytes === null ? (this.host.has(hostKey(v4Bytes(ip))) ? false : undefined) : this.ownHostVerdict(bytes, port);
     if (own !== undefined) return own;
     return cls === "public" || (cls === "private" && this.allowPrivate);
   }

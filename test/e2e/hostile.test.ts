@@ -158,9 +158,11 @@ describe("--unauthorized-ratelimit (on by default)", () => {
   }, 20_000);
 });
 
+// Not 127.0.0.1 or ::1: those are the relay addresses here, whose relay port range stays reachable (below).
 const ADDRESSES_DENIED_BY_DEFAULT = [
-  "127.0.0.1", "0.0.0.0", "::", "::1", "::ffff:127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.254",
+  "127.0.0.2", "0.0.0.0", "::", "::ffff:127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.254",
   "192.168.1.1", "169.254.0.1", "fe80::1", "fc00::1", "fd12::1", "224.0.0.1", "239.255.255.250", "ff02::1",
+  "240.0.0.1", "fec0::1", "198.51.100.8", "2001:db8::8", "64:ff9b:1:7f00:1::", "2002:7f00:1::", "2001:0:7f00:1::", "::ffff:0:7f00:1",
 ];
 
 /** Allocates with an IPv4 and an IPv6 relay (ADDITIONAL-ADDRESS-FAMILY), so every peer family is judged by policy, not 443. */
@@ -191,28 +193,30 @@ describe("peer filtering end to end (coturn's rules, CVE-2020-26262)", () => {
     const server = await fixture(["--relay-ip", "::1"], "users", false);
     const c = await client(server);
     await dualAllocation(c);
-    const v = await verdicts(c, [...ADDRESSES_DENIED_BY_DEFAULT, "198.51.100.8", "2001:db8::8"]);
+    const v = await verdicts(c, [...ADDRESSES_DENIED_BY_DEFAULT, "8.8.8.8", "2606:4700::1111"]);
     for (const ip of ADDRESSES_DENIED_BY_DEFAULT) expect([ip, ...v[ip]!]).toEqual([ip, 403, 403]);
     // A public address passes (a permission only: nothing is sent to it).
-    expect(v["198.51.100.8"]).toEqual([200, 200]);
-    expect(v["2001:db8::8"]).toEqual([200, 200]);
+    expect(v["8.8.8.8"]).toEqual([200, 200]);
+    expect(v["2606:4700::1111"]).toEqual([200, 200]);
+    // The relay addresses: a permission (by address), but no channel to port 9, outside the relay range.
+    expect(await verdicts(c, ["127.0.0.1", "::1"])).toEqual({ "127.0.0.1": [200, 403], "::1": [200, 403] });
   }, 20_000);
 
   test("--allow-loopback-peers, --allowed-peer-ip and --denied-peer-ip", async () => {
     const server = await fixture([
       "--relay-ip", "::1", "--allow-loopback-peers",
       "--allowed-peer-ip", "10.1.2.3", "--allowed-peer-ip", "fd12::1",
-      "--denied-peer-ip", "127.0.0.5", "--denied-peer-ip", "198.51.100.0/24",
+      "--denied-peer-ip", "127.0.0.5", "--denied-peer-ip", "8.8.8.0/24",
     ], "users", false);
     const c = await client(server);
     await dualAllocation(c);
-    const v = await verdicts(c, ["127.0.0.1", "::1", "::ffff:127.0.0.1", "127.0.0.5", "10.1.2.3", "10.1.2.4", "fd12::1", "fd12::2", "198.51.100.8", "203.0.113.9", "0.0.0.0", "::"]);
+    const v = await verdicts(c, ["127.0.0.1", "::1", "::ffff:127.0.0.1", "127.0.0.5", "10.1.2.3", "10.1.2.4", "fd12::1", "fd12::2", "8.8.8.8", "8.8.4.4", "0.0.0.0", "::"]);
     expect(v).toEqual({
       "127.0.0.1": [200, 200], "::1": [200, 200], "::ffff:127.0.0.1": [200, 200], // loopback allowed
       "127.0.0.5": [403, 403], // denied although loopback is allowed
       "10.1.2.3": [200, 200], "10.1.2.4": [403, 403], // one private address allowed explicitly
       "fd12::1": [200, 200], "fd12::2": [403, 403],
-      "198.51.100.8": [403, 403], "203.0.113.9": [200, 200], // a denied public range
+      "8.8.8.8": [403, 403], "8.8.4.4": [200, 200], // a denied public range
       "0.0.0.0": [403, 403], "::": [403, 403], // never
     });
   }, 20_000);
