@@ -4,7 +4,12 @@
  * features, keyed with a secret shared by all engines. Issuing and checking one keeps no per-client state,
  * and RFC 8489 §9.2.4's rule holds: two sources never get the same nonce.
  *
- *   nonce = [ "obMatJos2" + base64(security features, 24 bits) ]  base64url(expiry u32 || MAC[0..8])
+ *   nonce = [ "obMatJos2" + base64(security features, 24 bits) ]  base64url(expiry mod 2^24 || MAC[0..8])
+ *
+ * The nonce goes out in every 401, to sources that proved nothing, so it is kept short: 28 characters
+ * (32 bytes on the wire with the attribute header). The expiry travels as its low 24 bits and is read
+ * back as the nearest value to now (a lifetime is capped at 2^23 - 1 s, 97 days); the MAC covers the
+ * whole 32-bit expiry, so a nonce read back as the wrong one is simply invalid.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { Endpoint } from "../net/endpoint.ts";
@@ -22,16 +27,22 @@ export const FEATURE_PASSWORD_ALGORITHMS = 0x800001;
 export type NonceStatus = "valid" | "stale" | "invalid";
 
 const MAC_BYTES = 8;
-const BODY_CHARS = 16; // base64url of 4 + 8 bytes
+const EXPIRY_BYTES = 3;
+const BODY_CHARS = 15; // base64url of 3 + 8 bytes
+/** The longest nonce lifetime a 24-bit expiry reads back unambiguously. */
+const MAX_LIFETIME_SECONDS = 2 ** 23 - 1;
 
 export class NonceFactory {
   private readonly prefix: string;
 
+  private readonly lifetimeSeconds: number;
+
   constructor(
     private readonly secret: Uint8Array,
-    private readonly lifetimeSeconds: number,
+    lifetimeSeconds: number,
     features: number | null,
   ) {
+    this.lifetimeSeconds = Math.min(Math.max(0, Math.floor(lifetimeSeconds)), MAX_LIFETIME_SECONDS);
     this.prefix = features === null
       ? ""
       : NONCE_COOKIE + Buffer.from([(features >>> 16) & 0xff, (features >>> 8) & 0xff, features & 0xff]).toString("base64");
@@ -43,20 +54,26 @@ export class NonceFactory {
   }
 
   issue(client: Endpoint, nowUnixSeconds: number): string {
-    const body = new Uint8Array(4 + MAC_BYTES);
+    const body = new Uint8Array(EXPIRY_BYTES + MAC_BYTES);
     const expiry = (Math.floor(nowUnixSeconds) + this.lifetimeSeconds) >>> 0;
-    new DataView(body.buffer).setUint32(0, expiry);
-    body.set(this.mac(expiry, client), 4);
+    body[0] = (expiry >>> 16) & 0xff;
+    body[1] = (expiry >>> 8) & 0xff;
+    body[2] = expiry & 0xff;
+    body.set(this.mac(expiry, client), EXPIRY_BYTES);
     return this.prefix + Buffer.from(body).toString("base64url");
   }
 
   check(nonce: string, client: Endpoint, nowUnixSeconds: number): NonceStatus {
     if (nonce.length !== this.prefix.length + BODY_CHARS || !nonce.startsWith(this.prefix)) return "invalid";
     const body = Buffer.from(nonce.slice(this.prefix.length), "base64url");
-    if (body.length !== 4 + MAC_BYTES) return "invalid";
-    const expiry = body.readUInt32BE(0);
-    if (!timingSafeEqual(body.subarray(4), this.mac(expiry, client))) return "invalid";
-    return expiry >= Math.floor(nowUnixSeconds) ? "valid" : "stale";
+    if (body.length !== EXPIRY_BYTES + MAC_BYTES) return "invalid";
+    // The expiry nearest to now with these low 24 bits: within 2^23 s either side.
+    const now = Math.floor(nowUnixSeconds) >>> 0;
+    let delta = (((body[0]! << 16) | (body[1]! << 8) | body[2]!) - (now & 0xffffff)) & 0xffffff;
+    if (delta >= 0x800000) delta -= 0x1000000;
+    const expiry = (now + delta) >>> 0;
+    if (!timingSafeEqual(body.subarray(EXPIRY_BYTES), this.mac(expiry, client))) return "invalid";
+    return delta >= 0 ? "valid" : "stale";
   }
 
   private mac(expiry: number, client: Endpoint): Uint8Array {

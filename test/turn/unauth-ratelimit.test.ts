@@ -90,11 +90,11 @@ describe("--unauthorized-ratelimit-rps (per source IP address)", () => {
     expect(flood(h, "203.0.113.66", 1000)).toBe(1000);
   });
 
-  test("the 401 carries no reason phrase: 20-byte Allocate -> 92-byte 401 with a 12-byte realm", () => {
+  test("the 401 is small: no reason phrase, a 28-character nonce: 20-byte Allocate -> 88-byte 401 with a 12-byte realm", () => {
     const h = harness({ unauthenticatedRateLimit: 10 });
     const sizes = unauthenticated(h, parseEndpoint("192.0.2.1", 1));
-    // 20 header + ERROR-CODE 8 + REALM 16 + NONCE 36 + PASSWORD-ALGORITHMS 12 (SHA-256, MD5).
-    expect(sizes).toEqual([92]);
+    // 20 header + ERROR-CODE 8 + REALM 16 + NONCE 32 + PASSWORD-ALGORITHMS 12 (SHA-256, MD5).
+    expect(sizes).toEqual([88]);
     const c = h.client("192.0.2.2", 2);
     const r = c.request(StunMethod.Allocate, (w) => writeRequestedTransport(w, 17), { auth: false });
     expect(r.errorCode).toBe(401);
