@@ -32,7 +32,7 @@ class Relays implements RelayAllocator {
     const id = this.next++;
     const relay = { id, address: parseEndpoint("203.0.113.10", 50_000 + id) };
     if (!request.reserveNext) return { ok: true, relay };
-    const token = BigInt(id) << 20n;
+    const token = (BigInt(id) << 20n) | BigInt(50_000 + id + 1); // the reserved port in the low 16 bits, as the engine's pool does
     this.tokens.add(token);
     return { ok: true, relay, reservationToken: token };
   }
