@@ -259,7 +259,7 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
       ? 0
       : checkPositive(get<number>(raw, "unauthorized-ratelimit-rps"), "unauthorized-ratelimit-rps"),
     relayThreads,
-    sockBufSize: get<number>(raw, "sock-buf-size"),
+    sockBufSize: checkPositive(get<number>(raw, "sock-buf-size"), "sock-buf-size"),
     udpRecvmmsg: get<boolean>(raw, "udp-recvmmsg") === true,
     udpRecvmmsgLog: get<boolean>(raw, "udp-recvmmsg-log") === true,
     udpSendmmsg: get<boolean>(raw, "udp-sendmmsg") !== false,

@@ -39,6 +39,7 @@ describe("refused at start, one line", () => {
     [["--permission-lifetime", "0"], "--permission-lifetime: 0 is out of range"],
     [["--channel-lifetime", "40000000"], "--channel-lifetime: 40000000 is out of range"],
     [["--min-port", "6000", "--max-port", "5000"], "--min-port 6000 is above --max-port 5000"],
+    [["--sock-buf-size", "-5"], "--sock-buf-size: must be above 0, got -5"],
   ])("%p", (argv, message) => {
     const line = refusal(argv as string[]);
     expect(line).toContain(message as string);

@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { parseEndpoint, type Endpoint } from "../../src/net/endpoint.ts";
 import { Attr, StunClass, StunMethod, StunWriter, writeAddressFamily, writeRequestedTransport, writeXorAddress } from "../../src/stun/index.ts";
-import { PASSWORD, USER, freePort, type Running } from "./harness.ts";
+import { PASSWORD, USER, e2eTest, freePort, runUclient, startBunturn, type Running } from "./harness.ts";
 import { startFixture } from "../fuzz/run.ts";
 import { EchoPeer, TurnClient } from "../fuzz/turn-client.ts";
 
@@ -80,6 +80,17 @@ describe("this host's own addresses, default policy with --relay-ip 127.0.0.1", 
     sendIndication(b, a.relayed!, new Uint8Array(30)); // the Send path too
     expect(await awaitData(a, beforeA, 6)).toBe(6);
   }, 20_000);
+
+  e2eTest("turnutils_uclient -y (client to client through the relay range) with no allow flag", async () => {
+    const s = await startBunturn({ allowLoopback: false });
+    running.push(s);
+    const r = await runUclient(["-y", "-u", USER, "-w", PASSWORD, "-p", String(s.port), "-n", "30", "-l", "100", "-m", "2", "127.0.0.1"]);
+    if (r.received !== r.sent || r.errors.length > 0) console.error(r.output.slice(-3000));
+    expect(r.errors).toEqual([]);
+    expect(r.sent).toBeGreaterThanOrEqual(60);
+    expect(r.received).toBe(r.sent);
+    expect(r.lost).toBe(0);
+  });
 
   test("the relay's own address outside the relay range is refused (403, Send dropped); an allowed neighbour is reached", async () => {
     const server = await fixture(["--allowed-peer-ip", "127.0.0.2"], false);
