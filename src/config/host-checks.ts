@@ -5,6 +5,7 @@
  */
 import { networkInterfaces } from "node:os";
 import { parseIp } from "../net/endpoint.ts";
+import { MAX_LIFETIME_SECONDS as MAX_NONCE_LIFETIME_SECONDS } from "../turn/nonce.ts";
 import { parsePeerRange, type PeerPolicyOptions } from "../turn/peer-policy.ts";
 import { ConfigError } from "./config-error.ts";
 import type { ExternalIp } from "./addresses.ts";
@@ -51,13 +52,12 @@ export function checkRelayIps(ips: string[], host: string[], external: ExternalI
   }
 }
 
-/** Longest lifetime accepted, in seconds (one year): a nonce's expiry is a 32-bit second count. */
+/** Longest lifetime accepted, in seconds (one year); a nonce's is shorter (it travels as 24 bits, nonce.ts). */
 export const MAX_LIFETIME_SECONDS = 365 * 86400;
 
 export function checkLifetime(seconds: number, option: string): number {
-  if (!(seconds >= 1 && seconds <= MAX_LIFETIME_SECONDS)) {
-    throw new ConfigError(`--${option}: ${seconds} is out of range (1-${MAX_LIFETIME_SECONDS} seconds)`);
-  }
+  const max = option === "stale-nonce" ? MAX_NONCE_LIFETIME_SECONDS : MAX_LIFETIME_SECONDS;
+  if (!(seconds >= 1 && seconds <= max)) throw new ConfigError(`--${option}: ${seconds} is out of range (1-${max} seconds)`);
   return seconds;
 }
 

@@ -30,7 +30,7 @@ const MAC_BYTES = 8;
 const EXPIRY_BYTES = 3;
 const BODY_CHARS = 15; // base64url of 3 + 8 bytes
 /** The longest nonce lifetime a 24-bit expiry reads back unambiguously. */
-const MAX_LIFETIME_SECONDS = 2 ** 23 - 1;
+export const MAX_LIFETIME_SECONDS = 2 ** 23 - 1;
 
 export class NonceFactory {
   private readonly prefix: string;

@@ -32,7 +32,8 @@ describe("refused at start, one line", () => {
     [["--denied-peer-ip", "localhost"], "--denied-peer-ip 'localhost': not an IP address"],
     [["--realm", ""], "--realm must not be empty"],
     [["--realm", "  "], "--realm must not be empty"],
-    [["--stale-nonce", "4000000000"], "--stale-nonce: 4000000000 is out of range (1-31536000 seconds)"],
+    [["--stale-nonce", "4000000000"], "--stale-nonce: 4000000000 is out of range (1-8388607 seconds)"],
+    [["--stale-nonce", "8388608"], "--stale-nonce: 8388608 is out of range"],
     [["--stale-nonce", "0"], "--stale-nonce: 0 is out of range"],
     [["--max-allocate-lifetime", "-1"], "--max-allocate-lifetime: -1 is out of range"],
     [["--default-allocate-lifetime", "99999999999"], "--default-allocate-lifetime: 99999999999 is out of range"],
@@ -73,7 +74,7 @@ describe("the peer policy's view of this host, resolved once", () => {
   });
 
   test("lifetimes inside the range, realm with text and local addresses start", () => {
-    const c = resolve(["--listening-ip", "127.0.0.1", "--listening-ip", "::", "--stale-nonce", "31536000", "--channel-lifetime", "1", "--realm", "r"]);
-    expect([c.staleNonce, c.channelLifetime, c.realm]).toEqual([31536000, 1, "r"]);
+    const c = resolve(["--listening-ip", "127.0.0.1", "--listening-ip", "::", "--stale-nonce", "8388607", "--channel-lifetime", "31536000", "--realm", "r"]);
+    expect([c.staleNonce, c.channelLifetime, c.realm]).toEqual([8388607, 31536000, "r"]);
   });
 });
