@@ -12,19 +12,15 @@
  *
  * An EVEN-PORT reservation (RFC 8656 §7.2, R bit) holds a port for 30 s, so it counts as one of its
  * user's allocations while its token lives: the core acquires a unit for it and then records the token
- * here, by port (a port holds one reservation at a time). Whichever engine redeems the token takes the
- * unit over (acquireReserved); the engine that issued it releases it when it expires unclaimed.
+ * (./reservation-holds.ts). Whichever engine redeems the token takes the unit over (acquireReserved);
+ * the engine that issued it releases it when it expires unclaimed.
  */
 import type { Endpoint } from "../net/endpoint.ts";
 import type { AllocationQuota } from "../turn/api.ts";
 import { restUserOf } from "../turn/credentials.ts";
+import { createReservationTable, putReservation, reservationCount, takeReservation } from "./reservation-holds.ts";
 import { changeUser, createUserTable, lockTable, unlockTable, userHash, usersInTable, type UserHash } from "./user-table.ts";
 
-/** Per port: token high, token low, user hash high, user hash low, state (RESERVATION_*). */
-const RESERVATION_FIELDS = 5;
-const RESERVATION_FREE = 0;
-const RESERVATION_NO_USER = 1;
-const RESERVATION_USER = 2;
 const TOTAL_CELL = 0;
 
 export interface QuotaShared {
@@ -34,7 +30,7 @@ export interface QuotaShared {
   users: Int32Array;
   /** [0] bytes per second reserved by live sessions (BigInt for headroom past 2 GB/s). */
   bandwidth: BigInt64Array;
-  /** EVEN-PORT reservations counted against their user, one entry per port (RESERVATION_FIELDS each). */
+  /** EVEN-PORT reservations counted against their user (./reservation-holds.ts). */
   reservations: Int32Array;
 }
 
@@ -60,13 +56,8 @@ export function createQuotaShared(): QuotaShared {
     counts: new Int32Array(new SharedArrayBuffer(3 * 4)),
     users: createUserTable(),
     bandwidth: new BigInt64Array(new SharedArrayBuffer(8)),
-    reservations: new Int32Array(new SharedArrayBuffer(65536 * RESERVATION_FIELDS * 4)),
+    reservations: createReservationTable(),
   };
-}
-
-/** A token's entry (its port: one reservation per port at a time) and its two halves. */
-function entryOf(token: bigint): [at: number, high: number, low: number] {
-  return [Number(token & 0xffffn) * RESERVATION_FIELDS, Number(token >> 32n) | 0, Number(token & 0xffffffffn) | 0];
 }
 
 export class SharedQuota implements AllocationQuota {
@@ -100,28 +91,22 @@ export class SharedQuota implements AllocationQuota {
     this.leave(this.userKey(username));
   }
 
-  /** The unit the core acquired for an EVEN-PORT reservation now belongs to `token` (see the header). */
-  holdReservation(username: string | undefined, _client: Endpoint, token: bigint): void {
+  /**
+   * The unit the core acquired for an EVEN-PORT reservation now belongs to `token` (see the header).
+   * False when no more reservations can be recorded: the core undoes the Allocate (486).
+   */
+  holdReservation(username: string | undefined, _client: Endpoint, token: bigint): boolean {
     const key = this.userKey(username);
-    const r = this.reservations;
-    const [at, high, low] = entryOf(token);
     this.lock();
-    // A token still recorded for this port expired unredeemed, and the pool gave the port out again
-    // before its engine's timer released it: its unit goes now, or it would never go.
-    const stale = this.takeReservationLocked(at, r[at]!, r[at + 1]!);
-    r[at] = high;
-    r[at + 1] = low;
-    r[at + 2] = key?.high ?? 0;
-    r[at + 3] = key?.low ?? 0;
-    r[at + 4] = key === null ? RESERVATION_NO_USER : RESERVATION_USER;
+    const held = putReservation(this.reservations, token, key);
     this.unlock();
-    if (stale !== undefined) this.leave(stale);
+    return held;
   }
 
   /** `token` expired unredeemed: its unit goes back (nothing happens if an Allocate redeemed it). */
   releaseReservation(token: bigint): void {
     this.lock();
-    const holder = this.takeReservationLocked(...entryOf(token));
+    const holder = takeReservation(this.reservations, token);
     this.unlock();
     if (holder !== undefined) this.leave(holder);
   }
@@ -134,14 +119,14 @@ export class SharedQuota implements AllocationQuota {
   acquireReserved(username: string | undefined, client: Endpoint, token: bigint): boolean {
     const key = this.userKey(username);
     this.lock();
-    const holder = this.takeReservationLocked(...entryOf(token));
+    const holder = takeReservation(this.reservations, token);
     if (holder === undefined) {
       this.unlock();
       return this.acquire(username, client);
     }
     if (holder?.high !== key?.high || holder?.low !== key?.low) {
       if (key !== null && !this.changeUserLocked(key, 1, this.limits.userQuota)) {
-        this.restoreReservationLocked(entryOf(token)[0], holder);
+        putReservation(this.reservations, token, holder); // the slot it just left is free
         this.unlock();
         return false;
       }
@@ -149,6 +134,11 @@ export class SharedQuota implements AllocationQuota {
     }
     this.unlock();
     return true;
+  }
+
+  /** Reservations whose unit is counted now. */
+  get reservationCount(): number {
+    return reservationCount(this.reservations);
   }
 
   reserveBandwidth(bytesPerSecond: number): number {
@@ -196,19 +186,6 @@ export class SharedQuota implements AllocationQuota {
     this.lock();
     this.changeUserLocked(key, -1, 0);
     this.unlock();
-  }
-
-  /** Clears the reservation entry at `at` if it holds the token (high, low); returns its holder, or undefined. */
-  private takeReservationLocked(at: number, high: number, low: number): UserKey | undefined {
-    const r = this.reservations;
-    if (r[at + 4] === RESERVATION_FREE || r[at] !== high || r[at + 1] !== low) return undefined;
-    const holder = r[at + 4] === RESERVATION_USER ? { high: r[at + 2]!, low: r[at + 3]! } : null;
-    r[at + 4] = RESERVATION_FREE;
-    return holder;
-  }
-
-  private restoreReservationLocked(at: number, holder: UserKey): void {
-    this.reservations[at + 4] = holder === null ? RESERVATION_NO_USER : RESERVATION_USER;
   }
 
   private changeUserLocked(key: UserHash, delta: 1 | -1, quota: number): boolean {

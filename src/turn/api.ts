@@ -70,9 +70,10 @@ export interface AllocationQuota {
   /**
    * EVEN-PORT reservations (RFC 8656 §7.2, R bit) count against the quota while their token lives: the
    * core `acquire`s a second unit for an Allocate with the R bit and hands it to the token here once the
-   * allocator reserved the port. Absent = reservations are not counted.
+   * allocator reserved the port; false = no room to record it, the Allocate gets 486. Absent =
+   * reservations are not counted.
    */
-  holdReservation?(username: string | undefined, client: Endpoint, token: bigint): void;
+  holdReservation?(username: string | undefined, client: Endpoint, token: bigint): boolean;
   /** The token expired unclaimed (called by the core that issued it): its unit goes back, unless redeemed. */
   releaseReservation?(token: bigint): void;
   /** In place of `acquire` for an Allocate with RESERVATION-TOKEN: takes over the reservation's unit. */

@@ -108,17 +108,17 @@ describe("SharedQuota's reservation entries", () => {
   const client = parseEndpoint("192.0.2.9", 1);
   const token = (random: bigint, port: number) => (random << 20n) | BigInt(port);
 
-  test("a port reserved again before the old token's timer ran: the old token's unit goes then", () => {
-    const q = quota(2);
-    expect(q.acquire("alice", client)).toBe(true);
-    q.holdReservation("alice", client, token(1n, 50_001));
-    expect(q.acquire("bob", client)).toBe(true);
-    q.holdReservation("bob", client, token(2n, 50_001)); // the pool gave port 50001 out again
-    expect(q.total).toBe(1);
-    q.releaseReservation(token(1n, 50_001)); // the old token's timer: nothing left to give
-    expect(q.total).toBe(1);
-    q.releaseReservation(token(2n, 50_001));
-    expect([q.total, q.userCount]).toEqual([0, 0]);
+  test("3,072 reservations recorded at once at most (the shared table stays short); a freed entry is reused", () => {
+    const q = quota(0);
+    const hold = (t: bigint) => q.acquire(undefined, client) && (q.holdReservation(undefined, client, t) || (q.release(undefined, client), false));
+    for (let i = 0; i < 3072; i++) expect(hold(token(BigInt(i), 50_001 + 2 * (i % 5000)))).toBe(true);
+    expect(q.reservationCount).toBe(3072);
+    expect(hold(token(99_999n, 50_001))).toBe(false);
+    q.releaseReservation(token(7n, 50_015));
+    expect(hold(token(99_999n, 50_001))).toBe(true);
+    for (let i = 0; i < 3072; i++) q.releaseReservation(token(BigInt(i), 50_001 + 2 * (i % 5000)));
+    q.releaseReservation(token(99_999n, 50_001));
+    expect([q.reservationCount, q.total]).toEqual([0, 0]);
   });
 
   test("an unknown token is an ordinary acquire; a released one is not released twice", () => {
@@ -127,7 +127,7 @@ describe("SharedQuota's reservation entries", () => {
     expect(q.acquireReserved("alice", client, token(9n, 50_003))).toBe(false);
     q.release("alice", client);
     expect(q.acquire("alice", client)).toBe(true);
-    q.holdReservation("alice", client, token(3n, 50_005));
+    expect(q.holdReservation("alice", client, token(3n, 50_005))).toBe(true);
     q.releaseReservation(token(3n, 50_005));
     q.releaseReservation(token(3n, 50_005));
     expect(q.total).toBe(0);

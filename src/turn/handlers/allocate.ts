@@ -121,6 +121,20 @@ export function handleAllocate(req: RequestContext): void {
     return req.fail(primary.code);
   }
   if (open.reservationToken !== undefined) state.forgetReservation(open.reservationToken);
+  const token = primary.reservationToken;
+  if (countReservation) {
+    // The reservation's unit goes to its token, or back when no port was reserved after all; a quota
+    // with no room to record one more refuses the Allocate (486) and the port it held is let go.
+    if (token === undefined) {
+      quota!.release(username, req.client);
+      units--;
+    } else if (!quota!.holdReservation!(username, req.client, token)) {
+      state.relays.releaseReservation?.(token);
+      state.relays.close(primary.relay);
+      giveBack();
+      return req.fail(ErrorCode.AllocationQuotaReached);
+    }
+  }
 
   let additionalError = 0;
   let secondary: RelayHandle | undefined;
@@ -142,19 +156,14 @@ export function handleAllocate(req: RequestContext): void {
   else a.relay6 = primary.relay;
   if (secondary !== undefined) a.relay6 = secondary;
   state.add(a);
-  if (primary.reservationToken !== undefined) {
-    state.holdReservation(primary.reservationToken, family, now);
-    if (countReservation) quota!.holdReservation!(username, req.client, primary.reservationToken);
-  } else if (countReservation) {
-    quota!.release(username, req.client); // the allocator reserved nothing after all
-  }
+  if (token !== undefined) state.holdReservation(token, family, now);
 
   // RFC 8656 §7.3 (what the client expects): relayed address(es), lifetime, token, mapped address.
   const w = req.success();
   writeXorAddress(w, Attr.XorRelayedAddress, primary.relay.address);
   if (secondary !== undefined) writeXorAddress(w, Attr.XorRelayedAddress, secondary.address);
   writeLifetime(w, granted);
-  if (primary.reservationToken !== undefined) writeReservationToken(w, primary.reservationToken);
+  if (token !== undefined) writeReservationToken(w, token);
   writeXorAddress(w, Attr.XorMappedAddress, req.client);
   // RFC 8656 §7.2: the IPv6 half of a dual allocation failed, the IPv4 half stands.
   if (additionalError !== 0) writeAddressErrorCode(w, 6, additionalError);
