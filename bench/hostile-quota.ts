@@ -16,22 +16,26 @@ import {
   Attr, StunClass, StunMethod, StunWriter, decodeStun, getAttribute, readErrorCode, readReservationToken, readText,
   writeChannelNumber, writeEvenPort, writeLifetime, writeMessageIntegrity, writeRequestedTransport, writeText, writeXorAddress,
 } from "../src/stun/index.ts";
-import type { RelayAllocator, RelayOpenRequest, RelayOpenResult, TurnSink } from "../src/turn/api.ts";
+import type { RelayAllocator, RelayHandle, RelayOpenRequest, RelayOpenResult, TurnSink } from "../src/turn/api.ts";
 import { PeerPolicy, RestSecretCredentials, StaticUsers, TurnServer, type TurnServerOptions } from "../src/turn/server.ts";
 import { SharedQuota, createQuotaShared } from "../src/engine/quota.ts";
 
 const REALM = "bunturn.test";
 const SECRET = "north-secret";
 const now = 1_700_000_000_000;
+/** The core's first UDP listener (a plain 0 at run time; typed without naming a type an older checkout lacks). */
+const LISTENER = 0 as Parameters<TurnServer["handleClientDatagram"]>[0];
 
 class Relays implements RelayAllocator {
   next = 1;
   readonly tokens = new Set<bigint>();
   open(request: RelayOpenRequest): RelayOpenResult {
-    if (request.reservationToken !== undefined && !this.tokens.delete(request.reservationToken)) return { ok: false, code: 508 };
+    // Read by property so that the older request shape (one object with an optional token) works too.
+    const redeemed = "reservationToken" in request ? request.reservationToken : undefined;
+    if (redeemed !== undefined && !this.tokens.delete(redeemed)) return { ok: false, code: 508 };
     const id = this.next++;
-    const relay = { id, address: parseEndpoint("203.0.113.10", 50_000 + id) };
-    if (!request.reserveNext) return { ok: true, relay };
+    const relay: RelayHandle = { id: id as RelayHandle["id"], address: parseEndpoint("203.0.113.10", 50_000 + id) };
+    if (!("reserveNext" in request && request.reserveNext)) return { ok: true, relay };
     const token = (BigInt(id) << 20n) | BigInt(50_000 + id + 1); // the reserved port in the low 16 bits, as the engine's pool does
     this.tokens.add(token);
     return { ok: true, relay, reservationToken: token };
@@ -80,7 +84,7 @@ class Client {
         writeText(w, Attr.Nonce, this.nonce);
         writeMessageIntegrity(w, new Uint8Array(createHash("md5").update(`${this.username}:${REALM}:${this.password}`).digest()));
       }
-      this.s.turn.handleClientDatagram(0, this.from, w.finish(), now);
+      this.s.turn.handleClientDatagram(LISTENER, this.from, w.finish(), now);
       const message = this.s.sink.last!;
       const decoded = decodeStun(message);
       if (!decoded.ok) throw new Error("undecodable reply");
@@ -166,11 +170,11 @@ function unauthenticated(): string {
   // The engines' default (this option did not exist before: an older core ignores it).
   const s = server({ unauthenticatedRateLimit: 100 } as Partial<TurnServerOptions>);
   const bare = new StunWriter(StunMethod.Allocate, StunClass.Request, new Uint8Array(12)).finish();
-  s.turn.handleClientDatagram(0, parseEndpoint("192.0.2.1", 1), bare, now);
+  s.turn.handleClientDatagram(LISTENER, parseEndpoint("192.0.2.1", 1), bare, now);
   const size = s.sink.last!.length;
   const source = parseEndpoint("198.51.100.99", 4000);
   s.sink.replies = 0;
-  for (let i = 0; i < 10_000; i++) s.turn.handleClientDatagram(0, { ...source, port: 1024 + (i % 50_000), key: source.key }, bare, now + i / 10);
+  for (let i = 0; i < 10_000; i++) s.turn.handleClientDatagram(LISTENER, { ...source, port: 1024 + (i % 50_000), key: source.key }, bare, now + i / 10);
   return `${bare.length}-byte Allocate -> ${size}-byte 401 (${(size / bare.length).toFixed(1)}x); 10,000 from one address in 1 s -> ${s.sink.replies} answers`;
 }
 

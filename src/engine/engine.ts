@@ -13,6 +13,7 @@ import {
   CmsgInfo, ECONNREFUSED, EPOLLERR, EPOLLIN, Epoll, EventFd, MAX_DATAGRAM, RECV_BATCH_MAX, RecvBatch, SendBatch,
   SyscallError, UdpCapabilities, UdpSocketState, libc, readErrorQueue, receiveBatch, receivedTtlTos,
 } from "../../ffi/index.ts";
+import { listenerId } from "../turn/api.ts";
 import type { TurnServer } from "../turn/server.ts";
 import type { CoreIo } from "./core.ts";
 import { SLOT } from "./counters.ts";
@@ -141,7 +142,7 @@ export class Engine {
         { family, address, port: listeningPort, reusePort: true, bufferSize: sockBufSize, receiveTtlTos: true, receiveErrors: true, stickyTtlTos: true },
         this.caps,
       );
-      const listener: UdpListener = { kind: "listener", id: this.listeners.length, udp, family, label };
+      const listener: UdpListener = { kind: "listener", id: listenerId(this.listeners.length), udp, family, label };
       this.listeners.push(listener);
       this.sockets.set(udp.fd, listener);
       this.epoll.add(udp.fd, EPOLLIN);

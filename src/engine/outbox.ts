@@ -6,14 +6,14 @@
  */
 import { SendBatch, flushSendBatch, libc, type UdpSocketState } from "../../ffi/index.ts";
 import type { Endpoint, Family } from "../net/endpoint.ts";
-import type { RelayHandle, TurnSink } from "../turn/api.ts";
+import { isConnection, type ClientPath, type ListenerId, type RelayHandle, type TurnSink } from "../turn/api.ts";
 import type { RelaySockets } from "./relay-sockets.ts";
-import { TCP_LISTENER_BASE, type TcpTransport } from "./tcp-transport.ts";
+import type { TcpTransport } from "./tcp-transport.ts";
 
 export interface UdpListener {
   readonly kind: "listener";
   /** The core's listener id: the index in the engine's listener list. */
-  readonly id: number;
+  readonly id: ListenerId;
   readonly udp: UdpSocketState;
   readonly family: Family;
   readonly label: string;
@@ -54,8 +54,8 @@ export class Outbox implements TurnSink {
     if (this.batch.full) this.flush();
   }
 
-  reply(listener: number, client: Endpoint, data: Uint8Array): void {
-    if (listener >= TCP_LISTENER_BASE) {
+  reply(listener: ClientPath, client: Endpoint, data: Uint8Array): void {
+    if (isConnection(listener)) {
       this.tcp.send(listener, data);
       return;
     }
@@ -63,8 +63,8 @@ export class Outbox implements TurnSink {
     if (l) this.queue(l.udp, client, data, 0, data.length, false);
   }
 
-  relayToClient(listener: number, client: Endpoint, bytes: Uint8Array, offset: number, length: number): void {
-    if (listener >= TCP_LISTENER_BASE) {
+  relayToClient(listener: ClientPath, client: Endpoint, bytes: Uint8Array, offset: number, length: number): void {
+    if (isConnection(listener)) {
       this.tcp.send(listener, bytes.subarray(offset, offset + length));
       return;
     }

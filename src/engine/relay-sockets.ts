@@ -6,7 +6,7 @@
  */
 import { UdpSocketState, type UdpCapabilities } from "../../ffi/index.ts";
 import { endpointFromBytes, type Family } from "../net/endpoint.ts";
-import type { RelayAllocator, RelayHandle, RelayOpenRequest, RelayOpenResult } from "../turn/api.ts";
+import { relayId, type RelayAllocator, type RelayHandle, type RelayId, type RelayOpenRequest, type RelayOpenResult } from "../turn/api.ts";
 import type { RelayAddress } from "../config/resolve.ts";
 import { PortPool, type PortPoolShared } from "./port-pool.ts";
 
@@ -44,7 +44,7 @@ export class RelaySockets implements RelayAllocator {
   private readonly bufferSize: number;
   private readonly caps: UdpCapabilities;
   private readonly hooks: RelaySocketHooks;
-  private readonly byId = new Map<number, RelaySocket>();
+  private readonly byId = new Map<RelayId, RelaySocket>();
   private nextId = 1;
 
   constructor(options: RelaySocketOptions, hooks: RelaySocketHooks) {
@@ -56,7 +56,7 @@ export class RelaySockets implements RelayAllocator {
   }
 
   /** The live relay socket with this id (the core's RelayHandle.id), if any. */
-  get(id: number): RelaySocket | undefined {
+  get(id: RelayId): RelaySocket | undefined {
     return this.byId.get(id);
   }
 
@@ -71,7 +71,7 @@ export class RelaySockets implements RelayAllocator {
 
   open(request: RelayOpenRequest, now: number): RelayOpenResult {
     // A token redeemed here may come from another engine: its family travels inside it.
-    const family = request.reservationToken !== undefined ? PortPool.tokenFamily(request.reservationToken) : request.family;
+    const family = request.kind === "token" ? PortPool.tokenFamily(request.reservationToken) : request.family;
     const address = this.addresses[family];
     if (!address) return { ok: false, code: 440 };
     let udp: UdpSocketState | undefined;
@@ -88,7 +88,7 @@ export class RelaySockets implements RelayAllocator {
     };
     let port = 0;
     let reservationToken: bigint | undefined;
-    if (request.reservationToken !== undefined) {
+    if (request.kind === "token") {
       port = this.pool.redeem(request.reservationToken, now);
       if (port === 0) return { ok: false, code: 508 };
       if (!bind(port)) {
@@ -100,7 +100,7 @@ export class RelaySockets implements RelayAllocator {
       if (port === 0) return { ok: false, code: 508 };
       if (request.reserveNext) reservationToken = this.pool.newToken(port + 1, family);
     }
-    const handle: RelayHandle = { id: this.nextId++, address: endpointFromBytes(address.advertised, port) };
+    const handle: RelayHandle = { id: relayId(this.nextId++), address: endpointFromBytes(address.advertised, port) };
     const socket: RelaySocket = { kind: "relay", udp: udp!, family, port, handle };
     this.byId.set(handle.id, socket);
     this.hooks.opened(socket);

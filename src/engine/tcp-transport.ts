@@ -16,6 +16,7 @@ import {
 import { ipv4Endpoint, ipv6Endpoint, type Endpoint, type Family } from "../net/endpoint.ts";
 import { nextStreamFrame, streamPadding } from "../stun/stream-framing.ts";
 import { parseProxyV2 } from "../net/proxy-protocol.ts";
+import { FIRST_CONNECTION_ID, connectionId, type ConnectionId } from "../turn/api.ts";
 import { ConnectionLimits, createConnectionTable } from "./connection-limits.ts";
 import { ListenerPark } from "./listener-park.ts";
 
@@ -25,8 +26,6 @@ const ENFILE = 23;
 /** Stands in for a proxied connection's client until its PROXY header has been read. */
 const UNKNOWN_CLIENT = ipv4Endpoint(0, 0);
 
-/** Listener ids from here up are TCP connections; below are the UDP listeners. */
-export const TCP_LISTENER_BASE = 1 << 20;
 /** Largest frame: a STUN message of 65535 + 20 bytes, or ChannelData 65535 + 4 + padding. */
 const MAX_FRAME = 65536 + 20;
 const INITIAL_BUFFER = 4096;
@@ -35,7 +34,7 @@ const MAX_READS_PER_WAKE = 16;
 
 interface Connection {
   fd: number;
-  id: number;
+  id: ConnectionId;
   client: Endpoint;
   /** When it was accepted (ms), for the sweep of connections that never allocate. */
   openedAt: number;
@@ -70,8 +69,8 @@ const DEFAULTS: TcpTransportOptions = {
 };
 
 export interface TcpHandlers {
-  frame(listenerId: number, client: Endpoint, frame: Uint8Array, now: number): void;
-  closed(listenerId: number): void;
+  frame(connection: ConnectionId, client: Endpoint, frame: Uint8Array, now: number): void;
+  closed(connection: ConnectionId): void;
 }
 
 export class TcpTransport {
@@ -81,7 +80,7 @@ export class TcpTransport {
   /** Unix listeners the TLS front end connects to; their connections carry a PROXY header. */
   private readonly proxiedListeners = new Set<number>();
   private readonly byFd = new Map<number, Connection>();
-  private readonly byId = new Map<number, Connection>();
+  private readonly byId = new Map<ConnectionId, Connection>();
   private readonly options: TcpTransportOptions;
   private readonly park: ListenerPark;
   /** Bytes held beyond each connection's first buffer: grown input buffers and reply backlogs. */
@@ -89,7 +88,8 @@ export class TcpTransport {
   /** Bytes given back since the last GC hint: freed buffers are only returned once collected. */
   private released = 0;
   private lastParkWarning = 0;
-  private nextId = TCP_LISTENER_BASE;
+  /** Connection ids stand for listeners of their own in the core (each connection is its own 5-tuple). */
+  private nextId = FIRST_CONNECTION_ID;
   private readonly name = new Uint8Array(new ArrayBuffer(SOCKADDR_SLOT));
   private readonly nameLength = new Uint32Array(1);
   private readonly outBuffer = new ArrayBuffer(MAX_FRAME + 4);
@@ -166,7 +166,7 @@ export class TcpTransport {
       }
       const buffer = new ArrayBuffer(INITIAL_BUFFER);
       const c: Connection = {
-        fd, id: this.nextId++, client, openedAt: Date.now(), buffer, bytes: new Uint8Array(buffer),
+        fd, id: connectionId(this.nextId++), client, openedAt: Date.now(), buffer, bytes: new Uint8Array(buffer),
         address: ptr(buffer) as unknown as number, start: 0, end: 0, backlog: null, backlogLength: 0,
         awaitingProxyHeader: proxied, counted: proxied ? null : client.address,
       };
@@ -261,7 +261,7 @@ export class TcpTransport {
   }
 
   /** Writes one frame to connection `id`, zero-padded to 4 bytes (RFC 8656 §12.5). False if it is gone. */
-  send(id: number, data: Uint8Array): boolean {
+  send(id: ConnectionId, data: Uint8Array): boolean {
     const c = this.byId.get(id);
     if (!c) return false;
     const pad = streamPadding(data.length);
@@ -342,7 +342,7 @@ export class TcpTransport {
    * with an allocation): a TCP connection costs an fd and a buffer, so one that never allocates, or
    * outlives its allocation, must not hold them for ever (a slow-open flood would).
    */
-  sweep(now: number, maxAgeMs: number, keep: (listenerId: number) => boolean): number {
+  sweep(now: number, maxAgeMs: number, keep: (connection: ConnectionId) => boolean): number {
     let closed = 0;
     for (const c of [...this.byFd.values()]) {
       if (now - c.openedAt > maxAgeMs && !keep(c.id)) {

@@ -4,7 +4,7 @@
  * recent responses for retransmitted requests (RFC 8489 §6.3.1, RFC 8656 §7.2 note).
  */
 import type { Endpoint, EndpointKey, Family } from "../net/endpoint.ts";
-import type { Millis, RelayHandle } from "./api.ts";
+import type { ClientPath, FiveTuple, Millis, RelayHandle } from "./api.ts";
 
 export interface Channel {
   readonly number: number;
@@ -27,7 +27,7 @@ const SEND_PEER_CACHE_LIMIT = 64;
  * and the front is always the earliest. Should Unix time step back, an entry refreshed then may sit
  * behind later ones and be swept late by at most the step; its own deadline is still checked on use.
  */
-export class Allocation {
+export class Allocation implements FiveTuple {
   relay4: RelayHandle | undefined;
   relay6: RelayHandle | undefined;
   expiresAt: Millis;
@@ -62,7 +62,7 @@ export class Allocation {
   private nextSlot = 0;
 
   constructor(
-    readonly listener: number,
+    readonly listener: ClientPath,
     readonly client: Endpoint,
     readonly username: string | undefined,
     expiresAt: Millis,

@@ -12,10 +12,46 @@ import type { Endpoint, Family } from "../net/endpoint.ts";
  */
 export type Millis = number;
 
+declare const idKind: unique symbol;
+/**
+ * A number of one kind: ids of two kinds do not mix in the type checker (a TCP connection cannot pass
+ * for a UDP listener). The brand is for the type checker only: at run time an id is a plain number, so
+ * the hot path allocates nothing for it.
+ */
+type Id<Kind extends string> = number & { readonly [idKind]: Kind };
+
+/** A UDP listening socket of the engine: the client's datagrams arrived there, its replies leave from it. */
+export type ListenerId = Id<"listener">;
+/** A TCP or TLS connection (RFC 8656 §3.1): its own 5-tuple, so it stands for a listener of its own. */
+export type ConnectionId = Id<"connection">;
+/** Where a client's messages come in and its answers go out: a UDP listener or a stream connection. */
+export type ClientPath = ListenerId | ConnectionId;
+/** A relay socket of the engine (RelayHandle.id); the engine hands it back with each peer datagram. */
+export type RelayId = Id<"relay">;
+
+/** Connection ids are minted from here up and listener ids below it, so the number tells them apart. */
+export const FIRST_CONNECTION_ID = 1 << 20;
+export const listenerId = (index: number): ListenerId => index as ListenerId;
+export const connectionId = (n: number): ConnectionId => n as ConnectionId;
+export const relayId = (n: number): RelayId => n as RelayId;
+export function isConnection(path: ClientPath): path is ConnectionId {
+  return path >= FIRST_CONNECTION_ID;
+}
+
+/**
+ * The 5-tuple an allocation belongs to (RFC 8656 §2): the server side (a UDP listener, or a stream
+ * connection, which stands for the protocol and both of its addresses) and the client's transport address.
+ * The core keys allocations by it: `listener`, then `client.key`.
+ */
+export interface FiveTuple {
+  readonly listener: ClientPath;
+  readonly client: Endpoint;
+}
+
 /** An opened relay transport address: one UDP socket in the engine, bound to a port from the pool. */
 export interface RelayHandle {
   /** Engine-chosen id, unique among live relays of one engine; the engine passes it back with peer traffic. */
-  readonly id: number;
+  readonly id: RelayId;
   /** The XOR-RELAYED-ADDRESS advertised to the client (already mapped through --external-ip). */
   readonly address: Endpoint;
 }
@@ -24,20 +60,27 @@ export type RelayOpenResult =
   | { ok: true; relay: RelayHandle; /** set when reserveNext was asked (EVEN-PORT R bit) */ reservationToken?: bigint }
   | { ok: false; /** 508 Insufficient Capacity or 440 Address Family not Supported */ code: 508 | 440 };
 
-export interface RelayOpenRequest {
-  family: Family;
+/** A new relay port (RFC 8656 §7.2 steps 4 and 9). */
+export interface FreshRelayRequest {
+  readonly kind: "fresh";
+  readonly family: Family;
   /** EVEN-PORT present: the port must be even (RFC 8656 §7.2 step 4). */
-  evenPort: boolean;
+  readonly evenPort: boolean;
   /** EVEN-PORT R bit: also hold port+1, and return a reservation token for it. */
-  reserveNext: boolean;
-  /**
-   * RESERVATION-TOKEN present: open the port held under this token (RFC 8656 §7.2 step 3). The reserved
-   * port keeps the family it was reserved with: when the core issued the token itself, `family` already
-   * says so; a token reserved through another engine arrives with `family` 4, and the allocator should
-   * use the reservation's own family.
-   */
-  reservationToken?: bigint;
+  readonly reserveNext: boolean;
 }
+
+/**
+ * RESERVATION-TOKEN present: the port held under this token (RFC 8656 §7.2 step 3), in the family it was
+ * reserved with. No family here: the token may come from another engine, whose reservation this core
+ * never saw; the allocator that issued it knows.
+ */
+export interface ReservedRelayRequest {
+  readonly kind: "token";
+  readonly reservationToken: bigint;
+}
+
+export type RelayOpenRequest = FreshRelayRequest | ReservedRelayRequest;
 
 /** Hands out relay sockets. The engine implements it over its shared port pool. */
 export interface RelayAllocator {
@@ -46,7 +89,7 @@ export interface RelayAllocator {
   /**
    * Gives back the port held under an EVEN-PORT reservation token that no Allocate claimed within
    * 30 s (RFC 8656 §7.2 step 4). Called at most once per token the core received from `open`, and never
-   * for a token that a later `open({ reservationToken })` consumed.
+   * for a token that a later `open({ kind: "token", reservationToken })` consumed.
    */
   releaseReservation?(token: bigint): void;
 }
@@ -91,9 +134,9 @@ export interface AllocationQuota {
  */
 export interface TurnSink {
   /** A STUN response or error for a client, sent from the listener it talked to. */
-  reply(listener: number, client: Endpoint, data: Uint8Array): void;
+  reply(listener: ClientPath, client: Endpoint, data: Uint8Array): void;
   /** Relayed peer data for a client (ChannelData or Data indication): bytes[offset, offset + length), sent from the listener. */
-  relayToClient(listener: number, client: Endpoint, bytes: Uint8Array, offset: number, length: number): void;
+  relayToClient(listener: ClientPath, client: Endpoint, bytes: Uint8Array, offset: number, length: number): void;
   /** Relayed client data for a peer: bytes[offset, offset + length), sent from the allocation's relay socket. */
   relayToPeer(relay: RelayHandle, peer: Endpoint, bytes: Uint8Array, offset: number, length: number, dontFragment: boolean): void;
 }

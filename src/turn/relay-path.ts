@@ -10,7 +10,7 @@ import {
   Attr, CHANNEL_DATA_HEADER, StunClass, StunMethod, StunWriter, readXorAddress, readXorIpv4, readXorPort,
   writeChannelDataHeader, writeDataRange, writeXorAddress, type StunDecoder,
 } from "../stun/index.ts";
-import type { Millis } from "./api.ts";
+import type { Millis, RelayId } from "./api.ts";
 import type { Allocation } from "./allocation.ts";
 import type { ServerState } from "./state.ts";
 
@@ -113,7 +113,7 @@ export class RelayPath {
   }
 
   /** RFC 8656 §10.3 / §12.6: a datagram from a peer, to the client as ChannelData or a Data indication. */
-  peerDatagram(relayId: number, peer: Endpoint, data: Uint8Array, offset: number, payloadLength: number, now: Millis): void {
+  peerDatagram(relayId: RelayId, peer: Endpoint, data: Uint8Array, offset: number, payloadLength: number, now: Millis): void {
     const s = this.state;
     const a = s.byRelay.get(relayId);
     if (a === undefined || !a.hasPermission(peer.hostKey, now)) {

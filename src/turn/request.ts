@@ -1,18 +1,18 @@
 /** One STUN request being answered (control path: allocating here is fine). */
 import type { Endpoint } from "../net/endpoint.ts";
 import { StunClass, type StunDecoder, type StunWriter } from "../stun/index.ts";
-import type { Millis } from "./api.ts";
+import type { ClientPath, FiveTuple, Millis } from "./api.ts";
 import type { Allocation } from "./allocation.ts";
 import { NO_AUTH, type AuthSuccess } from "./auth.ts";
 import { seal, startError, startResponse } from "./responses.ts";
 import type { ServerState } from "./state.ts";
 
-export class RequestContext {
+export class RequestContext implements FiveTuple {
   auth: AuthSuccess = NO_AUTH;
 
   constructor(
     readonly state: ServerState,
-    readonly listener: number,
+    readonly listener: ClientPath,
     readonly client: Endpoint,
     readonly d: StunDecoder,
     readonly now: Millis,

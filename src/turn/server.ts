@@ -8,7 +8,7 @@ import {
   ErrorCode, Malformed, StunClass, StunDecoder, StunMethod, looksLikeChannelData, parseChannelData,
   writeUnknownAttributes,
 } from "../stun/index.ts";
-import type { Millis, ProtocolCounters } from "./api.ts";
+import type { ClientPath, Millis, ProtocolCounters, RelayId } from "./api.ts";
 import { handleAllocate } from "./handlers/allocate.ts";
 import { handleBinding } from "./handlers/binding.ts";
 import { handleChannelBind } from "./handlers/channel-bind.ts";
@@ -49,7 +49,7 @@ export class TurnServer {
    * A datagram that arrived on listener `listener` from `client`: data[offset, offset + length) (default:
    * all of data). `now` = Unix time in ms.
    */
-  handleClientDatagram(listener: number, client: Endpoint, data: Uint8Array, now: Millis, offset = 0, length = data.length - offset): void {
+  handleClientDatagram(listener: ClientPath, client: Endpoint, data: Uint8Array, now: Millis, offset = 0, length = data.length - offset): void {
     const counters = this.state.counters;
     counters.clientPacketsIn++;
     counters.clientBytesIn += length;
@@ -93,7 +93,7 @@ export class TurnServer {
    * all of data). The core may overwrite the 4 bytes before `offset` (when offset >= 4) to send the
    * datagram on as ChannelData without copying it: an engine leaves that room in its receive slots.
    */
-  handlePeerDatagram(relayId: number, peer: Endpoint, data: Uint8Array, now: Millis, offset = 0, length = data.length - offset): void {
+  handlePeerDatagram(relayId: RelayId, peer: Endpoint, data: Uint8Array, now: Millis, offset = 0, length = data.length - offset): void {
     const counters = this.state.counters;
     counters.peerPacketsIn++;
     counters.peerBytesIn += length;
@@ -114,12 +114,12 @@ export class TurnServer {
    * The client's TCP/TLS connection (its own `listener` id) closed. Over a stream the connection is the
    * 5-tuple (RFC 8656 §2.1), so its allocation ends with it, as coturn does; its relay is released now.
    */
-  handleClientClosed(listener: number): void {
+  handleClientClosed(listener: ClientPath): void {
     this.state.removeListener(listener);
   }
 
   /** Whether a client on `listener` (a TCP/TLS connection) holds an allocation. */
-  hasAllocationOn(listener: number): boolean {
+  hasAllocationOn(listener: ClientPath): boolean {
     return this.state.hasAllocationOn(listener);
   }
 
@@ -128,7 +128,7 @@ export class TurnServer {
     this.state.closeAll();
   }
 
-  private handleRequest(listener: number, client: Endpoint, d: StunDecoder, now: Millis): void {
+  private handleRequest(listener: ClientPath, client: Endpoint, d: StunDecoder, now: Millis): void {
     const state = this.state;
     const req = new RequestContext(state, listener, client, d, now, d.fingerprint >= 0);
     const method = d.method;

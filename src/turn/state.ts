@@ -5,7 +5,7 @@
  */
 import type { Endpoint, EndpointKey, Family } from "../net/endpoint.ts";
 import type {
-  AllocationQuota, CredentialStore, Millis, ProtocolCounters, RelayAllocator, RelayHandle, TurnSink,
+  AllocationQuota, ClientPath, CredentialStore, Millis, ProtocolCounters, RelayAllocator, RelayHandle, RelayId, TurnSink,
 } from "./api.ts";
 import { Allocation } from "./allocation.ts";
 import { zeroCounters } from "./counters.ts";
@@ -74,7 +74,7 @@ export const RESERVATION_MS = 30_000;
 
 export class Reservation {
   timerSeq = 0;
-  constructor(readonly token: bigint, readonly family: Family, readonly expiresAt: Millis) {}
+  constructor(readonly token: bigint, readonly expiresAt: Millis) {}
 }
 
 export class ServerState {
@@ -97,8 +97,8 @@ export class ServerState {
   readonly counters: ProtocolCounters;
   private readonly unauthenticatedLimit: SourceRateLimit | undefined;
   /** Allocations by listener, then by client endpoint: together the 5-tuple (UDP only). */
-  private readonly byListener = new Map<number, Map<EndpointKey, Allocation>>();
-  readonly byRelay = new Map<number, Allocation>();
+  private readonly byListener = new Map<ClientPath, Map<EndpointKey, Allocation>>();
+  readonly byRelay = new Map<RelayId, Allocation>();
   readonly timers = new TimerQueue<Allocation | Reservation>();
   readonly reservations = new Map<bigint, Reservation>();
 
@@ -137,23 +137,23 @@ export class ServerState {
   }
 
   /** Every STUN response to a client goes out here, so that the client traffic counters see it. */
-  reply(listener: number, client: Endpoint, response: Uint8Array): void {
+  reply(listener: ClientPath, client: Endpoint, response: Uint8Array): void {
     this.counters.clientPacketsOut++;
     this.counters.clientBytesOut += response.length;
     this.sink.reply(listener, client, response);
   }
 
   /** Every allocation made through `listener` (one TCP/TLS connection) goes. */
-  removeListener(listener: number): void {
+  removeListener(listener: ClientPath): void {
     const table = this.byListener.get(listener);
     if (table !== undefined) for (const a of [...table.values()]) this.remove(a);
   }
 
-  hasAllocationOn(listener: number): boolean {
+  hasAllocationOn(listener: ClientPath): boolean {
     return this.byListener.has(listener);
   }
 
-  find(listener: number, clientKey: EndpointKey): Allocation | undefined {
+  find(listener: ClientPath, clientKey: EndpointKey): Allocation | undefined {
     return this.byListener.get(listener)?.get(clientKey);
   }
 
@@ -224,8 +224,8 @@ export class ServerState {
     }
   }
 
-  holdReservation(token: bigint, family: Family, now: Millis): void {
-    const r = new Reservation(token, family, now + RESERVATION_MS);
+  holdReservation(token: bigint, now: Millis): void {
+    const r = new Reservation(token, now + RESERVATION_MS);
     this.reservations.set(token, r);
     this.timers.schedule(r, r.expiresAt);
   }

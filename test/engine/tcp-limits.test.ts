@@ -9,6 +9,7 @@ import type { Socket } from "bun";
 import { Epoll, boundPort } from "../../ffi/index.ts";
 import { ConnectionLimits, createConnectionTable } from "../../src/engine/connection-limits.ts";
 import { TcpTransport, type TcpTransportOptions } from "../../src/engine/tcp-transport.ts";
+import type { ConnectionId } from "../../src/turn/api.ts";
 
 const LOOPBACK = new Uint8Array([127, 0, 0, 1]);
 let cleanup: Array<() => void> = [];
@@ -32,7 +33,7 @@ function claimedChannelData(sent: number): Uint8Array {
 
 function setup(options: Partial<TcpTransportOptions>) {
   const epoll = new Epoll(64);
-  const frames: number[] = [];
+  const frames: ConnectionId[] = [];
   const closed: number[] = [];
   const tcp = new TcpTransport(epoll, { frame: (id) => frames.push(id), closed: (id) => closed.push(id) }, options);
   const port = boundPort(tcp.listen(4, LOOPBACK, 0));

@@ -7,6 +7,7 @@ import type { Socket } from "bun";
 import { Epoll, boundPort } from "../../ffi/index.ts";
 import { TcpTransport } from "../../src/engine/tcp-transport.ts";
 import { encodeChannelData } from "../../src/stun/index.ts";
+import type { ConnectionId } from "../../src/turn/api.ts";
 
 const LOOPBACK = new Uint8Array([127, 0, 0, 1]);
 let cleanup: Array<() => void> = [];
@@ -23,7 +24,7 @@ function bindingRequest(): Uint8Array {
 
 async function setup() {
   const epoll = new Epoll(16);
-  const frames: Array<{ id: number; bytes: number[] }> = [];
+  const frames: Array<{ id: ConnectionId; bytes: number[] }> = [];
   const closed: number[] = [];
   const tcp = new TcpTransport(epoll, {
     frame: (id, _client, frame) => frames.push({ id, bytes: Array.from(frame) }),

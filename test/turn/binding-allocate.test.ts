@@ -76,7 +76,7 @@ describe("Allocate (RFC 8656 §7.2)", () => {
     expect(r.text(Attr.Software)).toBe("bunturn-test");
     expect(h.server.allocationCount).toBe(1);
     expect(h.server.counters.allocationsCreated).toBe(1);
-    expect(h.relays.opened).toEqual([{ family: 4, evenPort: false, reserveNext: false }]);
+    expect(h.relays.opened).toEqual([{ kind: "fresh", family: 4, evenPort: false, reserveNext: false }]);
   });
 
   test("the response's MESSAGE-INTEGRITY verifies with the client's key", async () => {
@@ -173,10 +173,10 @@ describe("Allocate (RFC 8656 §7.2)", () => {
     expect(r.addresses(Attr.XorRelayedAddress)[0]!.port % 2).toBe(0);
     const tv = r.attr(Attr.ReservationToken)!;
     const token = readReservationToken(tv, 0, tv.length)!;
-    expect(h.relays.opened[0]).toEqual({ family: 4, evenPort: true, reserveNext: true });
+    expect(h.relays.opened[0]).toEqual({ kind: "fresh", family: 4, evenPort: true, reserveNext: true });
     const second = h.client("192.0.2.1", 2).allocate((w) => writeReservationToken(w, token));
     expect(second.ok).toBe(true);
-    expect(h.relays.opened[1]!.reservationToken).toBe(token);
+    expect(h.relays.opened[1]).toEqual({ kind: "token", reservationToken: token });
     // Claimed, so it must not be released when the 30 s pass.
     h.advance(31_000);
     expect(h.relays.released).toEqual([]);
@@ -186,9 +186,7 @@ describe("Allocate (RFC 8656 §7.2)", () => {
     const h = harness();
     // This core never saw the token (another engine reserved it); the allocator knows it means IPv6.
     const foreignToken = 0x0102030405060708n;
-    h.relays.tokens.add(foreignToken);
-    const open = h.relays.open.bind(h.relays);
-    h.relays.open = (request) => open(request.reservationToken === foreignToken ? { ...request, family: 6 } : request);
+    h.relays.tokens.set(foreignToken, 6);
     const c = h.client("192.0.2.1", 2);
     const allocated = c.allocate((w) => writeReservationToken(w, foreignToken));
     expect(allocated.ok).toBe(true);
@@ -211,7 +209,7 @@ describe("Allocate (RFC 8656 §7.2)", () => {
     const token = readReservationToken(tv, 0, tv.length)!;
     const second = h.client("192.0.2.1", 2).allocate((w) => writeReservationToken(w, token));
     expect(second.ok).toBe(true);
-    expect(h.relays.opened[1]).toEqual({ family: 6, evenPort: false, reserveNext: false, reservationToken: token });
+    expect(h.relays.opened[1]).toEqual({ kind: "token", reservationToken: token });
     expect(second.addresses(Attr.XorRelayedAddress)[0]!.family).toBe(6);
   });
 

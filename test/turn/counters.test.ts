@@ -35,7 +35,7 @@ describe("ProtocolCounters for metrics", () => {
     const h = harness();
     const c = h.client();
     expect(c.allocate().ok).toBe(true);
-    const relayId = h.relays.nextId - 1;
+    const relayId = h.relays.lastId;
     const before = { ...h.server.counters };
     // Without a permission the peer's datagram is counted as received, and dropped.
     h.server.handlePeerDatagram(relayId, PEER, new Uint8Array(10), h.now);

@@ -5,8 +5,9 @@ import {
   readXorAddress, writeFingerprint, writeMessageIntegrity, writeMessageIntegritySha256, writeRequestedTransport, writeText,
   type StunMessage,
 } from "../../src/stun/index.ts";
+import { listenerId, relayId } from "../../src/turn/api.ts";
 import type {
-  CredentialStore, Millis, RelayAllocator, RelayHandle, RelayOpenRequest, RelayOpenResult, TurnSink,
+  ClientPath, CredentialStore, Millis, RelayAllocator, RelayHandle, RelayId, RelayOpenRequest, RelayOpenResult, TurnSink,
 } from "../../src/turn/api.ts";
 import { PeerPolicy, StaticUsers, TurnServer, type TurnServerOptions } from "../../src/turn/server.ts";
 import { md5Key } from "../../src/turn/credentials.ts";
@@ -25,10 +26,10 @@ export interface Sent {
 
 export class RecordingSink implements TurnSink {
   readonly sent: Sent[] = [];
-  reply(listener: number, client: Endpoint, data: Uint8Array): void {
+  reply(listener: ClientPath, client: Endpoint, data: Uint8Array): void {
     this.sent.push({ kind: "reply", listener, to: client, data: data.slice() });
   }
-  relayToClient(listener: number, client: Endpoint, bytes: Uint8Array, offset: number, length: number): void {
+  relayToClient(listener: ClientPath, client: Endpoint, bytes: Uint8Array, offset: number, length: number): void {
     this.sent.push({ kind: "toClient", listener, to: client, data: bytes.slice(offset, offset + length) });
   }
   relayToPeer(relay: RelayHandle, peer: Endpoint, bytes: Uint8Array, offset: number, length: number, dontFragment: boolean): void {
@@ -43,31 +44,38 @@ export class FakeRelays implements RelayAllocator {
   families = new Set<Family>([4, 6]);
   capacity = Infinity;
   nextId = 1;
-  readonly live = new Map<number, RelayHandle>();
+  readonly live = new Map<RelayId, RelayHandle>();
   readonly closed: RelayHandle[] = [];
   readonly opened: RelayOpenRequest[] = [];
   readonly released: bigint[] = [];
-  readonly tokens = new Set<bigint>();
+  /** Live reservation tokens and the family of the port each holds. */
+  readonly tokens = new Map<bigint, Family>();
   nextToken = 0x1122334455667788n;
 
   open(request: RelayOpenRequest): RelayOpenResult {
     this.opened.push({ ...request });
-    if (!this.families.has(request.family)) return { ok: false, code: 440 };
-    if (request.reservationToken !== undefined) {
-      if (!this.tokens.delete(request.reservationToken)) return { ok: false, code: 508 };
-    }
+    // A token opens the port in the family it was reserved with (the allocator's knowledge, not the core's).
+    const family = request.kind === "token" ? this.tokens.get(request.reservationToken) : request.family;
+    if (family === undefined) return { ok: false, code: 508 };
+    if (!this.families.has(family)) return { ok: false, code: 440 };
+    if (request.kind === "token") this.tokens.delete(request.reservationToken);
     if (this.live.size >= this.capacity) return { ok: false, code: 508 };
-    const id = this.nextId++;
-    const port = request.evenPort ? 50000 + id * 2 : 50001 + id * 2;
-    const address = request.family === 4 ? parseEndpoint("203.0.113.10", port) : parseEndpoint("2001:db8::10", port);
+    const id = relayId(this.nextId++);
+    const evenPort = request.kind === "fresh" && request.evenPort;
+    const port = evenPort ? 50000 + id * 2 : 50001 + id * 2;
+    const address = family === 4 ? parseEndpoint("203.0.113.10", port) : parseEndpoint("2001:db8::10", port);
     const relay = { id, address };
     this.live.set(id, relay);
-    if (request.reserveNext) {
+    if (request.kind === "fresh" && request.reserveNext) {
       const token = this.nextToken++;
-      this.tokens.add(token);
+      this.tokens.set(token, family);
       return { ok: true, relay, reservationToken: token };
     }
     return { ok: true, relay };
+  }
+  /** The id of the relay opened last. */
+  get lastId(): RelayId {
+    return relayId(this.nextId - 1);
   }
   close(relay: RelayHandle): void {
     if (!this.live.delete(relay.id)) throw new Error(`relay ${relay.id} closed twice or unknown`);
@@ -118,7 +126,7 @@ export function harness(overrides: Partial<TurnServerOptions> & { users?: Record
       if (due !== undefined && due <= h.now) server.handleTimeout(h.now);
     },
     client(ip = "192.0.2.50", port = 40000, user = { username: "alice", password: "secret" }, listener = 0) {
-      return new TestClient(h, parseEndpoint(ip, port), user, listener);
+      return new TestClient(h, parseEndpoint(ip, port), user, listenerId(listener));
     },
   };
   return h;
@@ -155,7 +163,7 @@ export class TestClient {
     readonly h: Harness,
     readonly endpoint: Endpoint,
     readonly user: { username: string; password: string },
-    readonly listener: number,
+    readonly listener: ClientPath,
   ) {}
 
   key(username = this.user.username, password = this.user.password, realm = this.realm ?? REALM): Uint8Array {

@@ -5,6 +5,7 @@ import {
   writeMessageIntegrity, writeRequestedTransport, writeText, writeXorAddress,
 } from "../../src/stun/index.ts";
 import { harness, randomTid, Response, REALM } from "./harness.ts";
+import { listenerId, relayId } from "../../src/turn/api.ts";
 
 function lcg(seed: number) {
   return () => ((seed = (seed * 1664525 + 1013904223) >>> 0) >>> 8) / 0x1000000;
@@ -95,7 +96,7 @@ describe("malformed requests get the RFC answer or a silent drop", () => {
         ? Uint8Array.from({ length: Math.floor(rand() * 100) }, () => Math.floor(rand() * 256))
         : mutate(seed, rand);
       const from = parseEndpoint(`192.0.2.${2 + (i % 3)}`, 2222);
-      expect(() => h.server.handleClientDatagram(0, from, data, h.now)).not.toThrow();
+      expect(() => h.server.handleClientDatagram(listenerId(0), from, data, h.now)).not.toThrow();
       for (const out of h.sink.take()) {
         expect(out.kind).toBe("reply");
         const r = new Response(out.data); // every answer is itself well formed
@@ -111,7 +112,8 @@ describe("malformed requests get the RFC answer or a silent drop", () => {
     const h = harness();
     const c = h.client();
     c.allocate();
-    const relayId = h.relays.nextId - 1;
+    const relay = h.relays.lastId;
+    const unknownRelay = relayId(999);
     const peer = parseEndpoint("198.51.100.1", 1);
     c.request(StunMethod.ChannelBind, (w) => { writeChannelNumber(w, 0x4000); writeXorAddress(w, Attr.XorPeerAddress, peer); });
     const send = new StunWriter(StunMethod.Send, StunClass.Indication, randomTid());
@@ -121,9 +123,9 @@ describe("malformed requests get the RFC answer or a silent drop", () => {
     const rand = lcg(7);
     for (let i = 0; i < 3000; i++) {
       const data = mutate(seeds[i % seeds.length]!, rand);
-      expect(() => h.server.handleClientDatagram(0, c.endpoint, data, h.now)).not.toThrow();
+      expect(() => h.server.handleClientDatagram(listenerId(0), c.endpoint, data, h.now)).not.toThrow();
       const junk = Uint8Array.from({ length: Math.floor(rand() * 64) }, () => Math.floor(rand() * 256));
-      expect(() => h.server.handlePeerDatagram(i % 3 === 0 ? 999 : relayId, peer, junk, h.now)).not.toThrow();
+      expect(() => h.server.handlePeerDatagram(i % 3 === 0 ? unknownRelay : relay, peer, junk, h.now)).not.toThrow();
     }
     h.sink.take();
     expect(h.server.allocationCount).toBe(1);

@@ -21,7 +21,7 @@ function quota(limits: Partial<QuotaLimits>, shared = createQuotaShared()): Shar
 function boundClient(h: Harness, port: number) {
   const c = h.client("192.0.2.50", port);
   expect(c.allocate().ok).toBe(true);
-  const relayId = h.relays.nextId - 1;
+  const relayId = h.relays.lastId;
   const r = c.request(StunMethod.ChannelBind, (w) => {
     writeChannelNumber(w, 0x4000);
     writeXorAddress(w, Attr.XorPeerAddress, PEER);

@@ -5,15 +5,16 @@ import {
   writeAddressFamily, writeChannelNumber, writeDontFragment, writeXorAddress, writeLifetime,
 } from "../../src/stun/index.ts";
 import { harness, randomTid, Response, type Harness, type TestClient } from "./harness.ts";
+import { relayId as relayIdOf, type RelayId } from "../../src/turn/api.ts";
 
 const PEER = parseEndpoint("198.51.100.20", 7000);
 const PEER_OTHER_PORT = parseEndpoint("198.51.100.20", 7001);
 const PEER2 = parseEndpoint("198.51.100.21", 7000);
 
-function allocated(h: Harness, ip = "192.0.2.50", port = 40000): { c: TestClient; relayId: number } {
+function allocated(h: Harness, ip = "192.0.2.50", port = 40000): { c: TestClient; relayId: RelayId } {
   const c = h.client(ip, port);
   expect(c.allocate().ok).toBe(true);
-  return { c, relayId: h.relays.nextId - 1 };
+  return { c, relayId: h.relays.lastId };
 }
 
 function permit(c: TestClient, ...peers: Endpoint[]): Response {
@@ -155,7 +156,7 @@ describe("Send and Data indications (RFC 8656 §10)", () => {
     const h = harness();
     const c = h.client();
     c.allocate((w) => writeAddressFamily(w, Attr.RequestedAddressFamily, 6));
-    const relayId = h.relays.nextId - 1;
+    const relayId = h.relays.lastId;
     const peer6 = parseEndpoint("2001:db8:1::9", 9999);
     expect(permit(c, peer6).ok).toBe(true);
     h.server.handlePeerDatagram(relayId, peer6, bytes(1, 2), h.now);
@@ -172,7 +173,7 @@ describe("Send and Data indications (RFC 8656 §10)", () => {
     const h = harness();
     const { relayId } = allocated(h);
     h.server.handlePeerDatagram(relayId, PEER, bytes(1), h.now);
-    h.server.handlePeerDatagram(9999, PEER, bytes(1), h.now);
+    h.server.handlePeerDatagram(relayIdOf(9999), PEER, bytes(1), h.now);
     expect(h.sink.take()).toEqual([]);
     expect(h.server.counters.dropped).toBe(2);
   });
@@ -459,7 +460,7 @@ describe("more data-path cases", () => {
     const h = harness();
     const c = h.client();
     c.allocate((w) => writeAddressFamily(w, Attr.AdditionalAddressFamily, 6));
-    const [relay4, relay6] = [h.relays.nextId - 2, h.relays.nextId - 1];
+    const [relay4, relay6] = [relayIdOf(h.relays.lastId - 1), h.relays.lastId];
     const peer6 = parseEndpoint("2001:db8:2::1", 4000);
     expect(permit(c, PEER, peer6).ok).toBe(true);
     const out6 = c.sendRaw(sendIndication(peer6, bytes(6)));

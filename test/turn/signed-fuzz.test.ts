@@ -11,7 +11,7 @@ import { parseEndpoint, type Endpoint } from "../../src/net/endpoint.ts";
 import { Attr, StunClass, StunMethod, verifyMessageIntegrity } from "../../src/stun/index.ts";
 import { Rng } from "../fuzz/mutate.ts";
 import { SignedMutator, nonceFrom, type SourceNonce } from "../fuzz/signed.ts";
-import type { AllocationQuota } from "../../src/turn/api.ts";
+import { listenerId, type AllocationQuota } from "../../src/turn/api.ts";
 import type { TurnServerOptions } from "../../src/turn/server.ts";
 import { harness, REALM, Response } from "./harness.ts";
 
@@ -69,7 +69,7 @@ function run(seed: number, count: number, overrides: Partial<TurnServerOptions> 
   const sources: { from: Endpoint; nonce: SourceNonce }[] = [];
   for (let i = 0; i < 24; i++) {
     const from = i % 4 === 3 ? parseEndpoint(`2001:db8::${i}`, 40000 + i) : parseEndpoint(`192.0.2.${10 + i}`, 40000 + i);
-    h.server.handleClientDatagram(0, from, SignedMutator.challenge(rng), h.now);
+    h.server.handleClientDatagram(listenerId(0), from, SignedMutator.challenge(rng), h.now);
     const nonce = nonceFrom(h.sink.take()[0]!.data);
     if (!nonce) throw new Error("no nonce in the 401");
     sources.push({ from, nonce });
@@ -83,7 +83,7 @@ function run(seed: number, count: number, overrides: Partial<TurnServerOptions> 
     const s = sources[rng.below(sources.length)]!;
     const { bytes, kind } = fuzz.next(s.nonce);
     try {
-      h.server.handleClientDatagram(0, s.from, bytes, h.now);
+      h.server.handleClientDatagram(listenerId(0), s.from, bytes, h.now);
     } catch (error) {
       throw new Error(`seed ${seed} datagram ${i} (${kind}) threw: ${error}\n${Buffer.from(bytes).toString("hex")}`);
     }
@@ -134,7 +134,7 @@ describe("signed mutated requests through TurnServer (fake clock)", () => {
       for (const kind of Object.keys(r.fuzz.counts)) expect(r.fuzz.counts[kind as never]).toBeGreaterThan(0);
       // Released: a valid Refresh(0) from every source, then every timer (reservations included) runs out.
       for (const s of r.sources) {
-        r.h.server.handleClientDatagram(0, s.from, r.fuzz.refreshZero(s.nonce), r.h.now);
+        r.h.server.handleClientDatagram(listenerId(0), s.from, r.fuzz.refreshZero(s.nonce), r.h.now);
         const reply = new Response(r.h.sink.take()[0]!.data);
         expect(reply.ok || reply.errorCode === 437).toBe(true);
       }
@@ -159,7 +159,7 @@ describe("signed mutated requests through TurnServer (fake clock)", () => {
     expect(r.codes.get(438) ?? 0).toBeGreaterThan(0);
     expect(r.afterSigning401).toBe(r.fuzz.afterSigning);
     for (const s of r.sources) {
-      r.h.server.handleClientDatagram(0, s.from, r.fuzz.refreshZero(s.nonce), r.h.now);
+      r.h.server.handleClientDatagram(listenerId(0), s.from, r.fuzz.refreshZero(s.nonce), r.h.now);
       r.h.sink.take();
     }
     r.h.advance(3_600_000);

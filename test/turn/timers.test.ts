@@ -38,7 +38,7 @@ describe("timers (pollTimeout / handleTimeout with a fake clock)", () => {
     const h = harness();
     const c = h.client();
     c.allocate();
-    const relayId = h.relays.nextId - 1;
+    const relayId = h.relays.lastId;
     permit(c, PEER);
     expect(h.server.pollTimeout()).toBe(T0 + 300_000);
     h.advance(299_000);
@@ -54,7 +54,7 @@ describe("timers (pollTimeout / handleTimeout with a fake clock)", () => {
     const h = harness();
     const c = h.client();
     c.allocate();
-    const relayId = h.relays.nextId - 1;
+    const relayId = h.relays.lastId;
     permit(c, PEER);
     h.advance(200_000);
     permit(c, PEER);

@@ -9,6 +9,7 @@ import { parseEndpoint, type Endpoint } from "../../src/net/endpoint.ts";
 import { Attr, StunClass, StunMethod, StunWriter, writeLifetime, writeRequestedTransport } from "../../src/stun/index.ts";
 import { SourceRateLimit } from "../../src/turn/source-rate-limit.ts";
 import { harness, randomTid, type Harness } from "./harness.ts";
+import { listenerId } from "../../src/turn/api.ts";
 
 /** The smallest Allocate: 20 bytes, no attributes, no credentials. */
 function bareAllocate(): Uint8Array {
@@ -17,7 +18,7 @@ function bareAllocate(): Uint8Array {
 
 /** Sends a bare Allocate from `source`; returns the replies' sizes. */
 function unauthenticated(h: Harness, source: Endpoint): number[] {
-  h.server.handleClientDatagram(0, source, bareAllocate(), h.now);
+  h.server.handleClientDatagram(listenerId(0), source, bareAllocate(), h.now);
   return h.sink.take().filter((s) => s.kind === "reply").map((s) => s.data.length);
 }
 
@@ -74,14 +75,14 @@ describe("--unauthorized-ratelimit-rps (per source IP address)", () => {
     let answered = 0;
     for (let i = 0; i < 10; i++) {
       for (const m of [unknownMethod, bindingBytes]) {
-        h.server.handleClientDatagram(0, source, m, h.now);
+        h.server.handleClientDatagram(listenerId(0), source, m, h.now);
         answered += h.sink.take().length;
       }
     }
     expect(answered).toBe(3);
     // A plain Binding request is not an error: always answered.
     const binding = new StunWriter(StunMethod.Binding, StunClass.Request, randomTid()).finish();
-    h.server.handleClientDatagram(0, source, binding, h.now);
+    h.server.handleClientDatagram(listenerId(0), source, binding, h.now);
     expect(h.sink.take().length).toBe(1);
   });
 
@@ -124,7 +125,7 @@ describe("bounded memory under spoofed sources", () => {
     const h = harness({ unauthenticatedRateLimit: 100 });
     const spoof = (from: number, count: number) => {
       for (let i = from; i < from + count; i++) {
-        h.server.handleClientDatagram(0, parseEndpoint(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, 4000), bareAllocate(), h.now);
+        h.server.handleClientDatagram(listenerId(0), parseEndpoint(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, 4000), bareAllocate(), h.now);
         h.sink.take();
         h.now += 0.05;
       }

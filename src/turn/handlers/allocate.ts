@@ -49,21 +49,25 @@ export function handleAllocate(req: RequestContext): void {
     dual = true;
   }
 
-  const open: RelayOpenRequest = { family, evenPort: false, reserveNext: false };
-  if (evenPortAt >= 0) {
-    const e = readEvenPort(m, d.offsets[evenPortAt]!, d.lengths[evenPortAt]!);
-    if (e === null) return req.fail(ErrorCode.BadRequest);
-    open.evenPort = true;
-    open.reserveNext = e.reserveNext;
-  }
+  // Step 3 or 4: the port held under a token (in the family it was reserved with, which the allocator
+  // knows even for another engine's token), or a new one.
+  let open: RelayOpenRequest;
   if (tokenAt >= 0) {
     const token = readReservationToken(m, d.offsets[tokenAt]!, d.lengths[tokenAt]!);
     if (token === null) return req.fail(ErrorCode.BadRequest);
-    open.reservationToken = token;
-    // The reserved port has the family of the allocation that reserved it (the request may not name one).
-    const held = state.reservations.get(token);
-    if (held !== undefined) open.family = family = held.family;
+    open = { kind: "token", reservationToken: token };
+  } else {
+    let evenPort = false;
+    let reserveNext = false;
+    if (evenPortAt >= 0) {
+      const e = readEvenPort(m, d.offsets[evenPortAt]!, d.lengths[evenPortAt]!);
+      if (e === null) return req.fail(ErrorCode.BadRequest);
+      evenPort = true;
+      reserveNext = e.reserveNext;
+    }
+    open = { kind: "fresh", family, evenPort, reserveNext };
   }
+  const redeemed = open.kind === "token" ? open.reservationToken : undefined;
 
   let lifetime: number | undefined;
   const lifetimeAt = d.indexOf(Attr.Lifetime);
@@ -78,8 +82,8 @@ export function handleAllocate(req: RequestContext): void {
   // redeemed or expires; an Allocate that redeems a token takes over the reservation's unit.
   const username = req.auth.username;
   const quota = state.quota;
-  const countReservation = open.reserveNext && quota?.holdReservation !== undefined;
-  const redeems = open.reservationToken !== undefined && quota?.acquireReserved !== undefined;
+  const countReservation = open.kind === "fresh" && open.reserveNext && quota?.holdReservation !== undefined;
+  const redeems = redeemed !== undefined && quota?.acquireReserved !== undefined;
   let units = 0;
   // coturn --max-bps / --bps-capacity: each session reserves its bandwidth from the server's capacity;
   // when none is left the Allocate gets 486 with coturn's reason phrase (allocate_bps in coturn). Checked
@@ -102,7 +106,7 @@ export function handleAllocate(req: RequestContext): void {
   };
   if (redeems && bandwidthRefused()) return;
   if (quota !== undefined) {
-    let admitted = redeems ? quota.acquireReserved!(username, req.client, open.reservationToken!) : quota.acquire(username, req.client);
+    let admitted = redeems ? quota.acquireReserved!(username, req.client, redeemed!) : quota.acquire(username, req.client);
     if (admitted) units++;
     if (admitted && countReservation) {
       admitted = quota.acquire(username, req.client);
@@ -120,7 +124,7 @@ export function handleAllocate(req: RequestContext): void {
     giveBack();
     return req.fail(primary.code);
   }
-  if (open.reservationToken !== undefined) state.forgetReservation(open.reservationToken);
+  if (redeemed !== undefined) state.forgetReservation(redeemed);
   const token = primary.reservationToken;
   if (countReservation) {
     // The reservation's unit goes to its token, or back when no port was reserved after all; a quota
@@ -139,7 +143,7 @@ export function handleAllocate(req: RequestContext): void {
   let additionalError = 0;
   let secondary: RelayHandle | undefined;
   if (dual) {
-    const r = state.relays.open({ family: 6, evenPort: false, reserveNext: false }, now);
+    const r = state.relays.open({ kind: "fresh", family: 6, evenPort: false, reserveNext: false }, now);
     if (r.ok) secondary = r.relay;
     else additionalError = r.code;
   }
@@ -156,7 +160,7 @@ export function handleAllocate(req: RequestContext): void {
   else a.relay6 = primary.relay;
   if (secondary !== undefined) a.relay6 = secondary;
   state.add(a);
-  if (token !== undefined) state.holdReservation(token, family, now);
+  if (token !== undefined) state.holdReservation(token, now);
 
   // RFC 8656 §7.3 (what the client expects): relayed address(es), lifetime, token, mapped address.
   const w = req.success();
