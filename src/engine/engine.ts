@@ -14,50 +14,15 @@ import {
   SyscallError, UdpCapabilities, UdpSocketState, libc, readErrorQueue, receiveBatch, receivedTtlTos,
 } from "../../ffi/index.ts";
 import { listenerId } from "../turn/api.ts";
-import type { TurnServer } from "../turn/server.ts";
-import type { CoreIo } from "./core.ts";
+import type { CoreFactory, EngineEvent, EngineInit, TurnCore } from "./engine-init.ts";
 import { SLOT } from "./counters.ts";
 import { Outbox, type UdpListener } from "./outbox.ts";
-import type { PortPoolShared } from "./port-pool.ts";
 import { RelaySockets, type RelaySocket } from "./relay-sockets.ts";
 import { SourceCache } from "./sources.ts";
 import { TcpTransport } from "./tcp-transport.ts";
-import type { QuotaShared } from "./quota.ts";
-import { ConnectionLimits, createConnectionTable, type ConnectionTableShared } from "./connection-limits.ts";
-import type { RelayConfig } from "../config/resolve.ts";
+import { ConnectionLimits, createConnectionTable } from "./connection-limits.ts";
 
-export interface EngineInit {
-  index: number;
-  config: RelayConfig;
-  pool: PortPoolShared;
-  capabilityCells: Int32Array;
-  /** This engine's counter block in shared memory (layout: src/engine/counters.ts). */
-  counters: Float64Array;
-  /** [0]: stop requested. */
-  control: Int32Array;
-  nonceSecret: Uint8Array;
-  /** Allocation and bandwidth counts shared by every engine (coturn --user-quota, --total-quota, --bps-capacity). */
-  quota: QuotaShared;
-  /** Unix socket where the main thread's TLS front end hands this engine decrypted streams. */
-  tlsSocketPath?: string;
-  /** TCP/TLS connection counts shared by every engine and the TLS front end; absent = this engine's own. */
-  connections?: ConnectionTableShared;
-}
-
-export type EngineEvent =
-  | { kind: "ready"; index: number; wakeFd: number; listeners: string[] }
-  | { kind: "log"; level: "info" | "warn" | "error" | "debug"; message: string }
-  | { kind: "failed"; index: number; message: string }
-  | { kind: "stopped"; index: number };
-
-/** What the loop asks of the protocol core (TurnServer, or a test's wrapper of one). */
-export type TurnCore = Pick<
-  TurnServer,
-  "handleClientDatagram" | "handlePeerDatagram" | "handleClientClosed" | "handleTimeout" | "pollTimeout" | "hasAllocationOn" | "closeAll"
->;
-
-/** Builds the core once the engine's sink and relay allocator exist (src/engine/core.ts: buildTurnServer). */
-export type CoreFactory = (io: CoreIo) => TurnCore;
+export type { CoreFactory, EngineEvent, EngineInit, TurnCore };
 
 /** Datagrams per socket per wake before the others get a turn: fairness under load. */
 const MAX_BATCHES_PER_WAKE = 8;
