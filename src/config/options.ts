@@ -62,11 +62,12 @@ export const OPTIONS = {
   "simple-log": { kind: "boolean", description: "Accepted for coturn compatibility: the log file name is always used as given" },
   "log-format": { kind: "string", default: "text", description: "Log line format: text, or json (one object per line: time, level, message)" },
   pidfile: { kind: "string", description: "Write the process id to this file at start; removed at a clean stop" },
-  "max-tcp-connections": { kind: "number", default: 0, description: "Most TCP and TLS client connections at once, server-wide; more are closed at once (0 = from the descriptor limit: (limit - relay ports - 1024) / 3)" },
+  "max-tcp-connections": { kind: "number", default: 0, description: "Most TCP and TLS client connections at once, server-wide; more are closed at once (0 = a quarter of the descriptor limit, at least 256)" },
   "max-tcp-connections-per-ip": { kind: "number", default: 512, description: "Most TCP and TLS client connections from one IPv4 address or IPv6 /64; more are closed at once (0 = unlimited)" },
   "tls-handshake-timeout": { kind: "number", default: 10, description: "Seconds a TLS client has to finish its handshake before it is closed" },
+  "tcp-first-message-timeout": { kind: "number", default: 10, description: "Seconds a TCP client (a TLS client: after its handshake) has to send its first whole message before it is closed" },
   "max-tcp-buffer": { kind: "number", default: 262144, description: "Bytes of unread replies one TCP/TLS client may hold before it is closed" },
-  "max-tcp-buffer-total": { kind: "number", default: 67108864, description: "Bytes all TCP/TLS clients of one engine may hold together (partial messages and unread replies); a client that needs more is closed" },
+  "max-tcp-buffer-total": { kind: "number", default: 33554432, description: "Bytes all TCP/TLS clients of one engine may hold together (partial messages and unread replies); a client that needs more is closed" },
 } as const satisfies Record<string, OptionSpec>;
 
 export type OptionName = keyof typeof OPTIONS;

@@ -15,6 +15,8 @@ export interface StreamLimits {
   maxConnectionsPerIp: number;
   /** A TLS client that has not finished its handshake by then is closed. */
   tlsHandshakeTimeoutMs: number;
+  /** A TCP client (TLS: after the handshake) that has sent no whole message by then is closed. */
+  firstMessageTimeoutMs: number;
   /** Bytes one connection may hold: unread replies (and the TLS front end's pending bytes each way). */
   maxBufferPerConnection: number;
   /** Bytes all connections of one engine (or of the TLS front end) may hold together, partial frames included. */
@@ -30,6 +32,8 @@ function value(raw: RawOptions, name: OptionName, fail: Fail): number {
 export function resolveStreamLimits(raw: RawOptions, fail: Fail): StreamLimits {
   const handshake = value(raw, "tls-handshake-timeout", fail);
   if (handshake === 0) fail("--tls-handshake-timeout: must be above 0 seconds");
+  const firstMessage = value(raw, "tcp-first-message-timeout", fail);
+  if (firstMessage === 0) fail("--tcp-first-message-timeout: must be above 0 seconds");
   const perConnection = value(raw, "max-tcp-buffer", fail);
   const perEngine = value(raw, "max-tcp-buffer-total", fail);
   // One connection must be able to hold a whole reply, or no client could ever be answered.
@@ -39,6 +43,7 @@ export function resolveStreamLimits(raw: RawOptions, fail: Fail): StreamLimits {
     maxConnections: value(raw, "max-tcp-connections", fail),
     maxConnectionsPerIp: value(raw, "max-tcp-connections-per-ip", fail),
     tlsHandshakeTimeoutMs: handshake * 1000,
+    firstMessageTimeoutMs: firstMessage * 1000,
     maxBufferPerConnection: perConnection,
     maxBufferPerEngine: perEngine,
   };

@@ -93,6 +93,7 @@ export class Engine {
       limits: new ConnectionLimits(init.connections ?? createConnectionTable(), { total: config.streams.maxConnections, perSource: config.streams.maxConnectionsPerIp }),
       maxBufferPerConnection: config.streams.maxBufferPerConnection,
       maxBufferPerEngine: config.streams.maxBufferPerEngine,
+      firstMessageTimeoutMs: config.streams.firstMessageTimeoutMs,
       warn: (message) => emit({ kind: "log", level: "warn", message: `engine ${init.index}: ${message}` }),
     });
     this.out = new Outbox(send, this.counters, this.listeners, this.relays, this.tcp);

@@ -271,24 +271,22 @@ function workerEntry(): string {
 /**
  * The cap on TCP and TLS client connections. The soft descriptor limit is raised to the hard one first
  * (every engine's and the TLS front end's sockets are descriptors of this one process). Without
- * --max-tcp-connections the cap leaves room for one relay socket per relay port and 1024 descriptors of
- * reserve, and counts 3 descriptors per connection (a TLS one takes its socket and both ends of its
- * hand-over stream), so the process does not reach EMFILE through clients alone.
+ * --max-tcp-connections the cap is a quarter of the limit (at least 256): a TLS connection takes 3
+ * descriptors (its socket and both ends of its hand-over stream), and the rest stays for relay sockets.
+ * Reaching the limit anyway (relay sockets, other descriptors) parks the listeners instead of spinning.
  */
 function connectionCap(config: RelayConfig, logger: Logger): number {
   const limit = raiseDescriptorLimit();
   const configured = config.streams.maxConnections;
-  const relayPorts = config.maxPort - config.minPort + 1;
-  const auto = Math.max(64, Math.floor((limit.soft - relayPorts - 1024) / 3));
-  const cap = configured > 0 ? configured : auto;
+  const cap = configured > 0 ? configured : Math.max(256, Math.floor(limit.soft / 4));
   if (config.tcp || config.tls) {
     logger.debug(
-      `TCP/TLS clients: at most ${cap} connections${configured > 0 ? "" : " (from the descriptor limit)"}, ` +
+      `TCP/TLS clients: at most ${cap} connections${configured > 0 ? "" : " (a quarter of the descriptor limit)"}, ` +
         `${config.streams.maxConnectionsPerIp || "unlimited"} per source address; descriptor limit ${limit.soft}`,
     );
   }
-  if (configured > 0 && configured * 3 + relayPorts + 1024 > limit.soft) {
-    logger.warn(`--max-tcp-connections ${configured} with ${relayPorts} relay ports can exceed the descriptor limit (${limit.soft}); raise LimitNOFILE or ulimit -n`);
+  if (configured > 0 && configured * 3 > limit.soft) {
+    logger.warn(`--max-tcp-connections ${configured} can exceed the descriptor limit (${limit.soft}; a TLS connection takes 3); raise LimitNOFILE or ulimit -n`);
   }
   return cap;
 }

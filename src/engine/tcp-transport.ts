@@ -38,6 +38,8 @@ interface Connection {
   client: Endpoint;
   /** When it was accepted (ms), for the sweep of connections that never allocate. */
   openedAt: number;
+  /** Whether a whole message has arrived yet: a client that sends none is closed sooner. */
+  spoke: boolean;
   buffer: ArrayBuffer;
   bytes: Uint8Array;
   address: number;
@@ -58,6 +60,8 @@ export interface TcpTransportOptions {
   maxBufferPerConnection: number;
   /** Bytes all connections may hold together beyond their first 4 KiB (partial frames, unread replies). */
   maxBufferPerEngine: number;
+  /** A connection that has sent no whole message this long after it was accepted is closed (by sweep). */
+  firstMessageTimeoutMs: number;
   warn(message: string): void;
 }
 
@@ -65,6 +69,7 @@ const DEFAULTS: TcpTransportOptions = {
   limits: new ConnectionLimits(createConnectionTable(), { total: 16384, perSource: 0 }),
   maxBufferPerConnection: 1 << 20,
   maxBufferPerEngine: 64 << 20,
+  firstMessageTimeoutMs: 60_000,
   warn: () => {},
 };
 
@@ -166,7 +171,7 @@ export class TcpTransport {
       }
       const buffer = new ArrayBuffer(INITIAL_BUFFER);
       const c: Connection = {
-        fd, id: connectionId(this.nextId++), client, openedAt: Date.now(), buffer, bytes: new Uint8Array(buffer),
+        fd, id: connectionId(this.nextId++), client, openedAt: Date.now(), spoke: false, buffer, bytes: new Uint8Array(buffer),
         address: ptr(buffer) as unknown as number, start: 0, end: 0, backlog: null, backlogLength: 0,
         awaitingProxyHeader: proxied, counted: proxied ? null : client.address,
       };
@@ -196,6 +201,7 @@ export class TcpTransport {
         const frame = nextStreamFrame(c.bytes, c.start, c.end);
         if (frame < 0) return this.close(c); // not STUN or ChannelData: the stream cannot be resynchronised
         if (frame === 0) break;
+        c.spoke = true;
         this.handlers.frame(c.id, c.client, c.bytes.subarray(c.start, c.start + frame), now);
         if (!this.byFd.has(c.fd)) return; // closed while handling
         c.start += frame;
@@ -340,12 +346,15 @@ export class TcpTransport {
   /**
    * Closes every connection older than `maxAgeMs` for which `keep(id)` is false (the engine keeps those
    * with an allocation): a TCP connection costs an fd and a buffer, so one that never allocates, or
-   * outlives its allocation, must not hold them for ever (a slow-open flood would).
+   * outlives its allocation, must not hold them for ever (a slow-open flood would). One that has not
+   * sent a whole message within firstMessageTimeoutMs goes sooner: a connect-and-stay-silent flood
+   * would otherwise hold the connection caps for maxAgeMs.
    */
   sweep(now: number, maxAgeMs: number, keep: (connection: ConnectionId) => boolean): number {
     let closed = 0;
     for (const c of [...this.byFd.values()]) {
-      if (now - c.openedAt > maxAgeMs && !keep(c.id)) {
+      const age = now - c.openedAt;
+      if ((age > maxAgeMs || (!c.spoke && age > this.options.firstMessageTimeoutMs)) && !keep(c.id)) {
         this.close(c);
         closed++;
       }

@@ -1,6 +1,7 @@
 /**
  * TCP and TLS clients cannot hold the relay: a TLS client that never finishes its handshake (silent, or
- * half a ClientHello) is closed after --tls-handshake-timeout; one source's (N+1)th connection is refused
+ * half a ClientHello) is closed after --tls-handshake-timeout, one that finishes it and then says nothing
+ * after --tcp-first-message-timeout; one source's (N+1)th connection is refused
  * (TCP and TLS counted together) while another source still gets in; and a relay out of descriptors
  * (ulimit -n in a child) does not spin on its listeners and serves again when descriptors come back.
  * Real bunturn processes on loopback, small caps and timeouts so each test takes seconds.
@@ -77,13 +78,16 @@ const isClosed = (c: Conn, ms: number) => Promise.race([c.closed.then(() => true
 
 test("a TLS client that sends nothing, or half a ClientHello, is closed after --tls-handshake-timeout; a finished handshake stays", async () => {
   const tlsPort = freePort();
-  const relay = await startBunturn({ args: ["--tls-listening-port", String(tlsPort), "--cert", cert, "--pkey", key, "--tls-handshake-timeout", "1"] });
+  const relay = await startBunturn({
+    args: ["--tls-listening-port", String(tlsPort), "--cert", cert, "--pkey", key, "--tls-handshake-timeout", "1", "--tcp-first-message-timeout", "2"],
+  });
   running.push(relay);
   const silent = await open(tlsPort);
   const half = await open(tlsPort);
   // The first 40 bytes of a ClientHello record claiming 300 bytes.
   half.socket.write(Buffer.from([0x16, 0x03, 0x01, 0x01, 0x2c, 0x01, 0x00, 0x01, 0x28, 0x03, 0x03, ...new Uint8Array(29)]));
   const good = await open(tlsPort, { tls: true });
+  const mute = await open(tlsPort, { tls: true });
   const [silentMs, halfMs] = await Promise.all([silent.closed, half.closed]);
   for (const ms of [silentMs, halfMs]) {
     expect(ms).toBeGreaterThanOrEqual(900);
@@ -91,6 +95,11 @@ test("a TLS client that sends nothing, or half a ClientHello, is closed after --
   }
   // The finished handshake outlived the timeout and is served.
   expect(await good.binding()).toBe(true);
+  // A client that finished its handshake but never sends a message goes after --tcp-first-message-timeout.
+  const muteMs = await mute.closed;
+  expect(muteMs).toBeGreaterThanOrEqual(1900);
+  expect(muteMs).toBeLessThan(4500);
+  expect(good.socket.destroyed).toBe(false);
   good.socket.destroy();
 }, 20000);
 

@@ -134,3 +134,19 @@ test("the connection caps refuse the source's (N+1)th connection and count it ba
   expect(again.closed()).toBe(false);
   expect(limits.total).toBe(3);
 });
+
+test("a connection that sends no whole message within the first-message timeout is swept; one that spoke stays", async () => {
+  const { tcp, frames, closed, pump, connect } = setup({ firstMessageTimeoutMs: 1000 });
+  const mute = await connect();
+  const speaker = await connect();
+  speaker.socket.write(bindingRequest());
+  mute.socket.write(bindingRequest().subarray(0, 10)); // half a message is not a message
+  expect(await pump(() => frames.length === 1 && tcp.connectionCount === 2)).toBe(true);
+  const now = Date.now();
+  expect(tcp.sweep(now, 60_000, () => false)).toBe(0); // young
+  expect(tcp.sweep(now + 1500, 60_000, () => false)).toBe(1);
+  expect(closed.length).toBe(1);
+  expect(closed[0]).not.toBe(frames[0]);
+  expect(await pump(() => mute.closed())).toBe(true);
+  expect(speaker.closed()).toBe(false);
+});
