@@ -1,5 +1,6 @@
 /**
- * `bunturn admin`: the user database commands, as coturn's turnadmin -a / -d / -l / -k. Option names
+ * `bunturn admin`: the user database commands, as coturn's turnadmin -a / -d / -l / -k, and its REST
+ * API secrets, as turnadmin -s / -X / -S. Option names
  * follow turnadmin (-b/--userdb, -u/--user, -p/--password, -r/--realm).
  */
 import { defineCommand, type ArgsDef } from "citty";
@@ -90,7 +91,44 @@ const key = defineCommand({
   },
 });
 
+const secret = { type: "string" as const, alias: "s", description: "TURN REST API shared secret", required: true as const };
+
+const addSecret = defineCommand({
+  meta: { name: "add-secret", description: "Add a TURN REST API secret for a realm (turnadmin -s); a running server with --use-auth-secret --userdb accepts it at once, next to the others" },
+  args: { userdb, secret, realm } satisfies ArgsDef,
+  run({ args }) {
+    if (args.secret === "") fail("--secret must not be empty");
+    withDb(args.userdb, true, (db) => db.addSecret(args.secret, args.realm));
+    console.log(`secret added to realm '${args.realm}' in ${args.userdb}`);
+  },
+});
+
+const deleteSecret = defineCommand({
+  meta: { name: "delete-secret", description: "Delete a TURN REST API secret (turnadmin -X); credentials made with it are refused from the next request on" },
+  args: { userdb, secret, realm } satisfies ArgsDef,
+  run({ args }) {
+    const deleted = withDb(args.userdb, false, (db) => db.deleteSecret(args.secret, args.realm));
+    if (!deleted) fail(`no such secret in realm '${args.realm}' in ${args.userdb}`);
+    console.log(`secret deleted from realm '${args.realm}' in ${args.userdb}`);
+  },
+});
+
+const listSecrets = defineCommand({
+  meta: { name: "list-secrets", description: "List TURN REST API secrets (turnadmin -S): one 'secret[realm]' a line" },
+  args: {
+    userdb,
+    realm: { type: "string", alias: "r", description: "Only this realm" },
+  } satisfies ArgsDef,
+  run({ args }) {
+    const rows = withDb(args.userdb, false, (db) => db.listSecrets(args.realm));
+    for (const row of rows) console.log(`${row.value}[${row.realm}]`);
+  },
+});
+
 export const adminCommand = defineCommand({
   meta: { name: "admin", description: "Manage the SQLite user database (--userdb), like coturn's turnadmin" },
-  subCommands: { "add-user": addUser, "delete-user": deleteUser, "list-users": listUsers, key },
+  subCommands: {
+    "add-user": addUser, "delete-user": deleteUser, "list-users": listUsers, key,
+    "add-secret": addSecret, "delete-secret": deleteSecret, "list-secrets": listSecrets,
+  },
 });

@@ -63,11 +63,11 @@ function removePidfile(path: string | undefined): void {
   }
 }
 
-/** Creates the user database (coturn does too) and counts the realm's users for the start-up line. */
-function prepareUserdb(path: string, realm: string): number {
+/** Creates the user database (coturn does too) and counts the realm's users and secrets for the start-up line. */
+function prepareUserdb(path: string, realm: string): { users: number; secrets: number } {
   try {
     const db = UserDb.open(path, { create: true });
-    const count = db.listUsers(realm).length;
+    const count = { users: db.listUsers(realm).length, secrets: db.listSecrets(realm).length };
     db.close();
     return count;
   } catch (error) {
@@ -100,8 +100,8 @@ export async function startRelay(argv: readonly string[], hooks: Pick<RelayHooks
       throw new StartupError((error as Error).message);
     }
     logger = logging.logger;
-    let dbUsers = 0;
-    if (config.auth.kind === "long-term" && config.auth.userdb !== undefined) dbUsers = prepareUserdb(config.auth.userdb, config.realm);
+    let inDb = { users: 0, secrets: 0 };
+    if (config.auth.kind !== "none" && config.auth.userdb !== undefined) inDb = prepareUserdb(config.auth.userdb, config.realm);
     if (config.pidfile !== undefined) {
       writePidfile(config.pidfile);
       pidfile = config.pidfile;
@@ -121,11 +121,12 @@ export async function startRelay(argv: readonly string[], hooks: Pick<RelayHooks
     };
     const server = await RelayServer.start(config, logger, { ...hooks, onEngineDeath });
     const auth = config.auth.kind === "rest"
-      ? "REST API shared secret"
+      ? `REST API shared secret(s), ${config.auth.secrets.length} configured` +
+        (config.auth.userdb !== undefined ? ` + user database ${config.auth.userdb} (${inDb.secrets} in realm ${config.realm} now)` : "")
       : config.auth.kind === "none"
         ? "none"
         : `long-term credentials, ${config.auth.users.length} user(s)` +
-          (config.auth.userdb !== undefined ? ` + user database ${config.auth.userdb} (${dbUsers} in realm ${config.realm} now)` : "");
+          (config.auth.userdb !== undefined ? ` + user database ${config.auth.userdb} (${inDb.users} in realm ${config.realm} now)` : "");
     logger.info(
       `bunturn ${VERSION} listening on ${server.listeners.join(", ")}; relay ${config.relayIps.join(", ")} ports ${config.minPort}-${config.maxPort}; ` +
         `${config.relayThreads} engine(s); realm ${config.realm}; auth: ${auth}; recvmmsg ${config.udpRecvmmsg ? "on" : "off"}, sendmmsg ${config.udpSendmmsg ? "on" : "off"}`,
@@ -134,7 +135,7 @@ export async function startRelay(argv: readonly string[], hooks: Pick<RelayHooks
       logger.warn(`no credentials configured: created user '${config.generatedUser.name}' with password '${config.generatedUser.password}' for this run (use --user NAME:PASSWORD)`);
     }
     if (config.auth.kind === "none") logger.warn("--no-auth: anyone can allocate relays on this server");
-    if (config.auth.kind !== "long-term" && loadedUserdb(argv)) logger.warn("--userdb holds long-term users only; it is not read with --use-auth-secret or --no-auth");
+    if (config.auth.kind === "none" && loadedUserdb(argv)) logger.warn("--userdb is not read with --no-auth");
     if (server.metricsUrl !== undefined) logger.info(`prometheus metrics on ${server.metricsUrl}`);
     const stop = (signal: string) => {
       if (stopping) return;
@@ -167,7 +168,7 @@ export async function startRelay(argv: readonly string[], hooks: Pick<RelayHooks
  */
 function reload(logger: { info(m: string): void; warn(m: string): void }, logging: Logging | undefined, file: string | undefined): void {
   if (file === undefined) {
-    logger.info("SIGHUP: no log file to reopen; nothing else to reload (the user database is read on every login)");
+    logger.info("SIGHUP: no log file to reopen; nothing else to reload (the user database, users and secrets, is read on every login)");
     return;
   }
   try {

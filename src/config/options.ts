@@ -10,6 +10,8 @@ export interface OptionSpec {
   alias?: string;
   description: string;
   default?: string | number | boolean;
+  /** A list whose values are taken whole: no splitting at commas (secrets may contain any character). */
+  verbatim?: boolean;
 }
 
 export const OPTIONS = {
@@ -24,7 +26,8 @@ export const OPTIONS = {
   "no-auth": { kind: "boolean", description: "No authentication at all: anyone may allocate (not for the open internet)" },
   user: { kind: "list", alias: "u", description: "A static user NAME:PASSWORD (repeatable)" },
   "use-auth-secret": { kind: "boolean", description: "TURN REST API: time-limited credentials from a shared secret" },
-  "static-auth-secret": { kind: "string", description: "The shared secret for --use-auth-secret" },
+  "static-auth-secret": { kind: "list", verbatim: true, description: "A shared secret for --use-auth-secret (repeatable: a username is valid under any of them, so a new secret can be rolled in before the old one goes; --userdb's turn_secret rows count too)" },
+  "rest-api-separator": { kind: "string", alias: "C", default: ":", description: "The character between the expiry timestamp and the user name in TURN REST API usernames" },
   "allow-loopback-peers": { kind: "boolean", description: "Allow relaying to loopback peers (127.0.0.0/8, ::1); for testing only" },
   "allowed-peer-ip": { kind: "list", description: "Peer address or range (IP, IP1-IP2 or CIDR) that is allowed even if denied otherwise (repeatable)" },
   "denied-peer-ip": { kind: "list", description: "Peer address or range that is denied (repeatable)" },

@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs";
 import { cpus, networkInterfaces } from "node:os";
 import { randomBytes } from "node:crypto";
-import { OPTIONS, type OptionName, type RawOptions } from "./options.ts";
+import { OPTIONS, type OptionName, type OptionSpec, type RawOptions } from "./options.ts";
 import { parseIp } from "../net/endpoint.ts";
 import { listenAddresses, relayAddresses, type ExternalIp, type ListenAddress, type RelayAddress } from "./addresses.ts";
 import { resolveStreamLimits, type StreamLimits } from "./stream-limits.ts";
@@ -22,7 +22,15 @@ export type AuthConfig =
       /** `--userdb`: SQLite file with coturn's turnusers_lt table, read by each engine. */
       userdb?: string;
     }
-  | { kind: "rest"; secret: string };
+  | {
+      kind: "rest";
+      /** `--static-auth-secret`, repeatable: a username is valid under any of them. */
+      secrets: string[];
+      /** `--rest-api-separator`: between the expiry timestamp and the user in a REST username. */
+      separator: string;
+      /** `--userdb`: its turn_secret rows for the realm are secrets too, read live. */
+      userdb?: string;
+    };
 
 /** Everything an engine needs; plain data so it crosses into Workers unchanged. */
 export interface RelayConfig {
@@ -86,10 +94,11 @@ export interface LogConfig {
 
 /** Adds one value to raw options: repeatable options accumulate, others keep the last value. */
 export function mergeOption(raw: RawOptions, name: OptionName, value: string | number | boolean, where?: string): void {
-  const spec = OPTIONS[name];
+  const spec: OptionSpec = OPTIONS[name];
   if (spec.kind === "list") {
     const list = (raw[name] as string[] | undefined) ?? [];
-    for (const v of String(value).split(",").map((s) => s.trim()).filter(Boolean)) list.push(v);
+    const values = spec.verbatim === true ? [String(value)] : String(value).split(",").map((s) => s.trim()).filter(Boolean);
+    for (const v of values) list.push(v);
     raw[name] = list;
     return;
   }
@@ -209,15 +218,18 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
   if (chosen > 1) throw new ConfigError("choose one of --lt-cred-mech, --use-auth-secret and --no-auth");
   let auth: AuthConfig;
   let generatedUser: RelayConfig["generatedUser"];
+  const userdb = get<string | undefined>(raw, "userdb");
+  if (userdb !== undefined && userdb.trim() === "") throw new ConfigError("--userdb needs a file name");
   if (useAuthSecret) {
-    const secret = get<string | undefined>(raw, "static-auth-secret");
-    if (!secret) throw new ConfigError("--use-auth-secret needs --static-auth-secret");
-    auth = { kind: "rest", secret };
+    const secrets = get<string[] | undefined>(raw, "static-auth-secret") ?? [];
+    if (secrets.some((secret) => secret === "")) throw new ConfigError("--static-auth-secret must not be empty");
+    if (secrets.length === 0 && userdb === undefined) throw new ConfigError("--use-auth-secret needs --static-auth-secret (or a --userdb whose turn_secret table holds the secrets)");
+    const separator = get<string>(raw, "rest-api-separator");
+    if (separator.length !== 1) throw new ConfigError(`--rest-api-separator: one character, got '${separator}'`);
+    auth = userdb === undefined ? { kind: "rest", secrets, separator } : { kind: "rest", secrets, separator, userdb };
   } else if (noAuth) {
     auth = { kind: "none" };
   } else {
-    const userdb = get<string | undefined>(raw, "userdb");
-    if (userdb !== undefined && userdb.trim() === "") throw new ConfigError("--userdb needs a file name");
     // Safe by default: with no credentials configured, make up one user rather than run an open relay.
     if (users.length === 0 && userdb === undefined) {
       generatedUser = { name: "bunturn", password: randomBytes(12).toString("base64url") };

@@ -46,6 +46,7 @@ export function buildTurnServer(inputs: CoreInputs, io: CoreIo, warn?: (message:
       totalQuota: config.totalQuota,
       bpsCapacity: config.bpsCapacity,
       restUsernames: config.auth.kind === "rest",
+      ...(config.auth.kind === "rest" ? { restSeparator: config.auth.separator } : {}),
     }),
     maxBytesPerSecond: config.maxBps,
     unauthenticatedRateLimit: config.unauthorizedRatelimit,

@@ -2,6 +2,7 @@
 import type { CredentialStore } from "../turn/api.ts";
 import { RestSecretCredentials, StaticKeys, StaticUsers, md5Key } from "../turn/credentials.ts";
 import { SqliteCredentials, parseHexKey } from "../userdb/sqlite.ts";
+import { SqliteSecrets } from "../userdb/secrets.ts";
 import type { RelayConfig } from "../config/resolve.ts";
 
 /** coturn's rule for --user NAME:KEY: a value of 0x and 32 hex digits is the MD5 key itself. */
@@ -13,8 +14,18 @@ export function credentialStoreFor(config: RelayConfig, warn?: (message: string)
   switch (config.auth.kind) {
     case "none":
       return null;
-    case "rest":
-      return new RestSecretCredentials(config.auth.secret);
+    case "rest": {
+      const { secrets, separator, userdb } = config.auth;
+      const fixed = secrets.map((secret) => new TextEncoder().encode(secret));
+      if (userdb === undefined) return new RestSecretCredentials(fixed, separator);
+      // coturn's get_auth_secrets: the configured secrets, then the realm's rows of turn_secret.
+      const table = new SqliteSecrets(userdb, config.realm);
+      table.onWarning = warn;
+      return new RestSecretCredentials(() => {
+        const stored = table.current();
+        return stored.length === 0 ? fixed : [...fixed, ...stored];
+      }, separator);
+    }
     case "long-term": {
       const { users, userdb } = config.auth;
       // Passwords alone: keep SHA-256 and USERHASH. Ready keys or a database: MD5 keys only.

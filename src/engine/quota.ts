@@ -49,6 +49,8 @@ export interface QuotaLimits {
    * (coturn's get_real_username), in both orders.
    */
   restUsernames: boolean;
+  /** coturn --rest-api-separator between the timestamp and the user (default ':'). */
+  restSeparator?: string;
 }
 
 export function createQuotaShared(): QuotaShared {
@@ -162,7 +164,7 @@ export class SharedQuota implements AllocationQuota {
 
   private userKey(username: string | undefined): UserKey {
     if (username === undefined || this.limits.userQuota === 0) return null;
-    return userHash(this.limits.restUsernames ? restUserOf(username) : username);
+    return userHash(this.limits.restUsernames ? restUserOf(username, this.limits.restSeparator) : username);
   }
 
   /** One more allocation, for the server and its user (if counted): false = over a quota. */

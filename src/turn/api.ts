@@ -150,6 +150,12 @@ export interface CredentialStore {
    * (RFC 8489 §9.2.2, §18.5.1.2). Stores that only keep MD5 keys leave it out; SHA-256 is then not offered.
    */
   longTermKeySha256?(username: string, realm: string, nowUnixSeconds: number): Uint8Array | undefined;
+  /**
+   * Every key the user may hold, for stores where one username has several (TURN REST API credentials
+   * while secrets are rotated: one key per live secret). When present it replaces longTermKey and
+   * longTermKeySha256, and MESSAGE-INTEGRITY is checked against each key in turn (coturn does the same).
+   */
+  longTermKeys?(username: string, realm: string, nowUnixSeconds: number, algorithm: "md5" | "sha256"): readonly Uint8Array[];
   /** The username whose USERHASH (RFC 8489 §14.4) is `userhash`, for stores that can invert it. */
   usernameForUserhash?(userhash: Uint8Array, realm: string): string | undefined;
 }

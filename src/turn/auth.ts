@@ -72,24 +72,33 @@ export class Authenticator {
     const algorithm = this.passwordAlgorithm(d, nonce);
     if (algorithm < 0) return this.badRequest(d, fingerprint);
 
-    let key: Uint8Array | undefined;
-    if (username !== undefined && realm === this.realm) {
-      key = algorithm === PasswordAlgorithm.SHA256
-        ? this.credentials.longTermKeySha256?.(username, realm, nowSeconds)
-        : this.credentials.longTermKey(username, realm, nowSeconds);
-    }
-    if (key === undefined) return this.challenge(d, client, nowSeconds, ErrorCode.Unauthenticated, fingerprint);
-
+    if (username === undefined || realm !== this.realm) return this.challenge(d, client, nowSeconds, ErrorCode.Unauthenticated, fingerprint);
     const sha256 = d.integritySha256 >= 0;
     const at = sha256 ? d.integritySha256 : d.integrity;
-    if (!verifyMessageIntegrity(m, d.offsets[at]!, d.lengths[at]!, key, sha256)) {
-      return this.challenge(d, client, nowSeconds, ErrorCode.Unauthenticated, fingerprint);
-    }
+    const key = this.verifiedKey(username, realm, nowSeconds, algorithm, m, d.offsets[at]!, d.lengths[at]!, sha256);
+    if (key === undefined) return this.challenge(d, client, nowSeconds, ErrorCode.Unauthenticated, fingerprint);
     // RFC 8489 §9.2.4: the nonce is judged last, so only a client holding the key learns it went stale.
     if (this.nonces.check(nonce, client, nowSeconds) !== "valid") {
       return this.challenge(d, client, nowSeconds, ErrorCode.StaleNonce, fingerprint);
     }
     return { ok: true, username, integrity: { key, sha256 } };
+  }
+
+  /** The user's key that MESSAGE-INTEGRITY(-SHA256) verifies with (§9.2.4 fifth check), trying each candidate. */
+  private verifiedKey(
+    username: string, realm: string, nowSeconds: number, algorithm: number,
+    m: Uint8Array, at: number, length: number, sha256: boolean,
+  ): Uint8Array | undefined {
+    const store = this.credentials;
+    const useSha256 = algorithm === PasswordAlgorithm.SHA256;
+    if (store.longTermKeys !== undefined) {
+      for (const key of store.longTermKeys(username, realm, nowSeconds, useSha256 ? "sha256" : "md5")) {
+        if (verifyMessageIntegrity(m, at, length, key, sha256)) return key;
+      }
+      return undefined;
+    }
+    const key = useSha256 ? store.longTermKeySha256?.(username, realm, nowSeconds) : store.longTermKey(username, realm, nowSeconds);
+    return key !== undefined && verifyMessageIntegrity(m, at, length, key, sha256) ? key : undefined;
   }
 
   /**

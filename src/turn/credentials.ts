@@ -51,14 +51,25 @@ export class StaticUsers implements CredentialStore {
 
 /**
  * coturn --use-auth-secret --static-auth-secret (TURN REST API, draft-uberti-behave-turn-rest): the
- * username is `expiry` or `expiry:user` (Unix seconds), the password base64(HMAC-SHA1(secret, username)).
- * Valid while expiry >= now.
+ * username is `expiry` or `expiry:user` (Unix seconds; ':' is coturn's --rest-api-separator), the password
+ * base64(HMAC-SHA1(secret, username)). Valid while expiry >= now. Several secrets may be live at once
+ * (coturn: repeated --static-auth-secret plus the database's turn_secret rows): a username is valid under
+ * any of them, so a new secret can be rolled in before the old one goes. The secrets are asked for on
+ * every authentication, so a source that changes (the database) takes effect at once.
  */
 export class RestSecretCredentials implements CredentialStore {
-  private readonly secret: Uint8Array;
+  private readonly secrets: () => readonly Uint8Array[];
 
-  constructor(secret: string | Uint8Array, private readonly separator = ":") {
-    this.secret = typeof secret === "string" ? new TextEncoder().encode(secret) : secret;
+  constructor(
+    secrets: string | Uint8Array | readonly (string | Uint8Array)[] | (() => readonly Uint8Array[]),
+    private readonly separator = ":",
+  ) {
+    if (typeof secrets === "function") {
+      this.secrets = secrets;
+    } else {
+      const fixed = (Array.isArray(secrets) ? secrets : [secrets]).map(secretBytes);
+      this.secrets = () => fixed;
+    }
   }
 
   /** The password a REST API backend hands out for `username`. */
@@ -66,20 +77,21 @@ export class RestSecretCredentials implements CredentialStore {
     return createHmac("sha1", secret).update(username, "utf8").digest("base64");
   }
 
+  /** The key under the first live secret (longTermKeys gives them all). */
   longTermKey(username: string, realm: string, nowUnixSeconds: number): Uint8Array | undefined {
-    const password = this.passwordIfValid(username, nowUnixSeconds);
-    return password === undefined ? undefined : md5Key(username, realm, password);
+    return this.longTermKeys(username, realm, nowUnixSeconds, "md5")[0];
   }
 
   longTermKeySha256(username: string, realm: string, nowUnixSeconds: number): Uint8Array | undefined {
-    const password = this.passwordIfValid(username, nowUnixSeconds);
-    return password === undefined ? undefined : sha256Key(username, realm, password);
+    return this.longTermKeys(username, realm, nowUnixSeconds, "sha256")[0];
   }
 
-  private passwordIfValid(username: string, nowUnixSeconds: number): string | undefined {
+  /** One key per live secret, in order; none when the username has expired or carries no timestamp. */
+  longTermKeys(username: string, realm: string, nowUnixSeconds: number, algorithm: "md5" | "sha256"): Uint8Array[] {
     const expiry = this.expiryOf(username);
-    if (expiry === undefined || expiry < nowUnixSeconds) return undefined;
-    return RestSecretCredentials.password(this.secret, username);
+    if (expiry === undefined || expiry < nowUnixSeconds) return [];
+    const derive = algorithm === "md5" ? md5Key : sha256Key;
+    return this.secrets().map((secret) => derive(username, realm, RestSecretCredentials.password(secret, username)));
   }
 
   /** The timestamp is the first field; like coturn, accept `user:expiry` too when the first is not numeric. */
@@ -90,6 +102,10 @@ export class RestSecretCredentials implements CredentialStore {
     }
     return undefined;
   }
+}
+
+function secretBytes(secret: string | Uint8Array): Uint8Array {
+  return typeof secret === "string" ? new TextEncoder().encode(secret) : secret;
 }
 
 const REST_TIMESTAMP = /^\d{1,15}$/;

@@ -1,6 +1,7 @@
 /**
  * The user database in SQLite (`bun:sqlite`), in coturn's own schema: table `turnusers_lt (realm, name,
- * hmackey)`, where hmackey is the hex long-term key MD5(name ":" realm ":" password). Passwords are never
+ * hmackey)`, where hmackey is the hex long-term key MD5(name ":" realm ":" password), and table
+ * `turn_secret (realm, value)`, the TURN REST API secrets (read by ./secrets.ts). Passwords are never
  * stored. A file made by coturn's `turnadmin -a -b FILE` works here, and the other way round.
  *
  * `UserDb` is the admin side (add, delete, list). `SqliteCredentials` is the server side, a
@@ -14,12 +15,17 @@ import { existsSync } from "node:fs";
 import type { CredentialStore } from "../turn/api.ts";
 import { md5Key } from "../turn/credentials.ts";
 
-/** coturn's turnusers_lt, as in its schema.sql; the other coturn tables are not used by bunturn. */
+/** coturn's turnusers_lt and turn_secret, as in its schema.sql; the other coturn tables are not used by bunturn. */
 export const USERDB_SCHEMA = `CREATE TABLE IF NOT EXISTS turnusers_lt (
   realm varchar(127) default '',
   name varchar(512),
   hmackey char(128),
   PRIMARY KEY (realm, name)
+)`;
+export const SECRET_SCHEMA = `CREATE TABLE IF NOT EXISTS turn_secret (
+  realm varchar(127) default '',
+  value varchar(256),
+  PRIMARY KEY (realm, value)
 )`;
 
 /** How long a writer may hold the database before a read gives up (then the cached answer is used). */
@@ -42,7 +48,7 @@ export function parseHexKey(text: string): Uint8Array | null {
   return m ? new Uint8Array(Buffer.from(m[1]!, "hex")) : null;
 }
 
-function openDatabase(path: string, create: boolean): Database {
+export function openDatabase(path: string, create: boolean): Database {
   if (!create && !existsSync(path)) throw new UserDbError(`user database ${path} does not exist (create it with: bunturn admin add-user --userdb ${path} ...)`);
   try {
     const db = new Database(path, { create, readwrite: true, strict: true });
@@ -68,6 +74,7 @@ export class UserDb {
     try {
       db.exec("PRAGMA busy_timeout = 2000"); // admin commands may wait for a reader or another writer
       db.exec(USERDB_SCHEMA);
+      db.exec(SECRET_SCHEMA);
     } catch (error) {
       db.close();
       throw new UserDbError(`cannot use user database ${path}: ${(error as Error).message}`);
@@ -99,9 +106,32 @@ export class UserDb {
       : this.db.query("SELECT realm, name FROM turnusers_lt WHERE realm = ? ORDER BY name").all(realm) as UserRow[];
   }
 
+  /** Adds a TURN REST API secret for a realm (turnadmin -s); adding one that is there changes nothing. */
+  addSecret(secret: string, realm: string): void {
+    if (!secret) throw new UserDbError("a secret must not be empty");
+    this.db.query("INSERT OR REPLACE INTO turn_secret (realm, value) VALUES (?, ?)").run(realm, secret);
+  }
+
+  /** Deletes one secret of a realm (turnadmin -X); false when there was none. */
+  deleteSecret(secret: string, realm: string): boolean {
+    return this.db.query("DELETE FROM turn_secret WHERE realm = ? AND value = ?").run(realm, secret).changes > 0;
+  }
+
+  /** Secrets, ordered by realm then value; only those of `realm` when given (turnadmin -S). */
+  listSecrets(realm?: string): SecretRow[] {
+    return realm === undefined
+      ? this.db.query("SELECT realm, value FROM turn_secret ORDER BY realm, value").all() as SecretRow[]
+      : this.db.query("SELECT realm, value FROM turn_secret WHERE realm = ? ORDER BY value").all(realm) as SecretRow[];
+  }
+
   close(): void {
     this.db.close();
   }
+}
+
+export interface SecretRow {
+  realm: string;
+  value: string;
 }
 
 /**

@@ -47,8 +47,18 @@ describe("command line, coturn's language", () => {
 
   test("REST API secret", () => {
     const c = resolve(["--use-auth-secret", "--static-auth-secret", "s3cret"]);
-    expect(c.auth).toEqual({ kind: "rest", secret: "s3cret" });
+    expect(c.auth).toEqual({ kind: "rest", secrets: ["s3cret"], separator: ":" });
     expect(configError(() => resolve(["--use-auth-secret"]))).toContain("--static-auth-secret");
+  });
+
+  test("REST API secrets are repeatable, taken whole (commas too), from the command line and the file; the separator is one character", () => {
+    const fromFile = parseTurnserverConf("use-auth-secret\nstatic-auth-secret=old,with,commas\nrest-api-separator=.\n", "t.conf");
+    const c = resolveConfig(mergeRaw(fromFile, parseArgv(["--static-auth-secret", "new"]).raw));
+    expect(c.auth).toEqual({ kind: "rest", secrets: ["old,with,commas", "new"], separator: "." });
+    expect(resolve(["--use-auth-secret", "-C", "_", "--static-auth-secret", "s"]).auth).toMatchObject({ separator: "_" });
+    expect(configError(() => resolve(["--use-auth-secret", "--static-auth-secret", "s", "--rest-api-separator", "::"]))).toContain("one character");
+    // With a database, its turn_secret table may hold every secret.
+    expect(resolve(["--use-auth-secret", "--userdb", "/tmp/x.sqlite"]).auth).toEqual({ kind: "rest", secrets: [], separator: ":", userdb: "/tmp/x.sqlite" });
   });
 
   test("safe by default: no credentials configured means a made-up user, never an open relay", () => {

@@ -7,6 +7,7 @@ import {
 import { RestSecretCredentials, TurnServer, PeerPolicy } from "../../src/turn/server.ts";
 import { harness, randomTid, REALM, Response, T0 } from "./harness.ts";
 import { sha256Key } from "../../src/turn/credentials.ts";
+import { StunDecoder } from "../../src/stun/index.ts";
 
 const transport = (w: StunWriter) => writeRequestedTransport(w, 17);
 
@@ -253,6 +254,43 @@ describe("TURN REST credentials (coturn --use-auth-secret)", () => {
     expect(c.allocate().ok).toBe(true);
     h.now += 101_000;
     expect(c.request(StunMethod.Refresh).errorCode).toBe(401);
+  });
+});
+
+describe("TURN REST secret rotation (repeated --static-auth-secret, turn_secret rows)", () => {
+  const username = `${T0 / 1000 + 3600}:alice`;
+
+  test("while two secrets are configured, credentials made with either are accepted, and responses are signed with the key that matched", () => {
+    const h = harness({ credentials: new RestSecretCredentials(["old-secret", "new-secret"]) });
+    for (const [i, secret] of ["old-secret", "new-secret"].entries()) {
+      const c = h.client("192.0.2.10", 4000 + i, { username, password: RestSecretCredentials.password(secret, username) });
+      const r = c.allocate();
+      expect(r.ok).toBe(true);
+      const d = new StunDecoder();
+      d.decode(r.raw);
+      expect(verifyMessageIntegrity(r.raw, d.offsets[d.integrity]!, d.lengths[d.integrity]!, c.key(), false)).toBe(true);
+    }
+    const stranger = h.client("192.0.2.10", 4009, { username, password: RestSecretCredentials.password("third", username) });
+    expect(stranger.allocate().errorCode).toBe(401);
+  });
+
+  test("the secrets are read on every request: one removed is refused from the next request on", () => {
+    let live = ["old-secret", "new-secret"].map((s) => new TextEncoder().encode(s));
+    const h = harness({ credentials: new RestSecretCredentials(() => live) });
+    const old = h.client("192.0.2.11", 4000, { username, password: RestSecretCredentials.password("old-secret", username) });
+    expect(old.allocate().ok).toBe(true);
+    live = live.slice(1);
+    expect(old.request(StunMethod.Refresh).errorCode).toBe(401);
+    const fresh = h.client("192.0.2.11", 4001, { username, password: RestSecretCredentials.password("new-secret", username) });
+    expect(fresh.allocate().ok).toBe(true);
+  });
+
+  test("--rest-api-separator: the expiry is found at the configured character", () => {
+    const h = harness({ credentials: new RestSecretCredentials("s", "_") });
+    const ok = `${T0 / 1000 + 60}_alice`;
+    expect(h.client("192.0.2.12", 1, { username: ok, password: RestSecretCredentials.password("s", ok) }).allocate().ok).toBe(true);
+    const colon = `${T0 / 1000 + 60}:alice`; // no '_': no timestamp, so never valid
+    expect(h.client("192.0.2.12", 2, { username: colon, password: RestSecretCredentials.password("s", colon) }).allocate().errorCode).toBe(401);
   });
 });
 

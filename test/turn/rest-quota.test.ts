@@ -50,5 +50,9 @@ describe("--user-quota keys the REST user, not the credential (RFC 8656 §7.2 st
     expect(restUserOf("team:alice:1700000000")).toBe("team:alice");
     expect(restUserOf("1700000000")).toBe("1700000000"); // a timestamp alone names no user
     expect(restUserOf("alice")).toBe("alice");
+    // --rest-api-separator: the same rule at another character.
+    expect(restUserOf("1700000000_alice", "_")).toBe("alice");
+    expect(restUserOf("alice_1700000000", "_")).toBe("alice");
+    expect(restUserOf("1700000000:alice", "_")).toBe("1700000000:alice");
   });
 });

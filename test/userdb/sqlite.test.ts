@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { md5Key } from "../../src/turn/credentials.ts";
 import { SqliteCredentials, UserDb, UserDbError, parseHexKey } from "../../src/userdb/sqlite.ts";
 import { credentialStoreFor } from "../../src/engine/credentials.ts";
+import { SqliteSecrets } from "../../src/userdb/secrets.ts";
 import { resolveConfig } from "../../src/config/resolve.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "bunturn-userdb-"));
@@ -111,5 +112,36 @@ describe("SqliteCredentials (the engines' CredentialStore)", () => {
     expect(keyStore.longTermKeySha256).toBeUndefined();
     const pwStore = credentialStoreFor(resolveConfig({ user: ["dave:pw"], realm: "r" }))!;
     expect(pwStore.longTermKeySha256).toBeDefined();
+  });
+});
+
+describe("turn_secret (TURN REST API secrets in the user database)", () => {
+  test("admin add/list/delete in coturn's table; the server side sees each change on its next read", () => {
+    const path = dbPath();
+    const admin = UserDb.open(path, { create: true });
+    const live = new SqliteSecrets(path, "r");
+    const text = () => live.current().map((s) => new TextDecoder().decode(s));
+    expect(text()).toEqual([]);
+    admin.addSecret("s1", "r");
+    admin.addSecret("s2", "r");
+    admin.addSecret("x", "other");
+    admin.addSecret("s1", "r"); // already there: no duplicate
+    expect(text()).toEqual(["s1", "s2"]);
+    expect(admin.listSecrets()).toEqual([{ realm: "other", value: "x" }, { realm: "r", value: "s1" }, { realm: "r", value: "s2" }]);
+    expect(admin.deleteSecret("s1", "r")).toBe(true);
+    expect(admin.deleteSecret("s1", "r")).toBe(false);
+    expect(text()).toEqual(["s2"]);
+    admin.close();
+    live.close();
+  });
+
+  test("a database made by turnadmin -a alone (no turn_secret table) gets the table, not an error", () => {
+    const path = dbPath();
+    const raw = new Database(path, { create: true });
+    raw.exec("CREATE TABLE turnusers_lt (realm varchar(127) default '', name varchar(512), hmackey char(128), PRIMARY KEY (realm, name))");
+    raw.close();
+    const live = new SqliteSecrets(path, "r");
+    expect(live.current()).toEqual([]);
+    live.close();
   });
 });

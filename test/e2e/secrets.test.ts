@@ -1,0 +1,79 @@
+/**
+ * TURN REST API secret rotation end to end, with coturn's turnutils_uclient -W: two --static-auth-secret
+ * values both validate; a secret added to the user database's turn_secret table (bunturn admin
+ * add-secret) is honoured by the running server, and refused again once deleted.
+ */
+import { Database } from "bun:sqlite";
+import { afterAll, describe, expect } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { REALM, ROOT, e2eTest, runUclient, spawnUntil, startBunturn, startPeer, type Running, type UclientResult } from "./harness.ts";
+
+const running: Running[] = [];
+const dir = mkdtempSync(join(tmpdir(), "bunturn-secrets-"));
+afterAll(async () => {
+  await Promise.all(running.splice(0).map((r) => r.stop()));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function cli(args: string[]): Promise<{ code: number; output: string }> {
+  const { proc, chunks } = await spawnUntil(["bun", join(ROOT, "src/cli/main.ts"), ...args], null, 0);
+  const timer = setTimeout(() => proc.kill("SIGKILL"), 15000);
+  const code = await proc.exited;
+  clearTimeout(timer);
+  await Bun.sleep(20); // let the output readers drain
+  return { code, output: chunks.join("") };
+}
+
+function expectRelayed(r: UclientResult): void {
+  if (r.errors.length > 0 || r.received !== r.sent) console.error(r.output.slice(-2000));
+  expect(r.errors).toEqual([]);
+  expect(r.sent).toBeGreaterThanOrEqual(10);
+  expect(r.received).toBe(r.sent);
+}
+
+/** A refused Allocate: uclient gives up ("Cannot complete Allocation") or retries until cut short. */
+function expectRefused(r: UclientResult): void {
+  expect(r.received).toBeLessThanOrEqual(0);
+  expect(r.output).toMatch(/unknown allocate response|Cannot complete Allocation|error 401/);
+  expect(r.output).not.toContain("tot_send_msgs");
+}
+
+describe("TURN REST API secrets (turnutils_uclient -W)", () => {
+  e2eTest("old and new --static-auth-secret both work; a database secret is honoured once added and refused once deleted, without restart", async () => {
+    const db = join(dir, "turndb");
+    // The database exists before the server starts, with one unrelated secret of another realm.
+    expect((await cli(["admin", "add-secret", "-b", db, "-s", "other-realm-secret", "-r", "elsewhere.test"])).code).toBe(0);
+    const s = await startBunturn({
+      auth: "custom",
+      args: ["--use-auth-secret", "--static-auth-secret", "old-secret", "--static-auth-secret", "new-secret", "--userdb", db],
+    });
+    running.push(s);
+    expect(s.output()).toContain("2 configured");
+    const p = await startPeer();
+    running.push(p);
+    const uclient = (secret: string, timeoutMs = 20000) =>
+      runUclient(["-W", secret, "-u", "rest-user", "-e", "127.0.0.1", "-r", String(p.port), "-p", String(s.port), "-n", "10", "-m", "1", "-c", "127.0.0.1"], timeoutMs);
+
+    expectRelayed(await uclient("old-secret"));
+    expectRelayed(await uclient("new-secret"));
+    expectRefused(await uclient("db-secret", 3000));
+    expectRefused(await uclient("other-realm-secret", 3000)); // secrets are per realm
+
+    expect((await cli(["admin", "add-secret", "--userdb", db, "--secret", "db-secret", "--realm", REALM])).code).toBe(0);
+    expectRelayed(await uclient("db-secret"));
+    const list = await cli(["admin", "list-secrets", "-b", db]);
+    expect(list.output.trim().split("\n")).toEqual([`db-secret[${REALM}]`, "other-realm-secret[elsewhere.test]"]);
+    // coturn's schema: turnadmin and coturn read the same rows.
+    const raw = new Database(db, { readonly: true });
+    expect(raw.query("SELECT realm, value FROM turn_secret WHERE realm = ?").all(REALM)).toEqual([{ realm: REALM, value: "db-secret" }]);
+    raw.close();
+
+    expect((await cli(["admin", "delete-secret", "-b", db, "-s", "db-secret", "-r", REALM])).code).toBe(0);
+    expectRefused(await uclient("db-secret", 3000));
+    expect((await cli(["admin", "delete-secret", "-b", db, "-s", "db-secret", "-r", REALM])).code).toBe(1);
+    // The configured secrets are untouched by the database's changes.
+    expectRelayed(await uclient("new-secret"));
+  }, 90000);
+});
