@@ -47,6 +47,7 @@ export const OPTIONS = {
   "udp-recvmmsg": { kind: "boolean", description: "Receive UDP in batches of up to 16 datagrams per system call (recvmmsg)" },
   "udp-recvmmsg-log": { kind: "boolean", description: "Log recvmmsg batch statistics every 10 s (summed over engines)" },
   "no-tcp": { kind: "boolean", description: "Do not accept TURN over TCP on the listening port (UDP only)" },
+  "tcp-proxy-port": { kind: "number", description: "Also accept TURN over TCP from a load balancer on this port: each connection starts with a PROXY protocol v1 or v2 header naming the real client (headers are read on this port only)" },
   "tls-listening-port": { kind: "number", default: 5349, description: "Port for TURN over TLS (turns:), on with --cert and --pkey" },
   cert: { kind: "string", description: "TLS certificate chain (PEM) for TURN over TLS" },
   pkey: { kind: "string", description: "TLS private key (PEM) for TURN over TLS" },

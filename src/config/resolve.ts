@@ -70,6 +70,8 @@ export interface RelayConfig {
   udpSendmmsg: boolean;
   /** TURN over TCP on the listening port (RFC 8656 §3.1); relays stay UDP. */
   tcp: boolean;
+  /** coturn --tcp-proxy-port: TCP connections from a load balancer, each prefixed with a PROXY v1/v2 header. */
+  tcpProxyPort?: number;
   /** TURN over TLS (RFC 8656 §3.1): set when --cert and --pkey are given and --no-tls is not. */
   tls?: { port: number; cert: string; key: string };
   /** Caps on TCP/TLS clients: connections, handshake time, buffered bytes (stream-limits.ts). */
@@ -292,6 +294,14 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
     const path = get<string>(raw, "prometheus-path");
     if (!path.startsWith("/")) throw new ConfigError(`--prometheus-path must start with '/', got '${path}'`);
     config.prometheus = { address: address || "0.0.0.0", port: checkPort(get<number>(raw, "prometheus-port"), "prometheus-port"), path };
+  }
+  const tcpProxyPort = get<number | undefined>(raw, "tcp-proxy-port");
+  if (tcpProxyPort !== undefined) {
+    config.tcpProxyPort = checkPort(tcpProxyPort, "tcp-proxy-port");
+    // The normal port must never read a header: a client there could claim any address.
+    if (config.tcpProxyPort === listeningPort || config.tcpProxyPort === config.tls?.port) {
+      throw new ConfigError(`--tcp-proxy-port ${tcpProxyPort}: must differ from the listening and TLS ports (headers are read on the proxy port only)`);
+    }
   }
   const pidfile = get<string | undefined>(raw, "pidfile");
   if (pidfile !== undefined) {

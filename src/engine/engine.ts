@@ -28,6 +28,8 @@ export type { CoreFactory, EngineEvent, EngineInit, TurnCore };
 const MAX_BATCHES_PER_WAKE = 8;
 /** A TCP/TLS connection without an allocation is closed after this long: each holds an fd and a buffer. */
 const TCP_UNALLOCATED_MS = 60_000;
+/** A load balancer's connection on --tcp-proxy-port that has not sent its PROXY header by then is closed. */
+const PROXY_HEADER_TIMEOUT_MS = 5_000;
 
 export class Engine {
   private readonly init: EngineInit;
@@ -102,8 +104,9 @@ export class Engine {
 
   /** Binds the listeners. Throws SyscallError (e.g. EADDRINUSE) with the address in the message. */
   openListeners(): string[] {
-    const { listenAddresses, listeningPort, sockBufSize } = this.init.config;
-    for (const { family, address, label } of listenAddresses) {
+    const { listenAddresses, listeningPort, sockBufSize, tcpProxyPort } = this.init.config;
+    const balancers: string[] = [];
+    for (const { family, address, label, ip } of listenAddresses) {
       const udp = UdpSocketState.open(
         { family, address, port: listeningPort, reusePort: true, bufferSize: sockBufSize, receiveTtlTos: true, receiveErrors: true, stickyTtlTos: true },
         this.caps,
@@ -113,10 +116,14 @@ export class Engine {
       this.sockets.set(udp.fd, listener);
       this.epoll.add(udp.fd, EPOLLIN);
       if (this.init.config.tcp) this.tcp.listen(family, address, listeningPort);
+      if (tcpProxyPort !== undefined) {
+        this.tcp.listenBalancer(family, address, tcpProxyPort);
+        balancers.push(`${family === 6 ? `[${ip}]` : ip}:${tcpProxyPort} (TCP, PROXY protocol)`);
+      }
     }
     if (this.init.tlsSocketPath) this.tcp.listenUnix(this.init.tlsSocketPath);
     const transports = this.init.config.tcp ? "UDP+TCP" : "UDP";
-    return this.listeners.map((l) => `${l.label} (${transports})`);
+    return [...this.listeners.map((l) => `${l.label} (${transports})`), ...balancers];
   }
 
   get wakeFd(): number {
@@ -165,6 +172,7 @@ export class Engine {
       if (now >= this.nextTcpSweep) {
         this.nextTcpSweep = now + 1000;
         this.tcp.sweep(now, TCP_UNALLOCATED_MS, (listener) => this.turn.hasAllocationOn(listener));
+        this.tcp.sweepProxyHeaders(now, PROXY_HEADER_TIMEOUT_MS);
       }
       this.flush();
     }

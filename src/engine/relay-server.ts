@@ -303,6 +303,7 @@ function probeListeners(config: RelayConfig, logger: Logger): ListenAddress[] {
     try {
       closeSocket(openUdpSocket({ family, address, port: config.listeningPort }));
       if (config.tcp) closeSocket(openTcpListener({ family, address, port: config.listeningPort }));
+      if (config.tcpProxyPort !== undefined) closeSocket(openTcpListener({ family, address, port: config.tcpProxyPort }));
       usable.push(listen);
     } catch (error) {
       const errno = error instanceof SyscallError ? error.errno : 0;

@@ -15,7 +15,7 @@ import {
 } from "../../ffi/index.ts";
 import { ipv4Endpoint, ipv6Endpoint, type Endpoint, type Family } from "../net/endpoint.ts";
 import { nextStreamFrame, streamPadding } from "../stun/stream-framing.ts";
-import { parseProxyV2 } from "../net/proxy-protocol.ts";
+import { parseProxyHeader, parseProxyV2 } from "../net/proxy-protocol.ts";
 import { FIRST_CONNECTION_ID, connectionId, type ConnectionId } from "../turn/api.ts";
 import { ConnectionLimits, createConnectionTable } from "./connection-limits.ts";
 import { ListenerPark } from "./listener-park.ts";
@@ -47,8 +47,11 @@ interface Connection {
   end: number;
   backlog: Uint8Array | null;
   backlogLength: number;
-  /** From the TLS front end: the stream starts with a PROXY v2 header naming the real client. */
-  awaitingProxyHeader: boolean;
+  /**
+   * The stream starts with a PROXY header naming the real client: "front" from the TLS front end (v2,
+   * trusted), "balancer" from a load balancer on --tcp-proxy-port (v1 or v2, within a deadline); null once read.
+   */
+  awaitingProxyHeader: "front" | "balancer" | null;
   /** The source address counted in the connection caps; null for proxied streams (the front end counts those). */
   counted: Uint8Array | null;
 }
@@ -84,6 +87,8 @@ export class TcpTransport {
   private readonly listeners = new Set<number>();
   /** Unix listeners the TLS front end connects to; their connections carry a PROXY header. */
   private readonly proxiedListeners = new Set<number>();
+  /** --tcp-proxy-port listeners: a load balancer's connections, each starting with a PROXY v1 or v2 header. */
+  private readonly balancerListeners = new Set<number>();
   private readonly byFd = new Map<number, Connection>();
   private readonly byId = new Map<ConnectionId, Connection>();
   private readonly options: TcpTransportOptions;
@@ -112,6 +117,18 @@ export class TcpTransport {
     const fd = openTcpListener({ family, address, port, reusePort: true });
     this.listeners.add(fd);
     this.epoll.add(fd, EPOLLIN);
+    return fd;
+  }
+
+  /**
+   * A --tcp-proxy-port listener: each connection must start with a PROXY v1 or v2 header (HAProxy's
+   * proxy-protocol.txt) within `proxyHeaderTimeoutMs`; the client it names is the connection's 5-tuple.
+   * Only these listeners read a header from the network, so no client of the normal port can claim
+   * another's address.
+   */
+  listenBalancer(family: Family, address: Uint8Array, port: number): number {
+    const fd = this.listen(family, address, port);
+    this.balancerListeners.add(fd);
     return fd;
   }
 
@@ -157,6 +174,7 @@ export class TcpTransport {
       if (fd === -EMFILE || fd === -ENFILE || fd === -ENOBUFS || fd === -ENOMEM) return this.parkListener(listenerFd, -fd);
       if (fd < 0) return; // EAGAIN, or a connection that died in the queue
       const proxied = this.proxiedListeners.has(listenerFd);
+      const balanced = this.balancerListeners.has(listenerFd);
       const port = sockaddrPort(this.name, 0);
       const client = proxied
         ? UNKNOWN_CLIENT
@@ -164,8 +182,9 @@ export class TcpTransport {
           ? ipv4Endpoint(sockaddrInAddress(this.name, 0), port)
           : ipv6Endpoint(sockaddrIn6Address(this.name, 0), port);
       // Over a cap: closed at once (the client sees its connection reset). Proxied streams were counted
-      // by the TLS front end when their client connected.
-      if (!proxied && !this.options.limits.admit(client.address)) {
+      // by the TLS front end when their client connected; a balancer's are counted by the client its
+      // header names (the balancer's own address would hit the per-source cap).
+      if (!proxied && !balanced && !this.options.limits.admit(client.address)) {
         closeSocket(fd, libc);
         continue;
       }
@@ -173,7 +192,7 @@ export class TcpTransport {
       const c: Connection = {
         fd, id: connectionId(this.nextId++), client, openedAt: Date.now(), spoke: false, buffer, bytes: new Uint8Array(buffer),
         address: ptr(buffer) as unknown as number, start: 0, end: 0, backlog: null, backlogLength: 0,
-        awaitingProxyHeader: proxied, counted: proxied ? null : client.address,
+        awaitingProxyHeader: proxied ? "front" : balanced ? "balancer" : null, counted: proxied || balanced ? null : client.address,
       };
       this.byFd.set(fd, c);
       this.byId.set(c.id, c);
@@ -190,12 +209,16 @@ export class TcpTransport {
       if (n <= 0) return this.close(c); // 0: the client closed; < 0: reset
       c.end += n;
       if (c.awaitingProxyHeader) {
-        const header = parseProxyV2(c.bytes, c.start, c.end);
+        const header = c.awaitingProxyHeader === "front" ? parseProxyV2(c.bytes, c.start, c.end) : parseProxyHeader(c.bytes, c.start, c.end);
         if (header === -1) return this.close(c);
         if (header === 0) continue;
-        c.client = header.client;
+        if (c.awaitingProxyHeader === "balancer") {
+          if (header.client) c.client = header.client;
+          if (!this.options.limits.admit(c.client.address)) return this.close(c);
+          c.counted = c.client.address;
+        } else c.client = header.client!;
         c.start += header.length;
-        c.awaitingProxyHeader = false;
+        c.awaitingProxyHeader = null;
       }
       for (;;) {
         const frame = nextStreamFrame(c.bytes, c.start, c.end);
@@ -362,6 +385,18 @@ export class TcpTransport {
     return closed;
   }
 
+  /** Closes the balancer connections that have not sent their PROXY header within `timeoutMs` of their accept. */
+  sweepProxyHeaders(now: number, timeoutMs: number): number {
+    let closed = 0;
+    for (const c of [...this.byFd.values()]) {
+      if (c.awaitingProxyHeader === "balancer" && now - c.openedAt > timeoutMs) {
+        this.close(c);
+        closed++;
+      }
+    }
+    return closed;
+  }
+
   closeAll(): void {
     for (const c of [...this.byFd.values()]) this.close(c);
     for (const fd of this.listeners) {
@@ -371,6 +406,7 @@ export class TcpTransport {
     }
     this.listeners.clear();
     this.proxiedListeners.clear();
+    this.balancerListeners.clear();
     this.park.close();
   }
 }

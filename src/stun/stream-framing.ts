@@ -11,11 +11,20 @@ import { MAGIC_COOKIE } from "./constants.ts";
 const STUN_HEADER = 20;
 const CHANNEL_HEADER = 4;
 
+/**
+ * Channel numbers are 0x4000-0x4FFF (RFC 8656 §12); 0x5000-0x7FFF are reserved and never valid, so a
+ * stream that starts with one (a PROXY v1 line, "PR...", sent to the normal port) is closed at once
+ * rather than waited on for the 20 KiB its length bytes would claim.
+ */
+function isChannelNumberByte(b0: number): boolean {
+  return b0 >= 0x40 && b0 <= 0x4f;
+}
+
 /** Whether bytes[at..end) could start a frame; true when too few bytes have arrived to tell. */
 function couldStartFrame(bytes: Uint8Array, at: number, end: number): boolean {
   if (at >= end) return true;
   const b0 = bytes[at]!;
-  if ((b0 & 0xc0) === 0x40) return true;
+  if (isChannelNumberByte(b0)) return true;
   if ((b0 & 0xc0) !== 0) return false;
   if (end - at < 8) return true;
   const cookie = ((bytes[at + 4]! << 24) | (bytes[at + 5]! << 16) | (bytes[at + 6]! << 8) | bytes[at + 7]!) >>> 0;
@@ -38,7 +47,7 @@ export function nextStreamFrame(bytes: Uint8Array, start: number, end: number): 
     const total = STUN_HEADER + length;
     return available >= total ? total : 0;
   }
-  if ((b0 & 0xc0) !== 0x40) return -1;
+  if (!isChannelNumberByte(b0)) return -1;
   const unpadded = CHANNEL_HEADER + length;
   if (available < unpadded) return 0;
   const padded = (unpadded + 3) & ~3;

@@ -63,3 +63,9 @@ describe("STUN and ChannelData on a stream (RFC 8656 §12.5)", () => {
     expect(streamPadding(20)).toBe(0);
   });
 });
+
+test("a reserved channel number (0x5000-0x7FFF, RFC 8656 §12) cannot start a frame: a PROXY v1 line on the normal port is refused at once", () => {
+  expect(nextStreamFrame(new TextEncoder().encode("PROXY TCP4 "), 0, 11)).toBe(-1);
+  expect(nextStreamFrame(new Uint8Array([0x7f, 0xff, 0, 4, 1, 2, 3, 4]), 0, 8)).toBe(-1);
+  expect(nextStreamFrame(new Uint8Array([0x4f, 0xff, 0, 4, 1, 2, 3, 4]), 0, 8)).toBe(8);
+});

@@ -1,0 +1,144 @@
+/**
+ * --tcp-proxy-port (coturn's option, HAProxy's PROXY protocol v1 and v2): a load balancer's connection
+ * starts with a header naming the real client, and that client is the one the relay answers about
+ * (XOR-MAPPED-ADDRESS) and counts (the per-source connection cap). The normal TCP port never reads a
+ * header, a proxy-port connection without a valid one is closed, and so is one that stays silent.
+ * A real bunturn process on loopback; each connection writes its own header, as a balancer would.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { connect, type Socket } from "node:net";
+import { encodeProxyV2 } from "../../src/net/proxy-protocol.ts";
+import { formatEndpoint, parseEndpoint } from "../../src/net/endpoint.ts";
+import { Attr } from "../../src/stun/index.ts";
+import { Response } from "../turn/harness.ts";
+import { freePort, startBunturn, type Running } from "./harness.ts";
+
+let relay: Running;
+let proxyPort = 0;
+beforeAll(async () => {
+  proxyPort = freePort();
+  relay = await startBunturn({ args: ["--tcp-proxy-port", String(proxyPort), "--max-tcp-connections-per-ip", "1"] });
+});
+afterAll(() => relay.stop());
+
+function bindingRequest(): Uint8Array {
+  const m = new Uint8Array(20);
+  m.set([0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42]);
+  m.set(crypto.getRandomValues(new Uint8Array(12)), 8);
+  return m;
+}
+
+interface Conn {
+  socket: Socket;
+  closed: Promise<void>;
+  isClosed(): boolean;
+  localPort: number;
+  /** Sends `header` then a Binding request; the XOR-MAPPED-ADDRESS of the answer, or null when the server closed instead. */
+  bind(header: Uint8Array | string): Promise<string | null>;
+}
+
+function open(port: number): Promise<Conn> {
+  return new Promise((resolve, reject) => {
+    let received = Buffer.alloc(0);
+    let closedFlag = false;
+    const socket = connect({ host: "127.0.0.1", port });
+    socket.on("data", (d: Buffer) => void (received = Buffer.concat([received, d])));
+    socket.on("error", () => {});
+    const closed = new Promise<void>((r) => socket.on("close", () => ((closedFlag = true), r())));
+    socket.once("connect", () =>
+      resolve({
+        socket, closed, isClosed: () => closedFlag, localPort: socket.localPort!,
+        async bind(header) {
+          socket.write(typeof header === "string" ? Buffer.from(header) : header);
+          socket.write(bindingRequest());
+          const end = Date.now() + 3000;
+          while (Date.now() < end && !closedFlag) {
+            if (received.length >= 20 && received.length >= 20 + received.readUInt16BE(2)) {
+              const response = new Response(new Uint8Array(received.subarray(0, 20 + received.readUInt16BE(2))));
+              return formatEndpoint(response.addresses(Attr.XorMappedAddress)[0]!);
+            }
+            await Bun.sleep(10);
+          }
+          return null;
+        },
+      }),
+    );
+    socket.once("error", reject);
+  });
+}
+
+const server = parseEndpoint("127.0.0.1", 3478);
+
+test("a PROXY v1 line on the proxy port: the claimed client is the XOR-MAPPED-ADDRESS", async () => {
+  const c = await open(proxyPort);
+  expect(await c.bind(`PROXY TCP4 203.0.113.7 127.0.0.1 40001 ${proxyPort}\r\n`)).toBe("203.0.113.7:40001");
+  c.socket.destroy();
+});
+
+test("a PROXY v2 header on the proxy port (IPv6 client): the claimed client is the XOR-MAPPED-ADDRESS", async () => {
+  const c = await open(proxyPort);
+  expect(await c.bind(encodeProxyV2(parseEndpoint("2001:db8::7", 40002), parseEndpoint("2001:db8::1", 443)))).toBe("[2001:db8::7]:40002");
+  c.socket.destroy();
+});
+
+test("v2 LOCAL and v1 UNKNOWN (a balancer's health check) keep the connection's own address", async () => {
+  const local = encodeProxyV2(parseEndpoint("198.51.100.1", 1), server);
+  local[12] = 0x20; // LOCAL command
+  const a = await open(proxyPort);
+  expect(await a.bind(local)).toBe(`127.0.0.1:${a.localPort}`);
+  a.socket.destroy();
+  await a.closed;
+  const b = await open(proxyPort);
+  expect(await b.bind("PROXY UNKNOWN\r\n")).toBe(`127.0.0.1:${b.localPort}`);
+  b.socket.destroy();
+});
+
+test("the normal TCP port never reads a PROXY header: v1 or v2 there closes the connection", async () => {
+  for (const header of [`PROXY TCP4 203.0.113.8 127.0.0.1 40003 ${relay.port}\r\n`, encodeProxyV2(parseEndpoint("203.0.113.8", 40003), server)]) {
+    const c = await open(relay.port);
+    expect(await c.bind(header)).toBeNull();
+    expect(c.isClosed()).toBe(true);
+  }
+  // And the same port still answers a plain client with its real address.
+  const plain = await open(relay.port);
+  expect(await plain.bind(new Uint8Array(0))).toBe(`127.0.0.1:${plain.localPort}`);
+  plain.socket.destroy();
+});
+
+test("on the proxy port, no header, a malformed one or an oversized one closes the connection", async () => {
+  const oversized = encodeProxyV2(parseEndpoint("203.0.113.9", 1), server);
+  oversized[14] = 0x10; // claims 4 KiB of TLVs
+  for (const header of [
+    new Uint8Array(0), // STUN straight away
+    "PROXY TCP4 203.0.113.9 127.0.0.1 40004\r\n", // a field missing
+    "PROXY TCP4 2001:db8::9 127.0.0.1 40004 5555\r\n", // family mismatch
+    "PROXY TCP4 203.0.113.9  127.0.0.1 40004 5555\r\n", // two spaces
+    "PROXY TCP4 203.0.113.9 127.0.0.1 70000 5555\r\n", // port out of range
+    `PROXY TCP4 ${"1".repeat(120)}`, // no line end within 107 bytes
+    oversized,
+  ]) {
+    const c = await open(proxyPort);
+    expect(await c.bind(header)).toBeNull();
+    expect(c.isClosed()).toBe(true);
+  }
+});
+
+test("the connection cap counts the claimed client, not the balancer", async () => {
+  // --max-tcp-connections-per-ip 1: all of these come from 127.0.0.1, but claim different clients.
+  const first = await open(proxyPort);
+  expect(await first.bind("PROXY TCP4 192.0.2.10 127.0.0.1 1000 5555\r\n")).toBe("192.0.2.10:1000");
+  const other = await open(proxyPort);
+  expect(await other.bind("PROXY TCP4 192.0.2.11 127.0.0.1 1000 5555\r\n")).toBe("192.0.2.11:1000");
+  const same = await open(proxyPort);
+  expect(await same.bind("PROXY TCP4 192.0.2.10 127.0.0.1 1001 5555\r\n")).toBeNull(); // a second one from 192.0.2.10
+  for (const c of [first, other, same]) c.socket.destroy();
+});
+
+test("a balancer connection that sends no header is closed within the header deadline (5 s)", async () => {
+  const c = await open(proxyPort);
+  c.socket.write("PROX"); // a start, then nothing
+  const started = Date.now();
+  await Promise.race([c.closed, Bun.sleep(8000)]);
+  expect(c.isClosed()).toBe(true);
+  expect(Date.now() - started).toBeGreaterThan(3000);
+}, 15000);
