@@ -303,7 +303,7 @@ function probeListeners(config: RelayConfig, logger: Logger): ListenAddress[] {
     try {
       closeSocket(openUdpSocket({ family, address, port: config.listeningPort }));
       if (config.tcp) closeSocket(openTcpListener({ family, address, port: config.listeningPort }));
-      if (config.tcpProxyPort !== undefined) closeSocket(openTcpListener({ family, address, port: config.tcpProxyPort }));
+
       usable.push(listen);
     } catch (error) {
       const errno = error instanceof SyscallError ? error.errno : 0;
@@ -316,5 +316,15 @@ function probeListeners(config: RelayConfig, logger: Logger): ListenAddress[] {
     }
   }
   if (usable.length === 0) throw new StartupError("no listening address left");
+  if (config.tcpProxyPort !== undefined) {
+    for (const { family, address, ip } of usable) {
+      try {
+        closeSocket(openTcpListener({ family, address, port: config.tcpProxyPort }));
+      } catch (error) {
+        const why = error instanceof SyscallError && error.code === "EADDRINUSE" ? "address already in use" : String((error as Error).message);
+        throw new StartupError(`cannot listen on ${family === 6 ? `[${ip}]` : ip}:${config.tcpProxyPort} (--tcp-proxy-port): ${why}`);
+      }
+    }
+  }
   return usable;
 }

@@ -6,7 +6,7 @@
  * A real bunturn process on loopback; each connection writes its own header, as a balancer would.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { connect, type Socket } from "node:net";
+import { connect, createServer, type Socket } from "node:net";
 import { encodeProxyV2 } from "../../src/net/proxy-protocol.ts";
 import { formatEndpoint, parseEndpoint } from "../../src/net/endpoint.ts";
 import { Attr } from "../../src/stun/index.ts";
@@ -15,8 +15,21 @@ import { freePort, startBunturn, type Running } from "./harness.ts";
 
 let relay: Running;
 let proxyPort = 0;
+/** A port free for UDP (freePort) and for a TCP listener right now: other processes' connections use ephemeral ports in this range. */
+async function freeTcpPort(): Promise<number> {
+  for (;;) {
+    const port = freePort();
+    const ok = await new Promise<boolean>((resolve) => {
+      const probe = createServer();
+      probe.once("error", () => resolve(false));
+      probe.listen(port, "127.0.0.1", () => probe.close(() => resolve(true)));
+    });
+    if (ok) return port;
+  }
+}
+
 beforeAll(async () => {
-  proxyPort = freePort();
+  proxyPort = await freeTcpPort();
   relay = await startBunturn({ args: ["--tcp-proxy-port", String(proxyPort), "--max-tcp-connections-per-ip", "1"] });
 });
 afterAll(() => relay.stop());
