@@ -58,13 +58,14 @@ async function cpuOverOneSecond(): Promise<{ mainThread: number; allThreads: num
   return { mainThread: +(b.main - a.main).toFixed(2), allThreads: +(b.all - a.all).toFixed(2) };
 }
 
-interface Conn { socket: Socket; closedByServer: boolean }
+interface Conn { socket: Socket; closedByServer: boolean; connected: boolean }
 const conns: Conn[] = [];
 function open(to: number, source: string, tls = false): Conn {
   const socket = tls
     ? tlsConnect({ host: "127.0.0.1", port: to, rejectUnauthorized: false, ...{ localAddress: source } })
     : tcpConnect({ host: "127.0.0.1", port: to, localAddress: source });
-  const c: Conn = { socket, closedByServer: false };
+  const c: Conn = { socket, closedByServer: false, connected: false };
+  socket.on("connect", () => void (c.connected = true));
   socket.on("error", () => {});
   socket.on("close", () => void (c.closedByServer = true));
   conns.push(c);
@@ -101,6 +102,9 @@ if (scenario === "tls-idle") {
   result.cpu = await cpuOverOneSecond();
   await Bun.sleep(12000);
   result.closedAfter15s = closed();
+  await Bun.sleep(15000);
+  result.closedAfter30s = closed();
+  result.everConnected = conns.filter((c) => c.connected).length;
 } else if (scenario === "tls-emfile" || scenario === "tcp-emfile") {
   for (let i = 0; i < count; i++) open(scenario === "tls-emfile" ? tlsPort : port, source(i, sources));
   await Bun.sleep(3000);
