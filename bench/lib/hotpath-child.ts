@@ -36,7 +36,7 @@ const PEER = parseEndpoint("127.0.0.1", 39999);
 const CLIENT = parseEndpoint("127.0.0.1", 39998);
 const config = resolveConfig(parseArgv([
   "--listening-ip", "127.0.0.1", "--listening-port", String(freePort()), "--relay-ip", "127.0.0.1", "--min-port", "20000", "--max-port", "29999",
-  "--no-auth", "--allow-loopback-peers", "--relay-threads", "1", ...(recvmmsgText === "1" ? ["--udp-recvmmsg"] : []),
+  "--no-auth", "--allow-loopback-peers", "--relay-threads", "1", "--no-tcp", ...(recvmmsgText === "1" ? ["--udp-recvmmsg"] : []),
 ]).raw);
 const control = new Int32Array(new SharedArrayBuffer(4));
 const logs: string[] = [];
