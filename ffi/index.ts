@@ -12,3 +12,4 @@ export * from "./udp-state.ts";
 export * from "./batch-io.ts";
 export * from "./epoll.ts";
 export * from "./tcp.ts";
+export * from "./unix-datagram.ts";

@@ -2,22 +2,26 @@
  * Reads coturn-style command lines against the option table: `--name=value`, `--name value`, short
  * aliases (`-p 3478`), `--no-flag`, repeatable options (`--user a:b --user c:d`) and `-c FILE`.
  * citty draws the help; this parser does the reading, because a relay must reject a mistyped flag
- * instead of ignoring it, and must keep every value of a repeated one.
+ * instead of ignoring it, and must keep every value of a repeated one. coturn's other names
+ * (coturn-options.ts) are read too: accepted ones are noted, refused ones stop the start with the reason.
  */
 import { OPTIONS, isOptionName, type OptionName, type RawOptions } from "../config/options.ts";
+import { SHORT_NAMES, classifyName } from "../config/coturn-options.ts";
 import { ConfigError, mergeOption } from "../config/resolve.ts";
 
 export interface ParsedArgv {
   raw: RawOptions;
   configFile?: string;
+  /** One line per accepted coturn key that changes nothing (logged at -v). */
+  notes: string[];
 }
 
-const BY_ALIAS = new Map<string, OptionName>(
-  Object.entries(OPTIONS).flatMap(([name, spec]) => ("alias" in spec ? [[spec.alias, name as OptionName]] : [])),
-);
+const TRUE = /^(1|true|yes|on|t)$/i;
+const FALSE = /^(0|false|no|off|f)$/i;
 
 export function parseArgv(argv: readonly string[]): ParsedArgv {
   const raw: RawOptions = {};
+  const notes: string[] = [];
   let configFile: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -30,39 +34,53 @@ export function parseArgv(argv: readonly string[]): ParsedArgv {
     } else if (arg.startsWith("-") && arg.length > 1) {
       const alias = arg.slice(1, 2);
       if (alias === "c") name = "config";
-      else name = BY_ALIAS.get(alias) ?? `-${alias}`;
+      else name = SHORT_NAMES.get(alias) ?? `-${alias}`;
       if (arg.length > 2) inline = arg.slice(2).replace(/^=/, "");
     } else {
       throw new ConfigError(`unexpected argument '${arg}' (see --help)`);
     }
+    const isValue = (next: string | undefined) => next !== undefined && !(next.startsWith("-") && next.length > 1 && !/^-\d/.test(next));
     const takeValue = (): string => {
       if (inline !== undefined) return inline;
       const next = argv[i + 1];
-      if (next === undefined || (next.startsWith("-") && next.length > 1 && !/^-\d/.test(next))) {
-        throw new ConfigError(`option '${arg}' needs a value`);
-      }
+      if (!isValue(next)) throw new ConfigError(`option '${arg}' needs a value`);
       i++;
-      return next;
+      return next!;
     };
     if (name === "config") {
       configFile = takeValue();
       continue;
     }
-    if (name === "help" || name === "version") continue; // citty answers these
+    if (name === "help" || name === "-h") continue; // citty answers it (and --version)
     if (!isOptionName(name) && name.startsWith("no-") && isOptionName(name.slice(3)) && OPTIONS[name.slice(3) as OptionName].kind === "boolean") {
       if (inline !== undefined) throw new ConfigError(`option '--${name}' takes no value`);
       mergeOption(raw, name.slice(3) as OptionName, false);
       continue;
     }
-    if (!isOptionName(name)) throw new ConfigError(`unknown option '${arg.split("=")[0]}' (see --help)`);
-    if (OPTIONS[name].kind === "boolean") {
-      if (inline === undefined) mergeOption(raw, name, true);
-      else if (/^(1|true|yes|on)$/i.test(inline)) mergeOption(raw, name, true);
-      else if (/^(0|false|no|off)$/i.test(inline)) mergeOption(raw, name, false);
+    const known = classifyName(name);
+    if (known.status === "unknown") throw new ConfigError(`unknown option '${arg.split("=")[0]}' (see --help)`);
+    if (known.status !== "option") {
+      // coturn reads an optional argument only after '=', so '--no-cli 1' is not a value of no-cli.
+      if (known.argument === "required") takeValue();
+      const shown = name.startsWith("-") ? name : `--${name}`;
+      if (known.status === "refused") throw new ConfigError(`${shown}: not supported: ${known.why}`);
+      notes.push(`${shown}: accepted, nothing to do: ${known.why}`);
+      continue;
+    }
+    name = known.option;
+    const spec: { kind: string; bare?: string | number } = OPTIONS[known.option];
+    if (spec.kind === "boolean") {
+      if (inline === undefined) mergeOption(raw, known.option, true);
+      else if (TRUE.test(inline)) mergeOption(raw, known.option, true);
+      else if (FALSE.test(inline)) mergeOption(raw, known.option, false);
       else throw new ConfigError(`option '--${name}' is a flag; '${inline}' is not true or false`);
       continue;
     }
-    mergeOption(raw, name, takeValue(), `--${name}`);
+    if (spec.bare !== undefined && inline === undefined && !isValue(argv[i + 1])) {
+      mergeOption(raw, known.option, spec.bare, `--${name}`);
+      continue;
+    }
+    mergeOption(raw, known.option, takeValue(), `--${name}`);
   }
-  return configFile === undefined ? { raw } : { raw, configFile };
+  return configFile === undefined ? { raw, notes } : { raw, configFile, notes };
 }

@@ -1,12 +1,13 @@
 /**
  * coturn's logging options on top of consola: standard output (consola's own reporter for text, one
  * JSON object per line for `--log-format json`), a log file (`--log-file`, appended, reopened on SIGHUP
- * so logrotate can move it), `--no-stdout-log` for the file alone.
+ * so logrotate can move it), `--no-stdout-log` for the file alone, and the system log (`--syslog`, syslog.ts).
  */
 import { closeSync, openSync, writeSync } from "node:fs";
 import { formatWithOptions } from "node:util";
 import { createConsola, type ConsolaInstance, type ConsolaReporter, type LogObject } from "consola";
 import type { LogConfig } from "../config/resolve.ts";
+import { SyslogReporter } from "./syslog.ts";
 
 const LEVEL_NAMES: Record<string, string> = {
   fatal: "fatal", error: "error", fail: "error", warn: "warn", info: "info", success: "info", ready: "info",
@@ -17,7 +18,7 @@ function levelName(o: LogObject): string {
   return LEVEL_NAMES[o.type] ?? "info";
 }
 
-function messageOf(o: LogObject): string {
+export function messageOf(o: LogObject): string {
   const parts = o.message !== undefined ? [o.message, ...o.args] : o.args;
   return parts.map((a) => (typeof a === "string" ? a : formatWithOptions({ colors: false, breakLength: Infinity }, a))).join(" ");
 }
@@ -94,10 +95,19 @@ export function createLogging(config: LogConfig, verbose: boolean): Logging {
     file = new FileReporter(config.file, config.format === "json" ? jsonLine : textLine);
     reporters.push(file);
   }
+  let syslog: SyslogReporter | undefined;
+  if (config.syslog !== undefined) {
+    syslog = new SyslogReporter(config.syslog.socket, config.syslog.facility, messageOf);
+    reporters.push(syslog);
+  }
   logger.setReporters(reporters);
+  if (syslog !== undefined && !syslog.connected) logger.warn(`--syslog: cannot reach ${config.syslog!.socket} now; will retry with each line`);
   return {
     logger,
     reopen: () => file?.reopen(),
-    close: () => file?.close(),
+    close: () => {
+      file?.close();
+      syslog?.close();
+    },
   };
 }

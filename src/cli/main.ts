@@ -33,6 +33,7 @@ function helpArgs(): ArgsDef {
 export function loadConfig(argv: readonly string[]): RelayConfig {
   const parsed = parseArgv(argv);
   let raw = parsed.raw;
+  const notes: string[] = [];
   if (parsed.configFile !== undefined) {
     let text: string;
     try {
@@ -40,9 +41,11 @@ export function loadConfig(argv: readonly string[]): RelayConfig {
     } catch (error) {
       throw new ConfigError(`cannot read config file ${parsed.configFile}: ${(error as NodeJS.ErrnoException).code ?? error}`);
     }
-    raw = mergeRaw(parseTurnserverConf(text, parsed.configFile), raw);
+    raw = mergeRaw(parseTurnserverConf(text, parsed.configFile, notes), raw);
   }
-  return resolveConfig(raw);
+  const config = resolveConfig(raw);
+  config.notes.push(...notes, ...parsed.notes);
+  return config;
 }
 
 /** Writes `pid\n`; the caller removes it at a clean stop. */
@@ -131,6 +134,7 @@ export async function startRelay(argv: readonly string[], hooks: Pick<RelayHooks
       `bunturn ${VERSION} listening on ${server.listeners.join(", ")}; relay ${config.relayIps.join(", ")} ports ${config.minPort}-${config.maxPort}; ` +
         `${config.relayThreads} engine(s); realm ${config.realm}; auth: ${auth}; recvmmsg ${config.udpRecvmmsg ? "on" : "off"}, sendmmsg ${config.udpSendmmsg ? "on" : "off"}`,
     );
+    for (const note of config.notes) logger.debug(note);
     if (config.generatedUser) {
       logger.warn(`no credentials configured: created user '${config.generatedUser.name}' with password '${config.generatedUser.password}' for this run (use --user NAME:PASSWORD)`);
     }

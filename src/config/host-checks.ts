@@ -86,7 +86,7 @@ export function resolvePeerPolicy(p: PeerPolicyInputs): PeerPolicyOptions {
   for (const [option, list] of [["allowed-peer-ip", p.allowed], ["denied-peer-ip", p.denied]] as const) {
     for (const spec of list) {
       try {
-        parsePeerRange(spec);
+        parsePeerRange(spec, option === "denied-peer-ip");
       } catch (error) {
         throw new ConfigError(`--${option} ${(error as Error).message}`);
       }

@@ -73,7 +73,17 @@ export interface RelayConfig {
   /** coturn --tcp-proxy-port: TCP connections from a load balancer, each prefixed with a PROXY v1/v2 header. */
   tcpProxyPort?: number;
   /** TURN over TLS (RFC 8656 §3.1): set when --cert and --pkey are given and --no-tls is not. */
-  tls?: { port: number; cert: string; key: string };
+  tls?: TlsConfig;
+  /** Relay family of an Allocate without REQUESTED-ADDRESS-FAMILY (coturn -A / -K); "keep" = the client's. */
+  defaultFamily: "ipv4" | "ipv6" | "keep";
+  /** coturn --no-udp-relay: every Allocate gets 442 (bunturn relays only UDP). */
+  noUdpRelay: boolean;
+  /** coturn --stun-only: TURN requests get 400. */
+  stunOnly: boolean;
+  /** coturn --no-stun: Binding requests are not answered. */
+  noStun: boolean;
+  /** Accepted coturn keys that change nothing, one line each (logged at -v). */
+  notes: string[];
   /** Caps on TCP/TLS clients: connections, handshake time, buffered bytes (stream-limits.ts). */
   streams: StreamLimits;
   serverName: string;
@@ -86,13 +96,37 @@ export interface RelayConfig {
   pidfile?: string;
 }
 
+export interface TlsConfig {
+  port: number;
+  cert: string;
+  key: string;
+  /** coturn --pkey-pwd */
+  passphrase?: string;
+  /** coturn --cipher-list (TLS 1.2 suites, OpenSSL syntax) */
+  ciphers?: string;
+  /** coturn --dh-file */
+  dhParamsFile?: string;
+  /** coturn --CA-file: clients must present a certificate signed by one of these. */
+  caFile?: string;
+  /** coturn --no-tlsv1_2: TLS 1.3 only. */
+  tls13Only: boolean;
+}
+
 export interface LogConfig {
   /** A file to append to; absent with `--log-file stdout` or none. */
   file?: string;
   /** Log to standard output too (false only with a file and --no-stdout-log). */
   stdout: boolean;
   format: "text" | "json";
+  /** coturn --syslog: datagrams to this Unix socket with this facility (RFC 3164). */
+  syslog?: { socket: string; facility: number };
 }
+
+/** coturn's --syslog-facility names (syslog.h numbers). */
+const FACILITIES: Record<string, number> = {
+  kern: 0, user: 1, mail: 2, daemon: 3, auth: 4, syslog: 5, lpr: 6, news: 7, uucp: 8, cron: 9, authpriv: 10, ftp: 11,
+  local0: 16, local1: 17, local2: 18, local3: 19, local4: 20, local5: 21, local6: 22, local7: 23,
+};
 
 /** Adds one value to raw options: repeatable options accumulate, others keep the last value. */
 export function mergeOption(raw: RawOptions, name: OptionName, value: string | number | boolean, where?: string): void {
@@ -118,7 +152,8 @@ export function mergeRaw(base: RawOptions, over: RawOptions): RawOptions {
   const out: RawOptions = { ...base };
   for (const [k, v] of Object.entries(over) as Array<[OptionName, RawOptions[OptionName]]>) {
     if (v === undefined) continue;
-    if (OPTIONS[k].kind === "list") out[k] = [...((out[k] as string[]) ?? []), ...(v as string[])];
+    // A value given twice (the file's listening-ip repeated on the command line) is one value.
+    if (OPTIONS[k].kind === "list") out[k] = [...new Set([...((out[k] as string[]) ?? []), ...(v as string[])])];
     else out[k] = v;
   }
   return out;
@@ -157,15 +192,41 @@ export function defaultRelayIpv4(): string {
   return "127.0.0.1";
 }
 
+/**
+ * The relay addresses when none are configured: the first non-internal IPv4 address, and the first global
+ * IPv6 address when the server listens on IPv6 at all (not link-local: a relay there reaches no one).
+ */
+export function defaultRelayIps(listeningIps: readonly string[]): string[] {
+  const ips = [defaultRelayIpv4()];
+  if (!listeningIps.some((ip) => ip.includes(":"))) return ips;
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) {
+      if (a.family === "IPv6" && !a.internal && !/^fe[89ab]/i.test(a.address) && a.scopeid === 0) return [...ips, a.address];
+    }
+  }
+  return ips;
+}
+
 /** coturn's logging options: --log-file FILE|stdout|-, --no-stdout-log, --simple-log (no-op); plus --log-format. */
 function resolveLog(raw: RawOptions): LogConfig {
   const format = get<string>(raw, "log-format");
   if (format !== "text" && format !== "json") throw new ConfigError(`--log-format: expected text or json, got '${format}'`);
   const file = get<string | undefined>(raw, "log-file");
-  if (file === "syslog") throw new ConfigError("--log-file syslog is not supported: log to stdout and let journald or your collector take it");
   if (file !== undefined && file.trim() === "") throw new ConfigError("--log-file needs a file name");
-  if (file === undefined || file === "stdout" || file === "-") return { stdout: true, format };
-  return { file, stdout: get<boolean>(raw, "no-stdout-log") !== true, format };
+  let syslog: LogConfig["syslog"];
+  if (get<boolean>(raw, "syslog") === true || file === "syslog") {
+    const name = get<string>(raw, "syslog-facility").toLowerCase().replace(/^log_/, "");
+    const facility = FACILITIES[name];
+    if (facility === undefined) throw new ConfigError(`--syslog-facility: unknown facility '${name}' (user, daemon, local0 ... local7)`);
+    const socket = get<string>(raw, "syslog-socket");
+    if (socket.trim() === "") throw new ConfigError("--syslog-socket needs a path");
+    syslog = { socket, facility };
+  }
+  const toFile = file !== undefined && file !== "stdout" && file !== "-" && file !== "syslog";
+  // --no-stdout-log means something only when the lines go somewhere else.
+  const stdout = !(get<boolean>(raw, "no-stdout-log") === true && (toFile || syslog !== undefined));
+  const base: LogConfig = syslog ? { stdout, format, syslog } : { stdout, format };
+  return toFile ? { ...base, file } : base;
 }
 
 function resolveTls(raw: RawOptions): Pick<RelayConfig, "tls"> {
@@ -173,10 +234,41 @@ function resolveTls(raw: RawOptions): Pick<RelayConfig, "tls"> {
   const key = get<string | undefined>(raw, "pkey");
   if (get<boolean>(raw, "no-tls") === true || (cert === undefined && key === undefined)) return {};
   if (cert === undefined || key === undefined) throw new ConfigError("TURN over TLS needs both --cert and --pkey");
-  for (const [file, option] of [[cert, "cert"], [key, "pkey"]] as const) {
+  const tls: TlsConfig = {
+    port: checkPort(get<number>(raw, "tls-listening-port"), "tls-listening-port"), cert, key,
+    tls13Only: get<boolean>(raw, "no-tlsv1_2") === true,
+  };
+  const files: Array<[string, string]> = [[cert, "cert"], [key, "pkey"]];
+  const dh = get<string | undefined>(raw, "dh-file");
+  const ca = get<string | undefined>(raw, "CA-file");
+  if (dh !== undefined) files.push([(tls.dhParamsFile = dh), "dh-file"]);
+  if (ca !== undefined) files.push([(tls.caFile = ca), "CA-file"]);
+  for (const [file, option] of files) {
     if (!existsSync(file)) throw new ConfigError(`--${option}: no such file ${file}`);
   }
-  return { tls: { port: checkPort(get<number>(raw, "tls-listening-port"), "tls-listening-port"), cert, key } };
+  const passphrase = get<string | undefined>(raw, "pkey-pwd");
+  if (passphrase !== undefined) tls.passphrase = passphrase;
+  const ciphers = get<string | undefined>(raw, "cipher-list");
+  if (ciphers !== undefined) {
+    if (ciphers.trim() === "") throw new ConfigError("--cipher-list needs a cipher list");
+    tls.ciphers = ciphers;
+  }
+  return { tls };
+}
+
+/** coturn -A ipv4|ipv6|keep, and -K (keep-address-family), its older spelling of keep. */
+function resolveDefaultFamily(raw: RawOptions): RelayConfig["defaultFamily"] {
+  const given = get<string>(raw, "allocation-default-address-family").toLowerCase();
+  if (given !== "ipv4" && given !== "ipv6" && given !== "keep") {
+    throw new ConfigError(`--allocation-default-address-family: expected ipv4, ipv6 or keep, got '${given}'`);
+  }
+  if (get<boolean>(raw, "keep-address-family") === true) {
+    if (raw["allocation-default-address-family"] !== undefined && given !== "keep") {
+      throw new ConfigError(`--keep-address-family contradicts --allocation-default-address-family ${given}`);
+    }
+    return "keep";
+  }
+  return given;
 }
 
 export function resolveConfig(raw: RawOptions): RelayConfig {
@@ -191,7 +283,9 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
   let relayIps = (get<string[] | undefined>(raw, "relay-ip") ?? []).map((ip) => checkIp(ip, "relay-ip"));
   if (relayIps.length === 0) {
     const specific = listeningIps.filter((ip) => ip !== "0.0.0.0" && ip !== "::");
-    relayIps = specific.length > 0 ? specific : [defaultRelayIpv4()];
+    // On a dual-stack host both families get relays: browsers never send REQUESTED-ADDRESS-FAMILY, and
+    // an IPv6 peer can only be reached from an IPv6 relay (RFC 8656 §7.2).
+    relayIps = specific.length > 0 ? specific : defaultRelayIps(listeningIps);
   }
   for (const family of [4, 16]) {
     if (relayIps.filter((ip) => parseIp(ip)!.length === family).length > 1) {
@@ -216,8 +310,8 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
   const useAuthSecret = get<boolean>(raw, "use-auth-secret") === true;
   const noAuth = get<boolean>(raw, "no-auth") === true;
   const ltCredMech = get<boolean>(raw, "lt-cred-mech") === true;
-  const chosen = [useAuthSecret, noAuth, ltCredMech].filter(Boolean).length;
-  if (chosen > 1) throw new ConfigError("choose one of --lt-cred-mech, --use-auth-secret and --no-auth");
+  // coturn: --use-auth-secret is a kind of long-term credentials, so --lt-cred-mech may come with it.
+  if (noAuth && (useAuthSecret || ltCredMech)) throw new ConfigError("--no-auth cannot be combined with --lt-cred-mech or --use-auth-secret");
   let auth: AuthConfig;
   let generatedUser: RelayConfig["generatedUser"];
   const userdb = get<string | undefined>(raw, "userdb");
@@ -279,6 +373,11 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
     udpSendmmsg: get<boolean>(raw, "udp-sendmmsg") !== false,
     tcp: get<boolean>(raw, "no-tcp") !== true,
     ...resolveTls(raw),
+    defaultFamily: resolveDefaultFamily(raw),
+    noUdpRelay: get<boolean>(raw, "no-udp-relay") === true,
+    stunOnly: get<boolean>(raw, "stun-only") === true,
+    noStun: get<boolean>(raw, "no-stun") === true,
+    notes: [],
     streams: resolveStreamLimits(raw, (message) => {
       throw new ConfigError(message);
     }),
@@ -287,6 +386,7 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
     logStatsInterval: checkPositive(get<number>(raw, "log-stats-interval"), "log-stats-interval"),
     log: resolveLog(raw),
   };
+  if (config.stunOnly && config.noStun) throw new ConfigError("--stun-only and --no-stun together leave nothing to serve");
   if (generatedUser) config.generatedUser = generatedUser;
   if (get<boolean>(raw, "prometheus") === true) {
     const address = get<string>(raw, "prometheus-address");

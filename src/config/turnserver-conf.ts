@@ -1,32 +1,42 @@
 /**
- * turnserver.conf syntax (the subset bunturn supports): one option per line, `name=value`, `name value`
- * or a bare `name` for a flag, `#` comments, optional leading `--`. Unknown names are an error that
- * names the file and line, never silently ignored.
+ * turnserver.conf syntax: one option per line, `name=value`, `name value` or a bare `name` for a flag,
+ * `#` comments, optional leading `--`, values in quotes. Every coturn key is known (coturn-options.ts):
+ * bunturn's own options are read, accepted coturn keys are noted (logged at -v), refused ones stop the
+ * start with the file, line and reason. A name coturn does not have either is an error, never ignored.
  */
-import { OPTIONS, isOptionName, type RawOptions } from "./options.ts";
+import { OPTIONS, type RawOptions } from "./options.ts";
+import { classifyName } from "./coturn-options.ts";
 import { ConfigError, mergeOption } from "./resolve.ts";
 
-export function parseTurnserverConf(text: string, fileName = "config"): RawOptions {
+export function parseTurnserverConf(text: string, fileName = "config", notes: string[] = []): RawOptions {
   const raw: RawOptions = {};
   const lines = text.split(/\r?\n/);
   for (let n = 0; n < lines.length; n++) {
     const line = lines[n]!.replace(/#.*$/, "").trim();
     if (!line) continue;
-    const m = /^(?:--)?([A-Za-z0-9-]+)\s*(?:=\s*|\s+)?(.*)$/.exec(line);
+    const m = /^(?:--)?([A-Za-z0-9_-]+)\s*(?:=\s*|\s+)?(.*)$/.exec(line);
     const name = m?.[1] ?? "";
     let value = (m?.[2] ?? "").trim();
     if (value.length >= 2 && /^(["']).*\1$/.test(value)) value = value.slice(1, -1);
     const where = `${fileName}:${n + 1}`;
-    if (!isOptionName(name)) throw new ConfigError(`${where}: unknown option '${name}'`);
-    const spec = OPTIONS[name];
+    const known = classifyName(name);
+    if (known.status === "unknown") throw new ConfigError(`${where}: unknown option '${name}'`);
+    if (known.status !== "option") {
+      if (known.status === "refused") throw new ConfigError(`${where}: '${name}' is not supported: ${known.why}`);
+      notes.push(`${where}: '${name}' accepted, nothing to do: ${known.why}`);
+      continue;
+    }
+    const option = known.option;
+    const spec: { kind: string; bare?: string | number } = OPTIONS[option];
     if (spec.kind === "boolean") {
-      if (value === "" || /^(1|true|yes|on)$/i.test(value)) mergeOption(raw, name, true);
-      else if (/^(0|false|no|off)$/i.test(value)) mergeOption(raw, name, false);
+      if (value === "" || /^(1|true|yes|on|t)$/i.test(value)) mergeOption(raw, option, true);
+      else if (/^(0|false|no|off|f)$/i.test(value)) mergeOption(raw, option, false);
       else throw new ConfigError(`${where}: '${name}' is a flag; '${value}' is not true or false`);
       continue;
     }
+    if (value === "" && spec.bare !== undefined) value = String(spec.bare);
     if (value === "") throw new ConfigError(`${where}: '${name}' needs a value`);
-    mergeOption(raw, name, value, where);
+    mergeOption(raw, option, value, where);
   }
   return raw;
 }

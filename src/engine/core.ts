@@ -51,5 +51,9 @@ export function buildTurnServer(inputs: CoreInputs, io: CoreIo, warn?: (message:
     maxBytesPerSecond: config.maxBps,
     unauthenticatedRateLimit: config.unauthorizedRatelimit,
     counters: sharedProtocolCounters(inputs.counters),
+    defaultFamily: config.defaultFamily,
+    noUdpRelay: config.noUdpRelay,
+    stunOnly: config.stunOnly,
+    noStun: config.noStun,
   });
 }

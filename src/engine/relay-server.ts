@@ -8,6 +8,7 @@ import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TlsFront } from "./tls-front.ts";
+import { bunTlsSettings } from "./tls-settings.ts";
 import { EventFd, SyscallError, UdpCapabilities, closeSocket, formatRecvmmsgStats, openTcpListener, openUdpSocket } from "../../ffi/index.ts";
 import { EADDRNOTAVAIL, EAFNOSUPPORT } from "../../ffi/errno.ts";
 import type { ListenAddress, RelayConfig } from "../config/resolve.ts";
@@ -103,6 +104,7 @@ export class RelayServer {
           port: config.tls.port,
           cert: config.tls.cert,
           key: config.tls.key,
+          settings: bunTlsSettings(config.tls),
           enginePaths: server.tlsSocketPaths,
           limits: server.connections,
           handshakeTimeoutMs: config.streams.tlsHandshakeTimeoutMs,

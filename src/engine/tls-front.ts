@@ -48,6 +48,8 @@ export interface TlsFrontOptions {
   maxBufferPerConnection: number;
   /** Bytes all connections may hold together. */
   maxBufferTotal: number;
+  /** More Bun TLS settings (tls-settings.ts: passphrase, ciphers, DH parameters, CA, versions). */
+  settings?: Record<string, unknown>;
   onError(message: string): void;
 }
 
@@ -88,7 +90,7 @@ export class TlsFront {
   }
 
   private listen(): void {
-    const tls = { cert: Bun.file(this.options.cert), key: Bun.file(this.options.key) };
+    const tls = { ...this.options.settings, cert: Bun.file(this.options.cert), key: Bun.file(this.options.key) };
     for (const hostname of this.options.listeningIps) {
       this.servers.push(
         Bun.listen<Pipe>({

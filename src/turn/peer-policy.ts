@@ -65,7 +65,7 @@ export class PeerPolicy {
     this.allowPrivate = opts.allowPrivate ?? false;
     this.allowMulticast = opts.allowMulticast ?? false;
     for (const spec of opts.allowed ?? []) addRange(parsePeerRange(spec), this.allowed4, this.allowed6);
-    for (const spec of opts.denied ?? []) addRange(parsePeerRange(spec), this.denied4, this.denied6);
+    for (const spec of opts.denied ?? []) addRange(parsePeerRange(spec, true), this.denied4, this.denied6);
     for (const ip of opts.relayAddresses ?? []) this.relay.add(hostKey(parseOrThrow(ip)));
     for (const ip of [...(opts.hostAddresses ?? []), ...(opts.relayAddresses ?? [])]) this.host.add(hostKey(parseOrThrow(ip)));
     this.minRelayPort = opts.relayPorts?.min ?? 1;
@@ -130,10 +130,12 @@ export class PeerPolicy {
 
 /**
  * Parses `ip`, `ip1-ip2` or `ip/len` (coturn's forms). Throws RangeError, one line naming the entry, on bad
- * syntax, mixed families, a reversed range, and a range written as IPv4-mapped IPv6: that would match
- * only IPv6 peers spelled ::ffff:a.b.c.d, which is never what was meant, so the IPv4 form is asked for.
+ * syntax, mixed families, a reversed range, and an allowed range written as IPv4-mapped IPv6: that would
+ * match only IPv6 peers spelled ::ffff:a.b.c.d, which is never what was meant, so the IPv4 form is asked
+ * for. A denied one is taken (`denied-peer-ip=::ffff:0:0-::ffff:ffff:ffff` in published coturn files):
+ * it refuses IPv6 peers that hand their packets to IPv4, which is what it says (rule 2 above).
  */
-export function parsePeerRange(spec: string): PeerRange {
+export function parsePeerRange(spec: string, mappedAllowed = false): PeerRange {
   const text = spec.trim();
   let lo: Uint8Array;
   let hi: Uint8Array;
@@ -160,7 +162,7 @@ export function parsePeerRange(spec: string): PeerRange {
     lo = parseOrThrow(text, spec);
     hi = lo;
   }
-  if (lo.length === 16 && isMapped(lo) && isMapped(hi)) {
+  if (!mappedAllowed && lo.length === 16 && isMapped(lo) && isMapped(hi)) {
     throw new RangeError(`'${spec}': an IPv4-mapped IPv6 range; write it as IPv4 (IPv4 peers are judged by IPv4 ranges)`);
   }
   return { family: lo.length === 4 ? 4 : 6, lo, hi };

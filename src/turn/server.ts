@@ -136,6 +136,7 @@ export class TurnServer {
     // Error responses to requests that prove no key (the 420 to Binding, the 400 to other methods, the
     // 401 challenge) go out only within the source's rate limit: their source may be spoofed.
     if (method === StunMethod.Binding) {
+      if (state.noStun) return; // coturn --no-stun: a TURN-only server stays silent to Binding
       // RFC 8489 §6.3.1: unknown comprehension-required attributes get 420 (no authentication for Binding).
       if (d.unknownCount !== 0) {
         if (!state.mayAnswerUnauthenticated(client, now)) return;
@@ -145,7 +146,8 @@ export class TurnServer {
     }
     const isTurnRequest = method === StunMethod.Allocate || method === StunMethod.Refresh ||
       method === StunMethod.CreatePermission || method === StunMethod.ChannelBind;
-    if (!isTurnRequest) {
+    // coturn --stun-only: TURN methods are treated as unknown ones (RFC 8489 §6.3.1: 400).
+    if (!isTurnRequest || state.stunOnly) {
       if (!state.mayAnswerUnauthenticated(client, now)) return;
       state.counters.errorsSent++;
       state.reply(listener, client, seal(startError(d.bytes, method, ErrorCode.BadRequest), { fingerprint: req.fingerprint }));

@@ -62,6 +62,14 @@ export interface TurnServerOptions {
    * requests that prove no key (./source-rate-limit.ts). 0/absent = no limit.
    */
   unauthenticatedRateLimit?: number;
+  /** Relay family of an Allocate without REQUESTED-ADDRESS-FAMILY: "keep" = the client's (coturn -A/-K). Default ipv4. */
+  defaultFamily?: "ipv4" | "ipv6" | "keep";
+  /** coturn --no-udp-relay: UDP relays are refused with 442, and only UDP is relayed. */
+  noUdpRelay?: boolean;
+  /** coturn --stun-only: TURN requests get 400. */
+  stunOnly?: boolean;
+  /** coturn --no-stun: Binding requests are not answered. */
+  noStun?: boolean;
   /**
    * Where the counters live, all starting at 0 (default: a plain object). An engine passes storage that
    * its readers see directly (shared memory), so nothing has to be copied out after each datagram.
@@ -95,6 +103,10 @@ export class ServerState {
   readonly quota: AllocationQuota | undefined;
   readonly maxBytesPerSecond: number;
   readonly counters: ProtocolCounters;
+  readonly defaultFamily: "ipv4" | "ipv6" | "keep";
+  readonly noUdpRelay: boolean;
+  readonly stunOnly: boolean;
+  readonly noStun: boolean;
   private readonly unauthenticatedLimit: SourceRateLimit | undefined;
   /** Allocations by listener, then by client endpoint: together the 5-tuple (UDP only). */
   private readonly byListener = new Map<ClientPath, Map<EndpointKey, Allocation>>();
@@ -125,6 +137,10 @@ export class ServerState {
     this.quota = o.quota;
     this.maxBytesPerSecond = o.maxBytesPerSecond ?? 0;
     this.counters = o.counters ?? zeroCounters();
+    this.defaultFamily = o.defaultFamily ?? "ipv4";
+    this.noUdpRelay = o.noUdpRelay === true;
+    this.stunOnly = o.stunOnly === true;
+    this.noStun = o.noStun === true;
     const perSecond = o.unauthenticatedRateLimit ?? 0;
     this.unauthenticatedLimit = perSecond > 0 ? new SourceRateLimit(perSecond, o.nonceSecret) : undefined;
   }

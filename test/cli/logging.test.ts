@@ -84,7 +84,8 @@ describe("operator options (command line and turnserver.conf)", () => {
     expect(resolveConfig(parseArgv(["--log-file", "stdout", "--no-stdout-log"]).raw).log).toEqual({ stdout: true, format: "text" });
     expect(resolveConfig(parseArgv(["--log-file=-", "--log-format", "json"]).raw).log).toEqual({ stdout: true, format: "json" });
     expect(() => resolveConfig(parseArgv(["--log-format", "xml"]).raw)).toThrow("--log-format: expected text or json");
-    expect(() => resolveConfig(parseArgv(["--log-file", "syslog"]).raw)).toThrow("not supported");
+    // coturn's `log-file syslog` is --syslog (test/cli/syslog.test.ts).
+    expect(resolveConfig(parseArgv(["--log-file", "syslog"]).raw).log).toEqual({ stdout: true, format: "text", syslog: { socket: "/dev/log", facility: 1 } });
     const conf = parseTurnserverConf("log-file=/tmp/t.log\nno-stdout-log\nsimple-log\npidfile=/run/bunturn.pid\nprometheus\nuserdb=/var/lib/turn/turndb\n");
     const c = resolveConfig(conf);
     expect(c.log).toEqual({ file: "/tmp/t.log", stdout: false, format: "text" });

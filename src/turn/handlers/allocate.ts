@@ -19,7 +19,8 @@ export function handleAllocate(req: RequestContext): void {
   if (transportAt < 0) return req.fail(ErrorCode.BadRequest);
   const transport = readRequestedTransport(m, d.offsets[transportAt]!, d.lengths[transportAt]!);
   if (transport === null) return req.fail(ErrorCode.BadRequest);
-  if (transport !== TRANSPORT_UDP) return req.fail(ErrorCode.UnsupportedTransportProtocol);
+  // coturn --no-udp-relay refuses UDP relays the same way, and UDP is the only transport relayed.
+  if (transport !== TRANSPORT_UDP || state.noUdpRelay) return req.fail(ErrorCode.UnsupportedTransportProtocol);
 
   // Step 4: DONT-FRAGMENT is supported (the engine sets DF), so it only needs to be well formed.
   const dontFragmentAt = d.indexOf(Attr.DontFragment);
@@ -34,7 +35,8 @@ export function handleAllocate(req: RequestContext): void {
   if (tokenAt >= 0 && (evenPortAt >= 0 || requestedFamilyAt >= 0 || additionalFamilyAt >= 0)) return req.fail(ErrorCode.BadRequest);
   if (requestedFamilyAt >= 0 && additionalFamilyAt >= 0) return req.fail(ErrorCode.BadRequest);
 
-  let family: Family = 4;
+  // RFC 8656 §7.2 step 7 leaves the default to the server: IPv4, IPv6, or the client's own family (coturn -A).
+  let family: Family = state.defaultFamily === "ipv6" ? 6 : state.defaultFamily === "keep" ? req.client.family : 4;
   if (requestedFamilyAt >= 0) {
     const f = readAddressFamily(m, d.offsets[requestedFamilyAt]!, d.lengths[requestedFamilyAt]!);
     if (f === null) return req.fail(ErrorCode.BadRequest);
@@ -47,6 +49,7 @@ export function handleAllocate(req: RequestContext): void {
     const f = readAddressFamily(m, d.offsets[additionalFamilyAt]!, d.lengths[additionalFamilyAt]!);
     if (f !== 6) return req.fail(ErrorCode.BadRequest);
     dual = true;
+    family = 4; // the primary relay of a dual allocation is IPv4 whatever the server's default
   }
 
   // Step 3 or 4: the port held under a token (in the family it was reserved with, which the allocator

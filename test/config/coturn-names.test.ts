@@ -1,0 +1,161 @@
+/**
+ * Every option name coturn's turnserver has (test/fixtures/coturn/option-names.txt, from coturn 4.17.1's
+ * option list) is known to bunturn: implemented, accepted with a reason (said at -v), or refused at start
+ * with one line naming the key and why. Keys that would weaken security if ignored are never accepted.
+ */
+import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgv } from "../../src/cli/argv.ts";
+import { COTURN_NAMES, SHORT_NAMES, classifyName } from "../../src/config/coturn-options.ts";
+import { OPTIONS } from "../../src/config/options.ts";
+import { ConfigError, resolveConfig } from "../../src/config/resolve.ts";
+import { parseTurnserverConf } from "../../src/config/turnserver-conf.ts";
+
+interface CoturnOption { name: string; short: string | null; argument: "none" | "optional" | "required" }
+
+export function coturnOptionNames(): CoturnOption[] {
+  const text = readFileSync(join(import.meta.dir, "../fixtures/coturn/option-names.txt"), "utf8");
+  return text.split("\n").filter((l) => l && !l.startsWith("#")).map((l) => {
+    const [name, short, argument] = l.split("\t") as [string, string, CoturnOption["argument"]];
+    return { name, short: short === "-" ? null : short, argument };
+  });
+}
+
+const ALL = coturnOptionNames();
+const LONG = ALL.filter((o) => o.name !== "-");
+const sampleValue = (name: string) => (/port|quota|bps|lifetime|threads|size|sessions|peers|nonce$|allocations|timeout|cpus/.test(name) ? "7" : "x");
+
+function outcome(f: () => unknown): string {
+  try {
+    f();
+    return "ok";
+  } catch (e) {
+    if (e instanceof ConfigError) return e.message;
+    throw e;
+  }
+}
+
+describe("coturn's option names", () => {
+  test("the fixture is coturn's whole list", () => {
+    expect(LONG.length).toBeGreaterThanOrEqual(140);
+    for (const name of ["fingerprint", "no-cli", "stale-nonce", "keep-address-family", "cipher-list", "syslog", "mysql-userdb", "drain-min-allocations"]) {
+      expect(LONG.map((o) => o.name)).toContain(name);
+    }
+  });
+
+  test.each(LONG.map((o) => [o.name, o]))("%s is implemented, accepted or refused with a reason", (_, o) => {
+    const c = classifyName(o.name);
+    expect(c.status).not.toBe("unknown");
+    if (c.status === "accepted" || c.status === "refused") {
+      expect(c.why.length).toBeGreaterThan(10);
+      expect(c.why).not.toContain("\n");
+      expect(c.argument).toBe(o.argument === "none" ? "none" : o.argument);
+    }
+    // The command line and a turnserver.conf line both read it, or refuse it naming the key.
+    const flag = o.argument === "required" ? [`--${o.name}`, sampleValue(o.name)] : [`--${o.name}`];
+    const line = o.argument === "required" ? `${o.name}=${sampleValue(o.name)}` : o.name;
+    for (const result of [outcome(() => parseArgv(flag)), outcome(() => parseTurnserverConf(line, "t.conf"))]) {
+      if (c.status === "refused") {
+        expect(result).toContain(o.name);
+        expect(result).toContain("not supported: ");
+        expect(result).not.toContain("\n");
+      } else {
+        expect(result).not.toContain("unknown option");
+      }
+    }
+    if (c.status === "accepted") {
+      const notes: string[] = [];
+      parseTurnserverConf(line, "t.conf", notes);
+      expect(notes).toEqual([`t.conf:1: '${o.name}' accepted, nothing to do: ${c.why}`]);
+      expect(parseArgv(flag).notes).toEqual([`--${o.name}: accepted, nothing to do: ${c.why}`]);
+    }
+  });
+
+  test.each(ALL.filter((o) => o.short !== null).map((o) => [o.short!, o]))("short %s means --%s", (short, o) => {
+    const letter = short.slice(1);
+    if (letter === "c" || letter === "h") return; // -c FILE and -h are read before any option
+    const target = SHORT_NAMES.get(letter);
+    expect(target).toBeDefined();
+    const c = classifyName(target!);
+    if (o.name === "-") expect(target).toBe(short);
+    else if (c.status === "option") expect(classifyName(o.name)).toEqual(c);
+    else expect(classifyName(target!)).toEqual({ ...classifyName(o.name), name: target! } as never); // -e: psql-userdb, also sql-userdb
+  });
+
+  test("a name coturn does not have either is unknown, never accepted", () => {
+    expect(outcome(() => parseArgv(["--fingerprints"]))).toBe("unknown option '--fingerprints' (see --help)");
+    expect(outcome(() => parseTurnserverConf("no-clii", "t.conf"))).toBe("t.conf:1: unknown option 'no-clii'");
+  });
+
+  test("keys that would weaken security if ignored are implemented or refused, never accepted", () => {
+    for (const name of ["secure-stun", "mobility", "proc-user", "proc-group", "server-relay", "oauth", "check-origin-consistency",
+      "no-auth", "allow-loopback-peers", "denied-peer-ip", "allowed-peer-ip", "user-quota", "total-quota", "max-bps", "bps-capacity",
+      "no-udp-relay", "no-tls", "no-tcp", "no-tlsv1_2", "cipher-list", "CA-file", "stun-only", "no-stun", "cli", "web-admin",
+      "secret-key-file", "daemon", "no-udp", "tlsv1", "tlsv1_1", "stateless-nonce-secret"]) {
+      expect([name, classifyName(name).status]).not.toEqual([name, "accepted"]);
+    }
+  });
+
+  test("no name is both bunturn's option and in the coturn table", () => {
+    for (const name of Object.keys(COTURN_NAMES)) expect([name, Object.hasOwn(OPTIONS, name)]).toEqual([name, false]);
+  });
+});
+
+describe("what the published files need", () => {
+  const resolve = (argv: string[]) => resolveConfig(parseArgv(argv).raw);
+
+  test("stale-nonce without a value is 600 seconds, in a file and on the command line", () => {
+    expect(resolveConfig(parseTurnserverConf("stale-nonce\nuser=a:b")).staleNonce).toBe(600);
+    expect(resolve(["--stale-nonce", "--user", "a:b"]).staleNonce).toBe(600);
+    expect(resolve(["--stale-nonce", "120", "--user", "a:b"]).staleNonce).toBe(120);
+  });
+
+  test("lt-cred-mech with use-auth-secret is the REST API (coturn); no-auth with either is refused", () => {
+    expect(resolveConfig(parseTurnserverConf("lt-cred-mech\nuse-auth-secret\nstatic-auth-secret=s")).auth).toEqual({ kind: "rest", secret: "s" });
+    expect(outcome(() => resolve(["--no-auth", "--use-auth-secret", "--static-auth-secret", "s"]))).toContain("--no-auth cannot be combined");
+  });
+
+  test("coturn's short options", () => {
+    const c = resolve(["-m", "2", "-q", "3", "-Q", "9", "-s", "1000", "-B", "5000", "-S", "-V", "-n", "-f", "-u", "a:b"]);
+    expect([c.relayThreads, c.userQuota, c.totalQuota, c.maxBps, c.bpsCapacity, c.stunOnly, c.verbose]).toEqual([2, 3, 9, 1000, 5000, true, true]);
+    expect(resolve(["-z"]).auth).toEqual({ kind: "none" });
+    expect(resolve(["-K", "-u", "a:b"]).defaultFamily).toBe("keep");
+    expect(resolve(["-A", "ipv6", "-u", "a:b"]).defaultFamily).toBe("ipv6");
+    expect(outcome(() => parseArgv(["-o"]))).toBe("--daemon: not supported: bunturn does not fork: run it under systemd or another supervisor (docs/systemd.md)");
+    expect(outcome(() => parseArgv(["-M", "host=db"]))).toContain("--mysql-userdb: not supported: only the SQLite user database");
+  });
+
+  test("allocation-default-address-family and keep-address-family", () => {
+    expect(resolve(["-u", "a:b"]).defaultFamily).toBe("ipv4");
+    expect(resolveConfig(parseTurnserverConf("keep-address-family\nuser=a:b")).defaultFamily).toBe("keep");
+    expect(outcome(() => resolve(["-A", "ipv5"]))).toContain("expected ipv4, ipv6 or keep, got 'ipv5'");
+    expect(outcome(() => resolve(["-K", "-A", "ipv6"]))).toContain("--keep-address-family contradicts --allocation-default-address-family ipv6");
+  });
+
+  test("a denied IPv4-mapped range is taken (it refuses what it says); an allowed one is still refused", () => {
+    expect(outcome(() => resolve(["-u", "a:b", "--denied-peer-ip", "::ffff:0:0-::ffff:ffff:ffff"]))).toBe("ok");
+    expect(outcome(() => resolve(["-u", "a:b", "--allowed-peer-ip", "::ffff:0:0-::ffff:ffff:ffff"]))).toContain("write it as IPv4");
+  });
+
+  test("relays of both families by default when listening on IPv6 too; one family when told", () => {
+    const c = resolve(["-u", "a:b"]);
+    const hasGlobalV6 = c.peerPolicy.hostAddresses!.some((ip) => ip.includes(":") && ip !== "::1" && !/^fe[89ab]/i.test(ip));
+    expect(c.relayAddresses.map((r) => r.family)).toEqual(hasGlobalV6 ? [4, 6] : [4]);
+    expect(resolve(["-u", "a:b", "-L", "0.0.0.0"]).relayAddresses.map((r) => r.family)).toEqual([4]);
+  });
+
+  test("TLS options: files must exist, no-tlsv1_2, cipher list", () => {
+    const dir = import.meta.dir;
+    const self = join(dir, "coturn-names.test.ts");
+    const c = resolve(["-u", "a:b", "--cert", self, "--pkey", self, "--cipher-list", "ECDHE-RSA-AES128-GCM-SHA256", "--no-tlsv1_2", "--pkey-pwd", "pw", "--dh-file", self, "--CA-file", self]);
+    expect(c.tls).toEqual({ port: 5349, cert: self, key: self, tls13Only: true, ciphers: "ECDHE-RSA-AES128-GCM-SHA256", passphrase: "pw", dhParamsFile: self, caFile: self });
+    expect(outcome(() => resolve(["-u", "a:b", "--cert", self, "--pkey", self, "--dh-file", "/nonexistent/dhp.pem"]))).toBe("--dh-file: no such file /nonexistent/dhp.pem");
+  });
+
+  test("syslog and its facility", () => {
+    expect(resolveConfig(parseTurnserverConf("syslog\nsyslog-facility=LOG_LOCAL3\nuser=a:b")).log.syslog).toEqual({ socket: "/dev/log", facility: 19 });
+    expect(outcome(() => resolve(["--syslog", "--syslog-facility", "nope", "-u", "a:b"]))).toContain("--syslog-facility: unknown facility 'nope'");
+    expect(resolve(["--syslog", "--no-stdout-log", "-u", "a:b"]).log.stdout).toBe(false);
+  });
+});
