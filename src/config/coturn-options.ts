@@ -116,9 +116,7 @@ export const COTURN_NAMES: Record<string, CoturnName> = {
   "stateless-nonce-secret": refused("the nonce key is made at start and not configurable", "required"),
 
   // Other parts of bunturn's coturn compatibility, not yet on this branch.
-  "rest-api-separator": refused(NOT_YET, "required", "C"),
   "drain-min-allocations": refused(NOT_YET, "required"),
-  "tcp-proxy-port": refused(NOT_YET, "required"),
   "alternate-server": refused(NOT_YET, "required"),
   "tls-alternate-server": refused(NOT_YET, "required"),
   "tcp-alternate-server": refused(NOT_YET, "required"),

@@ -112,7 +112,7 @@ describe("what the published files need", () => {
   });
 
   test("lt-cred-mech with use-auth-secret is the REST API (coturn); no-auth with either is refused", () => {
-    expect(resolveConfig(parseTurnserverConf("lt-cred-mech\nuse-auth-secret\nstatic-auth-secret=s")).auth).toEqual({ kind: "rest", secret: "s" });
+    expect(resolveConfig(parseTurnserverConf("lt-cred-mech\nuse-auth-secret\nstatic-auth-secret=s")).auth).toEqual({ kind: "rest", secrets: ["s"], separator: ":" });
     expect(outcome(() => resolve(["--no-auth", "--use-auth-secret", "--static-auth-secret", "s"]))).toContain("--no-auth cannot be combined");
   });
 
