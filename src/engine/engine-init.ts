@@ -8,6 +8,7 @@ import type { ConnectionTableShared } from "./connection-limits.ts";
 import type { CoreIo } from "./core.ts";
 import type { PortPoolShared } from "./port-pool.ts";
 import type { QuotaShared } from "./quota.ts";
+import type { HeapCensusShared } from "./heap-census.ts";
 
 export interface EngineInit {
   index: number;
@@ -25,6 +26,8 @@ export interface EngineInit {
   tlsSocketPath?: string;
   /** TCP/TLS connection counts shared by every engine and the TLS front end; absent = this engine's own. */
   connections?: ConnectionTableShared;
+  /** Where the main thread asks for a count of this engine's live heap (heap-census.ts). */
+  heapCensus?: HeapCensusShared;
 }
 
 export type EngineEvent =

@@ -21,6 +21,7 @@ import { RelaySockets, type RelaySocket } from "./relay-sockets.ts";
 import { SourceCache } from "./sources.ts";
 import { TcpTransport } from "./tcp-transport.ts";
 import { ConnectionLimits, createConnectionTable } from "./connection-limits.ts";
+import { answerHeapCensus } from "./heap-census.ts";
 
 export type { CoreFactory, EngineEvent, EngineInit, TurnCore };
 
@@ -175,6 +176,7 @@ export class Engine {
         this.tcp.sweepProxyHeaders(now, PROXY_HEADER_TIMEOUT_MS);
       }
       this.flush();
+      if (this.init.heapCensus) answerHeapCensus(this.init.heapCensus);
     }
     this.shutdown();
   }

@@ -14,6 +14,7 @@ import { EADDRNOTAVAIL, EAFNOSUPPORT } from "../../ffi/errno.ts";
 import type { ListenAddress, RelayConfig } from "../config/resolve.ts";
 import { BLOCK_SLOTS, SLOT, counterBlocks, sumCounterBlocks } from "./counters.ts";
 import { PortPool } from "./port-pool.ts";
+import { createHeapCensusShared, requestHeapCensus, type HeapCensus, type HeapCensusShared } from "./heap-census.ts";
 import { createQuotaShared } from "./quota.ts";
 import { ConnectionLimits, createConnectionTable, type ConnectionTableShared } from "./connection-limits.ts";
 import { raiseDescriptorLimit } from "../../ffi/rlimit.ts";
@@ -56,6 +57,7 @@ export class RelayServer {
   private readonly wakeFds: number[] = [];
   private readonly control = new Int32Array(new SharedArrayBuffer(4));
   private readonly counters: Float64Array[];
+  private readonly heapCensusCells: HeapCensusShared[] = [];
   private readonly pool: PortPool;
   private statsTimer: ReturnType<typeof setInterval> | undefined;
   private lastLoggedCalls = 0;
@@ -149,6 +151,7 @@ export class RelayServer {
           nonceSecret,
           quota,
           connections: this.connectionTable,
+          heapCensus: (this.heapCensusCells[index] = createHeapCensusShared()),
           ...(this.tlsSocketPaths.length ? { tlsSocketPath: this.tlsSocketPaths[index]! } : {}),
         };
         const worker = new Worker(this.hooks.engineEntry ?? workerEntry(), { workerData: init } as WorkerOptions);
@@ -206,6 +209,15 @@ export class RelayServer {
   /** Each engine's own counter block: live views of shared memory, for per-engine metrics. */
   engineCounters(): readonly Float64Array[] {
     return this.counters;
+  }
+
+  /**
+   * What each engine keeps alive after a full garbage collection of its Worker (heap-census.ts): exact
+   * figures for leak checks, where the process's RSS only moves with collection timing. Each engine
+   * pauses for its collection.
+   */
+  heapCensus(): Promise<HeapCensus[]> {
+    return Promise.all(this.heapCensusCells.map((cells, index) => requestHeapCensus(cells, () => EventFd.signal(this.wakeFds[index]!))));
   }
 
   /** The Prometheus endpoint's URL, when --prometheus is on. */

@@ -17,6 +17,7 @@ import { PASSWORD, REALM, USER, startBunturn, type Running } from "../e2e/harnes
 import { Rng, buildCorpus, emptyCounts, mutate, type Mutation } from "./mutate.ts";
 import { EchoPeer, TurnClient, relayedEcho } from "./turn-client.ts";
 import type { ServerStats } from "./server-fixture.ts";
+import type { HeapCensus } from "../../src/engine/heap-census.ts";
 import { SignedMutator, nonceFrom, type SignedMutation, type SourceNonce } from "./signed.ts";
 
 export const FIXTURE = join(import.meta.dir, "server-fixture.ts");
@@ -36,6 +37,21 @@ export async function serverStats(server: Running, timeoutMs = 3000): Promise<Se
   }
   const parts = server.output().split("STATS ");
   return JSON.parse(parts[parts.length - 1]!.split("\n")[0]!) as ServerStats;
+}
+
+/** Each engine's heap census (RelayServer.heapCensus), asked of the fixture with SIGUSR1. */
+export async function serverHeap(server: Running, timeoutMs = 5000): Promise<HeapCensus[]> {
+  const before = server.output().split("HEAP ").length;
+  server.proc.kill("SIGUSR1");
+  const deadline = Date.now() + timeoutMs;
+  while (server.output().split("HEAP ").length === before) {
+    if (Date.now() > deadline) throw new Error(`no HEAP line from the server:\n${server.output().slice(-2000)}`);
+    await Bun.sleep(5);
+  }
+  const parts = server.output().split("HEAP ");
+  const line = parts[parts.length - 1]!.split("\n")[0]!;
+  if (line.startsWith("failed")) throw new Error(`heap census: ${line}`);
+  return JSON.parse(line) as HeapCensus[];
 }
 
 /** Resident set of a process in KiB (/proc/PID/status VmRSS). */

@@ -2,8 +2,9 @@
 /**
  * bunturn as the e2e tests run it (the same RelayServer, engines and option parsing as src/cli/main.ts),
  * plus one test-only window onto its shared counters: on SIGUSR2 it prints one line
- * `STATS {json}` with every engine's counters summed, the relay ports taken and its pid. The tests
- * read the server process's RSS and fds from /proc themselves.
+ * `STATS {json}` with every engine's counters summed, the relay ports taken and its pid; on SIGUSR1 one
+ * line `HEAP {json}` with each engine's heap census (RelayServer.heapCensus: what survives a full
+ * collection). The tests read the server process's RSS and fds from /proc themselves.
  */
 import { parseArgv } from "../../src/cli/argv.ts";
 import { resolveConfig } from "../../src/config/resolve.ts";
@@ -60,6 +61,12 @@ process.on("SIGUSR2", () => {
   };
   if (server.engineCounters().length !== config.relayThreads) throw new Error("engine counter blocks not found");
   console.log(`STATS ${JSON.stringify(stats)}`);
+});
+process.on("SIGUSR1", () => {
+  server.heapCensus().then(
+    (engines) => console.log(`HEAP ${JSON.stringify(engines)}`),
+    (error: Error) => console.log(`HEAP failed: ${error.message}`),
+  );
 });
 const stop = () => server.stop().then(() => process.exit(0));
 process.on("SIGTERM", stop);
