@@ -10,6 +10,7 @@ import { RestSecretCredentials } from "../../src/turn/credentials.ts";
 import { PASSWORD, USER, relayRange, type Running } from "./harness.ts";
 import { fdCount, rssKiB, serverHeap, serverStats, startFixture, waitFor } from "../fuzz/run.ts";
 import type { HeapCensus } from "../../src/engine/heap-census.ts";
+import type { ServerStats } from "../fuzz/server-fixture.ts";
 import { EchoPeer, TurnClient, relayedEcho } from "../fuzz/turn-client.ts";
 
 /**
@@ -96,13 +97,24 @@ describe("quotas (RFC 8656 §7.2 step 8, coturn's names)", () => {
     const c = await client(server);
     await relayedEcho(c, p.endpoint);
     const payload = new Uint8Array(1000);
+    const before = (await serverStats(server)).protocol;
+    const started = performance.now();
     for (let i = 0; i < 100; i++) c.sendChannelData(0x4000, payload);
-    await Bun.sleep(300);
-    // The bucket holds 20,000 bytes and refills at 20 bytes per ms: 20 payloads, plus what the burst's
-    // own few milliseconds refilled.
-    expect(p.echoed).toBeGreaterThanOrEqual(18);
-    expect(p.echoed).toBeLessThanOrEqual(26);
-    expect((await serverStats(server)).protocol.dropped).toBeGreaterThanOrEqual(70);
+    // Until the server has judged all 100 (relayed or dropped), however slowly a loaded machine runs it.
+    const handled = (x: ServerStats) => x.protocol.clientToPeerPackets! - before.clientToPeerPackets! + x.protocol.dropped! - before.dropped!;
+    const after = await waitFor(() => serverStats(server), (x) => handled(x) >= 100, 10_000, 5);
+    const windowMs = performance.now() - started;
+    const relayed = after.protocol.clientToPeerPackets! - before.clientToPeerPackets!;
+    await waitFor(() => p.echoed, (n) => n >= relayed, 2000, 5);
+    console.log(`--max-bps 20000: ${relayed} of 100 relayed, ${p.echoed} echoed; the burst was judged within ${windowMs.toFixed(0)} ms`);
+    expect(handled(after)).toBe(100);
+    // The bucket starts full at 20,000 bytes and refills at 20 bytes per ms: 20 payloads, plus what the
+    // refill brought while the burst was being judged (at most the window measured here: a few ms, more
+    // on a loaded machine, which is why this is not a fixed bound).
+    expect(relayed).toBeGreaterThanOrEqual(18);
+    expect(relayed).toBeLessThanOrEqual(20 + Math.ceil((windowMs * 20) / 1000));
+    expect(after.protocol.dropped! - before.dropped!).toBeGreaterThanOrEqual(70);
+    expect(p.echoed).toBeGreaterThanOrEqual(relayed);
   }, 20_000);
 
   test("--bps-capacity 25000 with --max-bps 10000: the fourth Allocate gets 486 Allocation Bandwidth Quota Reached", async () => {
