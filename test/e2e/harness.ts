@@ -75,7 +75,28 @@ export interface BunturnOptions {
   allowLoopback?: boolean;
 }
 
+/**
+ * The line bunturn (src/cli/main.ts) or the test fixture prints once every engine listens. Not a line of
+ * the source excerpt Bun prints with an uncaught error ("324 |   ... not listening on ..."), which once
+ * passed for it when the server died at start.
+ */
+const READY = /^(?!\s*\d+ \|).*\b(?:bunturn \S+|fixture) listening on /m;
+/** Starts retried on another port when the one freePort found was taken before the server bound it. */
+const START_TRIES = 5;
+
 export async function startBunturn(options: BunturnOptions = {}): Promise<Running> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startBunturnOnce(options);
+    } catch (error) {
+      // Listening ports share the kernel's ephemeral range with every test's client sockets and other
+      // test runs' servers: a port free when freePort looked can be gone a moment later.
+      if (attempt >= START_TRIES || !/address already in use/.test((error as Error).message)) throw error;
+    }
+  }
+}
+
+async function startBunturnOnce(options: BunturnOptions): Promise<Running> {
   const port = freePort();
   const [min, max] = relayRange();
   const auth = options.auth ?? "users";
@@ -91,7 +112,7 @@ export async function startBunturn(options: BunturnOptions = {}): Promise<Runnin
     ...(auth === "users" ? ["--lt-cred-mech", "--user", `${USER}:${PASSWORD}`] : auth === "none" ? ["--no-auth"] : []),
     ...(options.args ?? []),
   ];
-  const { proc, chunks } = await spawnUntil(cmd, /listening on/, 15000, options.cwd ?? ROOT);
+  const { proc, chunks } = await spawnUntil(cmd, READY, 15000, options.cwd ?? ROOT);
   return { proc, port, output: () => chunks.join(""), stop: () => stopProcess(proc) };
 }
 
