@@ -56,9 +56,13 @@ describe("--udp-recvmmsg-log", () => {
     running.push(p);
     const r = await runUclient(["-u", USER, "-w", PASSWORD, "-e", "127.0.0.1", "-r", String(p.port), "-p", String(s.port), "-n", "50", "-m", "2", "127.0.0.1"]);
     expect(r.lost).toBe(0);
-    // Lines come every second while calls change: the one after the run has ended counts everything.
-    await Bun.sleep(1500);
-    const lines = s.output().split("\n").filter((l) => l.includes("udp-recvmmsg stats:"));
+    // Lines come every second while calls change: the first one after the run has ended counts
+    // everything. Waited for rather than slept for: on a loaded machine the timer can fire late.
+    const statsLines = () => s.output().split("\n").filter((l) => l.includes("udp-recvmmsg stats:"));
+    const packetsOf = (line: string | undefined) => Number(/packets=(\d+)/.exec(line ?? "")?.[1] ?? 0);
+    const deadline = Date.now() + 10_000;
+    while (packetsOf(statsLines().at(-1)) < 2 * r.sent && Date.now() < deadline) await Bun.sleep(50);
+    const lines = statsLines();
     expect(lines.length).toBeGreaterThan(0);
     const last = lines[lines.length - 1]!;
     const field = (name: string) => Number(new RegExp(`${name}=([\\d.]+)`).exec(last)?.[1] ?? NaN);
