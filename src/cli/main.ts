@@ -12,6 +12,8 @@ import { adminCommand } from "./admin.ts";
 import { createLogging, type Logging } from "./logging.ts";
 import { UserDb } from "../userdb/sqlite.ts";
 import { VERSION } from "../version.ts";
+import { Drain } from "./drain.ts";
+import { describeAlternates } from "../config/alternates.ts";
 
 
 function helpArgs(): ArgsDef {
@@ -92,9 +94,9 @@ export async function startRelay(argv: readonly string[], hooks: Pick<RelayHooks
   // during start-up, a stray kill -USR1). Until the relay is up, SIGHUP has nothing to reload.
   let onReload = () => logger.info("SIGHUP: nothing to reload yet (starting)");
   process.on("SIGHUP", () => onReload());
-  for (const signal of ["SIGUSR1", "SIGUSR2"] as const) {
-    process.on(signal, () => logger.info(`${signal}: ignored (no meaning yet)`));
-  }
+  let onDrain = () => logger.info("SIGUSR1: not draining yet (starting)");
+  process.on("SIGUSR1", () => onDrain());
+  process.on("SIGUSR2", () => logger.info("SIGUSR2: ignored (no meaning yet)"));
   try {
     config = loadConfig(argv);
     try {
@@ -145,6 +147,7 @@ export async function startRelay(argv: readonly string[], hooks: Pick<RelayHooks
       if (stopping) return;
       stopping = true;
       logger.info(`${signal}: stopping`);
+      drain?.cancel();
       server.stop().then(() => {
         removePidfile(pidfile);
         logging?.close();
@@ -154,6 +157,11 @@ export async function startRelay(argv: readonly string[], hooks: Pick<RelayHooks
     process.on("SIGINT", () => stop("SIGINT"));
     process.on("SIGTERM", () => stop("SIGTERM"));
     onReload = () => reload(logger, logging, config.log.file);
+    // coturn's SIGUSR1: drain, then stop with exit 0 once --drain-min-allocations is reached.
+    const drain = new Drain(server, config.drainMinAllocations, logger, (reason) => stop(reason));
+    onDrain = () => drain.begin("SIGUSR1");
+    const redirects = describeAlternates(config.alternates);
+    if (redirects !== undefined) logger.info(redirects);
   } catch (error) {
     removePidfile(pidfile);
     if (error instanceof ConfigError || error instanceof StartupError) {

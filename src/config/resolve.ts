@@ -8,6 +8,7 @@ import { listenAddresses, relayAddresses, type ExternalIp, type ListenAddress, t
 import { resolveStreamLimits, type StreamLimits } from "./stream-limits.ts";
 import type { PeerPolicyOptions } from "../turn/peer-policy.ts";
 import { ConfigError } from "./config-error.ts";
+import { resolveAlternates, type Alternates } from "./alternates.ts";
 import { checkLifetime, checkListeningIps, checkRealm, checkRelayIps, hostInterfaceAddresses, resolvePeerPolicy } from "./host-checks.ts";
 
 export type { ExternalIp, ListenAddress, RelayAddress };
@@ -94,6 +95,10 @@ export interface RelayConfig {
   log: LogConfig;
   /** `--pidfile` */
   pidfile?: string;
+  /** `--alternate-server` and its per-transport forms (./alternates.ts): where Allocates are redirected. */
+  alternates: Alternates;
+  /** `--drain-min-allocations`: a draining server exits once allocations fall to this many. */
+  drainMinAllocations: number;
 }
 
 export interface TlsConfig {
@@ -385,6 +390,17 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
     verbose: get<boolean>(raw, "verbose") === true,
     logStatsInterval: checkPositive(get<number>(raw, "log-stats-interval"), "log-stats-interval"),
     log: resolveLog(raw),
+    alternates: resolveAlternates({
+      any: get<string[] | undefined>(raw, "alternate-server") ?? [],
+      udp: get<string[] | undefined>(raw, "udp-alternate-server") ?? [],
+      tcp: get<string[] | undefined>(raw, "tcp-alternate-server") ?? [],
+      tls: get<string[] | undefined>(raw, "tls-alternate-server") ?? [],
+      listeningIps, listeningPort,
+      tlsPort: get<boolean>(raw, "no-tls") === true ? undefined : get<number>(raw, "tls-listening-port"),
+      externalIps: externalIps.map((e) => e.public),
+      hostAddresses: host,
+    }),
+    drainMinAllocations: checkNotNegative(get<number>(raw, "drain-min-allocations"), "drain-min-allocations"),
   };
   if (config.stunOnly && config.noStun) throw new ConfigError("--stun-only and --no-stun together leave nothing to serve");
   if (generatedUser) config.generatedUser = generatedUser;

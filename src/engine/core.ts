@@ -4,7 +4,8 @@
  * ready-made (see Engine's constructor), so a test or bench can build or wrap its own.
  */
 import type { RelayConfig } from "../config/resolve.ts";
-import type { RelayAllocator, TurnSink } from "../turn/api.ts";
+import type { ConnectionId, RelayAllocator, TurnSink } from "../turn/api.ts";
+import { CONTROL_CELLS, EngineAdmission } from "./admission.ts";
 import { PeerPolicy } from "../turn/peer-policy.ts";
 import { TurnServer } from "../turn/server.ts";
 import { credentialStoreFor } from "./credentials.ts";
@@ -17,18 +18,24 @@ export interface CoreInputs {
   counters: Float64Array;
   nonceSecret: Uint8Array;
   quota: QuotaShared;
+  /** The main thread's control cells (./admission.ts: stop, drain); absent = never draining. */
+  control?: Int32Array;
 }
 
 /** What the engine hands the core: where output goes and where relay sockets come from. */
 export interface CoreIo {
   sink: TurnSink;
   relays: RelayAllocator;
+  /** Whether a TCP connection came through the TLS front end (for --tls-alternate-server). */
+  isTls?(connection: ConnectionId): boolean;
 }
 
 /** `warn` receives the credential store's complaints (e.g. an unreadable --userdb). */
 export function buildTurnServer(inputs: CoreInputs, io: CoreIo, warn?: (message: string) => void): TurnServer {
   const { config } = inputs;
+  const control = inputs.control ?? new Int32Array(CONTROL_CELLS);
   return new TurnServer({
+    admission: new EngineAdmission(config.alternates, control, (id) => io.isTls?.(id) ?? false),
     realm: config.realm,
     software: config.serverName,
     credentials: credentialStoreFor(config, warn),

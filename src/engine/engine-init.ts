@@ -17,7 +17,7 @@ export interface EngineInit {
   capabilityCells: Int32Array;
   /** This engine's counter block in shared memory (layout: src/engine/counters.ts). */
   counters: Float64Array;
-  /** [0]: stop requested. */
+  /** Cells set by the main thread (./admission.ts): CONTROL_STOP, CONTROL_DRAIN. */
   control: Int32Array;
   nonceSecret: Uint8Array;
   /** Allocation and bandwidth counts shared by every engine (coturn --user-quota, --total-quota, --bps-capacity). */

@@ -100,7 +100,7 @@ export class Engine {
       warn: (message) => emit({ kind: "log", level: "warn", message: `engine ${init.index}: ${message}` }),
     });
     this.out = new Outbox(send, this.counters, this.listeners, this.relays, this.tcp);
-    this.turn = core({ sink: this.out, relays: this.relays });
+    this.turn = core({ sink: this.out, relays: this.relays, isTls: (id) => this.tcp.isTls(id) });
   }
 
   /** Binds the listeners. Throws SyscallError (e.g. EADDRINUSE) with the address in the message. */

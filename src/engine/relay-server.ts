@@ -19,6 +19,7 @@ import { createQuotaShared } from "./quota.ts";
 import { ConnectionLimits, createConnectionTable, type ConnectionTableShared } from "./connection-limits.ts";
 import { raiseDescriptorLimit } from "../../ffi/rlimit.ts";
 import type { EngineEvent, EngineInit } from "./engine.ts";
+import { CONTROL_CELLS, CONTROL_DRAIN, CONTROL_STOP } from "./admission.ts";
 import { startMetricsServer, type MetricsServer } from "../metrics/prometheus.ts";
 import { VERSION } from "../version.ts";
 import type { Logger } from "../logger.ts";
@@ -55,7 +56,7 @@ export class RelayServer {
   private readonly dead = new Set<number>();
   private readonly hooks: RelayHooks;
   private readonly wakeFds: number[] = [];
-  private readonly control = new Int32Array(new SharedArrayBuffer(4));
+  private readonly control = new Int32Array(new SharedArrayBuffer(4 * CONTROL_CELLS));
   private readonly counters: Float64Array[];
   private readonly heapCensusCells: HeapCensusShared[] = [];
   private readonly pool: PortPool;
@@ -242,6 +243,19 @@ export class RelayServer {
     this.logger.info(formatRecvmmsgStats(totals));
   }
 
+  /**
+   * coturn's drain (SIGUSR1): from the next Allocate on, every engine redirects new allocations to an
+   * alternate server or refuses them (403); Refresh, permissions, channels and relayed data go on. The
+   * caller watches `allocations` and stops when they are few enough (src/cli/drain.ts).
+   */
+  drain(): void {
+    Atomics.store(this.control, CONTROL_DRAIN, 1);
+  }
+
+  get draining(): boolean {
+    return Atomics.load(this.control, CONTROL_DRAIN) !== 0;
+  }
+
   /** Asks every engine to stop, waits until each has closed its sockets, then ends the Workers. */
   stop(): Promise<void> {
     this.stopping ??= this.stopEngines();
@@ -252,7 +266,7 @@ export class RelayServer {
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.metrics?.stop();
     this.tls?.stop();
-    Atomics.store(this.control, 0, 1);
+    Atomics.store(this.control, CONTROL_STOP, 1);
     const stopped = this.workers.map(
       (worker, index) =>
         new Promise<void>((resolve) => {

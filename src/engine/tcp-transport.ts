@@ -54,6 +54,8 @@ interface Connection {
   awaitingProxyHeader: "front" | "balancer" | null;
   /** The source address counted in the connection caps; null for proxied streams (the front end counts those). */
   counted: Uint8Array | null;
+  /** Came through the TLS front end (a turns: client), for choosing --tls-alternate-server. */
+  tls: boolean;
 }
 
 export interface TcpTransportOptions {
@@ -141,6 +143,11 @@ export class TcpTransport {
     return fd;
   }
 
+  /** Whether the connection's client reached the server over TLS (through the front end). */
+  isTls(id: ConnectionId): boolean {
+    return this.byId.get(id)?.tls === true;
+  }
+
   owns(fd: number): boolean {
     return this.listeners.has(fd) || this.byFd.has(fd) || this.park.owns(fd);
   }
@@ -193,6 +200,7 @@ export class TcpTransport {
         fd, id: connectionId(this.nextId++), client, openedAt: Date.now(), spoke: false, buffer, bytes: new Uint8Array(buffer),
         address: ptr(buffer) as unknown as number, start: 0, end: 0, backlog: null, backlogLength: 0,
         awaitingProxyHeader: proxied ? "front" : balanced ? "balancer" : null, counted: proxied || balanced ? null : client.address,
+        tls: proxied, // the TLS front end's streams are the only "front" ones
       };
       this.byFd.set(fd, c);
       this.byId.set(c.id, c);

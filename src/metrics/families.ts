@@ -47,6 +47,7 @@ const FAMILIES = [
   { name: "bunturn_relayed_packets_total", help: "Datagrams relayed, by direction", samples: [['direction="client_to_peer"', "clientToPeerPackets"], ['direction="peer_to_client"', "peerToClientPackets"]] },
   { name: "bunturn_relayed_bytes_total", help: "Payload bytes relayed (without ChannelData or Data indication framing), by direction", samples: [['direction="client_to_peer"', "clientToPeerBytes"], ['direction="peer_to_client"', "peerToClientBytes"]] },
   { name: "bunturn_unauthorized_total", samples: "unauthorized" },
+  { name: "bunturn_allocates_turned_away_total", help: "Allocates not served here: reason=alternate (300 Try Alternate), reason=draining (403 while draining)", samples: [['reason="alternate"', "redirected"], ['reason="draining"', "drainRefused"]] },
   { name: "bunturn_error_responses_total", samples: "errorsSent" },
   { name: "bunturn_unauthenticated_responses_limited_total", samples: "unauthenticatedRateLimited" },
   { name: "bunturn_packets_dropped_total", help: "Datagrams dropped: protocol = malformed, no allocation, no permission, over --max-bps; ttl = arrived with TTL 0", samples: [['reason="protocol"', "dropped"], ['reason="ttl"', "ttlDropped"]] },

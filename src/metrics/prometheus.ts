@@ -16,6 +16,8 @@ export interface MetricsSource {
   /** Each engine's own block (read-only views of shared memory). */
   engineCounters(): readonly Float64Array[];
   readonly relayPortsInUse: number;
+  /** Draining (SIGUSR1): /ready answers 503. Absent = never. */
+  readonly draining?: boolean;
 }
 
 export interface MetricsOptions {
@@ -70,6 +72,7 @@ export function renderMetrics(source: MetricsSource, options: MetricsOptions): s
     }
   }
   out.metric("bunturn_relay_ports_in_use", "gauge", "Relay ports taken from the shared pool (sockets and EVEN-PORT reservations)", source.relayPortsInUse);
+  out.metric("bunturn_draining", "gauge", "1 while draining (SIGUSR1): new Allocates are redirected or refused, live allocations go on", source.draining === true ? 1 : 0);
   out.metric("bunturn_build_info", "gauge", "Always 1; the version in a label", [[`version="${labelValue(options.version)}"`, 1]]);
   out.metric("process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch, in seconds", options.startTime);
   return out.text();
@@ -89,7 +92,7 @@ export interface MetricsServer {
 
 /**
  * Starts the endpoint: GET `path` answers the metrics, GET / answers "ok" (coturn's health check),
- * other paths 404, other methods 405. Throws a plain Error naming the address when it cannot listen.
+ * GET /ready answers 200, or 503 while draining, other paths 404, other methods 405. Throws a plain Error naming the address when it cannot listen.
  */
 export function startMetricsServer(source: MetricsSource, options: MetricsServerOptions, logger?: Logger): MetricsServer {
   const headers = { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" };
@@ -104,6 +107,8 @@ export function startMetricsServer(source: MetricsSource, options: MetricsServer
         const path = new URL(request.url).pathname;
         if (path === options.path) return new Response(renderMetrics(source, options), { headers });
         if (path === "/") return new Response("ok\n", { headers });
+        // For load balancers: a draining server is alive (/) but takes no new allocations (/ready).
+        if (path === "/ready") return source.draining === true ? new Response("draining\n", { status: 503, headers }) : new Response("ready\n", { headers });
         return new Response("not found\n", { status: 404, headers });
       },
       error(error) {

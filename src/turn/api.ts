@@ -141,6 +141,20 @@ export interface TurnSink {
   relayToPeer(relay: RelayHandle, peer: Endpoint, bytes: Uint8Array, offset: number, length: number, dontFragment: boolean): void;
 }
 
+/**
+ * Where new allocations go (RFC 8656 §7.2: the server MAY answer an Allocate with 300 Try Alternate,
+ * RFC 8489 §10), and whether this server still takes any (coturn's drain). Asked once per Allocate that
+ * has no allocation yet; Refresh, CreatePermission, ChannelBind and relayed data never ask.
+ */
+export interface AllocateAdmission {
+  /**
+   * An Endpoint: answer 300 with it as ALTERNATE-SERVER (it must be of the client's family, RFC 8489
+   * §10); "refuse": 403, this server takes no new allocations (draining, nowhere to send the client);
+   * undefined: allocate here.
+   */
+  admit(path: ClientPath, client: Endpoint): Endpoint | "refuse" | undefined;
+}
+
 /** Long-term credential lookup (RFC 8489 §9.2). Static users, the REST secret and SQLite all fit behind it. */
 export interface CredentialStore {
   /** The long-term key MD5(username ":" realm ":" password), or undefined when the user is unknown or expired. */

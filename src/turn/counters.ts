@@ -43,6 +43,10 @@ export const PROTOCOL_COUNTERS = {
   allocations: { kind: "gauge", help: "Allocations live now" },
   /** Withheld by the per-source rate limit (./source-rate-limit.ts). */
   unauthenticatedRateLimited: { kind: "counter", help: "Error responses to unauthenticated requests (401, 400, 420) not sent: their source IP address was over --unauthorized-ratelimit-rps" },
+  /** RFC 8656 §7.2, RFC 8489 §10: Allocates answered 300 Try Alternate (./redirect.ts). */
+  redirected: { kind: "counter", help: "Allocates answered 300 Try Alternate with ALTERNATE-SERVER" },
+  /** coturn's drain: Allocates answered 403 while draining with no alternate server to send them to. */
+  drainRefused: { kind: "counter", help: "Allocates refused (403) while draining" },
 } as const satisfies Record<string, CounterSpec>;
 
 export type ProtocolCounterName = keyof typeof PROTOCOL_COUNTERS;

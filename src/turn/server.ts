@@ -15,6 +15,7 @@ import { handleChannelBind } from "./handlers/channel-bind.ts";
 import { handleCreatePermission } from "./handlers/create-permission.ts";
 import { handleRefresh } from "./handlers/refresh.ts";
 import { RelayPath } from "./relay-path.ts";
+import { admissionOf, redirectUnauthenticated, refuseAuthenticated } from "./redirect.ts";
 import { RequestContext } from "./request.ts";
 import { seal, startError } from "./responses.ts";
 import { ServerState, type TurnServerOptions } from "./state.ts";
@@ -164,6 +165,16 @@ export class TurnServer {
       }
     }
 
+    // RFC 8656 §7.2 / RFC 8489 §10: a new allocation may be sent elsewhere (or refused while draining).
+    // An Allocate that proves no key is redirected before authentication, as coturn does (./redirect.ts).
+    let admission: Endpoint | "refuse" | undefined;
+    const newAllocation = method === StunMethod.Allocate && existing === undefined;
+    const provesKey = d.integrity >= 0 || d.integritySha256 >= 0;
+    if (newAllocation && (!provesKey || state.auth === null)) {
+      admission = admissionOf(req);
+      if (admission !== undefined && admission !== "refuse") return redirectUnauthenticated(req, admission);
+    }
+
     if (state.auth !== null) {
       const result = state.auth.check(d, client, now, req.fingerprint);
       if (!result.ok) {
@@ -180,6 +191,11 @@ export class TurnServer {
     if (d.unknownCount !== 0) return this.unknownAttributes(req);
     // RFC 8656 §5: every request on an allocation must come from the user who created it.
     if (existing !== undefined && existing.username !== req.auth.username) return req.fail(ErrorCode.WrongCredentials);
+
+    if (newAllocation) {
+      if (provesKey && state.auth !== null) admission = admissionOf(req);
+      if (admission !== undefined) return refuseAuthenticated(req, admission);
+    }
 
     switch (method) {
       case StunMethod.Allocate: return handleAllocate(req);

@@ -5,7 +5,7 @@
  */
 import type { Endpoint, EndpointKey, Family } from "../net/endpoint.ts";
 import type {
-  AllocationQuota, ClientPath, CredentialStore, Millis, ProtocolCounters, RelayAllocator, RelayHandle, RelayId, TurnSink,
+  AllocateAdmission, AllocationQuota, ClientPath, CredentialStore, Millis, ProtocolCounters, RelayAllocator, RelayHandle, RelayId, TurnSink,
 } from "./api.ts";
 import { Allocation } from "./allocation.ts";
 import { zeroCounters } from "./counters.ts";
@@ -35,6 +35,8 @@ export interface TurnServerOptions {
   sink: TurnSink;
   /** 486 hook (RFC 8656 §7.2); absent = unlimited. */
   quota?: AllocationQuota;
+  /** 300 Try Alternate and drain (./redirect.ts); absent = every Allocate is served here. */
+  admission?: AllocateAdmission;
   /**
    * coturn --max-bps: bytes per second one allocation may relay in each direction (client->peer and
    * peer->client are counted separately, as coturn does); datagrams beyond it are dropped. 0/absent = unlimited.
@@ -101,6 +103,7 @@ export class ServerState {
   readonly relays: RelayAllocator;
   readonly sink: TurnSink;
   readonly quota: AllocationQuota | undefined;
+  readonly admission: AllocateAdmission | undefined;
   readonly maxBytesPerSecond: number;
   readonly counters: ProtocolCounters;
   readonly defaultFamily: "ipv4" | "ipv6" | "keep";
@@ -135,6 +138,7 @@ export class ServerState {
     this.relays = o.relays;
     this.sink = o.sink;
     this.quota = o.quota;
+    this.admission = o.admission;
     this.maxBytesPerSecond = o.maxBytesPerSecond ?? 0;
     this.counters = o.counters ?? zeroCounters();
     this.defaultFamily = o.defaultFamily ?? "ipv4";

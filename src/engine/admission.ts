@@ -1,0 +1,54 @@
+/**
+ * The engine's answer to "may this Allocate be served here?" (AllocateAdmission, RFC 8656 §7.2): the
+ * client's transport picks the alternate-server list (src/config/alternates.ts), servers of the client's
+ * family are taken round robin (coturn's set_alternate_server), and the drain flag, set by the main thread
+ * in shared memory on SIGUSR1, turns "serve here" into "refuse" and lets a list that names this server
+ * redirect to the others.
+ */
+import type { Alternates, ClientTransport } from "../config/alternates.ts";
+import { parseEndpoint, type Endpoint } from "../net/endpoint.ts";
+import { isConnection, type AllocateAdmission, type ClientPath, type ConnectionId } from "../turn/api.ts";
+
+/** Cells of the main thread's control array (src/engine/relay-server.ts). */
+export const CONTROL_STOP = 0;
+export const CONTROL_DRAIN = 1;
+export const CONTROL_CELLS = 2;
+
+interface ResolvedList {
+  servers: Endpoint[];
+  namesSelf: boolean;
+  next: number;
+}
+
+export class EngineAdmission implements AllocateAdmission {
+  private readonly lists: Record<ClientTransport, ResolvedList>;
+
+  constructor(
+    alternates: Alternates,
+    private readonly control: Int32Array,
+    /** Whether a TCP connection came through the TLS front end. */
+    private readonly isTls: (connection: ConnectionId) => boolean,
+  ) {
+    const resolve = (t: ClientTransport): ResolvedList => ({
+      servers: alternates[t].servers.map((s) => parseEndpoint(s.ip, s.port)),
+      namesSelf: alternates[t].namesSelf,
+      next: 0,
+    });
+    this.lists = { udp: resolve("udp"), tcp: resolve("tcp"), tls: resolve("tls") };
+  }
+
+  admit(path: ClientPath, client: Endpoint): Endpoint | "refuse" | undefined {
+    const transport: ClientTransport = !isConnection(path) ? "udp" : this.isTls(path) ? "tls" : "tcp";
+    const draining = Atomics.load(this.control, CONTROL_DRAIN) !== 0;
+    const list = this.lists[transport];
+    if (list.servers.length > 0 && (draining || !list.namesSelf)) {
+      // RFC 8489 §10: the alternate must be of the request's address family.
+      for (let tries = 0; tries < list.servers.length; tries++) {
+        const candidate = list.servers[list.next]!;
+        list.next = (list.next + 1) % list.servers.length;
+        if (candidate.family === client.family) return candidate;
+      }
+    }
+    return draining ? "refuse" : undefined;
+  }
+}
