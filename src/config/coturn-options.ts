@@ -116,11 +116,6 @@ export const COTURN_NAMES: Record<string, CoturnName> = {
   "stateless-nonce-secret": refused("the nonce key is made at start and not configurable", "required"),
 
   // Other parts of bunturn's coturn compatibility, not yet on this branch.
-  "drain-min-allocations": refused(NOT_YET, "required"),
-  "alternate-server": refused(NOT_YET, "required"),
-  "tls-alternate-server": refused(NOT_YET, "required"),
-  "tcp-alternate-server": refused(NOT_YET, "required"),
-  "udp-alternate-server": refused(NOT_YET, "required"),
   "no-udp": refused(NOT_YET),
 };
 
