@@ -116,8 +116,10 @@ if (scenario === "tls-idle") {
   result.closedBy13s = closed();
   result.newTlsClientAnsweredAt13s = await answered(true);
 } else if (scenario === "partial") {
-  const claim = new Uint8Array(4 + 60000);
-  claim.set([0x40, 0x00, 0xff, 0xff]);
+  // A Binding first: a connection whose first message is not STUN is closed at once.
+  const claim = new Uint8Array(20 + 4 + 60000);
+  claim.set(binding());
+  claim.set([0x40, 0x00, 0xff, 0xff], 20);
   for (let i = 0; i < count; i++) open(port, source(i, sources)).socket.on("connect", function (this: Socket) { this.write(claim); });
   await Bun.sleep(5000);
   result.closedBy5s = closed();

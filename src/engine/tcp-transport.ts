@@ -228,6 +228,9 @@ export class TcpTransport {
         c.start += header.length;
         c.awaitingProxyHeader = null;
       }
+      // A new connection has no allocation, so its first message is STUN, never ChannelData: anything
+      // else (a PROXY v1 line on the normal port, "PR..." read as channel 0x5052) is closed at once.
+      if (!c.spoke && c.start < c.end && (c.bytes[c.start]! & 0xc0) !== 0) return this.close(c);
       for (;;) {
         const frame = nextStreamFrame(c.bytes, c.start, c.end);
         if (frame < 0) return this.close(c); // not STUN or ChannelData: the stream cannot be resynchronised

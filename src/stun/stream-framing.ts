@@ -12,12 +12,13 @@ const STUN_HEADER = 20;
 const CHANNEL_HEADER = 4;
 
 /**
- * Channel numbers are 0x4000-0x4FFF (RFC 8656 §12); 0x5000-0x7FFF are reserved and never valid, so a
- * stream that starts with one (a PROXY v1 line, "PR...", sent to the normal port) is closed at once
- * rather than waited on for the 20 KiB its length bytes would claim.
+ * ChannelData starts 0b01: channels 0x4000-0x7FFF. RFC 8656 §12 narrowed them to 0x4000-0x4FFF, but the
+ * core binds RFC 5766's whole range by default (coturn and turnutils_uclient use it), so framing must
+ * carry all of it. (A PROXY v1 line, "PR...", on the normal port is refused by TcpTransport instead: a
+ * connection's first message must be STUN.)
  */
 function isChannelNumberByte(b0: number): boolean {
-  return b0 >= 0x40 && b0 <= 0x4f;
+  return (b0 & 0xc0) === 0x40;
 }
 
 /** Whether bytes[at..end) could start a frame; true when too few bytes have arrived to tell. */

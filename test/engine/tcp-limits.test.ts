@@ -24,10 +24,14 @@ function bindingRequest(): Uint8Array {
   return m;
 }
 
-/** A ChannelData header claiming 65,535 bytes, and `sent` of them. */
+/**
+ * A Binding request (a connection's first message must be STUN), then a ChannelData header claiming
+ * 65,535 bytes and `sent` of them.
+ */
 function claimedChannelData(sent: number): Uint8Array {
-  const m = new Uint8Array(4 + sent);
-  m.set([0x40, 0x00, 0xff, 0xff]);
+  const m = new Uint8Array(20 + 4 + sent);
+  m.set(bindingRequest());
+  m.set([0x40, 0x00, 0xff, 0xff], 20);
   return m;
 }
 
@@ -85,10 +89,11 @@ test("partial 65,535-byte frames are held up to the engine's limit; beyond it th
 test("a completed big frame gives its room back", async () => {
   const { tcp, frames, pump, connect } = setup({});
   const c = await connect();
-  const big = new Uint8Array(4 + 60_000);
-  big.set([0x40, 0x00, 60_000 >> 8, 60_000 & 0xff]);
+  const big = new Uint8Array(20 + 4 + 60_000);
+  big.set(bindingRequest());
+  big.set([0x40, 0x00, 60_000 >> 8, 60_000 & 0xff], 20);
   c.socket.write(big);
-  expect(await pump(() => frames.length === 1)).toBe(true);
+  expect(await pump(() => frames.length === 2)).toBe(true);
   expect(tcp.bufferedBytes).toBe(0);
   expect(tcp.connectionCount).toBe(1);
 });
@@ -117,6 +122,16 @@ test("a client that never reads is closed once its unread replies pass the per-c
   expect(peak).toBeLessThanOrEqual(256 * 1024);
   expect(tcp.bufferedBytes).toBe(0);
   expect(tcp.connectionCount).toBe(1); // the reader is untouched
+});
+
+test("a connection whose first message is not STUN (ChannelData, or a PROXY line on the normal port) is closed at once", async () => {
+  const { tcp, closed, pump, connect } = setup({});
+  const proxyLine = await connect();
+  proxyLine.socket.write("PROXY TCP4 203.0.113.8 127.0.0.1 40003 3478\r\n");
+  const channelFirst = await connect();
+  channelFirst.socket.write(new Uint8Array([0x40, 0x00, 0xff, 0xff, 1, 2, 3]));
+  expect(await pump(() => closed.length === 2)).toBe(true);
+  expect(tcp.connectionCount).toBe(0);
 });
 
 test("the connection caps refuse the source's (N+1)th connection and count it back when one closes", async () => {

@@ -64,8 +64,9 @@ describe("STUN and ChannelData on a stream (RFC 8656 §12.5)", () => {
   });
 });
 
-test("a reserved channel number (0x5000-0x7FFF, RFC 8656 §12) cannot start a frame: a PROXY v1 line on the normal port is refused at once", () => {
-  expect(nextStreamFrame(new TextEncoder().encode("PROXY TCP4 "), 0, 11)).toBe(-1);
-  expect(nextStreamFrame(new Uint8Array([0x7f, 0xff, 0, 4, 1, 2, 3, 4]), 0, 8)).toBe(-1);
+test("ChannelData frames carry RFC 5766's whole channel range (0x4000-0x7FFF): coturn's clients bind 0x5000 and up", () => {
+  expect(nextStreamFrame(new Uint8Array([0x7f, 0xff, 0, 4, 1, 2, 3, 4]), 0, 8)).toBe(8);
+  expect(nextStreamFrame(new Uint8Array([0x50, 0x00, 0, 4, 1, 2, 3, 4]), 0, 8)).toBe(8);
   expect(nextStreamFrame(new Uint8Array([0x4f, 0xff, 0, 4, 1, 2, 3, 4]), 0, 8)).toBe(8);
+  expect(nextStreamFrame(new Uint8Array([0x80, 0x00, 0, 4, 1, 2, 3, 4]), 0, 8)).toBe(-1);
 });
