@@ -101,8 +101,15 @@ test("v2 LOCAL and v1 UNKNOWN (a balancer's health check) keep the connection's 
   expect(await a.bind(local)).toBe(`127.0.0.1:${a.localPort}`);
   a.socket.destroy();
   await a.closed;
-  const b = await open(proxyPort);
-  expect(await b.bind("PROXY UNKNOWN\r\n")).toBe(`127.0.0.1:${b.localPort}`);
+  // --max-tcp-connections-per-ip 1 counts 127.0.0.1 here: the engine lets go of `a` a moment after it closed.
+  let b = await open(proxyPort);
+  let mapped = await b.bind("PROXY UNKNOWN\r\n");
+  for (let tries = 0; mapped === null && tries < 20; tries++) {
+    await Bun.sleep(50);
+    b = await open(proxyPort);
+    mapped = await b.bind("PROXY UNKNOWN\r\n");
+  }
+  expect(mapped).toBe(`127.0.0.1:${b.localPort}`);
   b.socket.destroy();
 });
 
