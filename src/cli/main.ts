@@ -96,7 +96,8 @@ export async function startRelay(argv: readonly string[], hooks: Pick<RelayHooks
   process.on("SIGHUP", () => onReload());
   let onDrain = () => logger.info("SIGUSR1: not draining yet (starting)");
   process.on("SIGUSR1", () => onDrain());
-  process.on("SIGUSR2", () => logger.info("SIGUSR2: ignored (no meaning yet)"));
+  let onCertificateReload = () => logger.info("SIGUSR2: no certificate to reload yet (starting)");
+  process.on("SIGUSR2", () => onCertificateReload());
   try {
     config = loadConfig(argv);
     try {
@@ -160,6 +161,8 @@ export async function startRelay(argv: readonly string[], hooks: Pick<RelayHooks
     // coturn's SIGUSR1: drain, then stop with exit 0 once --drain-min-allocations is reached.
     const drain = new Drain(server, config.drainMinAllocations, logger, (reason) => stop(reason));
     onDrain = () => drain.begin("SIGUSR1");
+    // coturn's SIGUSR2: the TLS certificate and key are read again (they are also watched for changes).
+    onCertificateReload = () => server.reloadCertificate("SIGUSR2");
     const redirects = describeAlternates(config.alternates);
     if (redirects !== undefined) logger.info(redirects);
   } catch (error) {

@@ -8,6 +8,7 @@ import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TlsFront } from "./tls-front.ts";
+import { CertificateWatch } from "./tls-certificate.ts";
 import { bunTlsSettings } from "./tls-settings.ts";
 import { EventFd, SyscallError, UdpCapabilities, closeSocket, formatRecvmmsgStats, openTcpListener, openUdpSocket } from "../../ffi/index.ts";
 import { EADDRNOTAVAIL, EAFNOSUPPORT } from "../../ffi/errno.ts";
@@ -65,6 +66,7 @@ export class RelayServer {
   private stopping: Promise<void> | undefined;
   private metrics: MetricsServer | undefined;
   private tls: TlsFront | undefined;
+  private certificateWatch: CertificateWatch | undefined;
   /** A private directory (0700) for the engines' TLS hand-over sockets; removed at stop. */
   private readonly tlsDirectory: string | undefined;
   private readonly tlsSocketPaths: string[] = [];
@@ -116,6 +118,9 @@ export class RelayServer {
           onError: (message) => logger.warn(message),
         });
         server.listeners.push(...listeningIps.map((ip) => `${ip.includes(":") ? `[${ip}]` : ip}:${config.tls!.port} (TLS)`));
+        logger.debug(`TLS certificate ${config.tls.cert}: ${server.tls.certificate}`);
+        server.certificateWatch = new CertificateWatch([config.tls.cert, config.tls.key], () => server.reloadCertificate("certificate files changed"));
+        server.certificateWatch.start();
       } catch (error) {
         await server.stop();
         throw new StartupError(`cannot serve TLS on port ${config.tls.port}: ${(error as Error).message}`);
@@ -256,6 +261,27 @@ export class RelayServer {
     return Atomics.load(this.control, CONTROL_DRAIN) !== 0;
   }
 
+  /**
+   * coturn's SIGUSR2, or the certificate files changed: the TLS front end loads the certificate and key
+   * again (TlsFront.reloadCertificate); TLS connections already open keep their sessions. A pair that
+   * does not load leaves the old one in use, and the log says why.
+   */
+  reloadCertificate(cause: string): void {
+    const tls = this.tls;
+    if (tls === undefined) {
+      this.logger.info(`${cause}: no TLS listener, no certificate to reload`);
+      return;
+    }
+    this.certificateWatch?.settle();
+    const file = this.config.tls!.cert;
+    try {
+      tls.reloadCertificate();
+      this.logger.info(`${cause}: TLS certificate reloaded from ${file} (${tls.certificate}); open TLS connections keep their sessions`);
+    } catch (error) {
+      this.logger.warn(`${cause}: TLS certificate NOT reloaded from ${file}: ${(error as Error).message}; still serving ${tls.certificate}`);
+    }
+  }
+
   /** Asks every engine to stop, waits until each has closed its sockets, then ends the Workers. */
   stop(): Promise<void> {
     this.stopping ??= this.stopEngines();
@@ -265,6 +291,7 @@ export class RelayServer {
   private async stopEngines(): Promise<void> {
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.metrics?.stop();
+    this.certificateWatch?.stop();
     this.tls?.stop();
     Atomics.store(this.control, CONTROL_STOP, 1);
     const stopped = this.workers.map(

@@ -10,12 +10,13 @@
  * connection and for all connections together, and a listener that is closed while the process is out
  * of descriptors (descriptor-watch.ts) instead of spinning in Bun's accept loop.
  */
-import type { Socket, TCPSocketListener } from "bun";
+import type { Socket, TCPSocketListenOptions, TCPSocketListener } from "bun";
 import { encodeProxyV2 } from "../net/proxy-protocol.ts";
 import { parseEndpoint, type Endpoint } from "../net/endpoint.ts";
 import { nextStreamFrame } from "../stun/stream-framing.ts";
 import type { ConnectionLimits } from "./connection-limits.ts";
 import { DescriptorWatch } from "./descriptor-watch.ts";
+import { describeCertificate, readTlsMaterial, type TlsMaterial } from "./tls-certificate.ts";
 
 interface Pipe {
   client: Socket<Pipe>;
@@ -53,6 +54,9 @@ export interface TlsFrontOptions {
   onError(message: string): void;
 }
 
+/** Bun.listen honours `reusePort` (SO_REUSEPORT) although its type leaves it out. */
+type SharedPortListenOptions = TCPSocketListenOptions<Pipe> & { reusePort: boolean };
+
 export class TlsFront {
   private readonly servers: Array<TCPSocketListener<Pipe>> = [];
   private readonly pipes = new Set<Pipe>();
@@ -61,9 +65,12 @@ export class TlsFront {
   private nextEngine = 0;
   /** Bytes held in all pipes' queues and frame buffers. */
   private held = 0;
+  /** The certificate and key in use: read at start, replaced by each reload that works. */
+  private material: TlsMaterial;
 
   private constructor(options: TlsFrontOptions) {
     this.options = options;
+    this.material = readTlsMaterial(options.cert, options.key);
     this.watch = new DescriptorWatch((exhausted) => (exhausted ? this.pause() : this.resume()));
   }
 
@@ -71,6 +78,9 @@ export class TlsFront {
   static start(options: TlsFrontOptions): TlsFront {
     const front = new TlsFront(options);
     try {
+      // The listeners share their port (SO_REUSEPORT) so that a reload can open new ones before the
+      // old ones close; a plain bind first makes a port another server holds an error, as before.
+      for (const hostname of options.listeningIps) Bun.listen({ hostname, port: options.port, socket: { data() {} } }).stop(true);
       front.listen();
     } catch (error) {
       front.stop();
@@ -89,24 +99,55 @@ export class TlsFront {
     return this.held;
   }
 
-  private listen(): void {
-    const tls = { ...this.options.settings, cert: Bun.file(this.options.cert), key: Bun.file(this.options.key) };
+  /** The certificate's description for the log (tls-certificate.ts). */
+  get certificate(): string {
+    return describeCertificate(this.material.cert);
+  }
+
+  /**
+   * Reads the certificate and key again (SIGUSR2, or the files changed). New listeners with the new pair
+   * open beside the old ones, then the old ones stop accepting: connections already open keep their TLS
+   * session and their allocations. A pair that does not load (unreadable, not PEM, key not matching the
+   * certificate, wrong passphrase) changes nothing and the Error says why.
+   */
+  reloadCertificate(): void {
+    const next = readTlsMaterial(this.options.cert, this.options.key);
+    const old = this.servers.splice(0);
+    try {
+      if (old.length === 0) {
+        // Paused (out of descriptors): check the pair on a throwaway listener; resume() will use it.
+        Bun.listen({ hostname: "127.0.0.1", port: 0, tls: { ...this.options.settings, ...next }, socket: { data() {} } }).stop(true);
+      } else {
+        this.listen(next);
+      }
+    } catch (error) {
+      for (const server of this.servers) server.stop(false);
+      this.servers.length = 0;
+      this.servers.push(...old);
+      throw error;
+    }
+    for (const server of old) server.stop(false);
+    this.material = next;
+  }
+
+  private listen(material = this.material): void {
+    const tls = { ...this.options.settings, cert: material.cert, key: material.key };
     for (const hostname of this.options.listeningIps) {
-      this.servers.push(
-        Bun.listen<Pipe>({
-          hostname,
-          port: this.options.port,
-          tls,
-          socket: {
-            open: (socket) => this.accept(socket),
-            handshake: (socket, success) => this.handshake(socket.data, success),
-            data: (socket, data) => this.fromClient(socket.data, data),
-            drain: (socket) => this.flush(socket.data, "client"),
-            close: (socket) => this.close(socket.data),
-            error: (socket) => this.close(socket.data),
-          },
-        }),
-      );
+      const options: SharedPortListenOptions = {
+        hostname,
+        port: this.options.port,
+        reusePort: true,
+        tls,
+        socket: {
+          open: (socket) => this.accept(socket),
+          handshake: (socket, success) => this.handshake(socket.data, success),
+          data: (socket, data) => this.fromClient(socket.data, data),
+          drain: (socket) => this.flush(socket.data, "client"),
+          close: (socket) => this.close(socket.data),
+          error: (socket) => this.close(socket.data),
+        },
+      };
+      this.servers.push(Bun.listen<Pipe>(options));
     }
   }
 
