@@ -97,7 +97,7 @@ export class TcpTransport {
   private readonly park: ListenerPark;
   /** Bytes held beyond each connection's first buffer: grown input buffers and reply backlogs. */
   private held = 0;
-  /** Bytes given back since the last GC hint: freed buffers are only returned once collected. */
+  /** Bytes of closed connections' buffers since the last collection: they return only once collected. */
   private released = 0;
   private lastParkWarning = 0;
   /** Connection ids stand for listeners of their own in the core (each connection is its own 5-tuple). */
@@ -280,15 +280,21 @@ export class TcpTransport {
     c.address = ptr(buffer) as unknown as number;
   }
 
-  /** Adds to the bytes held; memory given back is returned to the system by a GC hint now and then. */
+  /** Adds to the bytes held. */
   private account(delta: number): void {
     this.held += delta;
-    if (delta >= 0) return;
-    this.released -= delta;
-    if (this.released >= 16 << 20) {
-      this.released = 0;
-      Bun.gc(false);
-    }
+  }
+
+  /**
+   * After a flood's connections went: when 4 MiB or more of closed connections' buffers wait for the
+   * collector, the next sweep (once a second) runs a full collection, which hands them back to the
+   * system; the engine's own GC pace would leave them held for a long time. Shrinking a live connection's
+   * buffer does not count: a client of big messages must not cause collections.
+   */
+  private collectClosed(): void {
+    if (this.released < 4 << 20) return;
+    this.released = 0;
+    Bun.gc(true);
   }
 
   private parkListener(fd: number, errno: number): void {
@@ -372,7 +378,9 @@ export class TcpTransport {
     this.byId.delete(c.id);
     this.epoll.remove(c.fd);
     closeSocket(c.fd, libc);
-    this.account(-(c.bytes.length - INITIAL_BUFFER) - (c.backlog?.length ?? 0));
+    const freed = c.bytes.length - INITIAL_BUFFER + (c.backlog?.length ?? 0);
+    this.account(-freed);
+    this.released += freed + INITIAL_BUFFER;
     if (c.counted) this.options.limits.release(c.counted);
     this.handlers.closed(c.id);
   }
@@ -393,6 +401,7 @@ export class TcpTransport {
         closed++;
       }
     }
+    this.collectClosed();
     return closed;
   }
 
