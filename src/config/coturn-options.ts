@@ -22,6 +22,7 @@ const refused = (why: string, argument: CoturnArgument = "optional", alias?: str
 const NOT_YET = "not yet supported";
 const NO_DB = "only the SQLite user database (--userdb) is supported";
 const NO_5780 = "RFC 5780 NAT behaviour discovery is not served";
+const NO_DHE = "DHE cipher suites are never offered (Bun's TLS is BoringSSL: ECDHE only), so no DH parameters are used";
 const NO_DTLS = "DTLS is not served (TURN over UDP, TCP and TLS only)";
 
 export const COTURN_NAMES: Record<string, CoturnName> = {
@@ -94,9 +95,10 @@ export const COTURN_NAMES: Record<string, CoturnName> = {
   cli: refused("bunturn has no telnet CLI (see 'bunturn admin')"),
   "web-admin": refused("bunturn has no web admin"),
   "ec-curve-name": refused("the ECDH curves are OpenSSL's defaults", "required"),
-  dh566: refused("built-in DH parameters are not offered: use --dh-file"),
-  dh1066: refused("built-in DH parameters are not offered: use --dh-file"),
-  dh2066: refused("built-in DH parameters are not offered: use --dh-file"),
+  "dh-file": accepted(NO_DHE, "required"),
+  dh566: accepted(NO_DHE),
+  dh1066: accepted(NO_DHE),
+  dh2066: accepted(NO_DHE),
   tlsv1: refused("TLS 1.0 is never offered"),
   tlsv1_1: refused("TLS 1.1 is never offered"),
   "secret-key-file": refused("encrypted passwords in the database are not supported", "required"),

@@ -66,7 +66,6 @@ export const OPTIONS = {
   "no-tls": { kind: "boolean", description: "No TURN over TLS even if --cert/--pkey are given" },
   "pkey-pwd": { kind: "string", description: "Passphrase of an encrypted --pkey" },
   "cipher-list": { kind: "string", description: "TLS 1.2 cipher list (OpenSSL syntax); TLS 1.3 suites are OpenSSL's defaults" },
-  "dh-file": { kind: "string", description: "Diffie-Hellman parameters (PEM) for DHE cipher suites" },
   "CA-file": { kind: "string", description: "CA certificates (PEM): TLS clients must present a certificate signed by one of them" },
   "no-tlsv1_2": { kind: "boolean", description: "TLS 1.3 only (TLS 1.0 and 1.1 are never offered)" },
   "udp-sendmmsg": { kind: "boolean", default: true, description: "Send batched UDP with sendmmsg (--no-udp-sendmmsg: one sendmsg per datagram)" },

@@ -109,8 +109,6 @@ export interface TlsConfig {
   passphrase?: string;
   /** coturn --cipher-list (TLS 1.2 suites, OpenSSL syntax) */
   ciphers?: string;
-  /** coturn --dh-file */
-  dhParamsFile?: string;
   /** coturn --CA-file: clients must present a certificate signed by one of these. */
   caFile?: string;
   /** coturn --no-tlsv1_2: TLS 1.3 only. */
@@ -244,9 +242,7 @@ function resolveTls(raw: RawOptions): Pick<RelayConfig, "tls"> {
     tls13Only: get<boolean>(raw, "no-tlsv1_2") === true,
   };
   const files: Array<[string, string]> = [[cert, "cert"], [key, "pkey"]];
-  const dh = get<string | undefined>(raw, "dh-file");
   const ca = get<string | undefined>(raw, "CA-file");
-  if (dh !== undefined) files.push([(tls.dhParamsFile = dh), "dh-file"]);
   if (ca !== undefined) files.push([(tls.caFile = ca), "CA-file"]);
   for (const [file, option] of files) {
     if (!existsSync(file)) throw new ConfigError(`--${option}: no such file ${file}`);

@@ -1,6 +1,6 @@
 /**
  * coturn's TLS options as Bun.listen's `tls` settings: --pkey-pwd (passphrase), --cipher-list (ciphers),
- * --dh-file (dhParamsFile), --CA-file (client certificates required and checked against it) and
+ * --CA-file (client certificates required and checked against it) and
  * --no-tlsv1_2 (TLS 1.3 only). TLS 1.0 and 1.1 are never offered whatever is configured.
  */
 import { constants } from "node:crypto";
@@ -10,7 +10,6 @@ export function bunTlsSettings(tls: TlsConfig): Record<string, unknown> {
   const settings: Record<string, unknown> = {};
   if (tls.passphrase !== undefined) settings.passphrase = tls.passphrase;
   if (tls.ciphers !== undefined) settings.ciphers = tls.ciphers;
-  if (tls.dhParamsFile !== undefined) settings.dhParamsFile = tls.dhParamsFile;
   if (tls.caFile !== undefined) {
     settings.ca = Bun.file(tls.caFile);
     settings.requestCert = true;

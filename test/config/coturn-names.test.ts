@@ -145,12 +145,12 @@ describe("what the published files need", () => {
     expect(resolve(["-u", "a:b", "-L", "0.0.0.0"]).relayAddresses.map((r) => r.family)).toEqual([4]);
   });
 
-  test("TLS options: files must exist, no-tlsv1_2, cipher list", () => {
+  test("TLS options: files must exist, no-tlsv1_2, cipher list; dh-file means nothing without DHE", () => {
     const dir = import.meta.dir;
     const self = join(dir, "coturn-names.test.ts");
-    const c = resolve(["-u", "a:b", "--cert", self, "--pkey", self, "--cipher-list", "ECDHE-RSA-AES128-GCM-SHA256", "--no-tlsv1_2", "--pkey-pwd", "pw", "--dh-file", self, "--CA-file", self]);
-    expect(c.tls).toEqual({ port: 5349, cert: self, key: self, tls13Only: true, ciphers: "ECDHE-RSA-AES128-GCM-SHA256", passphrase: "pw", dhParamsFile: self, caFile: self });
-    expect(outcome(() => resolve(["-u", "a:b", "--cert", self, "--pkey", self, "--dh-file", "/nonexistent/dhp.pem"]))).toBe("--dh-file: no such file /nonexistent/dhp.pem");
+    const c = resolve(["-u", "a:b", "--cert", self, "--pkey", self, "--cipher-list", "ECDHE-RSA-AES128-GCM-SHA256", "--no-tlsv1_2", "--pkey-pwd", "pw", "--dh-file", "/etc/turnserver/dhp.pem", "--CA-file", self]);
+    expect(c.tls).toEqual({ port: 5349, cert: self, key: self, tls13Only: true, ciphers: "ECDHE-RSA-AES128-GCM-SHA256", passphrase: "pw", caFile: self });
+    expect(outcome(() => resolve(["-u", "a:b", "--cert", self, "--pkey", self, "--CA-file", "/nonexistent/ca.pem"]))).toBe("--CA-file: no such file /nonexistent/ca.pem");
   });
 
   test("syslog and its facility", () => {
