@@ -49,7 +49,7 @@ export interface TlsFrontOptions {
   maxBufferPerConnection: number;
   /** Bytes all connections may hold together. */
   maxBufferTotal: number;
-  /** More Bun TLS settings (tls-settings.ts: passphrase, ciphers, DH parameters, CA, versions). */
+  /** More Bun TLS settings (tls-settings.ts: passphrase, ciphers, CA, versions). */
   settings?: Record<string, unknown>;
   onError(message: string): void;
 }
