@@ -4,15 +4,50 @@
  * redirect. Everything on 127.0.0.1.
  */
 import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { connect as tcpConnect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect as tlsConnect } from "node:tls";
+import { formatEndpoint } from "../../src/net/endpoint.ts";
+import { Attr, StunClass, StunMethod, StunWriter, readAddress, writeRequestedTransport } from "../../src/stun/index.ts";
+import { Response as StunResponse } from "../turn/harness.ts";
 import { EchoPeer, TurnClient, relayedEcho } from "../fuzz/turn-client.ts";
 import { PASSWORD, USER, e2eTest, freePort, runUclient, startBunturn, startPeer, type Running, type UclientResult } from "./harness.ts";
 
 const running: Running[] = [];
 const closers: Array<{ close(): void }> = [];
+const certDir = mkdtempSync(join(tmpdir(), "bunturn-alternate-"));
 afterAll(async () => {
   closers.splice(0).forEach((c) => c.close());
   await Promise.all(running.splice(0).map((r) => r.stop()));
+  rmSync(certDir, { recursive: true, force: true });
 });
+
+/** One unauthenticated Allocate over a stream (TCP or TLS); resolves with the response. */
+function allocateOverStream(socket: Socket): Promise<StunResponse> {
+  return new Promise((resolve, reject) => {
+    let buffer = Buffer.alloc(0);
+    const timer = setTimeout(() => reject(new Error("no response over the stream")), 5000);
+    socket.on("data", (chunk: Buffer) => {
+      buffer = Buffer.concat([buffer, chunk]);
+      if (buffer.length >= 20 && buffer.length >= 20 + buffer.readUInt16BE(2)) {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve(new StunResponse(new Uint8Array(buffer.subarray(0, 20 + buffer.readUInt16BE(2)))));
+      }
+    });
+    socket.on("error", reject);
+    const w = new StunWriter(StunMethod.Allocate, StunClass.Request, crypto.getRandomValues(new Uint8Array(12)));
+    writeRequestedTransport(w, 17);
+    socket.write(w.finish());
+  });
+}
+
+function alternateOf(r: StunResponse): string | undefined {
+  const v = r.attr(Attr.AlternateServer);
+  return v === undefined ? undefined : formatEndpoint(readAddress(v, 0, v.length)!);
+}
 
 function freeTcpPort(): number {
   const probe = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("") });
@@ -151,4 +186,23 @@ describe("ALTERNATE-SERVER (300 Try Alternate)", () => {
     expect(metric(m, 'bunturn_allocates_turned_away_total{reason="alternate"}')).toBeGreaterThanOrEqual(1);
     expect(metric(m, 'bunturn_allocates_turned_away_total{reason="draining"}')).toBe(0);
   });
+
+  test("TCP and TLS clients get their own lists (--tcp-alternate-server, --tls-alternate-server); UDP, with no list, is served here", async () => {
+    const gen = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+      "-keyout", join(certDir, "key.pem"), "-out", join(certDir, "cert.pem")], { stdout: "ignore", stderr: "pipe" });
+    expect(gen.exitCode).toBe(0);
+    const tlsPort = freePort();
+    const s = await server(["--tcp-alternate-server", "192.0.2.1:3478", "--tls-alternate-server", "192.0.2.2",
+      "--tls-listening-port", String(tlsPort), "--cert", join(certDir, "cert.pem"), "--pkey", join(certDir, "key.pem")]);
+    const overTcp = await allocateOverStream(await new Promise<Socket>((resolve) => {
+      const c = tcpConnect({ host: "127.0.0.1", port: s.port }, () => resolve(c));
+    }));
+    expect([overTcp.errorCode, alternateOf(overTcp)]).toEqual([300, "192.0.2.1:3478"]);
+    const overTls = await allocateOverStream(await new Promise<Socket>((resolve) => {
+      const c = tlsConnect({ host: "127.0.0.1", port: tlsPort, rejectUnauthorized: false }, () => resolve(c));
+    }));
+    expect([overTls.errorCode, alternateOf(overTls)]).toEqual([300, "192.0.2.2:5349"]);
+    const overUdp = await (await client(s.port)).allocate();
+    expect(overUdp.ok).toBe(true);
+  }, 30000);
 });
