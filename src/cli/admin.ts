@@ -6,6 +6,7 @@
 import { defineCommand, type ArgsDef } from "citty";
 import { md5Key } from "../turn/credentials.ts";
 import { UserDb, UserDbError, parseHexKey } from "../userdb/sqlite.ts";
+import { killCommand, sessionsCommand } from "./admin-sessions.ts";
 
 const userdb = { type: "string" as const, alias: ["b", "db"], description: "SQLite user database file (created by add-user when missing)", required: true as const };
 const user = { type: "string" as const, alias: "u", description: "User name", required: true as const };
@@ -126,9 +127,10 @@ const listSecrets = defineCommand({
 });
 
 export const adminCommand = defineCommand({
-  meta: { name: "admin", description: "Manage the SQLite user database (--userdb), like coturn's turnadmin" },
+  meta: { name: "admin", description: "Manage the SQLite user database (--userdb), like coturn's turnadmin; list and end a running relay's sessions (--control-socket)" },
   subCommands: {
     "add-user": addUser, "delete-user": deleteUser, "list-users": listUsers, key,
     "add-secret": addSecret, "delete-secret": deleteSecret, "list-secrets": listSecrets,
+    sessions: sessionsCommand, kill: killCommand,
   },
 });

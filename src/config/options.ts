@@ -84,6 +84,8 @@ export const OPTIONS = {
   "syslog-facility": { kind: "string", default: "user", description: "Syslog facility: user, daemon, local0 ... local7 (coturn's names)" },
   "syslog-socket": { kind: "string", default: "/dev/log", description: "Unix datagram socket of the system logger (bunturn only)" },
   "log-format": { kind: "string", default: "text", description: "Log line format: text, or json (one object per line: time, level, message)" },
+  "control-socket": { kind: "string", description: "Unix socket (created 0600) for 'bunturn admin sessions' and 'bunturn admin kill'; off when unset" },
+  "usage-log": { kind: "string", description: "Append one JSON usage record per allocation, when it ends, to this file (default: to the log as 'usage {...}')" },
   pidfile: { kind: "string", description: "Write the process id to this file at start; removed at a clean stop" },
   "max-tcp-connections": { kind: "number", default: 0, description: "Most TCP and TLS client connections at once, server-wide; more are closed at once (0 = a quarter of the descriptor limit, at least 256)" },
   "max-tcp-connections-per-ip": { kind: "number", default: 512, description: "Most TCP and TLS client connections from one IPv4 address or IPv6 /64; more are closed at once (0 = unlimited)" },

@@ -93,6 +93,10 @@ export interface RelayConfig {
   /** `--prometheus`: where the metrics endpoint listens; absent = off. */
   prometheus?: { address: string; port: number; path: string };
   log: LogConfig;
+  /** `--control-socket`: the operator's local control channel (src/metrics/control-socket.ts). */
+  controlSocket?: string;
+  /** `--usage-log`: where usage records go; absent = the log. */
+  usageLog?: string;
   /** `--pidfile` */
   pidfile?: string;
   /** `--alternate-server` and its per-transport forms (./alternates.ts): where Allocates are redirected. */
@@ -414,6 +418,12 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
     if (config.tcpProxyPort === listeningPort || config.tcpProxyPort === config.tls?.port) {
       throw new ConfigError(`--tcp-proxy-port ${tcpProxyPort}: must differ from the listening and TLS ports (headers are read on the proxy port only)`);
     }
+  }
+  for (const [option, key] of [["control-socket", "controlSocket"], ["usage-log", "usageLog"]] as const) {
+    const path = get<string | undefined>(raw, option);
+    if (path === undefined) continue;
+    if (path.trim() === "") throw new ConfigError(`--${option} needs a file name`);
+    config[key] = path;
   }
   const pidfile = get<string | undefined>(raw, "pidfile");
   if (pidfile !== undefined) {

@@ -6,6 +6,7 @@
 import type { RelayConfig } from "../config/resolve.ts";
 import type { ConnectionId, RelayAllocator, TurnSink } from "../turn/api.ts";
 import { CONTROL_CELLS, EngineAdmission } from "./admission.ts";
+import type { SessionInfo } from "../turn/sessions.ts";
 import { PeerPolicy } from "../turn/peer-policy.ts";
 import { TurnServer } from "../turn/server.ts";
 import { credentialStoreFor } from "./credentials.ts";
@@ -28,6 +29,8 @@ export interface CoreIo {
   relays: RelayAllocator;
   /** Whether a TCP connection came through the TLS front end (for --tls-alternate-server). */
   isTls?(connection: ConnectionId): boolean;
+  /** Each allocation's end, with what it relayed (the usage record). */
+  allocationEnded?(session: SessionInfo): void;
 }
 
 /** `warn` receives the credential store's complaints (e.g. an unreadable --userdb). */
@@ -62,5 +65,6 @@ export function buildTurnServer(inputs: CoreInputs, io: CoreIo, warn?: (message:
     noUdpRelay: config.noUdpRelay,
     stunOnly: config.stunOnly,
     noStun: config.noStun,
+    ...(io.allocationEnded ? { allocationEnded: io.allocationEnded } : {}),
   });
 }

@@ -3,7 +3,7 @@
  * and back (EngineEvent), and what the engine asks of the protocol core it is handed (TurnCore).
  */
 import type { RelayConfig } from "../config/resolve.ts";
-import type { TurnServer } from "../turn/server.ts";
+import type { SessionInfo, TurnServer } from "../turn/server.ts";
 import type { ConnectionTableShared } from "./connection-limits.ts";
 import type { CoreIo } from "./core.ts";
 import type { PortPoolShared } from "./port-pool.ts";
@@ -19,6 +19,12 @@ export interface EngineInit {
   counters: Float64Array;
   /** Cells set by the main thread (./admission.ts): CONTROL_STOP, CONTROL_DRAIN. */
   control: Int32Array;
+  /**
+   * This engine's operator requests (ADMIN in ./admin-channel.ts): the main thread writes an op and its
+   * argument, bumps the sequence number and wakes the engine through its eventfd; the engine answers by
+   * postMessage (a Worker blocked in epoll_wait never receives one, but it can send).
+   */
+  admin?: Int32Array;
   nonceSecret: Uint8Array;
   /** Allocation and bandwidth counts shared by every engine (coturn --user-quota, --total-quota, --bps-capacity). */
   quota: QuotaShared;
@@ -34,13 +40,16 @@ export type EngineEvent =
   | { kind: "ready"; index: number; wakeFd: number; listeners: string[] }
   | { kind: "log"; level: "info" | "warn" | "error" | "debug"; message: string }
   | { kind: "failed"; index: number; message: string }
-  | { kind: "stopped"; index: number };
+  | { kind: "stopped"; index: number }
+  | { kind: "sessions"; index: number; seq: number; sessions: SessionInfo[] }
+  | { kind: "ended"; index: number; seq: number; found: boolean }
+  | { kind: "usage"; index: number; session: SessionInfo; endedAt: number };
 
 /** What the loop asks of the protocol core (TurnServer, or a test's wrapper of one). */
 export type TurnCore = Pick<
   TurnServer,
   "handleClientDatagram" | "handlePeerDatagram" | "handleClientClosed" | "handleTimeout" | "pollTimeout" | "hasAllocationOn" | "closeAll"
->;
+> & Partial<Pick<TurnServer, "sessions" | "endSession">>;
 
 /** Builds the core once the engine's sink and relay allocator exist (src/engine/core.ts: buildTurnServer). */
 export type CoreFactory = (io: CoreIo) => TurnCore;

@@ -16,6 +16,8 @@ import {
 import { listenerId } from "../turn/api.ts";
 import type { CoreFactory, EngineEvent, EngineInit, TurnCore } from "./engine-init.ts";
 import { SLOT } from "./counters.ts";
+import { ADMIN, ADMIN_OP } from "./admin-channel.ts";
+import { isConnection } from "../turn/api.ts";
 import { Outbox, type UdpListener } from "./outbox.ts";
 import { RelaySockets, type RelaySocket } from "./relay-sockets.ts";
 import { SourceCache } from "./sources.ts";
@@ -100,7 +102,12 @@ export class Engine {
       warn: (message) => emit({ kind: "log", level: "warn", message: `engine ${init.index}: ${message}` }),
     });
     this.out = new Outbox(send, this.counters, this.listeners, this.relays, this.tcp);
-    this.turn = core({ sink: this.out, relays: this.relays, isTls: (id) => this.tcp.isTls(id) });
+    this.turn = core({
+      sink: this.out,
+      relays: this.relays,
+      isTls: (id) => this.tcp.isTls(id),
+      allocationEnded: (session) => emit({ kind: "usage", index: init.index, session, endedAt: Date.now() }),
+    });
   }
 
   /** Binds the listeners. Throws SyscallError (e.g. EADDRINUSE) with the address in the message. */
@@ -134,6 +141,7 @@ export class Engine {
   /** The event loop. Returns after a stop request, with every fd it owned closed. */
   run(): void {
     const control = this.init.control;
+    const admin = this.init.admin;
     let now = Date.now();
     while (Atomics.load(control, 0) === 0) {
       const due = this.turn.pollTimeout();
@@ -170,6 +178,7 @@ export class Engine {
           this.reportCrash(error);
         }
       }
+      if (admin !== undefined && Atomics.load(admin, ADMIN.seq) !== this.adminSeen) this.answerAdmin(admin, now);
       if (now >= this.nextTcpSweep) {
         this.nextTcpSweep = now + 1000;
         this.tcp.sweep(now, TCP_UNALLOCATED_MS, (listener) => this.turn.hasAllocationOn(listener));
@@ -252,6 +261,28 @@ export class Engine {
   }
 
   // --- bookkeeping ----------------------------------------------------------------------------------
+
+  /** The last operator request answered (./admin-channel.ts). */
+  private adminSeen = 0;
+
+  /** An operator's request: the live sessions, or one ended (its TCP connection closed too). */
+  private answerAdmin(admin: Int32Array, now: number): void {
+    const seq = Atomics.load(admin, ADMIN.seq);
+    this.adminSeen = seq;
+    const op = Atomics.load(admin, ADMIN.op);
+    const index = this.init.index;
+    try {
+      if (op === ADMIN_OP.sessions) {
+        this.emit({ kind: "sessions", index, seq, sessions: this.turn.sessions?.(now) ?? [] });
+      } else if (op === ADMIN_OP.end) {
+        const path = this.turn.endSession?.(Atomics.load(admin, ADMIN.arg));
+        if (path !== undefined && isConnection(path)) this.tcp.closeConnection(path);
+        this.emit({ kind: "ended", index, seq, found: path !== undefined });
+      }
+    } catch (error) {
+      this.reportCrash(error);
+    }
+  }
 
   private lastCrashReport = 0;
   private reportCrash(error: unknown): void {

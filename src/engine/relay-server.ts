@@ -22,6 +22,9 @@ import { raiseDescriptorLimit } from "../../ffi/rlimit.ts";
 import type { EngineEvent, EngineInit } from "./engine.ts";
 import { CONTROL_CELLS, CONTROL_DRAIN, CONTROL_STOP } from "./admission.ts";
 import { startMetricsServer, type MetricsServer } from "../metrics/prometheus.ts";
+import { ControlSocket } from "../metrics/control-socket.ts";
+import { UsageLog, usageRecord } from "../metrics/usage.ts";
+import { EngineAdmin, type Session } from "./admin-channel.ts";
 import { VERSION } from "../version.ts";
 import type { Logger } from "../logger.ts";
 
@@ -65,6 +68,10 @@ export class RelayServer {
   private lastLoggedCalls = 0;
   private stopping: Promise<void> | undefined;
   private metrics: MetricsServer | undefined;
+  private controlSocket: ControlSocket | undefined;
+  /** Operator requests to the engines (sessions, kill). */
+  private readonly admin: EngineAdmin;
+  private readonly usage: UsageLog;
   private tls: TlsFront | undefined;
   private certificateWatch: CertificateWatch | undefined;
   /** A private directory (0700) for the engines' TLS hand-over sockets; removed at stop. */
@@ -81,6 +88,15 @@ export class RelayServer {
     this.connections = new ConnectionLimits(this.connectionTable, { total: config.streams.maxConnections, perSource: config.streams.maxConnectionsPerIp });
     this.counters = counterBlocks(new SharedArrayBuffer(config.relayThreads * BLOCK_SLOTS * 8), config.relayThreads);
     this.pool = new PortPool(PortPool.createShared(config.minPort, config.maxPort));
+    this.admin = new EngineAdmin(
+      config.relayThreads,
+      (index) => {
+        const fd = this.wakeFds[index];
+        if (fd !== undefined) EventFd.signal(fd);
+      },
+      (index) => !this.dead.has(index) && this.wakeFds[index] !== undefined && !this.stopping,
+    );
+    this.usage = new UsageLog(logger, config.usageLog);
     if (config.tls) {
       this.tlsDirectory = mkdtempSync(join(tmpdir(), "bunturn-tls-"));
       chmodSync(this.tlsDirectory, 0o700);
@@ -126,6 +142,14 @@ export class RelayServer {
         throw new StartupError(`cannot serve TLS on port ${config.tls.port}: ${(error as Error).message}`);
       }
     }
+    if (config.controlSocket) {
+      try {
+        server.controlSocket = ControlSocket.start(config.controlSocket, server);
+      } catch (error) {
+        await server.stop();
+        throw new StartupError(`cannot open the control socket: ${(error as Error).message}`);
+      }
+    }
     if (config.prometheus) {
       try {
         server.metrics = startMetricsServer(server, { ...config.prometheus, realm: config.realm, version: VERSION, startTime: Math.floor(Date.now() / 1000) }, logger);
@@ -156,6 +180,7 @@ export class RelayServer {
           control: this.control,
           nonceSecret,
           quota,
+          admin: this.admin.cells[index]!,
           connections: this.connectionTable,
           heapCensus: (this.heapCensusCells[index] = createHeapCensusShared()),
           ...(this.tlsSocketPaths.length ? { tlsSocketPath: this.tlsSocketPaths[index]! } : {}),
@@ -181,6 +206,13 @@ export class RelayServer {
               this.logger[e.level](e.message);
               break;
             case "stopped":
+              break;
+            case "sessions":
+            case "ended":
+              this.admin.answer(e);
+              break;
+            case "usage":
+              this.usage.write(usageRecord(e.index, e.session, e.endedAt));
               break;
           }
         });
@@ -224,6 +256,16 @@ export class RelayServer {
    */
   heapCensus(): Promise<HeapCensus[]> {
     return Promise.all(this.heapCensusCells.map((cells, index) => requestHeapCensus(cells, () => EventFd.signal(this.wakeFds[index]!))));
+  }
+
+  /** Every live allocation on every engine (`bunturn admin sessions`). */
+  sessions(): Promise<Session[]> {
+    return this.admin.sessions();
+  }
+
+  /** Ends session `id` ("ENGINE-SERIAL", from sessions()); false when there is none (`bunturn admin kill`). */
+  endSession(id: string): Promise<boolean> {
+    return this.admin.end(id);
   }
 
   /** The Prometheus endpoint's URL, when --prometheus is on. */
@@ -292,6 +334,7 @@ export class RelayServer {
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.metrics?.stop();
     this.certificateWatch?.stop();
+    this.controlSocket?.stop();
     this.tls?.stop();
     Atomics.store(this.control, CONTROL_STOP, 1);
     const stopped = this.workers.map(

@@ -405,6 +405,14 @@ export class TcpTransport {
     return closed;
   }
 
+  /** Closes connection `id` (an operator ended its allocation); false when it is gone already. */
+  closeConnection(id: ConnectionId): boolean {
+    const c = this.byId.get(id);
+    if (c === undefined) return false;
+    this.close(c);
+    return true;
+  }
+
   /** Closes the balancer connections that have not sent their PROXY header within `timeoutMs` of their accept. */
   sweepProxyHeaders(now: number, timeoutMs: number): number {
     let closed = 0;

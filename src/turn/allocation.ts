@@ -53,6 +53,15 @@ export class Allocation implements FiveTuple {
   private toClientTokens = 0;
   private toClientStamp = 0;
   timerSeq = 0;
+  /** Set by ServerState.add: the allocation's number for operators (sessions list, kill, usage record). */
+  serial = 0;
+  /** Unix ms when it was made (the allocate handler's `now`). */
+  startedAt: Millis = 0;
+  /** Relayed application bytes and datagrams each way, for the sessions list and the usage record. */
+  bytesToPeer = 0;
+  packetsToPeer = 0;
+  bytesToClient = 0;
+  packetsToClient = 0;
   /** The deadline this allocation is scheduled at in the timer queue. */
   scheduledAt = Infinity;
 

@@ -47,6 +47,8 @@ export class RelayPath {
     }
     s.counters.clientToPeerPackets++;
     s.counters.clientToPeerBytes += length;
+    a.packetsToPeer++;
+    a.bytesToPeer += length;
     // ChannelData clears DF (coturn); padding beyond `length` is not relayed.
     s.sink.relayToPeer(channel.relay, channel.peer, data, offset + 4, length, false);
   }
@@ -99,6 +101,8 @@ export class RelayPath {
     }
     s.counters.clientToPeerPackets++;
     s.counters.clientToPeerBytes += dataLength;
+    a.packetsToPeer++;
+    a.bytesToPeer += dataLength;
     s.sink.relayToPeer(relay, peer, m, dataOffset, dataLength, d.indexOf(Attr.DontFragment) >= 0);
   }
 
@@ -150,6 +154,8 @@ export class RelayPath {
     }
     s.counters.peerToClientPackets++;
     s.counters.peerToClientBytes += payloadLength;
+    a.packetsToClient++;
+    a.bytesToClient += payloadLength;
     s.counters.clientPacketsOut++;
     s.counters.clientBytesOut += total;
     s.sink.relayToClient(a.listener, a.client, out, start, total);

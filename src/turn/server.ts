@@ -19,8 +19,10 @@ import { admissionOf, redirectUnauthenticated, refuseAuthenticated } from "./red
 import { RequestContext } from "./request.ts";
 import { seal, startError } from "./responses.ts";
 import { ServerState, type TurnServerOptions } from "./state.ts";
+import type { SessionInfo } from "./sessions.ts";
 
 export type { TurnServerOptions } from "./state.ts";
+export type { SessionInfo } from "./sessions.ts";
 
 export class TurnServer {
   private readonly state: ServerState;
@@ -108,6 +110,7 @@ export class TurnServer {
 
   /** Expires allocations, permissions, channels and reservations due at `now`, closing their relays. */
   handleTimeout(now: Millis): void {
+    this.state.lastNow = now;
     this.state.expire(now);
   }
 
@@ -124,6 +127,20 @@ export class TurnServer {
     return this.state.hasAllocationOn(listener);
   }
 
+  /** Every live allocation as an operator sees it (`bunturn admin sessions`); built on request, not kept. */
+  sessions(now: Millis): SessionInfo[] {
+    return this.state.sessions(now);
+  }
+
+  /**
+   * Ends allocation `serial` now, as expiry would (relays closed, quota released, usage record given):
+   * an operator's kill. Returns the client's path (a TCP connection, which the engine closes too), or
+   * undefined when no allocation has that number.
+   */
+  endSession(serial: number): ClientPath | undefined {
+    return this.state.endSession(serial);
+  }
+
   /** Shutdown: every relay released through RelayAllocator.close, every reservation given back. */
   closeAll(): void {
     this.state.closeAll();
@@ -131,6 +148,7 @@ export class TurnServer {
 
   private handleRequest(listener: ClientPath, client: Endpoint, d: StunDecoder, now: Millis): void {
     const state = this.state;
+    state.lastNow = now;
     const req = new RequestContext(state, listener, client, d, now, d.fingerprint >= 0);
     const method = d.method;
 

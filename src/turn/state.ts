@@ -8,6 +8,7 @@ import type {
   AllocateAdmission, AllocationQuota, ClientPath, CredentialStore, Millis, ProtocolCounters, RelayAllocator, RelayHandle, RelayId, TurnSink,
 } from "./api.ts";
 import { Allocation } from "./allocation.ts";
+import { describeSession, type SessionInfo } from "./sessions.ts";
 import { zeroCounters } from "./counters.ts";
 import { Authenticator } from "./auth.ts";
 import { FEATURE_PASSWORD_ALGORITHMS, NonceFactory } from "./nonce.ts";
@@ -77,6 +78,11 @@ export interface TurnServerOptions {
    * its readers see directly (shared memory), so nothing has to be copied out after each datagram.
    */
   counters?: ProtocolCounters;
+  /**
+   * Told once when an allocation ends, however it ends (expiry, Refresh 0, its connection closing, an
+   * operator's kill, shutdown), with what it relayed: the usage record for billing. Absent = nobody asked.
+   */
+  allocationEnded?(session: SessionInfo): void;
 }
 
 /** RFC 8656 §7.2 step 4: a reserved port is held for about 30 seconds. */
@@ -111,6 +117,10 @@ export class ServerState {
   readonly stunOnly: boolean;
   readonly noStun: boolean;
   private readonly unauthenticatedLimit: SourceRateLimit | undefined;
+  private readonly allocationEnded: ((session: SessionInfo) => void) | undefined;
+  private nextSerial = 1;
+  /** The latest `now` the core was handed, for usage records of allocations that end without one (a closed connection). */
+  lastNow: Millis = 0;
   /** Allocations by listener, then by client endpoint: together the 5-tuple (UDP only). */
   private readonly byListener = new Map<ClientPath, Map<EndpointKey, Allocation>>();
   readonly byRelay = new Map<RelayId, Allocation>();
@@ -147,6 +157,7 @@ export class ServerState {
     this.noStun = o.noStun === true;
     const perSecond = o.unauthenticatedRateLimit ?? 0;
     this.unauthenticatedLimit = perSecond > 0 ? new SourceRateLimit(perSecond, o.nonceSecret) : undefined;
+    this.allocationEnded = o.allocationEnded;
   }
 
   /** Whether an error response to a request that proved no key may go to `client` now; counts those withheld. */
@@ -190,6 +201,7 @@ export class ServerState {
     let table = this.byListener.get(a.listener);
     if (table === undefined) this.byListener.set(a.listener, (table = new Map()));
     table.set(a.client.key, a);
+    a.serial = this.nextSerial++;
     if (a.relay4) {
       this.byRelay.set(a.relay4.id, a);
       this.counters.relays4++;
@@ -216,6 +228,8 @@ export class ServerState {
     this.timers.cancel(a);
     this.counters.allocations--;
     this.counters.allocationsDeleted++;
+    // Described before its relays close: the record names them.
+    if (this.allocationEnded !== undefined) this.allocationEnded(describeSession(a, this.realm, this.lastNow));
     this.closeRelay(a, 4);
     this.closeRelay(a, 6);
   }
@@ -278,6 +292,25 @@ export class ServerState {
         this.reschedule(t);
       }
     }
+  }
+
+  /** Every live allocation, as an operator sees it. */
+  sessions(now: Millis): SessionInfo[] {
+    const out: SessionInfo[] = [];
+    for (const table of this.byListener.values()) for (const a of table.values()) out.push(describeSession(a, this.realm, now));
+    return out;
+  }
+
+  /** Ends allocation `serial` (an operator's kill); its path (a TCP connection the engine should close too), or undefined when none has that number. */
+  endSession(serial: number): ClientPath | undefined {
+    for (const table of this.byListener.values()) {
+      for (const a of table.values()) {
+        if (a.serial !== serial) continue;
+        this.remove(a);
+        return a.listener;
+      }
+    }
+    return undefined;
   }
 
   closeAll(): void {

@@ -153,6 +153,7 @@ export function handleAllocate(req: RequestContext): void {
 
   const granted = state.grantedLifetime(lifetime);
   const a = new Allocation(req.listener, req.client, username, now + granted * 1000);
+  a.startedAt = now;
   a.quotaHeld = quota !== undefined;
   a.bandwidthReserved = bandwidthHeld;
   if (bytesPerSecond > 0) a.limitBandwidth(bytesPerSecond, now);
