@@ -19,7 +19,6 @@ const accepted = (why: string, argument: CoturnArgument = "optional", alias?: st
 const refused = (why: string, argument: CoturnArgument = "optional", alias?: string): CoturnName =>
   alias ? { status: "refused", why, argument, alias } : { status: "refused", why, argument };
 
-const NOT_YET = "not yet supported";
 const NO_DB = "only the SQLite user database (--userdb) is supported";
 const NO_5780 = "RFC 5780 NAT behaviour discovery is not served";
 const NO_DHE = "DHE cipher suites are never offered (Bun's TLS is BoringSSL: ECDHE only), so no DH parameters are used";
@@ -116,9 +115,6 @@ export const COTURN_NAMES: Record<string, CoturnName> = {
   "multiplex-peer-max-peers": refused("peer multiplexing is not supported", "required"),
   cpus: refused("use --relay-threads", "required"),
   "stateless-nonce-secret": refused("the nonce key is made at start and not configurable", "required"),
-
-  // Other parts of bunturn's coturn compatibility, not yet on this branch.
-  "no-udp": refused(NOT_YET),
 };
 
 export type Classified =

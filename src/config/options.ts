@@ -19,7 +19,7 @@ export interface OptionSpec {
 export const OPTIONS = {
   "listening-ip": { kind: "list", alias: "L", description: "Address to listen on (repeatable). Default: 0.0.0.0 and ::" },
   "listening-port": { kind: "number", alias: "p", default: 3478, description: "UDP port for STUN/TURN" },
-  "relay-ip": { kind: "list", alias: "E", description: "Address relay sockets bind to (repeatable, one per family). Default: the listening address, or the first non-loopback interface address" },
+  "relay-ip": { kind: "list", alias: "E", description: "Address relay sockets bind to (repeatable, one per family). Default: the specific listening addresses, else the first non-loopback IPv4 address and, when listening on IPv6, the first global IPv6 one" },
   "external-ip": { kind: "list", alias: "X", description: "Public address advertised for relays: PUBLIC or PUBLIC/PRIVATE (behind NAT)" },
   "min-port": { kind: "number", default: 49152, description: "Lowest relay port" },
   "max-port": { kind: "number", default: 65535, description: "Highest relay port" },
@@ -54,6 +54,7 @@ export const OPTIONS = {
   "udp-recvmmsg": { kind: "boolean", description: "Receive UDP in batches of up to 16 datagrams per system call (recvmmsg)" },
   "udp-recvmmsg-log": { kind: "boolean", description: "Log recvmmsg batch statistics every 10 s (summed over engines)" },
   "no-tcp": { kind: "boolean", description: "Do not accept TURN over TCP on the listening port (UDP only)" },
+  "no-udp": { kind: "boolean", description: "Do not accept TURN over UDP on the listening port (TCP and TLS only; relays stay UDP)" },
   "tcp-proxy-port": { kind: "number", description: "Also accept TURN over TCP from a load balancer on this port: each connection starts with a PROXY protocol v1 or v2 header naming the real client (headers are read on this port only)" },
   "no-udp-relay": { kind: "boolean", description: "Refuse UDP relays: every Allocate gets 442 (bunturn relays only UDP, so this leaves STUN and nothing else)" },
   "stun-only": { kind: "boolean", alias: "S", description: "STUN only: Binding is answered, every TURN request gets 400" },

@@ -69,6 +69,8 @@ export interface RelayConfig {
   udpRecvmmsg: boolean;
   udpRecvmmsgLog: boolean;
   udpSendmmsg: boolean;
+  /** TURN over UDP on the listening port (coturn --no-udp turns it off). */
+  udp: boolean;
   /** TURN over TCP on the listening port (RFC 8656 §3.1); relays stay UDP. */
   tcp: boolean;
   /** coturn --tcp-proxy-port: TCP connections from a load balancer, each prefixed with a PROXY v1/v2 header. */
@@ -376,6 +378,7 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
     udpRecvmmsg: get<boolean>(raw, "udp-recvmmsg") === true,
     udpRecvmmsgLog: get<boolean>(raw, "udp-recvmmsg-log") === true,
     udpSendmmsg: get<boolean>(raw, "udp-sendmmsg") !== false,
+    udp: get<boolean>(raw, "no-udp") !== true,
     tcp: get<boolean>(raw, "no-tcp") !== true,
     ...resolveTls(raw),
     defaultFamily: resolveDefaultFamily(raw),
@@ -429,6 +432,9 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
   if (pidfile !== undefined) {
     if (pidfile.trim() === "") throw new ConfigError("--pidfile needs a file name");
     config.pidfile = pidfile;
+  }
+  if (!config.udp && !config.tcp && config.tls === undefined && config.tcpProxyPort === undefined) {
+    throw new ConfigError("--no-udp and --no-tcp without TLS or --tcp-proxy-port leave nothing to listen on");
   }
   return config;
 }

@@ -113,25 +113,30 @@ export class Engine {
   /** Binds the listeners. Throws SyscallError (e.g. EADDRINUSE) with the address in the message. */
   openListeners(): string[] {
     const { listenAddresses, listeningPort, sockBufSize, tcpProxyPort } = this.init.config;
+    const { udp: withUdp, tcp: withTcp } = this.init.config;
     const balancers: string[] = [];
+    const labels: string[] = [];
+    const transports = [withUdp ? "UDP" : "", withTcp ? "TCP" : ""].filter(Boolean).join("+");
     for (const { family, address, label, ip } of listenAddresses) {
-      const udp = UdpSocketState.open(
-        { family, address, port: listeningPort, reusePort: true, bufferSize: sockBufSize, receiveTtlTos: true, receiveErrors: true, stickyTtlTos: true },
-        this.caps,
-      );
-      const listener: UdpListener = { kind: "listener", id: listenerId(this.listeners.length), udp, family, label };
-      this.listeners.push(listener);
-      this.sockets.set(udp.fd, listener);
-      this.epoll.add(udp.fd, EPOLLIN);
-      if (this.init.config.tcp) this.tcp.listen(family, address, listeningPort);
+      if (transports !== "") labels.push(`${label} (${transports})`);
+      if (withUdp) {
+        const udp = UdpSocketState.open(
+          { family, address, port: listeningPort, reusePort: true, bufferSize: sockBufSize, receiveTtlTos: true, receiveErrors: true, stickyTtlTos: true },
+          this.caps,
+        );
+        const listener: UdpListener = { kind: "listener", id: listenerId(this.listeners.length), udp, family, label };
+        this.listeners.push(listener);
+        this.sockets.set(udp.fd, listener);
+        this.epoll.add(udp.fd, EPOLLIN);
+      }
+      if (withTcp) this.tcp.listen(family, address, listeningPort);
       if (tcpProxyPort !== undefined) {
         this.tcp.listenBalancer(family, address, tcpProxyPort);
         balancers.push(`${family === 6 ? `[${ip}]` : ip}:${tcpProxyPort} (TCP, PROXY protocol)`);
       }
     }
     if (this.init.tlsSocketPath) this.tcp.listenUnix(this.init.tlsSocketPath);
-    const transports = this.init.config.tcp ? "UDP+TCP" : "UDP";
-    return [...this.listeners.map((l) => `${l.label} (${transports})`), ...balancers];
+    return [...labels, ...balancers];
   }
 
   get wakeFd(): number {

@@ -4,23 +4,13 @@
  * with one line naming the key and why. Keys that would weaken security if ignored are never accepted.
  */
 import { describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgv } from "../../src/cli/argv.ts";
 import { COTURN_NAMES, SHORT_NAMES, classifyName } from "../../src/config/coturn-options.ts";
 import { OPTIONS } from "../../src/config/options.ts";
 import { ConfigError, resolveConfig } from "../../src/config/resolve.ts";
 import { parseTurnserverConf } from "../../src/config/turnserver-conf.ts";
-
-interface CoturnOption { name: string; short: string | null; argument: "none" | "optional" | "required" }
-
-export function coturnOptionNames(): CoturnOption[] {
-  const text = readFileSync(join(import.meta.dir, "../fixtures/coturn/option-names.txt"), "utf8");
-  return text.split("\n").filter((l) => l && !l.startsWith("#")).map((l) => {
-    const [name, short, argument] = l.split("\t") as [string, string, CoturnOption["argument"]];
-    return { name, short: short === "-" ? null : short, argument };
-  });
-}
+import { coturnOptionNames } from "./coturn-names.ts";
 
 const ALL = coturnOptionNames();
 const LONG = ALL.filter((o) => o.name !== "-");
