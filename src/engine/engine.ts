@@ -99,6 +99,7 @@ export class Engine {
       maxBufferPerConnection: config.streams.maxBufferPerConnection,
       maxBufferPerEngine: config.streams.maxBufferPerEngine,
       firstMessageTimeoutMs: config.streams.firstMessageTimeoutMs,
+      counters: this.counters,
       warn: (message) => emit({ kind: "log", level: "warn", message: `engine ${init.index}: ${message}` }),
     });
     this.out = new Outbox(send, this.counters, this.listeners, this.relays, this.tcp);

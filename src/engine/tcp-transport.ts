@@ -19,6 +19,7 @@ import { parseProxyHeader, parseProxyV2 } from "../net/proxy-protocol.ts";
 import { FIRST_CONNECTION_ID, connectionId, type ConnectionId } from "../turn/api.ts";
 import { ConnectionLimits, createConnectionTable } from "./connection-limits.ts";
 import { ListenerPark } from "./listener-park.ts";
+import { SLOT } from "./counters.ts";
 
 /** ENFILE: the system-wide table is full (not in ffi/errno.ts). */
 const ENFILE = 23;
@@ -67,6 +68,8 @@ export interface TcpTransportOptions {
   maxBufferPerEngine: number;
   /** A connection that has sent no whole message this long after it was accepted is closed (by sweep). */
   firstMessageTimeoutMs: number;
+  /** The engine's counter block (counters.ts): tcpConnections, tcpRefused, tcpClosedByLimit, tcpListenerParked. */
+  counters: Float64Array;
   warn(message: string): void;
 }
 
@@ -75,6 +78,7 @@ const DEFAULTS: TcpTransportOptions = {
   maxBufferPerConnection: 1 << 20,
   maxBufferPerEngine: 64 << 20,
   firstMessageTimeoutMs: 60_000,
+  counters: new Float64Array(SLOT.tcpListenerParked + 1),
   warn: () => {},
 };
 
@@ -193,6 +197,7 @@ export class TcpTransport {
       // header names (the balancer's own address would hit the per-source cap).
       if (!proxied && !balanced && !this.options.limits.admit(client.address)) {
         closeSocket(fd, libc);
+        this.options.counters[SLOT.tcpRefused]!++;
         continue;
       }
       const buffer = new ArrayBuffer(INITIAL_BUFFER);
@@ -203,6 +208,7 @@ export class TcpTransport {
         tls: proxied, // the TLS front end's streams are the only "front" ones
       };
       this.byFd.set(fd, c);
+      this.options.counters[SLOT.tcpConnections] = this.byFd.size;
       this.byId.set(c.id, c);
       this.epoll.add(fd, EPOLLIN | EPOLLRDHUP);
     }
@@ -210,7 +216,7 @@ export class TcpTransport {
 
   private read(c: Connection, now: number): void {
     for (let round = 0; round < MAX_READS_PER_WAKE; round++) {
-      if (c.end === c.bytes.length && !this.grow(c)) return this.close(c);
+      if (c.end === c.bytes.length && !this.grow(c)) return this.close(c, true);
       const n = libc.read(c.fd, c.address + c.end, c.bytes.length - c.end);
       if (n === -EINTR) continue;
       if (n === -EAGAIN) return;
@@ -222,7 +228,10 @@ export class TcpTransport {
         if (header === 0) continue;
         if (c.awaitingProxyHeader === "balancer") {
           if (header.client) c.client = header.client;
-          if (!this.options.limits.admit(c.client.address)) return this.close(c);
+          if (!this.options.limits.admit(c.client.address)) {
+            this.options.counters[SLOT.tcpRefused]!++;
+            return this.close(c);
+          }
           c.counted = c.client.address;
         } else c.client = header.client!;
         c.start += header.length;
@@ -230,7 +239,7 @@ export class TcpTransport {
       }
       // A new connection has no allocation, so its first message is STUN, never ChannelData: anything
       // else (a PROXY v1 line on the normal port, "PR..." read as channel 0x5052) is closed at once.
-      if (!c.spoke && c.start < c.end && (c.bytes[c.start]! & 0xc0) !== 0) return this.close(c);
+      if (!c.spoke && c.start < c.end && (c.bytes[c.start]! & 0xc0) !== 0) return this.close(c, true);
       for (;;) {
         const frame = nextStreamFrame(c.bytes, c.start, c.end);
         if (frame < 0) return this.close(c); // not STUN or ChannelData: the stream cannot be resynchronised
@@ -299,6 +308,7 @@ export class TcpTransport {
 
   private parkListener(fd: number, errno: number): void {
     this.park.park(fd);
+    this.options.counters[SLOT.tcpListenerParked]!++;
     const now = Date.now();
     if (now - this.lastParkWarning < 10_000) return; // at most one line per 10 s: it lasts as long as the flood
     this.lastParkWarning = now;
@@ -337,7 +347,7 @@ export class TcpTransport {
     const current = c.backlog?.length ?? 0;
     const size = current >= needed ? current : Math.min(limit, Math.max(needed, current * 2, 4096));
     if (needed > limit || this.held + size - current > this.options.maxBufferPerEngine) {
-      this.close(c); // the client stopped reading: it cannot hold the server's memory hostage
+      this.close(c, true); // the client stopped reading: it cannot hold the server's memory hostage
       return false;
     }
     if (size > current) {
@@ -373,8 +383,11 @@ export class TcpTransport {
     }
   }
 
-  private close(c: Connection): void {
+  /** `byLimit`: closed by a limit of ours (counted), not by the client or an error. */
+  private close(c: Connection, byLimit = false): void {
     if (!this.byFd.delete(c.fd)) return;
+    this.options.counters[SLOT.tcpConnections] = this.byFd.size;
+    if (byLimit) this.options.counters[SLOT.tcpClosedByLimit]!++;
     this.byId.delete(c.id);
     this.epoll.remove(c.fd);
     closeSocket(c.fd, libc);
@@ -397,7 +410,7 @@ export class TcpTransport {
     for (const c of [...this.byFd.values()]) {
       const age = now - c.openedAt;
       if ((age > maxAgeMs || (!c.spoke && age > this.options.firstMessageTimeoutMs)) && !keep(c.id)) {
-        this.close(c);
+        this.close(c, true);
         closed++;
       }
     }
@@ -418,7 +431,7 @@ export class TcpTransport {
     let closed = 0;
     for (const c of [...this.byFd.values()]) {
       if (c.awaitingProxyHeader === "balancer" && now - c.openedAt > timeoutMs) {
-        this.close(c);
+        this.close(c, true);
         closed++;
       }
     }

@@ -9,6 +9,7 @@ import type { Socket } from "bun";
 import { Epoll, boundPort } from "../../ffi/index.ts";
 import { ConnectionLimits, createConnectionTable } from "../../src/engine/connection-limits.ts";
 import { TcpTransport, type TcpTransportOptions } from "../../src/engine/tcp-transport.ts";
+import { BLOCK_SLOTS, SLOT } from "../../src/engine/counters.ts";
 import type { ConnectionId } from "../../src/turn/api.ts";
 
 const LOOPBACK = new Uint8Array([127, 0, 0, 1]);
@@ -39,7 +40,8 @@ function setup(options: Partial<TcpTransportOptions>) {
   const epoll = new Epoll(64);
   const frames: ConnectionId[] = [];
   const closed: number[] = [];
-  const tcp = new TcpTransport(epoll, { frame: (id) => frames.push(id), closed: (id) => closed.push(id) }, options);
+  const counters = new Float64Array(BLOCK_SLOTS);
+  const tcp = new TcpTransport(epoll, { frame: (id) => frames.push(id), closed: (id) => closed.push(id) }, { counters, ...options });
   const port = boundPort(tcp.listen(4, LOOPBACK, 0));
   cleanup.push(() => {
     tcp.closeAll();
@@ -60,14 +62,14 @@ function setup(options: Partial<TcpTransportOptions>) {
     cleanup.push(() => socket.end());
     return { socket, closed: () => isClosed };
   };
-  return { tcp, frames, closed, pump, connect };
+  return { tcp, frames, closed, pump, connect, counters };
 }
 
 test("partial 65,535-byte frames are held up to the engine's limit; beyond it the connection that needs more is closed", async () => {
   // Each buffer grows 4 KiB -> 8 -> 16 -> 32 -> 64 KiB for 50,004 bytes: room for 4 of them, not 5.
   const grown = 65536 - 4096;
   const limit = 4 * grown + 1000;
-  const { tcp, closed, pump, connect } = setup({ maxBufferPerEngine: limit });
+  const { tcp, closed, pump, connect, counters } = setup({ maxBufferPerEngine: limit });
   const clients: Array<Awaited<ReturnType<typeof connect>>> = [];
   for (let i = 0; i < 6; i++) clients.push(await connect());
   for (const c of clients.slice(0, 4)) c.socket.write(claimedChannelData(50_000));
@@ -79,6 +81,8 @@ test("partial 65,535-byte frames are held up to the engine's limit; beyond it th
   await pump(() => false, 200);
   expect(closed.length).toBe(2);
   expect(tcp.bufferedBytes).toBeLessThanOrEqual(limit);
+  expect(counters[SLOT.tcpClosedByLimit]).toBe(2);
+  expect(counters[SLOT.tcpConnections]).toBe(4);
   expect(await pump(() => clients.slice(4).every((c) => c.closed()))).toBe(true);
   // The clients go: the engine holds nothing more than its connections' first buffers.
   for (const c of clients) c.socket.end();
@@ -136,11 +140,12 @@ test("a connection whose first message is not STUN (ChannelData, or a PROXY line
 
 test("the connection caps refuse the source's (N+1)th connection and count it back when one closes", async () => {
   const limits = new ConnectionLimits(createConnectionTable(), { total: 0, perSource: 3 });
-  const { tcp, pump, connect } = setup({ limits });
+  const { tcp, pump, connect, counters } = setup({ limits });
   const clients: Array<Awaited<ReturnType<typeof connect>>> = [];
   for (let i = 0; i < 4; i++) clients.push(await connect());
   expect(await pump(() => clients.filter((c) => c.closed()).length === 1 && tcp.connectionCount === 3)).toBe(true);
   expect(limits.countFrom(LOOPBACK)).toBe(3);
+  expect(counters[SLOT.tcpRefused]).toBe(1);
   clients.find((c) => !c.closed())!.socket.end();
   expect(await pump(() => tcp.connectionCount === 2)).toBe(true);
   expect(limits.countFrom(LOOPBACK)).toBe(2);
