@@ -4,11 +4,16 @@
  * served, and what is not).
  */
 import { afterAll, describe, expect } from "bun:test";
-import { PASSWORD, USER, e2eTest, runUclient, spawnUntil, startBunturn, startPeer, type Running } from "./harness.ts";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PASSWORD, USER, e2eTest, freePort, runUclient, spawnUntil, startBunturn, startPeer, type Running } from "./harness.ts";
 
 const running: Running[] = [];
+const dir = mkdtempSync(join(tmpdir(), "bunturn-modes-"));
 afterAll(async () => {
   await Promise.all(running.splice(0).map((r) => r.stop()));
+  rmSync(dir, { recursive: true, force: true });
 });
 
 async function server(args: string[]): Promise<Running> {
@@ -63,5 +68,21 @@ describe("serving modes", () => {
     const r = await relay(s);
     expect(r.output).toMatch(/442/);
     expect(r.received).toBeLessThanOrEqual(0);
+  });
+
+  e2eTest("--CA-file: a TLS client without a certificate from that CA is refused; with one, it relays", async () => {
+    const [cert, key] = [join(dir, "cert.pem"), join(dir, "key.pem")];
+    const gen = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", key, "-out", cert], { stdout: "ignore", stderr: "pipe" });
+    expect(gen.exitCode).toBe(0);
+    const tlsPort = freePort();
+    const s = await server(["--tls-listening-port", String(tlsPort), "--cert", cert, "--pkey", key, "--CA-file", cert]);
+    const p = await startPeer();
+    running.push(p);
+    const tls = (extra: string[]) => runUclient(["-t", "-S", ...extra, "-u", USER, "-w", PASSWORD, "-e", "127.0.0.1", "-r", String(p.port), "-p", String(tlsPort), "-n", "10", "-m", "1", "127.0.0.1"], 15000);
+    const without = await tls([]);
+    expect(without.received).toBeLessThanOrEqual(0);
+    const withCertificate = await tls(["-i", cert, "-k", key]);
+    expect(withCertificate.sent).toBeGreaterThanOrEqual(10);
+    expect(withCertificate.received).toBe(withCertificate.sent);
   });
 });
