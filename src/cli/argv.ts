@@ -64,6 +64,9 @@ export function parseArgv(argv: readonly string[]): ParsedArgv {
       if (known.argument === "required") takeValue();
       const shown = name.startsWith("-") ? name : `--${name}`;
       if (known.status === "refused") throw new ConfigError(`${shown}: not supported: ${known.why}`);
+      if (known.argument !== "required" && inline !== undefined && FALSE.test(inline)) {
+        throw new ConfigError(`${shown}=${inline}: not supported: bunturn always behaves as ${shown} (${known.why})`);
+      }
       notes.push(`${shown}: accepted, nothing to do: ${known.why}`);
       continue;
     }

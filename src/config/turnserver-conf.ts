@@ -8,11 +8,15 @@ import { OPTIONS, type RawOptions } from "./options.ts";
 import { classifyName } from "./coturn-options.ts";
 import { ConfigError, mergeOption } from "./resolve.ts";
 
+const FALSE = /^(0|false|no|off|f)$/i;
+
 export function parseTurnserverConf(text: string, fileName = "config", notes: string[] = []): RawOptions {
   const raw: RawOptions = {};
   const lines = text.split(/\r?\n/);
   for (let n = 0; n < lines.length; n++) {
-    const line = lines[n]!.replace(/#.*$/, "").trim();
+    // A comment is a line starting with '#' or ' #...' after a value (`user-quota=12 # per user`); a '#'
+    // inside a value stays (coturn keeps it: `static-auth-secret=ab#cd` is that secret).
+    const line = lines[n]!.replace(/(^|\s)#.*$/, "").trim();
     if (!line) continue;
     const m = /^(?:--)?([A-Za-z0-9_-]+)\s*(?:=\s*|\s+)?(.*)$/.exec(line);
     const name = m?.[1] ?? "";
@@ -23,6 +27,9 @@ export function parseTurnserverConf(text: string, fileName = "config", notes: st
     if (known.status === "unknown") throw new ConfigError(`${where}: unknown option '${name}'`);
     if (known.status !== "option") {
       if (known.status === "refused") throw new ConfigError(`${where}: '${name}' is not supported: ${known.why}`);
+      if (known.argument !== "required" && FALSE.test(value)) {
+        throw new ConfigError(`${where}: '${name}=${value}' is not supported: bunturn always behaves as '${name}' (${known.why})`);
+      }
       notes.push(`${where}: '${name}' accepted, nothing to do: ${known.why}`);
       continue;
     }
@@ -30,7 +37,7 @@ export function parseTurnserverConf(text: string, fileName = "config", notes: st
     const spec: { kind: string; bare?: string | number } = OPTIONS[option];
     if (spec.kind === "boolean") {
       if (value === "" || /^(1|true|yes|on|t)$/i.test(value)) mergeOption(raw, option, true);
-      else if (/^(0|false|no|off|f)$/i.test(value)) mergeOption(raw, option, false);
+      else if (FALSE.test(value)) mergeOption(raw, option, false);
       else throw new ConfigError(`${where}: '${name}' is a flag; '${value}' is not true or false`);
       continue;
     }

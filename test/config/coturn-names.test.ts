@@ -73,6 +73,21 @@ describe("coturn's option names", () => {
     else expect(classifyName(target!)).toEqual({ ...classifyName(o.name), name: target! } as never); // -e: psql-userdb, also sql-userdb
   });
 
+  test("an accepted flag set to false asks for what bunturn does not do: refused", () => {
+    expect(outcome(() => parseTurnserverConf("no-multicast-peers=false", "t.conf"))).toBe(
+      "t.conf:1: 'no-multicast-peers=false' is not supported: bunturn always behaves as 'no-multicast-peers' (multicast, broadcast and 0.0.0.0/8 peers are always refused (docs/peer-policy.md))",
+    );
+    expect(outcome(() => parseArgv(["--no-tlsv1=0"]))).toStartWith("--no-tlsv1=0: not supported: bunturn always behaves as --no-tlsv1");
+    expect(outcome(() => parseTurnserverConf("fingerprint=yes\nno-cli=1", "t.conf"))).toBe("ok");
+  });
+
+  test("comments: a '#' line, or ' #' after a value; a '#' inside a value is part of it", () => {
+    const raw = parseTurnserverConf("# all comment\nuser-quota=12 # 4 streams per call\nlt-cred-mech # only old coturn\nstatic-auth-secret=ab#cd\nuse-auth-secret\n");
+    expect(raw["user-quota"]).toBe(12);
+    expect(raw["static-auth-secret"]).toEqual(["ab#cd"]);
+    expect(resolveConfig(raw).auth).toEqual({ kind: "rest", secrets: ["ab#cd"], separator: ":" });
+  });
+
   test("a name coturn does not have either is unknown, never accepted", () => {
     expect(outcome(() => parseArgv(["--fingerprints"]))).toBe("unknown option '--fingerprints' (see --help)");
     expect(outcome(() => parseTurnserverConf("no-clii", "t.conf"))).toBe("t.conf:1: unknown option 'no-clii'");
