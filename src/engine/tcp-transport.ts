@@ -5,7 +5,8 @@
  * the core's replies come back here and are written, padded as the RFC asks, with a bounded backlog
  * when the socket is full. What one client can hold is bounded: connections per source and in total
  * (shared with the other engines and the TLS front end), bytes per connection and per engine, and a
- * listener that runs out of descriptors is parked instead of spinning (listener-park.ts).
+ * listener that runs out of descriptors is parked instead of spinning (listener-park.ts); buffers and
+ * their budget are stream-buffers.ts.
  */
 import { ptr } from "bun:ffi";
 import {
@@ -20,6 +21,7 @@ import { FIRST_CONNECTION_ID, connectionId, type ConnectionId } from "../turn/ap
 import { ConnectionLimits, createConnectionTable } from "./connection-limits.ts";
 import { ListenerPark } from "./listener-park.ts";
 import { SLOT } from "./counters.ts";
+import { MAX_FRAME, StreamBuffers, type Buffered } from "./stream-buffers.ts";
 
 /** ENFILE: the system-wide table is full (not in ffi/errno.ts). */
 const ENFILE = 23;
@@ -27,13 +29,10 @@ const ENFILE = 23;
 /** Stands in for a proxied connection's client until its PROXY header has been read. */
 const UNKNOWN_CLIENT = ipv4Endpoint(0, 0);
 
-/** Largest frame: a STUN message of 65535 + 20 bytes, or ChannelData 65535 + 4 + padding. */
-const MAX_FRAME = 65536 + 20;
-const INITIAL_BUFFER = 4096;
 const MAX_ACCEPTS_PER_WAKE = 64;
 const MAX_READS_PER_WAKE = 16;
 
-interface Connection {
+interface Connection extends Buffered {
   fd: number;
   id: ConnectionId;
   client: Endpoint;
@@ -41,13 +40,6 @@ interface Connection {
   openedAt: number;
   /** Whether a whole message has arrived yet: a client that sends none is closed sooner. */
   spoke: boolean;
-  buffer: ArrayBuffer;
-  bytes: Uint8Array;
-  address: number;
-  start: number;
-  end: number;
-  backlog: Uint8Array | null;
-  backlogLength: number;
   /**
    * The stream starts with a PROXY header naming the real client: "front" from the TLS front end (v2,
    * trusted), "balancer" from a load balancer on --tcp-proxy-port (v1 or v2, within a deadline); null once read.
@@ -99,11 +91,7 @@ export class TcpTransport {
   private readonly byId = new Map<ConnectionId, Connection>();
   private readonly options: TcpTransportOptions;
   private readonly park: ListenerPark;
-  /** Bytes held beyond each connection's first buffer: grown input buffers and reply backlogs. */
-  private held = 0;
-  /** Bytes of closed connections' buffers since the last collection: they return only once collected. */
-  private released = 0;
-  private lastParkWarning = 0;
+  private readonly buffers: StreamBuffers;
   /** Connection ids stand for listeners of their own in the core (each connection is its own 5-tuple). */
   private nextId = FIRST_CONNECTION_ID;
   private readonly name = new Uint8Array(new ArrayBuffer(SOCKADDR_SLOT));
@@ -116,7 +104,8 @@ export class TcpTransport {
     this.epoll = epoll;
     this.handlers = handlers;
     this.options = { ...DEFAULTS, ...options };
-    this.park = new ListenerPark(epoll);
+    this.park = new ListenerPark(epoll, this.options.warn);
+    this.buffers = new StreamBuffers(this.options);
   }
 
   listen(family: Family, address: Uint8Array, port: number): number {
@@ -162,7 +151,7 @@ export class TcpTransport {
 
   /** Bytes held by connections beyond their first 4 KiB buffer (bounded by maxBufferPerEngine). */
   get bufferedBytes(): number {
-    return this.held;
+    return this.buffers.held;
   }
 
   /** Times a listener was parked because the process ran out of descriptors. */
@@ -182,7 +171,10 @@ export class TcpTransport {
   private accept(listenerFd: number): void {
     for (let i = 0; i < MAX_ACCEPTS_PER_WAKE; i++) {
       const fd = acceptConnection(listenerFd, this.name, this.nameLength, libc);
-      if (fd === -EMFILE || fd === -ENFILE || fd === -ENOBUFS || fd === -ENOMEM) return this.parkListener(listenerFd, -fd);
+      if (fd === -EMFILE || fd === -ENFILE || fd === -ENOBUFS || fd === -ENOMEM) {
+        this.options.counters[SLOT.tcpListenerParked]!++;
+        return this.park.park(listenerFd, -fd);
+      }
       if (fd < 0) return; // EAGAIN, or a connection that died in the queue
       const proxied = this.proxiedListeners.has(listenerFd);
       const balanced = this.balancerListeners.has(listenerFd);
@@ -200,10 +192,8 @@ export class TcpTransport {
         this.options.counters[SLOT.tcpRefused]!++;
         continue;
       }
-      const buffer = new ArrayBuffer(INITIAL_BUFFER);
       const c: Connection = {
-        fd, id: connectionId(this.nextId++), client, openedAt: Date.now(), spoke: false, buffer, bytes: new Uint8Array(buffer),
-        address: ptr(buffer) as unknown as number, start: 0, end: 0, backlog: null, backlogLength: 0,
+        ...this.buffers.fresh(), fd, id: connectionId(this.nextId++), client, openedAt: Date.now(), spoke: false,
         awaitingProxyHeader: proxied ? "front" : balanced ? "balancer" : null, counted: proxied || balanced ? null : client.address,
         tls: proxied, // the TLS front end's streams are the only "front" ones
       };
@@ -216,7 +206,7 @@ export class TcpTransport {
 
   private read(c: Connection, now: number): void {
     for (let round = 0; round < MAX_READS_PER_WAKE; round++) {
-      if (c.end === c.bytes.length && !this.grow(c)) return this.close(c, true);
+      if (c.end === c.bytes.length && !this.buffers.grow(c)) return this.close(c, true);
       const n = libc.read(c.fd, c.address + c.end, c.bytes.length - c.end);
       if (n === -EINTR) continue;
       if (n === -EAGAIN) return;
@@ -249,71 +239,13 @@ export class TcpTransport {
         if (!this.byFd.has(c.fd)) return; // closed while handling
         c.start += frame;
       }
-      if (c.start === c.end) {
-        c.start = c.end = 0;
-        if (c.bytes.length > INITIAL_BUFFER) this.resize(c, INITIAL_BUFFER); // a big frame is done: give its room back
-      } else if (c.start > 0 && c.end === c.bytes.length) {
+      if (c.start === c.end) this.buffers.emptied(c);
+      else if (c.start > 0 && c.end === c.bytes.length) {
         c.bytes.copyWithin(0, c.start, c.end);
         c.end -= c.start;
         c.start = 0;
       }
     }
-  }
-
-  /**
-   * Doubles a connection's buffer up to one maximal frame; false when a frame claims more than that, or
-   * when the engine's connections already hold --max-tcp-buffer-total (a flood of connections that each
-   * claim 65,535 bytes and never send them must not take the host's memory).
-   */
-  private grow(c: Connection): boolean {
-    if (c.start > 0) {
-      c.bytes.copyWithin(0, c.start, c.end);
-      c.end -= c.start;
-      c.start = 0;
-      return true;
-    }
-    if (c.bytes.length >= MAX_FRAME) return false;
-    const size = Math.min(MAX_FRAME, c.bytes.length * 2);
-    if (this.held + size - c.bytes.length > this.options.maxBufferPerEngine) return false;
-    this.resize(c, size);
-    return true;
-  }
-
-  private resize(c: Connection, size: number): void {
-    const buffer = new ArrayBuffer(size);
-    const bytes = new Uint8Array(buffer);
-    bytes.set(c.bytes.subarray(0, c.end));
-    this.account(size - c.bytes.length);
-    c.buffer = buffer;
-    c.bytes = bytes;
-    c.address = ptr(buffer) as unknown as number;
-  }
-
-  /** Adds to the bytes held. */
-  private account(delta: number): void {
-    this.held += delta;
-  }
-
-  /**
-   * After a flood's connections went: when 4 MiB or more of closed connections' buffers wait for the
-   * collector, the next sweep (once a second) runs a full collection, which hands them back to the
-   * system; the engine's own GC pace would leave them held for a long time. Shrinking a live connection's
-   * buffer does not count: a client of big messages must not cause collections.
-   */
-  private collectClosed(): void {
-    if (this.released < 4 << 20) return;
-    this.released = 0;
-    Bun.gc(true);
-  }
-
-  private parkListener(fd: number, errno: number): void {
-    this.park.park(fd);
-    this.options.counters[SLOT.tcpListenerParked]!++;
-    const now = Date.now();
-    if (now - this.lastParkWarning < 10_000) return; // at most one line per 10 s: it lasts as long as the flood
-    this.lastParkWarning = now;
-    const name = errno === EMFILE ? "EMFILE" : errno === ENFILE ? "ENFILE" : errno === ENOBUFS ? "ENOBUFS" : "ENOMEM";
-    this.options.warn(`TCP accept failed (${name}: out of descriptors or memory); listener parked for 100 ms at a time until it passes`);
   }
 
   /** Writes one frame to connection `id`, zero-padded to 4 bytes (RFC 8656 §12.5). False if it is gone. */
@@ -342,23 +274,11 @@ export class TcpTransport {
   }
 
   private queue(c: Connection, rest: Uint8Array): boolean {
-    const needed = c.backlogLength + rest.length;
-    const limit = this.options.maxBufferPerConnection;
-    const current = c.backlog?.length ?? 0;
-    const size = current >= needed ? current : Math.min(limit, Math.max(needed, current * 2, 4096));
-    if (needed > limit || this.held + size - current > this.options.maxBufferPerEngine) {
+    const wasEmpty = c.backlogLength === 0;
+    if (!this.buffers.appendBacklog(c, rest)) {
       this.close(c, true); // the client stopped reading: it cannot hold the server's memory hostage
       return false;
     }
-    if (size > current) {
-      const bigger = new Uint8Array(new ArrayBuffer(size));
-      if (c.backlog) bigger.set(c.backlog.subarray(0, c.backlogLength));
-      this.account(size - current);
-      c.backlog = bigger;
-    }
-    const wasEmpty = c.backlogLength === 0;
-    c.backlog!.set(rest, c.backlogLength);
-    c.backlogLength = needed;
     if (wasEmpty) this.epoll.modify(c.fd, EPOLLIN | EPOLLRDHUP | EPOLLOUT);
     return true;
   }
@@ -374,13 +294,8 @@ export class TcpTransport {
       if (n < 0) return this.close(c);
       written += n;
     }
-    c.backlog.copyWithin(0, written, c.backlogLength);
-    c.backlogLength -= written;
-    if (c.backlogLength === 0) {
-      this.epoll.modify(c.fd, EPOLLIN | EPOLLRDHUP);
-      this.account(-c.backlog.length); // the client caught up: its backlog's room goes back
-      c.backlog = null;
-    }
+    this.buffers.consumedBacklog(c, written);
+    if (c.backlogLength === 0) this.epoll.modify(c.fd, EPOLLIN | EPOLLRDHUP);
   }
 
   /** `byLimit`: closed by a limit of ours (counted), not by the client or an error. */
@@ -391,9 +306,7 @@ export class TcpTransport {
     this.byId.delete(c.id);
     this.epoll.remove(c.fd);
     closeSocket(c.fd, libc);
-    const freed = c.bytes.length - INITIAL_BUFFER + (c.backlog?.length ?? 0);
-    this.account(-freed);
-    this.released += freed + INITIAL_BUFFER;
+    this.buffers.closed(c);
     if (c.counted) this.options.limits.release(c.counted);
     this.handlers.closed(c.id);
   }
@@ -414,7 +327,7 @@ export class TcpTransport {
         closed++;
       }
     }
-    this.collectClosed();
+    this.buffers.collectClosed();
     return closed;
   }
 
