@@ -65,6 +65,9 @@ export class TlsFront {
   private nextEngine = 0;
   /** Bytes held in all pipes' queues and frame buffers. */
   private held = 0;
+  /** A listen that failed after a pause is tried again by this timer. */
+  private retry: ReturnType<typeof setTimeout> | undefined;
+  private stopped = false;
   /** The certificate and key in use: read at start, replaced by each reload that works. */
   private material: TlsMaterial;
 
@@ -165,8 +168,12 @@ export class TlsFront {
     } catch (error) {
       for (const server of this.servers) server.stop(false);
       this.servers.length = 0;
-      this.options.onError(`TLS: cannot listen again on port ${this.options.port}: ${(error as Error).message}; retrying`);
-      this.watch.check();
+      this.options.onError(`TLS: cannot listen again on port ${this.options.port}: ${(error as Error).message}; retrying in 1 s`);
+      // The watch saw descriptors come back and will not call again: retry here until it works.
+      this.retry = setTimeout(() => {
+        this.retry = undefined;
+        if (!this.stopped && !this.watch.isExhausted && this.servers.length === 0) this.resume();
+      }, 1000);
     }
   }
 
@@ -303,6 +310,8 @@ export class TlsFront {
   }
 
   stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retry);
     this.watch.stop();
     for (const pipe of [...this.pipes]) this.close(pipe);
     for (const server of this.servers) server.stop(true);
