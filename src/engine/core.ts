@@ -66,5 +66,6 @@ export function buildTurnServer(inputs: CoreInputs, io: CoreIo, warn?: (message:
     stunOnly: config.stunOnly,
     noStun: config.noStun,
     ...(io.allocationEnded ? { allocationEnded: io.allocationEnded } : {}),
+    streamKind: (id) => (io.isTls?.(id) ? "tls" : "tcp"),
   });
 }

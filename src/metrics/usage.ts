@@ -13,7 +13,7 @@ export interface UsageRecord {
   user: string | null;
   realm: string;
   client: string;
-  transport: "udp" | "tcp";
+  transport: "udp" | "tcp" | "tls";
   relays: string[];
   /** ISO 8601 (UTC). */
   start: string;

@@ -5,7 +5,7 @@
  * allocation's four counters (./relay-path.ts).
  */
 import { formatEndpoint, formatIp, type EndpointKey } from "../net/endpoint.ts";
-import { isConnection, type Millis } from "./api.ts";
+import { isConnection, type ConnectionId, type Millis } from "./api.ts";
 import type { Allocation } from "./allocation.ts";
 
 export interface SessionInfo {
@@ -14,7 +14,7 @@ export interface SessionInfo {
   user: string | null;
   realm: string;
   client: string;
-  transport: "udp" | "tcp";
+  transport: "udp" | "tcp" | "tls";
   relays: string[];
   /** Hosts with a live permission (RFC 8656 §9), and the peers bound to channels (§12) as "0x4000=ADDR:PORT". */
   peers: string[];
@@ -37,7 +37,10 @@ function formatHostKey(key: EndpointKey): string {
   return formatIp(bytes);
 }
 
-export function describeSession(a: Allocation, realm: string, now: Millis): SessionInfo {
+/** Tells a TLS connection from a plain TCP one (the engine knows which listener accepted it). */
+export type StreamKind = (connection: ConnectionId) => "tcp" | "tls";
+
+export function describeSession(a: Allocation, realm: string, now: Millis, streamKind?: StreamKind): SessionInfo {
   const peers: string[] = [];
   for (const [host, until] of a.permissions) if (until > now) peers.push(formatHostKey(host));
   const channels: string[] = [];
@@ -52,7 +55,7 @@ export function describeSession(a: Allocation, realm: string, now: Millis): Sess
     user: a.username ?? null,
     realm,
     client: formatEndpoint(a.client),
-    transport: isConnection(a.listener) ? "tcp" : "udp",
+    transport: isConnection(a.listener) ? (streamKind?.(a.listener) ?? "tcp") : "udp",
     relays,
     peers,
     channels,

@@ -8,7 +8,7 @@ import type {
   AllocateAdmission, AllocationQuota, ClientPath, CredentialStore, Millis, ProtocolCounters, RelayAllocator, RelayHandle, RelayId, TurnSink,
 } from "./api.ts";
 import { Allocation } from "./allocation.ts";
-import { describeSession, type SessionInfo } from "./sessions.ts";
+import { describeSession, type SessionInfo, type StreamKind } from "./sessions.ts";
 import { zeroCounters } from "./counters.ts";
 import { Authenticator } from "./auth.ts";
 import { FEATURE_PASSWORD_ALGORITHMS, NonceFactory } from "./nonce.ts";
@@ -83,6 +83,8 @@ export interface TurnServerOptions {
    * operator's kill, shutdown), with what it relayed: the usage record for billing. Absent = nobody asked.
    */
   allocationEnded?(session: SessionInfo): void;
+  /** Whether a connection is TCP or TLS, for the sessions list and usage records; absent = "tcp". */
+  streamKind?: StreamKind;
 }
 
 /** RFC 8656 §7.2 step 4: a reserved port is held for about 30 seconds. */
@@ -118,6 +120,7 @@ export class ServerState {
   readonly noStun: boolean;
   private readonly unauthenticatedLimit: SourceRateLimit | undefined;
   private readonly allocationEnded: ((session: SessionInfo) => void) | undefined;
+  private readonly streamKind: StreamKind | undefined;
   private nextSerial = 1;
   /** The latest `now` the core was handed, for usage records of allocations that end without one (a closed connection). */
   lastNow: Millis = 0;
@@ -158,6 +161,7 @@ export class ServerState {
     const perSecond = o.unauthenticatedRateLimit ?? 0;
     this.unauthenticatedLimit = perSecond > 0 ? new SourceRateLimit(perSecond, o.nonceSecret) : undefined;
     this.allocationEnded = o.allocationEnded;
+    this.streamKind = o.streamKind;
   }
 
   /** Whether an error response to a request that proved no key may go to `client` now; counts those withheld. */
@@ -229,7 +233,7 @@ export class ServerState {
     this.counters.allocations--;
     this.counters.allocationsDeleted++;
     // Described before its relays close: the record names them.
-    if (this.allocationEnded !== undefined) this.allocationEnded(describeSession(a, this.realm, this.lastNow));
+    if (this.allocationEnded !== undefined) this.allocationEnded(describeSession(a, this.realm, this.lastNow, this.streamKind));
     this.closeRelay(a, 4);
     this.closeRelay(a, 6);
   }
@@ -297,7 +301,7 @@ export class ServerState {
   /** Every live allocation, as an operator sees it. */
   sessions(now: Millis): SessionInfo[] {
     const out: SessionInfo[] = [];
-    for (const table of this.byListener.values()) for (const a of table.values()) out.push(describeSession(a, this.realm, now));
+    for (const table of this.byListener.values()) for (const a of table.values()) out.push(describeSession(a, this.realm, now, this.streamKind));
     return out;
   }
 

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatEndpoint, parseEndpoint } from "../../src/net/endpoint.ts";
 import { TurnClient } from "../fuzz/turn-client.ts";
-import { PASSWORD, ROOT, USER, e2eTest, runUclient, startBunturn, startPeer, type Running } from "./harness.ts";
+import { PASSWORD, ROOT, USER, e2eTest, freePort, runUclient, startBunturn, startPeer, type Running } from "./harness.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "bunturn-sessions-"));
 const socketPath = join(dir, "control.sock");
@@ -135,5 +135,32 @@ e2eTest("without --usage-log the record is one log line, 'usage {...}', when the
   } finally {
     client.close();
     await plain.stop();
+  }
+});
+
+e2eTest("a TLS client's usage record says tls (turnutils_uclient -t -S)", async () => {
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  const gen = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+    "-subj", "/CN=localhost", "-keyout", key, "-out", cert], { stdout: "ignore", stderr: "pipe" });
+  expect(gen.exitCode).toBe(0);
+  const tlsPort = freePort();
+  const tlsUsage = join(dir, "tls-usage.jsonl");
+  const tls = await startBunturn({ args: ["--cert", cert, "--pkey", key, "--tls-listening-port", String(tlsPort), "--usage-log", tlsUsage] });
+  try {
+    const r = await runUclient(["-t", "-S", "-u", USER, "-w", PASSWORD, "-e", "127.0.0.1", "-r", String(peer.port), "-p", String(tlsPort), "-n", "5", "-m", "1", "127.0.0.1"]);
+    expect(r.received).toBeGreaterThan(0);
+    const deadline = Date.now() + 5000;
+    let records: UsageLine[] = [];
+    while (Date.now() < deadline) {
+      records = existsSync(tlsUsage) ? readFileSync(tlsUsage, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as UsageLine) : [];
+      if (records.reduce((n, x) => n + x.packetsToClient, 0) >= r.received) break;
+      await Bun.sleep(50);
+    }
+    expect(records.length).toBeGreaterThan(0);
+    for (const record of records) expect(record.transport).toBe("tls");
+    expect(records.reduce((n, x) => n + x.packetsToPeer, 0)).toBe(r.sent);
+  } finally {
+    await tls.stop();
   }
 });
