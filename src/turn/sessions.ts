@@ -5,7 +5,7 @@
  * allocation's four counters (./relay-path.ts).
  */
 import { formatEndpoint, formatIp, type EndpointKey } from "../net/endpoint.ts";
-import { isConnection, type ConnectionId, type Millis } from "./api.ts";
+import type { ConnectionId, Millis } from "./api.ts";
 import type { Allocation } from "./allocation.ts";
 
 export interface SessionInfo {
@@ -40,7 +40,7 @@ function formatHostKey(key: EndpointKey): string {
 /** Tells a TLS connection from a plain TCP one (the engine knows which listener accepted it). */
 export type StreamKind = (connection: ConnectionId) => "tcp" | "tls";
 
-export function describeSession(a: Allocation, realm: string, now: Millis, streamKind?: StreamKind): SessionInfo {
+export function describeSession(a: Allocation, realm: string, now: Millis): SessionInfo {
   const peers: string[] = [];
   for (const [host, until] of a.permissions) if (until > now) peers.push(formatHostKey(host));
   const channels: string[] = [];
@@ -55,7 +55,7 @@ export function describeSession(a: Allocation, realm: string, now: Millis, strea
     user: a.username ?? null,
     realm,
     client: formatEndpoint(a.client),
-    transport: isConnection(a.listener) ? (streamKind?.(a.listener) ?? "tcp") : "udp",
+    transport: a.transport,
     relays,
     peers,
     channels,

@@ -7,6 +7,7 @@ import type { Endpoint, EndpointKey, Family } from "../net/endpoint.ts";
 import type {
   AllocateAdmission, AllocationQuota, ClientPath, CredentialStore, Millis, ProtocolCounters, RelayAllocator, RelayHandle, RelayId, TurnSink,
 } from "./api.ts";
+import { isConnection } from "./api.ts";
 import { Allocation } from "./allocation.ts";
 import { describeSession, type SessionInfo, type StreamKind } from "./sessions.ts";
 import { zeroCounters } from "./counters.ts";
@@ -206,6 +207,7 @@ export class ServerState {
     if (table === undefined) this.byListener.set(a.listener, (table = new Map()));
     table.set(a.client.key, a);
     a.serial = this.nextSerial++;
+    if (isConnection(a.listener)) a.transport = this.streamKind?.(a.listener) ?? "tcp";
     if (a.relay4) {
       this.byRelay.set(a.relay4.id, a);
       this.counters.relays4++;
@@ -233,7 +235,7 @@ export class ServerState {
     this.counters.allocations--;
     this.counters.allocationsDeleted++;
     // Described before its relays close: the record names them.
-    if (this.allocationEnded !== undefined) this.allocationEnded(describeSession(a, this.realm, this.lastNow, this.streamKind));
+    if (this.allocationEnded !== undefined) this.allocationEnded(describeSession(a, this.realm, this.lastNow));
     this.closeRelay(a, 4);
     this.closeRelay(a, 6);
   }
@@ -301,7 +303,7 @@ export class ServerState {
   /** Every live allocation, as an operator sees it. */
   sessions(now: Millis): SessionInfo[] {
     const out: SessionInfo[] = [];
-    for (const table of this.byListener.values()) for (const a of table.values()) out.push(describeSession(a, this.realm, now, this.streamKind));
+    for (const table of this.byListener.values()) for (const a of table.values()) out.push(describeSession(a, this.realm, now));
     return out;
   }
 
