@@ -7,6 +7,10 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { connect, createServer, type Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { encodeProxyV2 } from "../../src/net/proxy-protocol.ts";
 import { formatEndpoint, parseEndpoint } from "../../src/net/endpoint.ts";
 import { Attr } from "../../src/stun/index.ts";
@@ -15,6 +19,8 @@ import { freePort, startBunturn, type Running } from "./harness.ts";
 
 let relay: Running;
 let proxyPort = 0;
+let tlsPort = 0;
+const dir = mkdtempSync(join(tmpdir(), "bunturn-proxy-"));
 /** A port free for UDP (freePort) and for a TCP listener right now: other processes' connections use ephemeral ports in this range. */
 async function freeTcpPort(): Promise<number> {
   for (;;) {
@@ -30,9 +36,21 @@ async function freeTcpPort(): Promise<number> {
 
 beforeAll(async () => {
   proxyPort = await freeTcpPort();
-  relay = await startBunturn({ args: ["--tcp-proxy-port", String(proxyPort), "--max-tcp-connections-per-ip", "1"] });
+  const gen = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+    "-subj", "/CN=localhost", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")], { stdout: "ignore", stderr: "pipe" });
+  if (gen.exitCode !== 0) throw new Error(`openssl failed: ${gen.stderr.toString()}`);
+  tlsPort = await freeTcpPort();
+  relay = await startBunturn({
+    args: [
+      "--tcp-proxy-port", String(proxyPort), "--max-tcp-connections-per-ip", "1", "--relay-threads", "1", "--unauthorized-ratelimit-rps", "2",
+      "--cert", join(dir, "cert.pem"), "--pkey", join(dir, "key.pem"), "--tls-listening-port", String(tlsPort),
+    ],
+  });
 });
-afterAll(() => relay.stop());
+afterAll(async () => {
+  await relay.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 function bindingRequest(): Uint8Array {
   const m = new Uint8Array(20);
@@ -162,3 +180,53 @@ test("a balancer connection that sends no header is closed within the header dea
   expect(c.isClosed()).toBe(true);
   expect(Date.now() - started).toBeGreaterThan(3000);
 }, 15000);
+
+/** An Allocate without credentials (RFC 8656 §7.1): the server answers 401, within the source's rate limit. */
+function unauthenticatedAllocate(): Uint8Array {
+  const m = new Uint8Array(28);
+  m.set([0x00, 0x03, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42]);
+  m.set(crypto.getRandomValues(new Uint8Array(12)), 8);
+  m.set([0x00, 0x19, 0x00, 0x04, 17, 0, 0, 0], 20); // REQUESTED-TRANSPORT UDP
+  return m;
+}
+
+/** Sends `count` unauthenticated Allocates through the proxy port as `client` after `delayMs`; how many answers came back within 500 ms. */
+async function answeredAllocates(client: string, count: number, delayMs = 0): Promise<number> {
+  let received = Buffer.alloc(0);
+  const socket = connect({ host: "127.0.0.1", port: proxyPort });
+  socket.on("data", (d: Buffer) => void (received = Buffer.concat([received, d])));
+  socket.on("error", () => {});
+  await new Promise((r) => socket.once("connect", r));
+  await Bun.sleep(delayMs);
+  socket.write(`PROXY TCP4 ${client} 127.0.0.1 2000 ${proxyPort}\r\n`);
+  for (let i = 0; i < count; i++) socket.write(unauthenticatedAllocate());
+  await Bun.sleep(500);
+  socket.destroy();
+  let answers = 0;
+  for (let at = 0; at + 20 <= received.length; at += 20 + received.readUInt16BE(at + 2)) answers++;
+  return answers;
+}
+
+test("--unauthorized-ratelimit counts the claimed client: one claimed address runs out, another still gets its 401", async () => {
+  // --unauthorized-ratelimit-rps 2, one relay thread: the balancer's own address (127.0.0.1) would be one bucket for all.
+  // Both within a few ms, so no bucket refills in between (2 a second: one token per 500 ms).
+  const [first, second] = await Promise.all([answeredAllocates("192.0.2.30", 4), answeredAllocates("192.0.2.31", 1, 50)]);
+  expect(first).toBe(2);
+  expect(second).toBe(1);
+});
+
+test("the TLS port never reads a PROXY header either: one before the ClientHello fails the handshake", async () => {
+  const raw = connect({ host: "127.0.0.1", port: tlsPort });
+  raw.on("error", () => {});
+  await new Promise((r) => raw.once("connect", r));
+  raw.write(`PROXY TCP4 203.0.113.40 127.0.0.1 40005 ${tlsPort}\r\n`);
+  const secure = tlsConnect({ socket: raw, rejectUnauthorized: false });
+  const outcome = await new Promise<string>((resolve) => {
+    secure.once("secureConnect", () => resolve("handshake"));
+    secure.once("error", () => resolve("error"));
+    secure.once("close", () => resolve("closed"));
+    setTimeout(() => resolve("timeout"), 5000);
+  });
+  expect(outcome === "error" || outcome === "closed").toBe(true);
+  secure.destroy();
+});
