@@ -144,6 +144,7 @@ export async function startRelay(argv: readonly string[], hooks: Pick<RelayHooks
     if (config.auth.kind === "none") logger.warn("--no-auth: anyone can allocate relays on this server");
     if (config.auth.kind === "none" && loadedUserdb(argv)) logger.warn("--userdb is not read with --no-auth");
     if (server.metricsUrl !== undefined) logger.info(`prometheus metrics on ${server.metricsUrl}`);
+    if (config.controlSocket !== undefined) logger.info(`control socket ${config.controlSocket} ('bunturn admin sessions -c ${config.controlSocket}')`);
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
