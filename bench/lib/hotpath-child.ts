@@ -38,7 +38,8 @@ const config = resolveConfig(parseArgv([
   "--listening-ip", "127.0.0.1", "--listening-port", String(freePort()), "--relay-ip", "127.0.0.1", "--min-port", "20000", "--max-port", "29999",
   "--no-auth", "--allow-loopback-peers", "--relay-threads", "1", "--no-tcp", ...(recvmmsgText === "1" ? ["--udp-recvmmsg"] : []),
 ]).raw);
-const control = new Int32Array(new SharedArrayBuffer(4));
+// Stop and drain flags (admission.ts CONTROL_CELLS); a checkout from before the drain reads only [0].
+const control = new Int32Array(new SharedArrayBuffer(4 * 8));
 const logs: string[] = [];
 const init = {
   index: 0, config, pool: PortPool.createShared(config.minPort, config.maxPort),
