@@ -121,21 +121,28 @@ e2eTest("admin sessions says why when no relay listens on the socket", async () 
   expect(err).toContain("cannot reach");
 });
 
-e2eTest("without --usage-log the record is one log line, 'usage {...}', when the client's Refresh 0 ends the allocation", async () => {
+e2eTest("without --usage-log the record is one log line, 'usage {...}': at Refresh 0, and for what is still allocated at shutdown", async () => {
   const plain = await startBunturn({ args: ["--log-format", "text"] });
   const client = await TurnClient.open({ server: { host: "127.0.0.1", port: plain.port }, username: USER, password: PASSWORD });
+  const staying = await TurnClient.open({ server: { host: "127.0.0.1", port: plain.port }, username: USER, password: PASSWORD });
+  const ports = [client.localPort, staying.localPort];
+  const records = () =>
+    plain.output().split("\n").filter((l) => l.includes("usage {")).map((l) => JSON.parse(l.slice(l.indexOf("{"))) as UsageLine);
   try {
     expect((await client.allocate()).ok).toBe(true);
     expect((await client.refresh(0)).ok).toBe(true); // RFC 8656 §7.3: lifetime 0 deletes the allocation
     const deadline = Date.now() + 3000;
-    while (!plain.output().includes("usage {") && Date.now() < deadline) await Bun.sleep(20);
-    const line = plain.output().split("\n").find((l) => l.includes("usage {"))!;
-    const record = JSON.parse(line.slice(line.indexOf("{"))) as UsageLine;
-    expect(record).toMatchObject({ user: USER, client: `127.0.0.1:${client.localPort}`, transport: "udp", relays: [formatEndpoint(client.relayed!)], packetsToPeer: 0 });
+    while (records().length === 0 && Date.now() < deadline) await Bun.sleep(20);
+    expect(records()).toHaveLength(1);
+    expect(records()[0]).toMatchObject({ user: USER, client: `127.0.0.1:${client.localPort}`, transport: "udp", relays: [formatEndpoint(client.relayed!)], packetsToPeer: 0 });
+    expect((await staying.allocate()).ok).toBe(true);
   } finally {
     client.close();
-    await plain.stop();
+    staying.close();
+    expect(await plain.stop()).toBe(0);
   }
+  // SIGTERM ends the allocation that was still there: its record is written before the process exits.
+  expect(records().map((r) => r.client)).toEqual(ports.map((port) => `127.0.0.1:${port}`));
 });
 
 e2eTest("a TLS client's usage record says tls (turnutils_uclient -t -S)", async () => {
