@@ -71,6 +71,7 @@ export const OPTIONS = {
   "no-tlsv1_2": { kind: "boolean", description: "TLS 1.3 only (TLS 1.0 and 1.1 are never offered)" },
   "udp-sendmmsg": { kind: "boolean", default: true, description: "Send batched UDP with sendmmsg (--no-udp-sendmmsg: one sendmsg per datagram)" },
   "server-name": { kind: "string", default: "bunturn", description: "SOFTWARE attribute value" },
+  "no-software-attribute": { kind: "boolean", description: "Send no SOFTWARE attribute (coturn's older production mode; bunturn's carries --server-name only, never a version)" },
   verbose: { kind: "boolean", alias: "v", description: "Verbose logging" },
   "log-stats-interval": { kind: "number", default: 10, description: "Seconds between --udp-recvmmsg-log lines" },
   prometheus: { kind: "boolean", description: "Serve Prometheus metrics over HTTP (GET /metrics; GET / answers ok, a health check)" },

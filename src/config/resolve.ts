@@ -89,6 +89,7 @@ export interface RelayConfig {
   notes: string[];
   /** Caps on TCP/TLS clients: connections, handshake time, buffered bytes (stream-limits.ts). */
   streams: StreamLimits;
+  /** SOFTWARE attribute value; empty = none (--no-software-attribute). */
   serverName: string;
   verbose: boolean;
   logStatsInterval: number;
@@ -389,7 +390,7 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
     streams: resolveStreamLimits(raw, (message) => {
       throw new ConfigError(message);
     }),
-    serverName: get<string>(raw, "server-name"),
+    serverName: get<boolean>(raw, "no-software-attribute") === true ? "" : get<string>(raw, "server-name"),
     verbose: get<boolean>(raw, "verbose") === true,
     logStatsInterval: checkPositive(get<number>(raw, "log-stats-interval"), "log-stats-interval"),
     log: resolveLog(raw),

@@ -158,6 +158,11 @@ describe("what the published files need", () => {
     expect(outcome(() => resolve(["-u", "a:b", "--cert", self, "--pkey", self, "--CA-file", "/nonexistent/ca.pem"]))).toBe("--CA-file: no such file /nonexistent/ca.pem");
   });
 
+  test("no-software-attribute: no SOFTWARE (an empty server name)", () => {
+    expect(resolve(["-u", "a:b"]).serverName).toBe("bunturn");
+    expect(resolveConfig(parseTurnserverConf("no-software-attribute\nuser=a:b")).serverName).toBe("");
+  });
+
   test("syslog and its facility", () => {
     expect(resolveConfig(parseTurnserverConf("syslog\nsyslog-facility=LOG_LOCAL3\nuser=a:b")).log.syslog).toEqual({ socket: "/dev/log", facility: 19 });
     expect(outcome(() => resolve(["--syslog", "--syslog-facility", "nope", "-u", "a:b"]))).toContain("--syslog-facility: unknown facility 'nope'");

@@ -54,3 +54,12 @@ describe("serving modes", () => {
     expect(c.allocate().addresses(Attr.XorRelayedAddress).length).toBe(1);
   });
 });
+
+describe("SOFTWARE (RFC 8489 §14.14)", () => {
+  test("--server-name's value by default; none with --no-software-attribute (an empty server name)", () => {
+    const named = harness({ software: "bunturn" }).client().request(StunMethod.Binding, undefined, { auth: false });
+    expect(named.message.attributes.some((a) => a.type === Attr.Software)).toBe(true);
+    const bare = harness({ software: "" }).client().request(StunMethod.Binding, undefined, { auth: false });
+    expect(bare.message.attributes.some((a) => a.type === Attr.Software)).toBe(false);
+  });
+});
