@@ -6,6 +6,7 @@
  * ends leaves one JSON usage record with what it relayed.
  */
 import { afterAll, beforeAll, expect } from "bun:test";
+import { connect } from "node:net";
 import { mkdtempSync, readFileSync, rmSync, statSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -169,5 +170,35 @@ e2eTest("a TLS client's usage record says tls (turnutils_uclient -t -S)", async 
     expect(records.reduce((n, x) => n + x.packetsToPeer, 0)).toBe(r.sent);
   } finally {
     await tls.stop();
+  }
+});
+
+e2eTest("admin kill on a TCP client's allocation closes its connection too", async () => {
+  const socketPath2 = join(dir, "open.sock");
+  const open = await startBunturn({ auth: "none", args: ["--control-socket", socketPath2] });
+  try {
+    const tcp = connect({ host: "127.0.0.1", port: open.port });
+    tcp.on("error", () => {});
+    let received = Buffer.alloc(0);
+    tcp.on("data", (d: Buffer) => void (received = Buffer.concat([received, d])));
+    const closed = new Promise<void>((r) => tcp.on("close", () => r()));
+    await new Promise((r) => tcp.once("connect", r));
+    const allocate = new Uint8Array(28); // Allocate, REQUESTED-TRANSPORT UDP (RFC 8656 §7.1); --no-auth
+    allocate.set([0x00, 0x03, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42]);
+    allocate.set(crypto.getRandomValues(new Uint8Array(12)), 8);
+    allocate.set([0x00, 0x19, 0x00, 0x04, 17, 0, 0, 0], 20);
+    tcp.write(allocate);
+    const deadline = Date.now() + 3000;
+    while (received.length < 20 && Date.now() < deadline) await Bun.sleep(10);
+    expect(received.readUInt16BE(0)).toBe(0x0103); // Allocate success
+    const ask = (...args: string[]) => Bun.spawn(["bun", join(ROOT, "src/cli/main.ts"), "admin", ...args, "-c", socketPath2], { stdout: "pipe" });
+    const listed = JSON.parse(await new Response(ask("sessions", "--json").stdout).text()) as Array<{ id: string; transport: string; user: string | null; client: string }>;
+    expect(listed).toHaveLength(1);
+    expect(listed[0]).toMatchObject({ transport: "tcp", user: null, client: `127.0.0.1:${tcp.localPort}` });
+    expect(await ask("kill", listed[0]!.id).exited).toBe(0);
+    expect(await Promise.race([closed.then(() => "closed"), Bun.sleep(3000).then(() => "open")])).toBe("closed");
+    expect(open.output()).toContain(`"id":"${listed[0]!.id}"`); // its usage record, in the log
+  } finally {
+    await open.stop();
   }
 });
