@@ -11,18 +11,17 @@
  */
 import {
   CmsgInfo, ECONNREFUSED, EPOLLERR, EPOLLIN, Epoll, EventFd, MAX_DATAGRAM, RECV_BATCH_MAX, RecvBatch, SendBatch,
-  SyscallError, UdpCapabilities, UdpSocketState, libc, readErrorQueue, receiveBatch, receivedTtlTos,
+  SyscallError, UdpCapabilities, libc, readErrorQueue, receiveBatch, receivedTtlTos,
 } from "../../ffi/index.ts";
 import { listenerId } from "../turn/api.ts";
 import type { CoreFactory, EngineEvent, EngineInit, TurnCore } from "./engine-init.ts";
 import { SLOT } from "./counters.ts";
-import { ADMIN, ADMIN_OP } from "./admin-channel.ts";
-import { isConnection } from "../turn/api.ts";
+import { AdminInbox } from "./admin-inbox.ts";
 import { Outbox, type UdpListener } from "./outbox.ts";
 import { RelaySockets, type RelaySocket } from "./relay-sockets.ts";
 import { SourceCache } from "./sources.ts";
-import { TcpTransport } from "./tcp-transport.ts";
-import { ConnectionLimits, createConnectionTable } from "./connection-limits.ts";
+import type { TcpTransport } from "./tcp-transport.ts";
+import { engineTcpTransport, openListeners } from "./engine-listeners.ts";
 import { answerHeapCensus } from "./heap-census.ts";
 
 export type { CoreFactory, EngineEvent, EngineInit, TurnCore };
@@ -52,6 +51,8 @@ export class Engine {
   readonly relays: RelaySockets;
   private readonly turn: TurnCore;
   private readonly tcp: TcpTransport;
+  /** The operator's requests (sessions, kill), answered between batches. */
+  private readonly admin: AdminInbox;
   private nextTcpSweep = 0;
   /** The UDP listeners, by the core's listener id. */
   readonly listeners: UdpListener[] = [];
@@ -87,21 +88,20 @@ export class Engine {
       },
     );
     this.epoll.add(this.wake.fd, EPOLLIN);
-    this.tcp = new TcpTransport(this.epoll, {
-      frame: (listener, client, frame, now) => {
-        this.out.ttl = -1; // a stream has no per-message TTL/TOS to carry
-        this.out.tos = -1;
-        this.turn.handleClientDatagram(listener, client, frame, now);
+    this.tcp = engineTcpTransport(
+      init,
+      this.epoll,
+      {
+        frame: (listener, client, frame, now) => {
+          this.out.ttl = -1; // a stream has no per-message TTL/TOS to carry
+          this.out.tos = -1;
+          this.turn.handleClientDatagram(listener, client, frame, now);
+        },
+        closed: (listener) => this.turn.handleClientClosed(listener),
       },
-      closed: (listener) => this.turn.handleClientClosed(listener),
-    }, {
-      limits: new ConnectionLimits(init.connections ?? createConnectionTable(), { total: config.streams.maxConnections, perSource: config.streams.maxConnectionsPerIp }),
-      maxBufferPerConnection: config.streams.maxBufferPerConnection,
-      maxBufferPerEngine: config.streams.maxBufferPerEngine,
-      firstMessageTimeoutMs: config.streams.firstMessageTimeoutMs,
-      counters: this.counters,
-      warn: (message) => emit({ kind: "log", level: "warn", message: `engine ${init.index}: ${message}` }),
-    });
+      (message) => emit({ kind: "log", level: "warn", message: `engine ${init.index}: ${message}` }),
+    );
+    this.admin = new AdminInbox(init.admin, init.index, emit);
     this.out = new Outbox(send, this.counters, this.listeners, this.relays, this.tcp);
     this.turn = core({
       sink: this.out,
@@ -111,33 +111,14 @@ export class Engine {
     });
   }
 
-  /** Binds the listeners. Throws SyscallError (e.g. EADDRINUSE) with the address in the message. */
+  /** Binds the listeners (engine-listeners.ts). Throws SyscallError (e.g. EADDRINUSE) with the address in the message. */
   openListeners(): string[] {
-    const { listenAddresses, listeningPort, sockBufSize, tcpProxyPort } = this.init.config;
-    const { udp: withUdp, tcp: withTcp } = this.init.config;
-    const balancers: string[] = [];
-    const labels: string[] = [];
-    const transports = [withUdp ? "UDP" : "", withTcp ? "TCP" : ""].filter(Boolean).join("+");
-    for (const { family, address, label, ip } of listenAddresses) {
-      if (transports !== "") labels.push(`${label} (${transports})`);
-      if (withUdp) {
-        const udp = UdpSocketState.open(
-          { family, address, port: listeningPort, reusePort: true, bufferSize: sockBufSize, receiveTtlTos: true, receiveErrors: true, stickyTtlTos: true },
-          this.caps,
-        );
-        const listener: UdpListener = { kind: "listener", id: listenerId(this.listeners.length), udp, family, label };
-        this.listeners.push(listener);
-        this.sockets.set(udp.fd, listener);
-        this.epoll.add(udp.fd, EPOLLIN);
-      }
-      if (withTcp) this.tcp.listen(family, address, listeningPort);
-      if (tcpProxyPort !== undefined) {
-        this.tcp.listenBalancer(family, address, tcpProxyPort);
-        balancers.push(`${family === 6 ? `[${ip}]` : ip}:${tcpProxyPort} (TCP, PROXY protocol)`);
-      }
-    }
-    if (this.init.tlsSocketPath) this.tcp.listenUnix(this.init.tlsSocketPath);
-    return [...labels, ...balancers];
+    return openListeners(this.init, this.caps, this.tcp, (udp, family, label) => {
+      const listener: UdpListener = { kind: "listener", id: listenerId(this.listeners.length), udp, family, label };
+      this.listeners.push(listener);
+      this.sockets.set(udp.fd, listener);
+      this.epoll.add(udp.fd, EPOLLIN);
+    });
   }
 
   get wakeFd(): number {
@@ -147,7 +128,6 @@ export class Engine {
   /** The event loop. Returns after a stop request, with every fd it owned closed. */
   run(): void {
     const control = this.init.control;
-    const admin = this.init.admin;
     let now = Date.now();
     while (Atomics.load(control, 0) === 0) {
       const due = this.turn.pollTimeout();
@@ -184,7 +164,7 @@ export class Engine {
           this.reportCrash(error);
         }
       }
-      if (admin !== undefined && Atomics.load(admin, ADMIN.seq) !== this.adminSeen) this.answerAdmin(admin, now);
+      if (this.admin.pending) this.admin.answer(this.turn, (id) => this.tcp.closeConnection(id), now, (error) => this.reportCrash(error));
       if (now >= this.nextTcpSweep) {
         this.nextTcpSweep = now + 1000;
         this.tcp.sweep(now, TCP_UNALLOCATED_MS, (listener) => this.turn.hasAllocationOn(listener));
@@ -267,28 +247,6 @@ export class Engine {
   }
 
   // --- bookkeeping ----------------------------------------------------------------------------------
-
-  /** The last operator request answered (./admin-channel.ts). */
-  private adminSeen = 0;
-
-  /** An operator's request: the live sessions, or one ended (its TCP connection closed too). */
-  private answerAdmin(admin: Int32Array, now: number): void {
-    const seq = Atomics.load(admin, ADMIN.seq);
-    this.adminSeen = seq;
-    const op = Atomics.load(admin, ADMIN.op);
-    const index = this.init.index;
-    try {
-      if (op === ADMIN_OP.sessions) {
-        this.emit({ kind: "sessions", index, seq, sessions: this.turn.sessions?.(now) ?? [] });
-      } else if (op === ADMIN_OP.end) {
-        const path = this.turn.endSession?.(Atomics.load(admin, ADMIN.arg));
-        if (path !== undefined && isConnection(path)) this.tcp.closeConnection(path);
-        this.emit({ kind: "ended", index, seq, found: path !== undefined });
-      }
-    } catch (error) {
-      this.reportCrash(error);
-    }
-  }
 
   private lastCrashReport = 0;
   private reportCrash(error: unknown): void {

@@ -1,0 +1,58 @@
+/**
+ * What an engine listens on, from the configuration: a UDP listener per listening address (shared with
+ * the other engines through SO_REUSEPORT), the TCP transport with its listeners on the same addresses,
+ * the load balancers' --tcp-proxy-port, and the TLS front end's hand-over socket.
+ */
+import { type Epoll, type UdpCapabilities, UdpSocketState } from "../../ffi/index.ts";
+import type { Family } from "../net/endpoint.ts";
+import { ConnectionLimits, createConnectionTable } from "./connection-limits.ts";
+import type { EngineInit } from "./engine-init.ts";
+import { TcpTransport, type TcpHandlers } from "./tcp-transport.ts";
+
+/** The engine's TCP transport, with the stream limits of the configuration and the shared connection caps. */
+export function engineTcpTransport(init: EngineInit, epoll: Epoll, handlers: TcpHandlers, warn: (message: string) => void): TcpTransport {
+  const { streams } = init.config;
+  return new TcpTransport(epoll, handlers, {
+    limits: new ConnectionLimits(init.connections ?? createConnectionTable(), { total: streams.maxConnections, perSource: streams.maxConnectionsPerIp }),
+    maxBufferPerConnection: streams.maxBufferPerConnection,
+    maxBufferPerEngine: streams.maxBufferPerEngine,
+    firstMessageTimeoutMs: streams.firstMessageTimeoutMs,
+    counters: init.counters,
+    warn,
+  });
+}
+
+/**
+ * Binds every listener of the configuration; each UDP one goes to `addUdp` (the engine registers it).
+ * Returns the labels for the start-up log. Throws SyscallError (e.g. EADDRINUSE) with the address in
+ * the message.
+ */
+export function openListeners(
+  init: EngineInit,
+  caps: UdpCapabilities,
+  tcp: TcpTransport,
+  addUdp: (udp: UdpSocketState, family: Family, label: string) => void,
+): string[] {
+  const { listenAddresses, listeningPort, sockBufSize, tcpProxyPort } = init.config;
+  const { udp: withUdp, tcp: withTcp } = init.config;
+  const balancers: string[] = [];
+  const labels: string[] = [];
+  const transports = [withUdp ? "UDP" : "", withTcp ? "TCP" : ""].filter(Boolean).join("+");
+  for (const { family, address, label, ip } of listenAddresses) {
+    if (transports !== "") labels.push(`${label} (${transports})`);
+    if (withUdp) {
+      const udp = UdpSocketState.open(
+        { family, address, port: listeningPort, reusePort: true, bufferSize: sockBufSize, receiveTtlTos: true, receiveErrors: true, stickyTtlTos: true },
+        caps,
+      );
+      addUdp(udp, family, label);
+    }
+    if (withTcp) tcp.listen(family, address, listeningPort);
+    if (tcpProxyPort !== undefined) {
+      tcp.listenBalancer(family, address, tcpProxyPort);
+      balancers.push(`${family === 6 ? `[${ip}]` : ip}:${tcpProxyPort} (TCP, PROXY protocol)`);
+    }
+  }
+  if (init.tlsSocketPath) tcp.listenUnix(init.tlsSocketPath);
+  return [...labels, ...balancers];
+}
