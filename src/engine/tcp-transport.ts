@@ -1,55 +1,24 @@
 /**
  * TURN over TCP (RFC 8656 §3.1): clients reach the server over TCP, relays to peers stay UDP. Each
- * accepted connection is its own 5-tuple, so it gets its own listener id in the protocol core; bytes
- * are cut into STUN/ChannelData frames (src/stun/stream-framing.ts) and handed to the core one by one;
- * the core's replies come back here and are written, padded as the RFC asks, with a bounded backlog
- * when the socket is full. What one client can hold is bounded: connections per source and in total
- * (shared with the other engines and the TLS front end), bytes per connection and per engine, and a
- * listener that runs out of descriptors is parked instead of spinning (listener-park.ts); buffers and
- * their budget are stream-buffers.ts.
+ * accepted connection is its own 5-tuple, so it gets its own listener id in the protocol core. This is
+ * the connections' bytes: what arrives is cut into STUN/ChannelData frames (src/stun/stream-framing.ts)
+ * after any PROXY header and handed to the core one by one; the core's replies are written here, padded
+ * as the RFC asks, with a bounded backlog when the socket is full. Listening and accepting are
+ * tcp-listeners.ts, the open connections tcp-connections.ts, buffers and their budget stream-buffers.ts.
  */
 import { ptr } from "bun:ffi";
-import {
-  AF_INET, EAGAIN, EINTR, EMFILE, ENOBUFS, ENOMEM, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, Epoll, SOCKADDR_SLOT,
-  acceptConnection, closeSocket, libc, openTcpListener, openUnixListener, sockaddrFamily, sockaddrIn6Address, sockaddrInAddress,
-  sockaddrPort,
-} from "../../ffi/index.ts";
-import { ipv4Endpoint, ipv6Endpoint, type Endpoint, type Family } from "../net/endpoint.ts";
+import { EAGAIN, EINTR, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, type Epoll, closeSocket, libc } from "../../ffi/index.ts";
+import type { Endpoint, Family } from "../net/endpoint.ts";
 import { nextStreamFrame, streamPadding } from "../stun/stream-framing.ts";
 import { parseProxyHeader, parseProxyV2 } from "../net/proxy-protocol.ts";
-import { FIRST_CONNECTION_ID, connectionId, type ConnectionId } from "../turn/api.ts";
+import type { ConnectionId } from "../turn/api.ts";
 import { ConnectionLimits, createConnectionTable } from "./connection-limits.ts";
-import { ListenerPark } from "./listener-park.ts";
 import { SLOT } from "./counters.ts";
-import { MAX_FRAME, StreamBuffers, type Buffered } from "./stream-buffers.ts";
+import { MAX_FRAME, StreamBuffers } from "./stream-buffers.ts";
+import { ConnectionTable, type Connection } from "./tcp-connections.ts";
+import { TcpListeners, type Origin } from "./tcp-listeners.ts";
 
-/** ENFILE: the system-wide table is full (not in ffi/errno.ts). */
-const ENFILE = 23;
-
-/** Stands in for a proxied connection's client until its PROXY header has been read. */
-const UNKNOWN_CLIENT = ipv4Endpoint(0, 0);
-
-const MAX_ACCEPTS_PER_WAKE = 64;
 const MAX_READS_PER_WAKE = 16;
-
-interface Connection extends Buffered {
-  fd: number;
-  id: ConnectionId;
-  client: Endpoint;
-  /** When it was accepted (ms), for the sweep of connections that never allocate. */
-  openedAt: number;
-  /** Whether a whole message has arrived yet: a client that sends none is closed sooner. */
-  spoke: boolean;
-  /**
-   * The stream starts with a PROXY header naming the real client: "front" from the TLS front end (v2,
-   * trusted), "balancer" from a load balancer on --tcp-proxy-port (v1 or v2, within a deadline); null once read.
-   */
-  awaitingProxyHeader: "front" | "balancer" | null;
-  /** The source address counted in the connection caps; null for proxied streams (the front end counts those). */
-  counted: Uint8Array | null;
-  /** Came through the TLS front end (a turns: client), for choosing --tls-alternate-server. */
-  tls: boolean;
-}
 
 export interface TcpTransportOptions {
   /** Caps on connections per source and in total, shared by all engines and the TLS front end. */
@@ -82,20 +51,10 @@ export interface TcpHandlers {
 export class TcpTransport {
   private readonly epoll: Epoll;
   private readonly handlers: TcpHandlers;
-  private readonly listeners = new Set<number>();
-  /** Unix listeners the TLS front end connects to; their connections carry a PROXY header. */
-  private readonly proxiedListeners = new Set<number>();
-  /** --tcp-proxy-port listeners: a load balancer's connections, each starting with a PROXY v1 or v2 header. */
-  private readonly balancerListeners = new Set<number>();
-  private readonly byFd = new Map<number, Connection>();
-  private readonly byId = new Map<ConnectionId, Connection>();
+  private readonly listening: TcpListeners;
+  private readonly connections: ConnectionTable;
   private readonly options: TcpTransportOptions;
-  private readonly park: ListenerPark;
   private readonly buffers: StreamBuffers;
-  /** Connection ids stand for listeners of their own in the core (each connection is its own 5-tuple). */
-  private nextId = FIRST_CONNECTION_ID;
-  private readonly name = new Uint8Array(new ArrayBuffer(SOCKADDR_SLOT));
-  private readonly nameLength = new Uint32Array(1);
   private readonly outBuffer = new ArrayBuffer(MAX_FRAME + 4);
   private readonly outBytes = new Uint8Array(this.outBuffer);
   private readonly outAddress = ptr(this.outBuffer) as unknown as number;
@@ -104,15 +63,13 @@ export class TcpTransport {
     this.epoll = epoll;
     this.handlers = handlers;
     this.options = { ...DEFAULTS, ...options };
-    this.park = new ListenerPark(epoll, this.options.warn);
+    this.listening = new TcpListeners(epoll, this.options.limits, this.options.counters, this.options.warn);
+    this.connections = new ConnectionTable(this.options.counters);
     this.buffers = new StreamBuffers(this.options);
   }
 
   listen(family: Family, address: Uint8Array, port: number): number {
-    const fd = openTcpListener({ family, address, port, reusePort: true });
-    this.listeners.add(fd);
-    this.epoll.add(fd, EPOLLIN);
-    return fd;
+    return this.listening.listen(family, address, port);
   }
 
   /**
@@ -122,31 +79,25 @@ export class TcpTransport {
    * another's address.
    */
   listenBalancer(family: Family, address: Uint8Array, port: number): number {
-    const fd = this.listen(family, address, port);
-    this.balancerListeners.add(fd);
-    return fd;
+    return this.listening.listenBalancer(family, address, port);
   }
 
   /** A listener for decrypted TLS streams from the front end in the main thread (src/engine/tls-front.ts). */
   listenUnix(path: string): number {
-    const fd = openUnixListener(path);
-    this.listeners.add(fd);
-    this.proxiedListeners.add(fd);
-    this.epoll.add(fd, EPOLLIN);
-    return fd;
+    return this.listening.listenUnix(path);
   }
 
   /** Whether the connection's client reached the server over TLS (through the front end). */
   isTls(id: ConnectionId): boolean {
-    return this.byId.get(id)?.tls === true;
+    return this.connections.withId(id)?.tls === true;
   }
 
   owns(fd: number): boolean {
-    return this.listeners.has(fd) || this.byFd.has(fd) || this.park.owns(fd);
+    return this.listening.owns(fd) || this.connections.has(fd);
   }
 
   get connectionCount(): number {
-    return this.byFd.size;
+    return this.connections.size;
   }
 
   /** Bytes held by connections beyond their first 4 KiB buffer (bounded by maxBufferPerEngine). */
@@ -156,53 +107,28 @@ export class TcpTransport {
 
   /** Times a listener was parked because the process ran out of descriptors. */
   get parkings(): number {
-    return this.park.parkings;
+    return this.listening.parkings;
   }
 
   handleEvent(fd: number, mask: number, now: number): void {
-    if (this.listeners.has(fd)) return this.accept(fd);
-    if (this.park.owns(fd)) return this.park.resume();
-    const c = this.byFd.get(fd);
+    if (this.listening.owns(fd)) return this.listening.handleEvent(fd, this.accepted);
+    const c = this.connections.withFd(fd);
     if (!c) return;
     if (mask & EPOLLOUT) this.writeBacklog(c);
     if (mask & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) this.read(c, now);
   }
 
-  private accept(listenerFd: number): void {
-    for (let i = 0; i < MAX_ACCEPTS_PER_WAKE; i++) {
-      const fd = acceptConnection(listenerFd, this.name, this.nameLength, libc);
-      if (fd === -EMFILE || fd === -ENFILE || fd === -ENOBUFS || fd === -ENOMEM) {
-        this.options.counters[SLOT.tcpListenerParked]!++;
-        return this.park.park(listenerFd, -fd);
-      }
-      if (fd < 0) return; // EAGAIN, or a connection that died in the queue
-      const proxied = this.proxiedListeners.has(listenerFd);
-      const balanced = this.balancerListeners.has(listenerFd);
-      const port = sockaddrPort(this.name, 0);
-      const client = proxied
-        ? UNKNOWN_CLIENT
-        : sockaddrFamily(this.name, 0) === AF_INET
-          ? ipv4Endpoint(sockaddrInAddress(this.name, 0), port)
-          : ipv6Endpoint(sockaddrIn6Address(this.name, 0), port);
-      // Over a cap: closed at once (the client sees its connection reset). Proxied streams were counted
-      // by the TLS front end when their client connected; a balancer's are counted by the client its
-      // header names (the balancer's own address would hit the per-source cap).
-      if (!proxied && !balanced && !this.options.limits.admit(client.address)) {
-        closeSocket(fd, libc);
-        this.options.counters[SLOT.tcpRefused]!++;
-        continue;
-      }
-      const c: Connection = {
-        ...this.buffers.fresh(), fd, id: connectionId(this.nextId++), client, openedAt: Date.now(), spoke: false,
-        awaitingProxyHeader: proxied ? "front" : balanced ? "balancer" : null, counted: proxied || balanced ? null : client.address,
-        tls: proxied, // the TLS front end's streams are the only "front" ones
-      };
-      this.byFd.set(fd, c);
-      this.options.counters[SLOT.tcpConnections] = this.byFd.size;
-      this.byId.set(c.id, c);
-      this.epoll.add(fd, EPOLLIN | EPOLLRDHUP);
-    }
-  }
+  /** A connection the listeners accepted (and, on the normal port, admitted under the caps). */
+  private readonly accepted = (fd: number, client: Endpoint, origin: Origin): void => {
+    const proxied = origin === "front";
+    const c: Connection = {
+      ...this.buffers.fresh(), fd, id: this.connections.newId(), client, openedAt: Date.now(), spoke: false,
+      awaitingProxyHeader: origin === "direct" ? null : origin, counted: origin === "direct" ? client.address : null,
+      tls: proxied, // the TLS front end's streams are the only "front" ones
+    };
+    this.connections.add(c);
+    this.epoll.add(fd, EPOLLIN | EPOLLRDHUP);
+  };
 
   private read(c: Connection, now: number): void {
     for (let round = 0; round < MAX_READS_PER_WAKE; round++) {
@@ -236,7 +162,7 @@ export class TcpTransport {
         if (frame === 0) break;
         c.spoke = true;
         this.handlers.frame(c.id, c.client, c.bytes.subarray(c.start, c.start + frame), now);
-        if (!this.byFd.has(c.fd)) return; // closed while handling
+        if (!this.connections.has(c.fd)) return; // closed while handling
         c.start += frame;
       }
       if (c.start === c.end) this.buffers.emptied(c);
@@ -250,7 +176,7 @@ export class TcpTransport {
 
   /** Writes one frame to connection `id`, zero-padded to 4 bytes (RFC 8656 §12.5). False if it is gone. */
   send(id: ConnectionId, data: Uint8Array): boolean {
-    const c = this.byId.get(id);
+    const c = this.connections.withId(id);
     if (!c) return false;
     const pad = streamPadding(data.length);
     const total = data.length + pad;
@@ -300,10 +226,8 @@ export class TcpTransport {
 
   /** `byLimit`: closed by a limit of ours (counted), not by the client or an error. */
   private close(c: Connection, byLimit = false): void {
-    if (!this.byFd.delete(c.fd)) return;
-    this.options.counters[SLOT.tcpConnections] = this.byFd.size;
+    if (!this.connections.remove(c)) return;
     if (byLimit) this.options.counters[SLOT.tcpClosedByLimit]!++;
-    this.byId.delete(c.id);
     this.epoll.remove(c.fd);
     closeSocket(c.fd, libc);
     this.buffers.closed(c);
@@ -320,7 +244,7 @@ export class TcpTransport {
    */
   sweep(now: number, maxAgeMs: number, keep: (connection: ConnectionId) => boolean): number {
     let closed = 0;
-    for (const c of [...this.byFd.values()]) {
+    for (const c of this.connections.snapshot()) {
       const age = now - c.openedAt;
       if ((age > maxAgeMs || (!c.spoke && age > this.options.firstMessageTimeoutMs)) && !keep(c.id)) {
         this.close(c, true);
@@ -333,7 +257,7 @@ export class TcpTransport {
 
   /** Closes connection `id` (an operator ended its allocation); false when it is gone already. */
   closeConnection(id: ConnectionId): boolean {
-    const c = this.byId.get(id);
+    const c = this.connections.withId(id);
     if (c === undefined) return false;
     this.close(c);
     return true;
@@ -342,7 +266,7 @@ export class TcpTransport {
   /** Closes the balancer connections that have not sent their PROXY header within `timeoutMs` of their accept. */
   sweepProxyHeaders(now: number, timeoutMs: number): number {
     let closed = 0;
-    for (const c of [...this.byFd.values()]) {
+    for (const c of this.connections.snapshot()) {
       if (c.awaitingProxyHeader === "balancer" && now - c.openedAt > timeoutMs) {
         this.close(c, true);
         closed++;
@@ -352,15 +276,7 @@ export class TcpTransport {
   }
 
   closeAll(): void {
-    for (const c of [...this.byFd.values()]) this.close(c);
-    for (const fd of this.listeners) {
-      if (!this.park.isParked(fd)) this.epoll.remove(fd);
-      this.park.forget(fd);
-      closeSocket(fd, libc);
-    }
-    this.listeners.clear();
-    this.proxiedListeners.clear();
-    this.balancerListeners.clear();
-    this.park.close();
+    for (const c of this.connections.snapshot()) this.close(c);
+    this.listening.closeAll();
   }
 }

@@ -1,0 +1,76 @@
+/**
+ * The TCP transport's open connections, found by fd (epoll's events) and by connection id (the core's
+ * replies); the engine's tcpConnections gauge follows the table's size.
+ */
+import type { Endpoint } from "../net/endpoint.ts";
+import { FIRST_CONNECTION_ID, connectionId, type ConnectionId } from "../turn/api.ts";
+import { SLOT } from "./counters.ts";
+import type { Buffered } from "./stream-buffers.ts";
+
+export interface Connection extends Buffered {
+  fd: number;
+  id: ConnectionId;
+  client: Endpoint;
+  /** When it was accepted (ms), for the sweep of connections that never allocate. */
+  openedAt: number;
+  /** Whether a whole message has arrived yet: a client that sends none is closed sooner. */
+  spoke: boolean;
+  /**
+   * The stream starts with a PROXY header naming the real client: "front" from the TLS front end (v2,
+   * trusted), "balancer" from a load balancer on --tcp-proxy-port (v1 or v2, within a deadline); null once read.
+   */
+  awaitingProxyHeader: "front" | "balancer" | null;
+  /** The source address counted in the connection caps; null for proxied streams (the front end counts those). */
+  counted: Uint8Array | null;
+  /** Came through the TLS front end (a turns: client), for choosing --tls-alternate-server. */
+  tls: boolean;
+}
+
+export class ConnectionTable {
+  private readonly byFd = new Map<number, Connection>();
+  private readonly byId = new Map<ConnectionId, Connection>();
+  /** Connection ids stand for listeners of their own in the core (each connection is its own 5-tuple). */
+  private nextId = FIRST_CONNECTION_ID;
+
+  /** `counters`: the engine's counter block, whose tcpConnections slot is kept equal to `size`. */
+  constructor(private readonly counters: Float64Array) {}
+
+  newId(): ConnectionId {
+    return connectionId(this.nextId++);
+  }
+
+  add(c: Connection): void {
+    this.byFd.set(c.fd, c);
+    this.counters[SLOT.tcpConnections] = this.byFd.size;
+    this.byId.set(c.id, c);
+  }
+
+  /** False when `c` was removed already (a connection is closed once). */
+  remove(c: Connection): boolean {
+    if (!this.byFd.delete(c.fd)) return false;
+    this.counters[SLOT.tcpConnections] = this.byFd.size;
+    this.byId.delete(c.id);
+    return true;
+  }
+
+  withFd(fd: number): Connection | undefined {
+    return this.byFd.get(fd);
+  }
+
+  withId(id: ConnectionId): Connection | undefined {
+    return this.byId.get(id);
+  }
+
+  has(fd: number): boolean {
+    return this.byFd.has(fd);
+  }
+
+  get size(): number {
+    return this.byFd.size;
+  }
+
+  /** A copy, so that connections can be closed while going through it. */
+  snapshot(): Connection[] {
+    return [...this.byFd.values()];
+  }
+}

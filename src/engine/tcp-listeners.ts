@@ -1,0 +1,132 @@
+/**
+ * The TCP transport's listening sockets and their accept loop: the normal port (its clients are counted
+ * in the connection caps here, at accept), the load balancers' --tcp-proxy-port and the TLS front end's
+ * Unix socket (whose streams start with a PROXY header naming the client), and the parking of a listener
+ * while the process is out of descriptors (listener-park.ts).
+ */
+import {
+  AF_INET, EMFILE, ENOBUFS, ENOMEM, EPOLLIN, type Epoll, SOCKADDR_SLOT, acceptConnection, closeSocket, libc, openTcpListener,
+  openUnixListener, sockaddrFamily, sockaddrIn6Address, sockaddrInAddress, sockaddrPort,
+} from "../../ffi/index.ts";
+import { ipv4Endpoint, ipv6Endpoint, type Endpoint, type Family } from "../net/endpoint.ts";
+import type { ConnectionLimits } from "./connection-limits.ts";
+import { SLOT } from "./counters.ts";
+import { ListenerPark } from "./listener-park.ts";
+
+/** ENFILE: the system-wide table is full (not in ffi/errno.ts). */
+const ENFILE = 23;
+
+/** Stands in for a proxied connection's client until its PROXY header has been read. */
+const UNKNOWN_CLIENT = ipv4Endpoint(0, 0);
+
+const MAX_ACCEPTS_PER_WAKE = 64;
+
+/**
+ * Where an accepted connection came from: "direct" on the normal port; "front" from the TLS front end
+ * (a PROXY v2 header, trusted); "balancer" from a load balancer on --tcp-proxy-port (v1 or v2).
+ */
+export type Origin = "direct" | "front" | "balancer";
+
+export class TcpListeners {
+  private readonly listeners = new Set<number>();
+  /** Unix listeners the TLS front end connects to; their connections carry a PROXY header. */
+  private readonly proxiedListeners = new Set<number>();
+  /** --tcp-proxy-port listeners: a load balancer's connections, each starting with a PROXY v1 or v2 header. */
+  private readonly balancerListeners = new Set<number>();
+  private readonly park: ListenerPark;
+  private readonly name = new Uint8Array(new ArrayBuffer(SOCKADDR_SLOT));
+  private readonly nameLength = new Uint32Array(1);
+
+  constructor(
+    private readonly epoll: Epoll,
+    private readonly limits: ConnectionLimits,
+    /** The engine's counter block: tcpRefused, tcpListenerParked. */
+    private readonly counters: Float64Array,
+    warn: (message: string) => void,
+  ) {
+    this.park = new ListenerPark(epoll, warn);
+  }
+
+  listen(family: Family, address: Uint8Array, port: number): number {
+    const fd = openTcpListener({ family, address, port, reusePort: true });
+    this.listeners.add(fd);
+    this.epoll.add(fd, EPOLLIN);
+    return fd;
+  }
+
+  /** See TcpTransport.listenBalancer. */
+  listenBalancer(family: Family, address: Uint8Array, port: number): number {
+    const fd = this.listen(family, address, port);
+    this.balancerListeners.add(fd);
+    return fd;
+  }
+
+  /** A listener for decrypted TLS streams from the front end in the main thread (src/engine/tls-front.ts). */
+  listenUnix(path: string): number {
+    const fd = openUnixListener(path);
+    this.listeners.add(fd);
+    this.proxiedListeners.add(fd);
+    this.epoll.add(fd, EPOLLIN);
+    return fd;
+  }
+
+  /** A listening socket or the park's timer. */
+  owns(fd: number): boolean {
+    return this.listeners.has(fd) || this.park.owns(fd);
+  }
+
+  /** Times a listener was parked because the process ran out of descriptors. */
+  get parkings(): number {
+    return this.park.parkings;
+  }
+
+  /**
+   * Handles epoll's event on `fd` (owns(fd) is true): accepts what a listener has pending, each
+   * connection admitted going to `accepted`; or, for the park's timer, brings parked listeners back.
+   */
+  handleEvent(fd: number, accepted: (fd: number, client: Endpoint, origin: Origin) => void): void {
+    if (this.listeners.has(fd)) this.accept(fd, accepted);
+    else this.park.resume();
+  }
+
+  private accept(listenerFd: number, accepted: (fd: number, client: Endpoint, origin: Origin) => void): void {
+    for (let i = 0; i < MAX_ACCEPTS_PER_WAKE; i++) {
+      const fd = acceptConnection(listenerFd, this.name, this.nameLength, libc);
+      if (fd === -EMFILE || fd === -ENFILE || fd === -ENOBUFS || fd === -ENOMEM) {
+        this.counters[SLOT.tcpListenerParked]!++;
+        return this.park.park(listenerFd, -fd);
+      }
+      if (fd < 0) return; // EAGAIN, or a connection that died in the queue
+      const origin: Origin = this.proxiedListeners.has(listenerFd) ? "front" : this.balancerListeners.has(listenerFd) ? "balancer" : "direct";
+      const port = sockaddrPort(this.name, 0);
+      const client =
+        origin === "front"
+          ? UNKNOWN_CLIENT
+          : sockaddrFamily(this.name, 0) === AF_INET
+            ? ipv4Endpoint(sockaddrInAddress(this.name, 0), port)
+            : ipv6Endpoint(sockaddrIn6Address(this.name, 0), port);
+      // Over a cap: closed at once (the client sees its connection reset). Proxied streams were counted
+      // by the TLS front end when their client connected; a balancer's are counted by the client its
+      // header names (the balancer's own address would hit the per-source cap).
+      if (origin === "direct" && !this.limits.admit(client.address)) {
+        closeSocket(fd, libc);
+        this.counters[SLOT.tcpRefused]!++;
+        continue;
+      }
+      accepted(fd, client, origin);
+    }
+  }
+
+  /** Closes every listening socket (parked ones are out of epoll already) and the park. */
+  closeAll(): void {
+    for (const fd of this.listeners) {
+      if (!this.park.isParked(fd)) this.epoll.remove(fd);
+      this.park.forget(fd);
+      closeSocket(fd, libc);
+    }
+    this.listeners.clear();
+    this.proxiedListeners.clear();
+    this.balancerListeners.clear();
+    this.park.close();
+  }
+}
