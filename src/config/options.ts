@@ -61,6 +61,7 @@ export const OPTIONS = {
   "no-stun": { kind: "boolean", description: "TURN only: Binding requests are not answered" },
   "allocation-default-address-family": { kind: "string", alias: "A", default: "ipv4", description: "Relay family of an Allocate without REQUESTED-ADDRESS-FAMILY: ipv4, ipv6, or keep (the family the client came in on)" },
   "keep-address-family": { kind: "boolean", alias: "K", description: "coturn's older name for --allocation-default-address-family keep" },
+  "tls-proxy-port": { kind: "number", description: "Also accept TURN over TLS from a load balancer that passes TLS through: each connection starts with a PROXY protocol v1 or v2 header, then the client's TLS (needs --cert and --pkey)" },
   "tls-listening-port": { kind: "number", default: 5349, description: "Port for TURN over TLS (turns:), on with --cert and --pkey" },
   cert: { kind: "string", description: "TLS certificate chain (PEM) for TURN over TLS" },
   pkey: { kind: "string", description: "TLS private key (PEM) for TURN over TLS" },

@@ -73,6 +73,8 @@ export interface RelayConfig {
   udp: boolean;
   /** TURN over TCP on the listening port (RFC 8656 §3.1); relays stay UDP. */
   tcp: boolean;
+  /** --tls-proxy-port (bunturn's own): TLS passed through a load balancer, each connection prefixed with a PROXY v1/v2 header. */
+  tlsProxyPort?: number;
   /** coturn --tcp-proxy-port: TCP connections from a load balancer, each prefixed with a PROXY v1/v2 header. */
   tcpProxyPort?: number;
   /** TURN over TLS (RFC 8656 §3.1): set when --cert and --pkey are given and --no-tls is not. */
@@ -428,6 +430,14 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
     if (path === undefined) continue;
     if (path.trim() === "") throw new ConfigError(`--${option} needs a file name`);
     config[key] = path;
+  }
+  const tlsProxyPort = get<number | undefined>(raw, "tls-proxy-port");
+  if (tlsProxyPort !== undefined) {
+    if (!config.tls) throw new ConfigError("--tls-proxy-port needs --cert and --pkey (and no --no-tls): it terminates the clients' TLS");
+    config.tlsProxyPort = checkPort(tlsProxyPort, "tls-proxy-port");
+    if ([listeningPort, config.tls.port, config.tcpProxyPort].includes(config.tlsProxyPort)) {
+      throw new ConfigError(`--tls-proxy-port ${tlsProxyPort}: must differ from the listening, TLS and TCP proxy ports (headers are read on the proxy ports only)`);
+    }
   }
   const pidfile = get<string | undefined>(raw, "pidfile");
   if (pidfile !== undefined) {

@@ -15,11 +15,12 @@ import { encodeProxyV2 } from "../../src/net/proxy-protocol.ts";
 import { formatEndpoint, parseEndpoint } from "../../src/net/endpoint.ts";
 import { Attr } from "../../src/stun/index.ts";
 import { Response } from "../turn/harness.ts";
-import { freePort, startBunturn, type Running } from "./harness.ts";
+import { PASSWORD, USER, e2eTest, freePort, runUclient, startBunturn, startPeer, type Running } from "./harness.ts";
 
 let relay: Running;
 let proxyPort = 0;
 let tlsPort = 0;
+let tlsProxyPort = 0;
 const dir = mkdtempSync(join(tmpdir(), "bunturn-proxy-"));
 /** A port free for UDP (freePort) and for a TCP listener right now: other processes' connections use ephemeral ports in this range. */
 async function freeTcpPort(): Promise<number> {
@@ -40,10 +41,12 @@ beforeAll(async () => {
     "-subj", "/CN=localhost", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")], { stdout: "ignore", stderr: "pipe" });
   if (gen.exitCode !== 0) throw new Error(`openssl failed: ${gen.stderr.toString()}`);
   tlsPort = await freeTcpPort();
+  tlsProxyPort = await freeTcpPort();
   relay = await startBunturn({
     args: [
       "--tcp-proxy-port", String(proxyPort), "--max-tcp-connections-per-ip", "1", "--relay-threads", "1", "--unauthorized-ratelimit-rps", "2",
       "--cert", join(dir, "cert.pem"), "--pkey", join(dir, "key.pem"), "--tls-listening-port", String(tlsPort),
+      "--tls-proxy-port", String(tlsProxyPort),
     ],
   });
 });
@@ -229,4 +232,83 @@ test("the TLS port never reads a PROXY header either: one before the ClientHello
   });
   expect(outcome === "error" || outcome === "closed").toBe(true);
   secure.destroy();
+});
+
+/** Through --tls-proxy-port: `header` in clear, then TLS, then a Binding; the XOR-MAPPED-ADDRESS, or null when the server closed. */
+async function bindOverTls(header: string | Uint8Array): Promise<string | null> {
+  const raw = connect({ host: "127.0.0.1", port: tlsProxyPort });
+  raw.on("error", () => {});
+  await new Promise((r) => raw.once("connect", r));
+  raw.write(typeof header === "string" ? Buffer.from(header) : header);
+  const secure = tlsConnect({ socket: raw, rejectUnauthorized: false });
+  secure.on("error", () => {});
+  let received = Buffer.alloc(0);
+  let closed = false;
+  secure.on("data", (d: Buffer) => void (received = Buffer.concat([received, d])));
+  secure.on("close", () => void (closed = true));
+  const ready = await Promise.race([
+    new Promise((r) => secure.once("secureConnect", () => r(true))),
+    new Promise((r) => secure.once("close", () => r(false))),
+    Bun.sleep(3000).then(() => false),
+  ]);
+  if (!ready || closed) return secure.destroy(), null;
+  secure.write(bindingRequest());
+  const end = Date.now() + 3000;
+  while (Date.now() < end && !closed) {
+    if (received.length >= 20 && received.length >= 20 + received.readUInt16BE(2)) {
+      secure.destroy();
+      return formatEndpoint(new Response(new Uint8Array(received.subarray(0, 20 + received.readUInt16BE(2)))).addresses(Attr.XorMappedAddress)[0]!);
+    }
+    await Bun.sleep(10);
+  }
+  secure.destroy();
+  return null;
+}
+
+test("--tls-proxy-port: a PROXY header in clear, then the client's TLS; the claimed client is the XOR-MAPPED-ADDRESS (v1 and v2)", async () => {
+  expect(await bindOverTls(`PROXY TCP4 203.0.113.50 127.0.0.1 40050 ${tlsProxyPort}\r\n`)).toBe("203.0.113.50:40050");
+  expect(await bindOverTls(encodeProxyV2(parseEndpoint("2001:db8::50", 40051), parseEndpoint("2001:db8::1", 443)))).toBe("[2001:db8::50]:40051");
+});
+
+test("--tls-proxy-port: TLS without a header, or a malformed header, is closed", async () => {
+  expect(await bindOverTls(new Uint8Array(0))).toBeNull();
+  expect(await bindOverTls("PROXY TCP4 203.0.113.51 127.0.0.1\r\n")).toBeNull();
+});
+
+/**
+ * A load balancer in TCP mode, as HAProxy's `send-proxy` does it: accepts a client, connects to `target`,
+ * writes a PROXY v1 line naming the client, then copies bytes both ways without looking at them.
+ */
+async function startBalancer(target: number): Promise<{ port: number; close(): void }> {
+  const port = await freeTcpPort();
+  const server = createServer((client) => {
+    const upstream = connect({ host: "127.0.0.1", port: target });
+    client.on("error", () => upstream.destroy());
+    upstream.on("error", () => client.destroy());
+    upstream.once("connect", () => {
+      upstream.write(`PROXY TCP4 ${client.remoteAddress} 127.0.0.1 ${client.remotePort} ${port}\r\n`);
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+  });
+  await new Promise<void>((r) => server.listen(port, "127.0.0.1", () => r()));
+  return { port, close: () => server.close() };
+}
+
+e2eTest("turnutils_uclient over TLS through a balancer that passes TLS through (PROXY v1 + --tls-proxy-port) relays", async () => {
+  const authed = await startBunturn({
+    args: ["--cert", join(dir, "cert.pem"), "--pkey", join(dir, "key.pem"), "--tls-listening-port", String(await freeTcpPort()), "--tls-proxy-port", String(await freeTcpPort())],
+  });
+  const tlsProxy = Number(/127\.0\.0\.1:(\d+) \(TLS, PROXY protocol\)/.exec(authed.output())?.[1]);
+  const balancer = await startBalancer(tlsProxy);
+  const peer = await startPeer();
+  try {
+    const r = await runUclient(["-t", "-S", "-u", USER, "-w", PASSWORD, "-e", "127.0.0.1", "-r", String(peer.port), "-p", String(balancer.port), "-n", "20", "-l", "120", "-m", "1", "127.0.0.1"]);
+    expect(r.sent).toBeGreaterThan(0);
+    expect(r.received).toBe(r.sent);
+  } finally {
+    balancer.close();
+    await peer.stop();
+    await authed.stop();
+  }
 });
