@@ -90,13 +90,13 @@ export class RelayServer {
         throw new StartupError(`cannot serve TLS on port ${config.tls!.port}: ${(error as Error).message}`);
       }
     }
-    if (config.tls && config.tlsProxyPort !== undefined) {
+    if (server.tls && config.tls && config.tlsProxyPort !== undefined) {
       try {
         server.tlsBalancer = await TlsBalancer.start({
           listeningIps,
           port: config.tlsProxyPort,
           tls: config.tls,
-          enginePaths: server.tlsSocketPaths,
+          enginePaths: server.tls.socketPaths,
           limits: server.connections,
           handshakeTimeoutMs: config.streams.tlsHandshakeTimeoutMs,
           onError: (message) => logger.warn(message),
