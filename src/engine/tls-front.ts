@@ -7,16 +7,15 @@
  * What one client can hold is bounded: the connection caps shared with the engines' TCP listeners
  * (per source and in total), a handshake timeout (the engine stream is only opened once the handshake
  * succeeded, so a silent client or half a ClientHello costs one socket for that long), bytes per
- * connection and for all connections together, and a listener that is closed while the process is out
- * of descriptors (descriptor-watch.ts) instead of spinning in Bun's accept loop.
+ * connection and for all connections together, and listeners that close while the process is out of
+ * descriptors instead of spinning in Bun's accept loop (tls-listeners.ts: their lifetime, reload included).
  */
-import type { Socket, TCPSocketListenOptions, TCPSocketListener } from "bun";
+import type { Socket } from "bun";
 import { encodeProxyV2 } from "../net/proxy-protocol.ts";
 import { parseEndpoint, type Endpoint } from "../net/endpoint.ts";
 import { nextStreamFrame } from "../stun/stream-framing.ts";
 import type { ConnectionLimits } from "./connection-limits.ts";
-import { DescriptorWatch } from "./descriptor-watch.ts";
-import { describeCertificate, readTlsMaterial, type TlsMaterial } from "./tls-certificate.ts";
+import { TlsListeners, type TlsListenOptions } from "./tls-listeners.ts";
 
 interface Pipe {
   client: Socket<Pipe>;
@@ -35,11 +34,7 @@ interface Pipe {
   closed: boolean;
 }
 
-export interface TlsFrontOptions {
-  listeningIps: string[];
-  port: number;
-  cert: string;
-  key: string;
+export interface TlsFrontOptions extends TlsListenOptions {
   /** One Unix socket path per engine (TcpTransport.listenUnix). */
   enginePaths: string[];
   /** Shared with the engines' TCP listeners: one source's TCP and TLS connections count together. */
@@ -49,47 +44,37 @@ export interface TlsFrontOptions {
   maxBufferPerConnection: number;
   /** Bytes all connections may hold together. */
   maxBufferTotal: number;
-  /** More Bun TLS settings (tls-settings.ts: passphrase, ciphers, CA, versions). */
-  settings?: Record<string, unknown>;
-  onError(message: string): void;
 }
 
-/** Bun.listen honours `reusePort` (SO_REUSEPORT) although its type leaves it out. */
-type SharedPortListenOptions = TCPSocketListenOptions<Pipe> & { reusePort: boolean };
-
 export class TlsFront {
-  private readonly servers: Array<TCPSocketListener<Pipe>> = [];
   private readonly pipes = new Set<Pipe>();
   private readonly options: TlsFrontOptions;
-  private readonly watch: DescriptorWatch;
+  private readonly listening: TlsListeners<Pipe>;
   private nextEngine = 0;
   /** Bytes held in all pipes' queues and frame buffers. */
   private held = 0;
-  /** A listen that failed after a pause is tried again by this timer. */
-  private retry: ReturnType<typeof setTimeout> | undefined;
-  private stopped = false;
-  /** The certificate and key in use: read at start, replaced by each reload that works. */
-  private material: TlsMaterial;
 
   private constructor(options: TlsFrontOptions) {
     this.options = options;
-    this.material = readTlsMaterial(options.cert, options.key);
-    this.watch = new DescriptorWatch((exhausted) => (exhausted ? this.pause() : this.resume()));
+    this.listening = new TlsListeners<Pipe>(options, {
+      open: (socket) => this.accept(socket),
+      handshake: (socket, success) => this.handshake(socket.data, success),
+      data: (socket, data) => this.fromClient(socket.data, data),
+      drain: (socket) => this.flush(socket.data, "client"),
+      close: (socket) => this.close(socket.data),
+      error: (socket) => this.close(socket.data),
+    });
   }
 
   /** Listens on every listening address; throws (e.g. EADDRINUSE, a bad certificate) with the reason. */
   static start(options: TlsFrontOptions): TlsFront {
     const front = new TlsFront(options);
     try {
-      // The listeners share their port (SO_REUSEPORT) so that a reload can open new ones before the
-      // old ones close; a plain bind first makes a port another server holds an error, as before.
-      for (const hostname of options.listeningIps) Bun.listen({ hostname, port: options.port, socket: { data() {} } }).stop(true);
-      front.listen();
+      front.listening.start();
     } catch (error) {
       front.stop();
       throw error;
     }
-    front.watch.start();
     return front;
   }
 
@@ -104,77 +89,12 @@ export class TlsFront {
 
   /** The certificate's description for the log (tls-certificate.ts). */
   get certificate(): string {
-    return describeCertificate(this.material.cert);
+    return this.listening.certificate;
   }
 
-  /**
-   * Reads the certificate and key again (SIGUSR2, or the files changed). New listeners with the new pair
-   * open beside the old ones, then the old ones stop accepting: connections already open keep their TLS
-   * session and their allocations. A pair that does not load (unreadable, not PEM, key not matching the
-   * certificate, wrong passphrase) changes nothing and the Error says why.
-   */
+  /** See TlsListeners.reloadCertificate: open connections keep their sessions; throws when the pair does not load. */
   reloadCertificate(): void {
-    const next = readTlsMaterial(this.options.cert, this.options.key);
-    const old = this.servers.splice(0);
-    try {
-      if (old.length === 0) {
-        // Paused (out of descriptors): check the pair on a throwaway listener; resume() will use it.
-        Bun.listen({ hostname: "127.0.0.1", port: 0, tls: { ...this.options.settings, ...next }, socket: { data() {} } }).stop(true);
-      } else {
-        this.listen(next);
-      }
-    } catch (error) {
-      for (const server of this.servers) server.stop(false);
-      this.servers.length = 0;
-      this.servers.push(...old);
-      throw error;
-    }
-    for (const server of old) server.stop(false);
-    this.material = next;
-  }
-
-  private listen(material = this.material): void {
-    const tls = { ...this.options.settings, cert: material.cert, key: material.key };
-    for (const hostname of this.options.listeningIps) {
-      const options: SharedPortListenOptions = {
-        hostname,
-        port: this.options.port,
-        reusePort: true,
-        tls,
-        socket: {
-          open: (socket) => this.accept(socket),
-          handshake: (socket, success) => this.handshake(socket.data, success),
-          data: (socket, data) => this.fromClient(socket.data, data),
-          drain: (socket) => this.flush(socket.data, "client"),
-          close: (socket) => this.close(socket.data),
-          error: (socket) => this.close(socket.data),
-        },
-      };
-      this.servers.push(Bun.listen<Pipe>(options));
-    }
-  }
-
-  /** Out of descriptors: stop listening (connections stay) so Bun's accept loop cannot spin. */
-  private pause(): void {
-    this.options.onError("TLS: out of file descriptors; not accepting TLS connections until some are free");
-    for (const server of this.servers) server.stop(false);
-    this.servers.length = 0;
-  }
-
-  private resume(): void {
-    try {
-      this.listen();
-      this.options.onError("TLS: file descriptors free again; accepting TLS connections");
-    } catch (error) {
-      for (const server of this.servers) server.stop(false);
-      this.servers.length = 0;
-      this.options.onError(`TLS: cannot listen again on port ${this.options.port}: ${(error as Error).message}; retrying in 1 s`);
-      // The watch saw descriptors come back and will not call again: retry here until it works.
-      this.retry = setTimeout(() => {
-        this.retry = undefined;
-        if (!this.stopped && !this.watch.isExhausted && this.servers.length === 0) this.resume();
-      }, 1000);
-    }
+    this.listening.reloadCertificate();
   }
 
   private accept(client: Socket<Pipe>): void {
@@ -310,11 +230,7 @@ export class TlsFront {
   }
 
   stop(): void {
-    this.stopped = true;
-    clearTimeout(this.retry);
-    this.watch.stop();
     for (const pipe of [...this.pipes]) this.close(pipe);
-    for (const server of this.servers) server.stop(true);
-    this.servers.length = 0;
+    this.listening.stop();
   }
 }
