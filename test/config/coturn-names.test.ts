@@ -11,6 +11,8 @@ import { OPTIONS } from "../../src/config/options.ts";
 import { ConfigError, resolveConfig } from "../../src/config/resolve.ts";
 import { parseTurnserverConf } from "../../src/config/turnserver-conf.ts";
 import { coturnOptionNames } from "./coturn-names.ts";
+import { parseEndpoint } from "../../src/net/endpoint.ts";
+import { PeerPolicy } from "../../src/turn/peer-policy.ts";
 
 const ALL = coturnOptionNames();
 const LONG = ALL.filter((o) => o.name !== "-");
@@ -140,6 +142,10 @@ describe("what the published files need", () => {
 
   test("a denied IPv4-mapped range is taken (it refuses what it says); an allowed one is still refused", () => {
     expect(outcome(() => resolve(["-u", "a:b", "--denied-peer-ip", "::ffff:0:0-::ffff:ffff:ffff"]))).toBe("ok");
+    const policy = new PeerPolicy(resolve(["-u", "a:b", "--denied-peer-ip", "::ffff:0:0-::ffff:ffff:ffff"]).peerPolicy);
+    expect(policy.isAllowed(parseEndpoint("::ffff:8.8.8.8", 3478))).toBe(false);
+    expect(policy.isAllowed(parseEndpoint("8.8.8.8", 3478))).toBe(true);
+    expect(new PeerPolicy(resolve(["-u", "a:b"]).peerPolicy).isAllowed(parseEndpoint("::ffff:8.8.8.8", 3478))).toBe(true);
     expect(outcome(() => resolve(["-u", "a:b", "--allowed-peer-ip", "::ffff:0:0-::ffff:ffff:ffff"]))).toContain("write it as IPv4");
   });
 
