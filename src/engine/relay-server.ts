@@ -17,7 +17,6 @@ import type { EngineEvent } from "./engine-init.ts";
 import { CONTROL_CELLS, CONTROL_DRAIN, CONTROL_STOP } from "./admission.ts";
 import { startMetricsServer, type MetricsServer } from "../metrics/prometheus.ts";
 import { ControlSocket } from "../metrics/control-socket.ts";
-import { TlsBalancer } from "./tls-balancer.ts";
 import { UsageLog, usageRecord } from "../metrics/usage.ts";
 import { EngineAdmin, type Session } from "./admin-channel.ts";
 import { EngineWorkers, type RelayHooks } from "./engine-workers.ts";
@@ -42,7 +41,6 @@ export class RelayServer {
   private stopping: Promise<void> | undefined;
   private metrics: MetricsServer | undefined;
   private controlSocket: ControlSocket | undefined;
-  private tlsBalancer: TlsBalancer | undefined;
   /** Operator requests to the engines (sessions, kill). */
   private readonly admin: EngineAdmin;
   private readonly usage: UsageLog;
@@ -90,18 +88,9 @@ export class RelayServer {
         throw new StartupError(`cannot serve TLS on port ${config.tls!.port}: ${(error as Error).message}`);
       }
     }
-    if (server.tls && config.tls && config.tlsProxyPort !== undefined) {
+    if (server.tls && config.tlsProxyPort !== undefined) {
       try {
-        server.tlsBalancer = await TlsBalancer.start({
-          listeningIps,
-          port: config.tlsProxyPort,
-          tls: config.tls,
-          enginePaths: server.tls.socketPaths,
-          limits: server.connections,
-          handshakeTimeoutMs: config.streams.tlsHandshakeTimeoutMs,
-          onError: (message) => logger.warn(message),
-        });
-        server.listeners.push(...listeningIps.map((ip) => `${ip.includes(":") ? `[${ip}]` : ip}:${config.tlsProxyPort} (TLS, PROXY protocol)`));
+        server.listeners.push(...(await server.tls.startBalancer(listeningIps, config.tlsProxyPort, server.connections, config.streams)));
       } catch (error) {
         await server.stop();
         throw new StartupError(`cannot serve TLS on --tls-proxy-port ${config.tlsProxyPort}: ${(error as Error).message}`);
@@ -251,7 +240,6 @@ export class RelayServer {
     this.metrics?.stop();
     this.controlSocket?.stop();
     this.tls?.stop();
-    this.tlsBalancer?.stop();
     Atomics.store(this.control, CONTROL_STOP, 1);
     await this.engines.stop();
     this.tls?.removeDirectory();

@@ -1,11 +1,14 @@
 /**
- * The TLS port as the server runs it: a private directory for the engines' hand-over sockets, the front
- * end that terminates TLS (tls-front.ts), and the certificate files' watch that reloads it.
+ * The TLS ports as the server runs them: a private directory for the engines' hand-over sockets, the
+ * front end that terminates TLS (tls-front.ts) with the certificate files' watch that reloads it, and
+ * --tls-proxy-port's terminator behind a balancer (tls-balancer.ts), both handing streams to the same
+ * engine sockets.
  */
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TlsFront } from "./tls-front.ts";
+import { TlsBalancer } from "./tls-balancer.ts";
 import { CertificateWatch } from "./tls-certificate.ts";
 import { bunTlsSettings } from "./tls-settings.ts";
 import type { ConnectionLimits } from "./connection-limits.ts";
@@ -20,6 +23,7 @@ export class TlsService {
   private readonly directory: string;
   private front: TlsFront | undefined;
   private certificateWatch: CertificateWatch | undefined;
+  private balancer: TlsBalancer | undefined;
 
   constructor(
     private readonly tls: TlsConfig,
@@ -58,6 +62,21 @@ export class TlsService {
     return listeningIps.map((ip) => `${ip.includes(":") ? `[${ip}]` : ip}:${tls.port} (TLS)`);
   }
 
+  /** --tls-proxy-port: listens for a balancer's PROXY header then TLS; returns the labels. */
+  async startBalancer(listeningIps: string[], port: number, limits: ConnectionLimits, streams: StreamLimits): Promise<string[]> {
+    const logger = this.logger;
+    this.balancer = await TlsBalancer.start({
+      listeningIps,
+      port,
+      tls: this.tls,
+      enginePaths: this.socketPaths,
+      limits,
+      handshakeTimeoutMs: streams.tlsHandshakeTimeoutMs,
+      onError: (message) => logger.warn(message),
+    });
+    return listeningIps.map((ip) => `${ip.includes(":") ? `[${ip}]` : ip}:${port} (TLS, PROXY protocol)`);
+  }
+
   /**
    * Loads the certificate and key again (TlsFront.reloadCertificate); TLS connections already open keep
    * their sessions. A pair that does not load leaves the old one in use, and the log says why.
@@ -79,6 +98,7 @@ export class TlsService {
   stop(): void {
     this.certificateWatch?.stop();
     this.front?.stop();
+    this.balancer?.stop();
   }
 
   /** After the engines have closed their hand-over sockets. */
