@@ -21,7 +21,7 @@ import { parseEndpoint, type Endpoint } from "../net/endpoint.ts";
 import { nextStreamFrame } from "../stun/stream-framing.ts";
 import type { ConnectionLimits } from "./connection-limits.ts";
 import { readTlsMaterial } from "./tls-certificate.ts";
-import { constants } from "node:crypto";
+import { tlsSecureOptions } from "./tls-settings.ts";
 
 const HEADER_TIMEOUT_MS = 5_000;
 /** One STUN message or ChannelData frame at most (65,535 + 20 bytes, padding included). */
@@ -80,10 +80,8 @@ export class TlsBalancer {
     try {
       const material = readTlsMaterial(cert, key);
       const tls = this.options.tls;
-      let secureOptions = constants.SSL_OP_NO_TLSv1 | constants.SSL_OP_NO_TLSv1_1;
-      if (tls.tls13Only) secureOptions |= constants.SSL_OP_NO_TLSv1_2;
       this.context = createSecureContext({
-        cert: material.cert, key: material.key, secureOptions,
+        cert: material.cert, key: material.key, secureOptions: tlsSecureOptions(tls),
         ...(tls.passphrase !== undefined ? { passphrase: tls.passphrase } : {}),
         ...(tls.ciphers !== undefined ? { ciphers: tls.ciphers } : {}),
         ...(tls.caFile !== undefined ? { ca: readFileSync(tls.caFile) } : {}),

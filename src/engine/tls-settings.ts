@@ -6,6 +6,13 @@
 import { constants } from "node:crypto";
 import type { TlsConfig } from "../config/resolve.ts";
 
+/** OpenSSL's options for coturn's protocol versions: never TLS 1.0 or 1.1; with --no-tlsv1_2, 1.3 only. */
+export function tlsSecureOptions(tls: TlsConfig): number {
+  let secureOptions = constants.SSL_OP_NO_TLSv1 | constants.SSL_OP_NO_TLSv1_1;
+  if (tls.tls13Only) secureOptions |= constants.SSL_OP_NO_TLSv1_2;
+  return secureOptions;
+}
+
 export function bunTlsSettings(tls: TlsConfig): Record<string, unknown> {
   const settings: Record<string, unknown> = {};
   if (tls.passphrase !== undefined) settings.passphrase = tls.passphrase;
@@ -15,8 +22,6 @@ export function bunTlsSettings(tls: TlsConfig): Record<string, unknown> {
     settings.requestCert = true;
     settings.rejectUnauthorized = true;
   }
-  let secureOptions = constants.SSL_OP_NO_TLSv1 | constants.SSL_OP_NO_TLSv1_1;
-  if (tls.tls13Only) secureOptions |= constants.SSL_OP_NO_TLSv1_2;
-  settings.secureOptions = secureOptions;
+  settings.secureOptions = tlsSecureOptions(tls);
   return settings;
 }
