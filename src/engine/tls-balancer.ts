@@ -22,10 +22,9 @@ import { nextStreamFrame } from "../stun/stream-framing.ts";
 import type { ConnectionLimits } from "./connection-limits.ts";
 import { readTlsMaterial } from "./tls-certificate.ts";
 import { tlsSecureOptions } from "./tls-settings.ts";
+import { MAX_FRAME } from "./stream-buffers.ts";
 
 const HEADER_TIMEOUT_MS = 5_000;
-/** One STUN message or ChannelData frame at most (65,535 + 20 bytes, padding included). */
-const MAX_FRAME = 65536 + 20;
 
 export interface TlsBalancerOptions {
   listeningIps: string[];
