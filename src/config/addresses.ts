@@ -3,7 +3,7 @@
  * read bytes: each listening address with its family and label, and per family the local relay address
  * with the one advertised in XOR-RELAYED-ADDRESS (coturn --external-ip PUBLIC[/PRIVATE] mapping).
  */
-import { parseIp, type Family } from "../net/endpoint.ts";
+import { formatHostPort, parseIp, type Family } from "../net/endpoint.ts";
 
 export interface ListenAddress {
   /** As configured, e.g. "0.0.0.0" or "::1". */
@@ -39,7 +39,7 @@ export function listenAddresses(ips: readonly string[], port: number): ListenAdd
   return ips.map((ip) => {
     const address = bytes(ip);
     const family: Family = address.length === 4 ? 4 : 6;
-    return { ip, family, address, label: family === 4 ? `${ip}:${port}` : `[${ip}]:${port}` };
+    return { ip, family, address, label: formatHostPort(ip, port) };
   });
 }
 

@@ -10,7 +10,7 @@
  * list can be given to every server. bunturn keeps that rule and adds one: while draining, such a list
  * redirects to its other servers.
  */
-import { parseIp } from "../net/endpoint.ts";
+import { formatHostPort, parseIp } from "../net/endpoint.ts";
 import { ConfigError } from "./config-error.ts";
 
 export type ClientTransport = "udp" | "tcp" | "tls";
@@ -111,7 +111,7 @@ export function describeAlternates(a: Alternates): string | undefined {
   for (const t of ["udp", "tcp", "tls"] as const) {
     const { servers, namesSelf } = a[t];
     if (servers.length === 0) continue;
-    const names = servers.map((s) => (s.ip.includes(":") ? `[${s.ip}]:${s.port}` : `${s.ip}:${s.port}`)).join(", ");
+    const names = servers.map((s) => formatHostPort(s.ip, s.port)).join(", ");
     parts.push(`${t.toUpperCase()} ${namesSelf ? "while draining only (the list names this server) " : ""}to ${names}`);
   }
   return parts.length > 0 ? `Allocates redirected (300 ALTERNATE-SERVER): ${parts.join("; ")}` : undefined;

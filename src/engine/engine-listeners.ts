@@ -4,7 +4,7 @@
  * the load balancers' --tcp-proxy-port, and the TLS front end's hand-over socket.
  */
 import { type Epoll, type UdpCapabilities, UdpSocketState } from "../../ffi/index.ts";
-import type { Family } from "../net/endpoint.ts";
+import { formatHostPort, type Family } from "../net/endpoint.ts";
 import { ConnectionLimits, createConnectionTable } from "./connection-limits.ts";
 import type { EngineInit } from "./engine-init.ts";
 import { TcpTransport, type TcpHandlers } from "./tcp-transport.ts";
@@ -50,7 +50,7 @@ export function openListeners(
     if (withTcp) tcp.listen(family, address, listeningPort);
     if (tcpProxyPort !== undefined) {
       tcp.listenBalancer(family, address, tcpProxyPort);
-      balancers.push(`${family === 6 ? `[${ip}]` : ip}:${tcpProxyPort} (TCP, PROXY protocol)`);
+      balancers.push(`${formatHostPort(ip, tcpProxyPort)} (TCP, PROXY protocol)`);
     }
   }
   if (init.tlsSocketPath) tcp.listenUnix(init.tlsSocketPath);

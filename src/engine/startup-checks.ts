@@ -6,6 +6,7 @@ import { SyscallError, closeSocket, openTcpListener, openUdpSocket } from "../..
 import { EADDRNOTAVAIL, EAFNOSUPPORT } from "../../ffi/errno.ts";
 import { raiseDescriptorLimit } from "../../ffi/rlimit.ts";
 import type { ListenAddress, RelayConfig } from "../config/resolve.ts";
+import { formatHostPort } from "../net/endpoint.ts";
 import type { Logger } from "../logger.ts";
 
 /** A start-up failure the operator can act on (port in use, address not on this host). */
@@ -70,7 +71,7 @@ export function probeListeners(config: RelayConfig, logger: Logger): ListenAddre
         closeSocket(openTcpListener({ family, address, port: config.tcpProxyPort }));
       } catch (error) {
         const why = error instanceof SyscallError && error.code === "EADDRINUSE" ? "address already in use" : String((error as Error).message);
-        throw new StartupError(`cannot listen on ${family === 6 ? `[${ip}]` : ip}:${config.tcpProxyPort} (--tcp-proxy-port): ${why}`);
+        throw new StartupError(`cannot listen on ${formatHostPort(ip, config.tcpProxyPort)} (--tcp-proxy-port): ${why}`);
       }
     }
   }

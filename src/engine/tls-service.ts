@@ -12,6 +12,7 @@ import { TlsBalancer } from "./tls-balancer.ts";
 import { CertificateWatch } from "./tls-certificate.ts";
 import { bunTlsSettings } from "./tls-settings.ts";
 import type { ConnectionLimits } from "./connection-limits.ts";
+import { formatHostPort } from "../net/endpoint.ts";
 import type { TlsConfig } from "../config/resolve.ts";
 import type { StreamLimits } from "../config/stream-limits.ts";
 import type { Logger } from "../logger.ts";
@@ -59,7 +60,7 @@ export class TlsService {
     logger.debug(`TLS certificate ${tls.cert}: ${front.certificate}`);
     this.certificateWatch = new CertificateWatch([tls.cert, tls.key], onFilesChanged);
     this.certificateWatch.start();
-    return listeningIps.map((ip) => `${ip.includes(":") ? `[${ip}]` : ip}:${tls.port} (TLS)`);
+    return listeningIps.map((ip) => `${formatHostPort(ip, tls.port)} (TLS)`);
   }
 
   /** --tls-proxy-port: listens for a balancer's PROXY header then TLS; returns the labels. */
@@ -74,7 +75,7 @@ export class TlsService {
       handshakeTimeoutMs: streams.tlsHandshakeTimeoutMs,
       onError: (message) => logger.warn(message),
     });
-    return listeningIps.map((ip) => `${ip.includes(":") ? `[${ip}]` : ip}:${port} (TLS, PROXY protocol)`);
+    return listeningIps.map((ip) => `${formatHostPort(ip, port)} (TLS, PROXY protocol)`);
   }
 
   /**

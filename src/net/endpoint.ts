@@ -115,6 +115,11 @@ export function formatIp(address: Uint8Array): string {
   return `${groups.slice(0, bestStart).join(":")}::${groups.slice(bestStart + bestLen).join(":")}`;
 }
 
+/** An address in text and a port as written in a URL or a log line: `1.2.3.4:3478`, `[::1]:3478`. */
+export function formatHostPort(ip: string, port: number): string {
+  return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
 export function formatEndpoint(e: Endpoint): string {
   return e.family === 4 ? `${formatIp(e.address)}:${e.port}` : `[${formatIp(e.address)}]:${e.port}`;
 }
