@@ -14,7 +14,7 @@
  */
 import { join } from "node:path";
 import { UsageError, describeArgs, numberList, parseArgs, type ArgSpec } from "./lib/args.ts";
-import { ROOT, cpuSeconds, freePort, spawn, waitFor } from "./lib/proc.ts";
+import { ROOT, cpuSeconds, freePort, relayRange, spawn, waitFor } from "./lib/proc.ts";
 import { startServer } from "./lib/servers.ts";
 import { emit, median, pairedRatio, ratio, round } from "./lib/stats.ts";
 import { startEchoPeer } from "./lib/uclient-load.ts";
@@ -66,12 +66,13 @@ interface Started {
   stop(): Promise<number>;
 }
 
-/** Relay ranges below the ephemeral range (no load generator socket holds a relay port), one per relay. */
-const RELAY_RANGES: Record<Exclude<Variant, "forwarder">, [number, number]> = { bunturn: [20000, 23299], coturn: [23300, 26599], base: [26600, 29899] };
+/** Relay ranges out of the ephemeral range (no load generator socket holds a relay port), one per relay, taken once. */
+const RELAY_RANGES = new Map<Exclude<Variant, "forwarder">, [number, number]>();
 
 async function startVariant(variant: Variant, peerPort: number, lifetimeS: number, a: RunOptions): Promise<Started> {
   if (variant !== "forwarder") {
-    const [minPort, maxPort] = RELAY_RANGES[variant];
+    if (!RELAY_RANGES.has(variant)) RELAY_RANGES.set(variant, relayRange(3300));
+    const [minPort, maxPort] = RELAY_RANGES.get(variant)!;
     const kind = variant === "coturn" ? "coturn" : "bunturn";
     const root = variant === "base" ? a.base : undefined;
     const server = await startServer({ kind, threads: a.threads, recvmmsg: kind === "bunturn" && a.recvmmsg, minPort, maxPort, ...(root ? { root } : {}) });

@@ -5,9 +5,9 @@
  * One JSON line per measurement; `left` lines say what stayed behind after the release (must be 0 fds;
  * fdsLeftAtSettle is the count at the `released` measurement, before waiting up to 10 s for late closes).
  *
- * Both servers get the same relay range, 20000-29999 by default: below the kernel's ephemeral range
- * (net.ipv4.ip_local_port_range, 32768-60999 here) that the driver's own sockets (port 0) get their
- * ports from, and below freePort()'s 30000-39999 for the listener. With a relay range inside the
+ * Both servers get the same relay range, by default one from test/ports.ts as large as the top level:
+ * outside the kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768-60999 here) that the
+ * driver's own sockets (port 0) get their ports from, and apart from the listener. With a relay range inside the
  * ephemeral range the driver holds some of the relay ports, the server's bind() fails on them
  * (EADDRINUSE) and coturn logs two lines per failure to its stdout/stderr; the driver's synchronous
  * transaction loop does not let the event loop drain those pipes, so coturn's relay threads block in
@@ -17,7 +17,7 @@
  */
 import { readFileSync } from "node:fs";
 import { describeArgs, numberList, parseArgs, type ArgSpec } from "./lib/args.ts";
-import { openFds, rssKiB, threads } from "./lib/proc.ts";
+import { ephemeralRange, openFds, relayRange, rssKiB, threads } from "./lib/proc.ts";
 import { PASSWORD, USER, coturnVersion, startServer } from "./lib/servers.ts";
 import { emit } from "./lib/stats.ts";
 import { TurnClients } from "./lib/turn-client.ts";
@@ -28,8 +28,8 @@ export const spec = {
   runs: { default: 1, help: "rounds (servers alternated within each)" },
   threads: { default: 2, help: "--relay-threads" },
   settle: { default: 1000, help: "ms to wait before each measurement" },
-  minPort: { default: 20000, help: "relay range start, both servers (must be outside the ephemeral range)" },
-  maxPort: { default: 29999, help: "relay range end, both servers" },
+  minPort: { default: 0, help: "relay range start, both servers (must be outside the ephemeral range; 0: one test/ports.ts picks)" },
+  maxPort: { default: 0, help: "relay range end, both servers (with --minPort)" },
 } satisfies ArgSpec;
 
 export const usage = `bun run bench memory [options]\n${describeArgs(spec)}`;
@@ -37,12 +37,6 @@ export const usage = `bun run bench memory [options]\n${describeArgs(spec)}`;
 function fdLimit(): number {
   const m = /Max open files\s+(\d+|unlimited)/.exec(readFileSync("/proc/self/limits", "utf8"));
   return !m || m[1] === "unlimited" ? Infinity : Number(m[1]);
-}
-
-/** net.ipv4.ip_local_port_range: where sockets bound to port 0 (the driver's) get their ports. */
-function ephemeralRange(): [number, number] {
-  const [lo, hi] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
-  return [lo!, hi!];
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -53,6 +47,7 @@ export async function main(argv: string[]): Promise<void> {
   if (limit < max + 200) {
     throw new Error(`open-file limit ${limit} < ${max + 200}: run as  bash -c 'ulimit -n 65536; bun run bench memory ...'  (or prlimit --nofile=65536 -p $$)`);
   }
+  if (a.minPort === 0) [a.minPort, a.maxPort] = relayRange(max);
   const [ephLo, ephHi] = ephemeralRange();
   if (a.minPort <= ephHi && a.maxPort >= ephLo) {
     throw new Error(`relay range ${a.minPort}-${a.maxPort} overlaps the ephemeral range ${ephLo}-${ephHi} the driver's sockets use: pick one outside it (--minPort/--maxPort)`);

@@ -12,6 +12,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { connect as tcpConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { tmpdir } from "node:os";
+import { freePort, relayRange } from "./lib/proc.ts";
 import { join, resolve } from "node:path";
 
 const args = new Map<string, string>();
@@ -19,15 +20,15 @@ for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.repla
 const root = resolve(args.get("root") ?? ".");
 const scenario = args.get("scenario") ?? "tls-idle";
 const nofile = Number(args.get("nofile") ?? 20000);
-const base = 30000 + Math.floor(Math.random() * 5000);
-const [port, tlsPort] = [base, base + 1];
+const [port, tlsPort] = [freePort(), freePort()];
+const [minPort, maxPort] = relayRange(101);
 
 const dir = mkdtempSync(join(tmpdir(), "bunturn-floods-"));
 const cert = join(dir, "cert.pem");
 const key = join(dir, "key.pem");
 Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", key, "-out", cert], { stderr: "ignore" });
 
-const relayArgs = ["-L", "127.0.0.1", "-p", String(port), "-E", "127.0.0.1", "--min-port", "61000", "--max-port", "61100", "--user", "a:b",
+const relayArgs = ["-L", "127.0.0.1", "-p", String(port), "-E", "127.0.0.1", "--min-port", String(minPort), "--max-port", String(maxPort), "--user", "a:b",
   "--relay-threads", "2", "--tls-listening-port", String(tlsPort), "--cert", cert, "--pkey", key, ...(args.get("extra")?.split(" ") ?? [])];
 const server = Bun.spawn(["bash", "-c", `ulimit -n ${nofile} && exec bun ${join(root, "src/cli/main.ts")} ${relayArgs.join(" ")}`], { cwd: root, stdout: "pipe", stderr: "pipe" });
 let output = "";

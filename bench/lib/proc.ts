@@ -174,4 +174,4 @@ export async function waitFor(s: Spawned, what: string, ready: () => boolean, ti
   }
 }
 
-export { freePort, isUdpFree } from "../../test/ports.ts";
+export { ephemeralRange, freePort, isUdpFree, relayRange } from "../../test/ports.ts";

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ROOT, freePort, isUdpFree, spawn, waitFor, type Spawned } from "./proc.ts";
+import { ROOT, freePort, isUdpFree, relayRange, spawn, waitFor, type Spawned } from "./proc.ts";
 
 export const USER = "bench";
 export const PASSWORD = "bench-password";
@@ -39,10 +39,14 @@ export function coturnVersion(): string {
   return (r.stdout.toString() + r.stderr.toString()).trim().split("\n")[0] ?? "?";
 }
 
+/** Each kind's relay range when the bench names none: its own, out of the ephemeral range (test/ports.ts). */
+const defaultRanges = new Map<ServerOptions["kind"], [number, number]>();
+
 export async function startServer(o: ServerOptions): Promise<Server> {
   const port = freePort();
-  const minPort = o.minPort ?? (o.kind === "bunturn" ? 40000 : 50000);
-  const maxPort = o.maxPort ?? minPort + 7999;
+  if (!defaultRanges.has(o.kind)) defaultRanges.set(o.kind, relayRange(3900));
+  const minPort = o.minPort ?? defaultRanges.get(o.kind)![0];
+  const maxPort = o.maxPort ?? (o.minPort === undefined ? defaultRanges.get(o.kind)![1] : o.minPort + 3899);
   let command: string[];
   let cleanup = () => {};
   if (o.kind === "bunturn") {

@@ -146,7 +146,9 @@ describe("published turnserver.conf files", () => {
   e2eTest("coturn's docker file: mysql-userdb refused with one line; without that line it starts and relays", async () => {
     const file = join(FIXTURES, "coturn-docker.conf");
     const port = freePort();
-    const refused = Bun.spawnSync(["bun", join(ROOT, "src/cli/main.ts"), "-c", file, "--listening-ip", "127.0.0.1", "--listening-port", String(port)], { stdout: "pipe", stderr: "pipe" });
+    const [min, max] = relayRange(10);
+    const refused = Bun.spawnSync(["bun", join(ROOT, "src/cli/main.ts"), "-c", file, "--listening-ip", "127.0.0.1", "--listening-port", String(port),
+      "--min-port", String(min), "--max-port", String(max)], { stdout: "pipe", stderr: "pipe" });
     const said = (refused.stdout.toString() + refused.stderr.toString()).trim();
     expect(refused.exitCode).toBe(1);
     // One logger line (consola may lay it out over more than one terminal line): this refusal, nothing else.

@@ -49,13 +49,6 @@ function alternateOf(r: StunResponse): string | undefined {
   return v === undefined ? undefined : formatEndpoint(readAddress(v, 0, v.length)!);
 }
 
-function freeTcpPort(): number {
-  const probe = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("") });
-  const port = probe.port!;
-  probe.stop(true);
-  return port;
-}
-
 async function until(what: string, f: () => boolean, ms = 10000): Promise<void> {
   const end = Date.now() + ms;
   while (!f()) {
@@ -65,7 +58,7 @@ async function until(what: string, f: () => boolean, ms = 10000): Promise<void> 
 }
 
 async function server(args: string[]): Promise<Running & { metrics: (path: string) => Promise<{ status: number; text: string }> }> {
-  const metricsPort = freeTcpPort();
+  const metricsPort = freePort();
   const s = await startBunturn({ args: ["--prometheus", "--prometheus-address", "127.0.0.1", "--prometheus-port", String(metricsPort), ...args] });
   running.push(s);
   await until("the metrics line", () => s.output().includes("prometheus metrics on"));

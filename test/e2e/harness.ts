@@ -27,6 +27,8 @@ export { freePort, relayRange };
 export interface Running {
   proc: ReturnType<typeof Bun.spawn>;
   port: number;
+  /** bunturn's --min-port/--max-port as startBunturn chose them (args passing their own override them). */
+  relayPorts?: [number, number];
   output(): string;
   stop(): Promise<number>;
 }
@@ -81,22 +83,8 @@ export interface BunturnOptions {
  * passed for it when the server died at start.
  */
 const READY = /^(?!\s*\d+ \|).*\b(?:bunturn \S+|fixture) listening on /m;
-/** Starts retried on another port when the one freePort found was taken before the server bound it. */
-const START_TRIES = 5;
 
 export async function startBunturn(options: BunturnOptions = {}): Promise<Running> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startBunturnOnce(options);
-    } catch (error) {
-      // Listening ports share the kernel's ephemeral range with every test's client sockets and other
-      // test runs' servers: a port free when freePort looked can be gone a moment later.
-      if (attempt >= START_TRIES || !/address already in use/.test((error as Error).message)) throw error;
-    }
-  }
-}
-
-async function startBunturnOnce(options: BunturnOptions): Promise<Running> {
   const port = freePort();
   const [min, max] = relayRange();
   const auth = options.auth ?? "users";
@@ -113,7 +101,7 @@ async function startBunturnOnce(options: BunturnOptions): Promise<Running> {
     ...(options.args ?? []),
   ];
   const { proc, chunks } = await spawnUntil(cmd, READY, 15000, options.cwd ?? ROOT);
-  return { proc, port, output: () => chunks.join(""), stop: () => stopProcess(proc) };
+  return { proc, port, relayPorts: [min, max], output: () => chunks.join(""), stop: () => stopProcess(proc) };
 }
 
 /** turnutils_peer: a UDP echo server, the relay's peer. */

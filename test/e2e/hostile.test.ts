@@ -149,9 +149,7 @@ describe("spoofed-source Allocate flood without credentials", () => {
 
 describe("--unauthorized-ratelimit (on by default)", () => {
   test("2,000 unauthenticated Allocates from one address: at most 100 a second answered, the rest counted in /metrics; others unaffected", async () => {
-    const holder = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-    const metricsPort = holder.port;
-    holder.stop(true);
+    const metricsPort = freePort();
     // One engine: the other client's requests queue behind the flood on the same listener, so once it is
     // answered, every flood datagram has been handled.
     const server = await fixture(["--relay-threads", "1", "--prometheus", "--prometheus-address", "127.0.0.1", "--prometheus-port", String(metricsPort)]);

@@ -17,14 +17,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** A TCP port free on 127.0.0.1 right now (the kernel picks it). */
-function freeTcpPort(): number {
-  const probe = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("") });
-  const port = probe.port!;
-  probe.stop(true);
-  return port;
-}
-
 async function cli(args: string[]): Promise<{ code: number; output: string }> {
   const { proc, chunks } = await spawnUntil(["bun", join(ROOT, "src/cli/main.ts"), ...args], null, 0);
   const timer = setTimeout(() => proc.kill("SIGKILL"), 15000);
@@ -62,7 +54,7 @@ async function scrape(url: string): Promise<Map<string, number>> {
 
 describe("--prometheus", () => {
   e2eTest("counters move with uclient traffic and a Binding; health check; allocations gauge consistent", async () => {
-    const metricsPort = freeTcpPort();
+    const metricsPort = freePort();
     const s = await startBunturn({
       args: ["--udp-recvmmsg", "--relay-threads", "2", "--prometheus", "--prometheus-address", "127.0.0.1", "--prometheus-port", String(metricsPort)],
     });
@@ -254,8 +246,9 @@ describe("logging and pidfile", () => {
 
   test("an unwritable pidfile or log file stops the start with one line", async () => {
     const bad = join(dir, "missing-dir", "x");
+    const [min, max] = relayRange(10);
     for (const flag of ["--pidfile", "--log-file"]) {
-      const r = await cli(["-L", "127.0.0.1", "-p", String(freePort()), "-E", "127.0.0.1", "--user", "a:b", flag, bad]);
+      const r = await cli(["-L", "127.0.0.1", "-p", String(freePort()), "-E", "127.0.0.1", "--min-port", String(min), "--max-port", String(max), "--user", "a:b", flag, bad]);
       expect(r.code).toBe(1);
       expect(r.output).toMatch(new RegExp(`cannot (write pidfile|open log file) ${bad}: ENOENT`));
       expect(r.output.trim().split("\n").length).toBe(1);

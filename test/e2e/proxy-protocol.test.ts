@@ -22,26 +22,13 @@ let proxyPort = 0;
 let tlsPort = 0;
 let tlsProxyPort = 0;
 const dir = mkdtempSync(join(tmpdir(), "bunturn-proxy-"));
-/** A port free for UDP (freePort) and for a TCP listener right now: other processes' connections use ephemeral ports in this range. */
-async function freeTcpPort(): Promise<number> {
-  for (;;) {
-    const port = freePort();
-    const ok = await new Promise<boolean>((resolve) => {
-      const probe = createServer();
-      probe.once("error", () => resolve(false));
-      probe.listen(port, "127.0.0.1", () => probe.close(() => resolve(true)));
-    });
-    if (ok) return port;
-  }
-}
-
 beforeAll(async () => {
-  proxyPort = await freeTcpPort();
+  proxyPort = freePort();
   const gen = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
     "-subj", "/CN=localhost", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")], { stdout: "ignore", stderr: "pipe" });
   if (gen.exitCode !== 0) throw new Error(`openssl failed: ${gen.stderr.toString()}`);
-  tlsPort = await freeTcpPort();
-  tlsProxyPort = await freeTcpPort();
+  tlsPort = freePort();
+  tlsProxyPort = freePort();
   relay = await startBunturn({
     args: [
       "--tcp-proxy-port", String(proxyPort), "--max-tcp-connections-per-ip", "1", "--relay-threads", "1", "--unauthorized-ratelimit-rps", "2",
@@ -280,7 +267,7 @@ test("--tls-proxy-port: TLS without a header, or a malformed header, is closed",
  * writes a PROXY v1 line naming the client, then copies bytes both ways without looking at them.
  */
 async function startBalancer(target: number): Promise<{ port: number; close(): void }> {
-  const port = await freeTcpPort();
+  const port = freePort();
   const server = createServer((client) => {
     const upstream = connect({ host: "127.0.0.1", port: target });
     client.on("error", () => upstream.destroy());
@@ -297,7 +284,7 @@ async function startBalancer(target: number): Promise<{ port: number; close(): v
 
 e2eTest("turnutils_uclient over TLS through a balancer that passes TLS through (PROXY v1 + --tls-proxy-port) relays", async () => {
   const authed = await startBunturn({
-    args: ["--cert", join(dir, "cert.pem"), "--pkey", join(dir, "key.pem"), "--tls-listening-port", String(await freeTcpPort()), "--tls-proxy-port", String(await freeTcpPort())],
+    args: ["--cert", join(dir, "cert.pem"), "--pkey", join(dir, "key.pem"), "--tls-listening-port", String(freePort()), "--tls-proxy-port", String(freePort())],
   });
   const tlsProxy = Number(/127\.0\.0\.1:(\d+) \(TLS, PROXY protocol\)/.exec(authed.output())?.[1]);
   const balancer = await startBalancer(tlsProxy);

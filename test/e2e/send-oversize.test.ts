@@ -9,7 +9,7 @@ import { afterAll, expect } from "bun:test";
 import type { Socket } from "bun";
 import { Attr, StunClass, StunMethod, StunWriter, writeRequestedTransport, writeXorAddress } from "../../src/stun/index.ts";
 import { EchoPeer } from "../fuzz/turn-client.ts";
-import { e2eTest, startBunturn, type Running } from "./harness.ts";
+import { e2eTest, freePort, startBunturn, type Running } from "./harness.ts";
 
 const running: Running[] = [];
 const closers: Array<() => void> = [];
@@ -17,13 +17,6 @@ afterAll(async () => {
   closers.forEach((close) => close());
   await Promise.all(running.map((r) => r.stop()));
 });
-
-function freeTcpPort(): number {
-  const probe = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("") });
-  const port = probe.port!;
-  probe.stop(true);
-  return port;
-}
 
 async function metrics(url: string): Promise<Map<string, number>> {
   const text = await (await fetch(url, { signal: AbortSignal.timeout(5000) })).text();
@@ -44,7 +37,7 @@ async function until(f: () => boolean | Promise<boolean>, ms = 5000): Promise<bo
 const tid = () => crypto.getRandomValues(new Uint8Array(12));
 
 e2eTest("Send indications too large for UDP are refused by the kernel: dropped and counted, the others relayed, sendmmsg on", async () => {
-  const metricsPort = freeTcpPort();
+  const metricsPort = freePort();
   const server = await startBunturn({
     auth: "none",
     args: ["--relay-threads", "1", "--prometheus", "--prometheus-address", "127.0.0.1", "--prometheus-port", String(metricsPort)],

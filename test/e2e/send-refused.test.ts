@@ -11,7 +11,7 @@ import { afterAll, expect } from "bun:test";
 import { parseEndpoint, type Endpoint } from "../../src/net/endpoint.ts";
 import { Attr, StunClass, StunMethod, StunWriter, encodeChannelData, writeXorAddress } from "../../src/stun/index.ts";
 import { EchoPeer, TurnClient } from "../fuzz/turn-client.ts";
-import { PASSWORD, USER, e2eTest, startBunturn, type Running } from "./harness.ts";
+import { PASSWORD, USER, e2eTest, freePort, startBunturn, type Running } from "./harness.ts";
 
 const running: Running[] = [];
 const closers: Array<() => void> = [];
@@ -19,13 +19,6 @@ afterAll(async () => {
   closers.forEach((close) => close());
   await Promise.all(running.map((r) => r.stop()));
 });
-
-function freeTcpPort(): number {
-  const probe = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("") });
-  const port = probe.port!;
-  probe.stop(true);
-  return port;
-}
 
 async function metrics(url: string): Promise<Map<string, number>> {
   const text = await (await fetch(url, { signal: AbortSignal.timeout(5000) })).text();
@@ -51,7 +44,7 @@ async function until(f: () => boolean | Promise<boolean>, ms = 3000): Promise<bo
 }
 
 e2eTest("a client sending to peer port 0 gets those datagrams dropped and counted; sendmmsg stays on for every client", async () => {
-  const metricsPort = freeTcpPort();
+  const metricsPort = freePort();
   const server = await startBunturn({
     args: ["--relay-threads", "1", "--prometheus", "--prometheus-address", "127.0.0.1", "--prometheus-port", String(metricsPort)],
   });

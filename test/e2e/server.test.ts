@@ -6,7 +6,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PASSWORD, ROOT, USER, e2eTest, runUclient, spawnUntil, startBunturn, startPeer, stopProcess, type Running } from "./harness.ts";
+import { PASSWORD, ROOT, USER, e2eTest, relayRange, runUclient, spawnUntil, startBunturn, startPeer, stopProcess, type Running } from "./harness.ts";
 
 const running: Running[] = [];
 afterAll(async () => {
@@ -32,7 +32,8 @@ describe("start-up errors: one clear line, exit 1", () => {
   test("a port already in use", async () => {
     const first = await startBunturn({});
     running.push(first);
-    const r = await runCli(["--listening-ip", "127.0.0.1", "-p", String(first.port), "--relay-ip", "127.0.0.1", "--user", "a:b"]);
+    const [min, max] = relayRange(10);
+    const r = await runCli(["--listening-ip", "127.0.0.1", "-p", String(first.port), "--relay-ip", "127.0.0.1", "--min-port", String(min), "--max-port", String(max), "--user", "a:b"]);
     expect(r.code).toBe(1);
     expect(r.output).toContain(`cannot listen on 127.0.0.1:${first.port}: address already in use`);
     expect(r.output.trim().split("\n").length).toBe(1);
