@@ -14,6 +14,11 @@ export const PARK_MS = 100;
 const ENFILE = 23;
 const NAMES: Record<number, string> = { [EMFILE]: "EMFILE", [ENFILE]: "ENFILE", [ENOBUFS]: "ENOBUFS", [ENOMEM]: "ENOMEM" };
 
+/** Whether accept failed for want of descriptors or memory (`errno` positive): the listener is to be parked. */
+export function acceptWantsParking(errno: number): boolean {
+  return NAMES[errno] !== undefined;
+}
+
 export class ListenerPark {
   /** Made at start: at EMFILE there would be no descriptor left to make it. */
   private timer: TimerFd | undefined;

@@ -5,16 +5,13 @@
  * while the process is out of descriptors (listener-park.ts).
  */
 import {
-  AF_INET, EMFILE, ENOBUFS, ENOMEM, EPOLLIN, type Epoll, SOCKADDR_SLOT, acceptConnection, closeSocket, libc, openTcpListener,
+  AF_INET, EPOLLIN, type Epoll, SOCKADDR_SLOT, acceptConnection, closeSocket, libc, openTcpListener,
   openUnixListener, sockaddrFamily, sockaddrIn6Address, sockaddrInAddress, sockaddrPort,
 } from "../../ffi/index.ts";
 import { ipv4Endpoint, ipv6Endpoint, type Endpoint, type Family } from "../net/endpoint.ts";
 import type { ConnectionLimits } from "./connection-limits.ts";
 import { SLOT } from "./counters.ts";
-import { ListenerPark } from "./listener-park.ts";
-
-/** ENFILE: the system-wide table is full (not in ffi/errno.ts). */
-const ENFILE = 23;
+import { ListenerPark, acceptWantsParking } from "./listener-park.ts";
 
 /** Stands in for a proxied connection's client until its PROXY header has been read. */
 const UNKNOWN_CLIENT = ipv4Endpoint(0, 0);
@@ -92,7 +89,7 @@ export class TcpListeners {
   private accept(listenerFd: number, accepted: (fd: number, client: Endpoint, origin: Origin) => void): void {
     for (let i = 0; i < MAX_ACCEPTS_PER_WAKE; i++) {
       const fd = acceptConnection(listenerFd, this.name, this.nameLength, libc);
-      if (fd === -EMFILE || fd === -ENFILE || fd === -ENOBUFS || fd === -ENOMEM) {
+      if (fd < 0 && acceptWantsParking(-fd)) {
         this.counters[SLOT.tcpListenerParked]!++;
         return this.park.park(listenerFd, -fd);
       }
