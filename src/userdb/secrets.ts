@@ -6,7 +6,7 @@
  * takes effect on the next request, without a restart.
  */
 import type { Database, Statement } from "bun:sqlite";
-import { SECRET_SCHEMA, UserDbError, openDatabase } from "./sqlite.ts";
+import { SECRET_SCHEMA, UserDbError, openDatabase, warnOnce } from "./sqlite.ts";
 
 /** Bound on secrets read for one realm: a rotation needs two or three; a table of thousands is a mistake. */
 const SECRET_LIMIT = 64;
@@ -40,24 +40,18 @@ export class SqliteSecrets {
       const version = (this.dataVersion.get() as { data_version: number }).data_version;
       if (version === this.version) return this.secrets;
       const rows = this.select.all(this.realm) as Array<{ value: unknown }>;
-      if (rows.length > SECRET_LIMIT) this.warnOnce("many", `user database ${this.path}: more than ${SECRET_LIMIT} secrets in realm '${this.realm}'; only the first ${SECRET_LIMIT} are used`);
+      if (rows.length > SECRET_LIMIT) warnOnce(this.warned, this.onWarning, "many", `user database ${this.path}: more than ${SECRET_LIMIT} secrets in realm '${this.realm}'; only the first ${SECRET_LIMIT} are used`);
       const encoder = new TextEncoder();
       this.secrets = rows.slice(0, SECRET_LIMIT).map((row) => encoder.encode(String(row.value))).filter((s) => s.length > 0);
       this.version = version;
     } catch (error) {
       // Busy past the timeout, or the file went bad: keep the secrets we knew, and say so once.
-      this.warnOnce("read", `user database ${this.path}: ${(error as Error).message}`);
+      warnOnce(this.warned, this.onWarning, "read", `user database ${this.path}: ${(error as Error).message}`);
     }
     return this.secrets;
   }
 
   close(): void {
     this.db.close();
-  }
-
-  private warnOnce(kind: string, message: string): void {
-    if (this.warned.has(kind)) return;
-    this.warned.add(kind);
-    this.onWarning?.(message);
   }
 }

@@ -135,6 +135,16 @@ export interface SecretRow {
 }
 
 /**
+ * Tells `onWarning` about each kind of trouble once (`warned` remembers the kinds told), never per
+ * request: a database that went bad would otherwise log on every authentication.
+ */
+export function warnOnce(warned: Set<string>, onWarning: ((message: string) => void) | undefined, kind: string, message: string): void {
+  if (warned.has(kind)) return;
+  warned.add(kind);
+  onWarning?.(message);
+}
+
+/**
  * The server side: long-term keys read from the database, in front of which `--user` entries (static
  * keys) are checked first. Offers MD5 only (the database holds MD5 keys), so PASSWORD-ALGORITHM SHA-256
  * is not advertised while it is in use.
@@ -183,25 +193,19 @@ export class SqliteCredentials implements CredentialStore {
       let key: Uint8Array | null = null;
       if (row !== null) {
         key = parseHexKey(String(row.hmackey).trim());
-        if (key === null) this.warnOnce("key", `user database ${this.path}: a hmackey that is not 32 hex digits (user '${username}'); such users cannot log in`);
+        if (key === null) warnOnce(this.warned, this.onWarning, "key", `user database ${this.path}: a hmackey that is not 32 hex digits (user '${username}'); such users cannot log in`);
       }
       if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
       this.cache.set(cacheKey, key);
       return key ?? undefined;
     } catch (error) {
       // Busy past the timeout, or the file went bad: answer from what we knew, and say so once.
-      this.warnOnce("read", `user database ${this.path}: ${(error as Error).message}`);
+      warnOnce(this.warned, this.onWarning, "read", `user database ${this.path}: ${(error as Error).message}`);
       return this.cache.get(cacheKey) ?? undefined;
     }
   }
 
   close(): void {
     this.db.close();
-  }
-
-  private warnOnce(kind: string, message: string): void {
-    if (this.warned.has(kind)) return;
-    this.warned.add(kind);
-    this.onWarning?.(message);
   }
 }
