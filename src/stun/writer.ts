@@ -37,17 +37,9 @@ export class StunWriter {
 
   /** Appends an attribute header and zeroed padded value space; returns the value offset for the caller to fill. */
   reserve(type: number, valueLength: number): number {
-    const padded = (valueLength + 3) & ~3;
-    this.ensure(4 + padded);
-    const at = this.len;
-    const b = this.buf;
-    b[at] = type >> 8;
-    b[at + 1] = type & 0xff;
-    b[at + 2] = valueLength >> 8;
-    b[at + 3] = valueLength & 0xff;
-    b.fill(0, at + 4, at + 4 + padded);
-    this.len = at + 4 + padded;
-    return at + 4;
+    const at = this.appendAttributeHeader(type, valueLength);
+    this.buf.fill(0, at, this.len);
+    return at;
   }
 
   /** The underlying buffer, for filling space returned by `reserve`. Valid until the next add. */
@@ -63,18 +55,28 @@ export class StunWriter {
 
   /** Appends an attribute whose value is bytes[offset, offset + length): only the padding is zeroed. */
   addRange(type: number, bytes: Uint8Array, offset: number, length: number): this {
-    const padded = (length + 3) & ~3;
+    const at = this.appendAttributeHeader(type, length);
+    const b = this.buf;
+    b.set(bytes.subarray(offset, offset + length), at);
+    for (let i = at + length; i < this.len; i++) b[i] = 0;
+    return this;
+  }
+
+  /**
+   * Appends an attribute header (RFC 8489 §14: type, length) and the room for its value padded to 4
+   * bytes, left as it was; returns the value's offset. The buffer may have been replaced to make room.
+   */
+  private appendAttributeHeader(type: number, valueLength: number): number {
+    const padded = (valueLength + 3) & ~3;
     this.ensure(4 + padded);
     const at = this.len;
     const b = this.buf;
     b[at] = type >> 8;
     b[at + 1] = type & 0xff;
-    b[at + 2] = length >> 8;
-    b[at + 3] = length & 0xff;
-    b.set(bytes.subarray(offset, offset + length), at + 4);
-    for (let i = at + 4 + length; i < at + 4 + padded; i++) b[i] = 0;
+    b[at + 2] = valueLength >> 8;
+    b[at + 3] = valueLength & 0xff;
     this.len = at + 4 + padded;
-    return this;
+    return at + 4;
   }
 
   addUint32(type: number, value: number): this {
