@@ -40,6 +40,11 @@ export function connectionCap(config: RelayConfig, logger: Logger): number {
   return cap;
 }
 
+/** Why a bind failed, in the operator's words. */
+function whyNot(error: unknown): string {
+  return error instanceof SyscallError && error.code === "EADDRINUSE" ? "address already in use" : String((error as Error).message);
+}
+
 /**
  * Binds each listening address once without SO_REUSEPORT, so that a port held by another server
  * (which may itself use SO_REUSEPORT, as coturn does) is an error instead of silently shared. The
@@ -60,8 +65,7 @@ export function probeListeners(config: RelayConfig, logger: Logger): ListenAddre
         logger.warn(`IPv6 is not available here; not listening on ${label}`);
         continue;
       }
-      const why = error instanceof SyscallError && error.code === "EADDRINUSE" ? "address already in use" : String((error as Error).message);
-      throw new StartupError(`cannot listen on ${label}: ${why}`);
+      throw new StartupError(`cannot listen on ${label}: ${whyNot(error)}`);
     }
   }
   if (usable.length === 0) throw new StartupError("no listening address left");
@@ -70,8 +74,7 @@ export function probeListeners(config: RelayConfig, logger: Logger): ListenAddre
       try {
         closeSocket(openTcpListener({ family, address, port: config.tcpProxyPort }));
       } catch (error) {
-        const why = error instanceof SyscallError && error.code === "EADDRINUSE" ? "address already in use" : String((error as Error).message);
-        throw new StartupError(`cannot listen on ${formatHostPort(ip, config.tcpProxyPort)} (--tcp-proxy-port): ${why}`);
+        throw new StartupError(`cannot listen on ${formatHostPort(ip, config.tcpProxyPort)} (--tcp-proxy-port): ${whyNot(error)}`);
       }
     }
   }
