@@ -3,7 +3,8 @@
  * the TLS handshake timeout and buffered bytes. Defaults are far above what a real deployment reaches
  * and far below what exhausts the host; docs/tcp-tls.md explains each.
  */
-import { OPTIONS, type OptionName, type RawOptions } from "./options.ts";
+import type { OptionName, RawOptions } from "./options.ts";
+import { get } from "./raw-options.ts";
 
 /** resolve.ts passes its ConfigError thrower: this module does not import resolve.ts (no import cycle). */
 type Fail = (message: string) => never;
@@ -24,7 +25,7 @@ export interface StreamLimits {
 }
 
 function value(raw: RawOptions, name: OptionName, fail: Fail): number {
-  const n = (raw[name] ?? (OPTIONS[name] as { default?: unknown }).default) as number;
+  const n = get<number>(raw, name);
   if (!(Number.isInteger(n) && n >= 0)) fail(`--${name}: must be 0 or more, got ${n}`);
   return n;
 }
