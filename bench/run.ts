@@ -7,7 +7,7 @@ import { UsageError } from "./lib/args.ts";
 const benches: Record<string, { what: string; load: () => Promise<{ main(argv: string[]): Promise<void>; usage: string }> }> = {
   ab: { what: "A/B of --udp-recvmmsg off/on (or --udp-sendmmsg) under turnutils_uclient load", load: () => import("./ab.ts") },
   "vs-coturn": { what: "bunturn vs coturn's turnserver, identical uclient load, alternated", load: () => import("./vs-coturn.ts") },
-  ceiling: { what: "saturating closed-loop load: FFI forwarder, bunturn and coturn taking turns in one run", load: () => import("./ceiling.ts") },
+  ceiling: { what: "closed-loop (window, burst) or call-shaped load: FFI forwarder, bunturn and coturn taking turns in one run", load: () => import("./ceiling.ts") },
   builds: { what: "A/B of two bunturn checkouts (--base DIR vs this one), with CPU per thread", load: () => import("./builds.ts") },
   hotpath: { what: "user-space ns per relayed datagram: the real engine with the kernel faked (--base DIR for A/B)", load: () => import("./hotpath.ts") },
   memory: { what: "RSS and open fds with N live allocations, then after all are released", load: () => import("./memory.ts") },

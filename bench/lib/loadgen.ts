@@ -1,37 +1,53 @@
 /**
- * Closed-loop ChannelData load through the FFI layer: N client sockets per target, each keeping `window`
- * datagrams in flight (a reply triggers the next send; silent clients are topped up every 200 ms). A
- * target of mode `turn` is a TURN server: each client allocates and binds channel 0x4000 to the peer
- * first (bench/lib/turn-client.ts); mode `raw` sends the same bytes to a plain forwarder.
+ * ChannelData load through the FFI layer: N client sockets per target, each sending one of the shapes
+ * of load-shapes.ts (closed loop `window` or `burst`: a reply triggers the next send, silent clients are
+ * topped up every 200 ms; paced `call`). A target of mode `turn` is a TURN server: each client
+ * allocates and binds channel 0x4000 to its peer first (bench/lib/turn-client.ts), client k to peer port
+ * k mod the number of peer ports; mode `raw` sends the same bytes to a plain forwarder. With `gso` the
+ * clients send each burst or frame as one UDP_SEGMENT message (bench/lib/gso.ts).
  *
- * With several targets the load alternates between them in slices of `slice-ms`: one target at a time
+ * With several targets the load alternates between them in slices of `sliceMs`: one target at a time
  * is loaded while the others sit idle, so every target sees the same machine, minute by minute, and the
  * drifts of a noisy machine cancel instead of landing on whichever server ran at the bad moment. At the
  * start of its slice a target's sockets are emptied of replies that arrived late (not counted), then
- * its window is sent afresh.
+ * its window is sent afresh (or its call schedule restarted).
  *
- * Reads each server's CPU (/proc/PID/stat) at the start and end of the data phase and prints one JSON
- * line: {"targets":[{received,sent,seconds,serverCpuS,setupOk,sleeps,preemptions}, …],"genCpuS":…},
+ * Reads each server's CPU (all its threads, /proc/PID/task/*\/schedstat) at the start and end of the
+ * data phase and prints one JSON line:
+ * {"targets":[{received,sent,seconds,serverCpuS,setupOk,sleeps,preemptions}, …],"genCpuS":…,"gso":…},
  * `seconds` being the time that target was loaded, sleeps and preemptions the server's voluntary and
- * involuntary context switches over the data phase.
+ * involuntary context switches over the data phase, `sent` and `received` datagrams.
  *
- *   bun bench/lib/loadgen.ts <clients> <size> <window> <seconds> <slice-ms> <peer-port> <mode:server-port:server-pid>...
+ *   bun bench/lib/loadgen.ts '<json LoadgenConfig>'
  */
-import { RecvBatch, SendBatch, flushSendBatch, libc, newStats, receiveBatch, type UdpSocketState } from "../../ffi/index.ts";
+import { RecvBatch, SendBatch, flushSendBatch, libc, newStats, receiveBatch } from "../../ffi/index.ts";
 import { parseEndpoint } from "../../src/net/endpoint.ts";
-import { encodeChannelData } from "../../src/stun/index.ts";
-import { contextSwitches, cpuSeconds } from "./proc.ts";
+import { setSegmentSize } from "./gso.ts";
+import { Shape, type Message, type ShapeOptions } from "./load-shapes.ts";
+import { contextSwitches, threadCpuSeconds } from "./proc.ts";
 import { PASSWORD, USER } from "./servers.ts";
 import { TurnClients, type TurnClientSocket } from "./turn-client.ts";
 
-const [clientsText = "1", sizeText = "100", windowText = "8", secondsText = "3", sliceText = "500", peerText = "0", ...targetTexts] = process.argv.slice(2);
-const clientsN = Number(clientsText);
-const windowN = Number(windowText);
-const peer = parseEndpoint("127.0.0.1", Number(peerText));
+export interface LoadgenConfig extends ShapeOptions {
+  clients: number;
+  seconds: number;
+  sliceMs: number;
+  peerPorts: number[];
+  gso: boolean;
+  targets: { mode: "turn" | "raw"; port: number; pid: number }[];
+}
+
+const cfg = JSON.parse(process.argv[2] ?? "{}") as LoadgenConfig;
 
 interface Target {
   tc: TurnClients;
   active: TurnClientSocket[];
+  /** fd -> client index in `active`. */
+  index: Map<number, number>;
+  /** Per client: replies not yet answered (burst), next frame and audio time (call). */
+  credit: Int32Array;
+  nextVideo: Float64Array;
+  nextAudio: Float64Array;
   pid: number;
   cpu0: number;
   switches0: { voluntary: number; involuntary: number };
@@ -40,50 +56,92 @@ interface Target {
   received: number;
 }
 
-const targets: Target[] = targetTexts.map((text) => {
-  const [mode, port, pid] = text.split(":");
-  const tc = new TurnClients(Number(port), clientsN, { username: USER, password: PASSWORD }, 2 << 20);
+const targets: Target[] = cfg.targets.map(({ mode, port, pid }) => {
+  const tc = new TurnClients(port, cfg.clients, { username: USER, password: PASSWORD }, 2 << 20);
   let active = tc.clients;
-  if (mode === "turn") active = tc.channelBind(tc.allocate(), peer);
-  return { tc, active, pid: Number(pid), cpu0: 0, switches0: { voluntary: 0, involuntary: 0 }, loadedMs: 0, sent: 0, received: 0 };
+  if (mode === "turn") {
+    const allocated = tc.allocate();
+    active = [];
+    cfg.peerPorts.forEach((peerPort, k) => {
+      const mine = allocated.filter((c) => tc.clients.indexOf(c) % cfg.peerPorts.length === k);
+      if (mine.length) active.push(...tc.channelBind(mine, parseEndpoint("127.0.0.1", peerPort)));
+    });
+  }
+  const n = active.length;
+  const index = new Map(active.map((c, k) => [c.fd, k]));
+  return { tc, active, index, credit: new Int32Array(n), nextVideo: new Float64Array(n), nextAudio: new Float64Array(n), pid, cpu0: 0, switches0: { voluntary: 0, involuntary: 0 }, loadedMs: 0, sent: 0, received: 0 };
 });
 if (targets.length === 0) throw new Error("no target");
-const packet = encodeChannelData(0x4000, new Uint8Array(Number(sizeText)).fill(0x5a));
+const shape = new Shape(cfg, cfg.gso);
+let gso = cfg.gso;
+if (gso) for (const t of targets) for (const c of t.active) gso = setSegmentSize(c.udp, shape.segment) && gso;
+if (cfg.gso && !gso) throw new Error("the kernel refused UDP_SEGMENT on the load generator's sockets");
 const recv = new RecvBatch(16, 2048);
-const send = new SendBatch(64, 2048);
+const send = new SendBatch(64, gso ? 65536 : 2048);
 const stats = newStats();
 const flush = () => {
   if (send.count) flushSendBatch(send, stats, libc);
 };
 const seenAt = new Map<number, number>();
 
-function push(t: Target, socket: UdpSocketState, count: number): void {
+function sendMessages(t: Target, c: TurnClientSocket, messages: Message[]): void {
   const server = t.tc.server;
-  for (let k = 0; k < count; k++) {
-    send.push(socket, server.address, server.port, packet);
+  for (const m of messages) {
+    send.push(c.udp, server.address, server.port, m.bytes);
     if (send.full) flush();
+    t.sent += m.datagrams;
   }
-  t.sent += count;
 }
 
-/** Empties the target's sockets of late replies, then sends every client's window. */
+/** Empties the target's sockets of late replies, then sends every client's window or restarts its calls. */
 function startSlice(t: Target, now: number): void {
-  for (const c of t.active) {
+  t.active.forEach((c, k) => {
     while (receiveBatch(c.udp, recv, stats, libc) > 0);
-    push(t, c.udp, windowN);
     seenAt.set(c.fd, now);
+    t.credit[k] = 0;
+    if (cfg.shape === "call") {
+      // Clients start spread over one frame interval (and one audio interval), as calls would be.
+      t.nextVideo[k] = now + (k / t.active.length) * shape.frameIntervalMs;
+      t.nextAudio[k] = now + (k / t.active.length) * shape.audioIntervalMs;
+    } else for (let w = 0; w < cfg.window; w++) sendMessages(t, c, shape.unit);
+  });
+  flush();
+}
+
+/** Call shape: sends what is due; a client more than 100 ms late skips ahead rather than bursting. */
+function sendDue(t: Target, now: number): void {
+  for (let k = 0; k < t.active.length; k++) {
+    const c = t.active[k]!;
+    if (t.nextVideo[k]! <= now) {
+      sendMessages(t, c, shape.unit);
+      t.nextVideo[k] = Math.max(t.nextVideo[k]! + shape.frameIntervalMs, now - 100);
+    }
+    if (t.nextAudio[k]! <= now) {
+      sendMessages(t, c, [shape.audio]);
+      t.nextAudio[k] = Math.max(t.nextAudio[k]! + shape.audioIntervalMs, now - 100);
+    }
   }
   flush();
 }
 
+/** Closed loops: the next datagram per reply (window), the next burst per burst of replies (burst). */
+function answer(t: Target, c: TurnClientSocket, n: number): void {
+  if (cfg.shape === "call") return;
+  const k = t.index.get(c.fd)!;
+  const credit = t.credit[k]! + n;
+  const units = Math.floor(credit / shape.unitDatagrams);
+  t.credit[k] = credit - units * shape.unitDatagrams;
+  for (let u = 0; u < units; u++) sendMessages(t, c, shape.unit);
+}
+
 const own0 = process.cpuUsage();
 for (const t of targets) {
-  t.cpu0 = cpuSeconds(t.pid);
+  t.cpu0 = threadCpuSeconds(t.pid);
   t.switches0 = contextSwitches(t.pid);
 }
 const t0 = performance.now();
-const end = t0 + Number(secondsText) * 1000;
-const sliceMs = targets.length > 1 ? Number(sliceText) : Infinity;
+const end = t0 + cfg.seconds * 1000;
+const sliceMs = targets.length > 1 ? cfg.sliceMs : Infinity;
 let current = targets[0]!;
 let sliceStart = t0;
 let lastTopUp = t0;
@@ -96,23 +154,28 @@ while ((now = performance.now()) < end) {
     sliceStart = now;
     startSlice(current, now);
   }
-  const ready = current.tc.epoll.wait(20);
+  const ready = current.tc.epoll.wait(cfg.shape === "call" ? 1 : 20);
   for (let e = 0; e < ready; e++) {
     const fd = current.tc.epoll.eventToken(e);
-    const socket = current.tc.byFd.get(fd)!.udp;
+    const client = current.tc.byFd.get(fd)!;
     for (let round = 0; round < 8; round++) {
-      const n = receiveBatch(socket, recv, stats, libc);
+      const n = receiveBatch(client.udp, recv, stats, libc);
       if (n <= 0) break;
       current.received += n;
-      push(current, socket, n);
+      if (current.index.has(fd)) answer(current, client, n);
       if (n < 16) break;
     }
     seenAt.set(fd, now);
   }
   flush();
-  if (now - lastTopUp > 200) {
+  if (cfg.shape === "call") sendDue(current, performance.now());
+  else if (now - lastTopUp > 200) {
     lastTopUp = now;
-    for (const c of current.active) if (now - (seenAt.get(c.fd) ?? 0) > 200) push(current, c.udp, windowN);
+    current.active.forEach((c, k) => {
+      if (now - (seenAt.get(c.fd) ?? 0) <= 200) return;
+      current.credit[k] = 0;
+      for (let w = 0; w < cfg.window; w++) sendMessages(current, c, shape.unit);
+    });
     flush();
   }
 }
@@ -120,10 +183,10 @@ current.loadedMs += performance.now() - sliceStart;
 const results = targets.map((t) => {
   const switches = contextSwitches(t.pid);
   return {
-    received: t.received, sent: t.sent, seconds: t.loadedMs / 1000, serverCpuS: cpuSeconds(t.pid) - t.cpu0, setupOk: t.active.length,
+    received: t.received, sent: t.sent, seconds: t.loadedMs / 1000, serverCpuS: threadCpuSeconds(t.pid) - t.cpu0, setupOk: t.active.length,
     sleeps: switches.voluntary - t.switches0.voluntary, preemptions: switches.involuntary - t.switches0.involuntary,
   };
 });
 const own = process.cpuUsage(own0);
 for (const t of targets) t.tc.close();
-console.log(JSON.stringify({ targets: results, genCpuS: (own.user + own.system) / 1e6 }));
+console.log(JSON.stringify({ targets: results, genCpuS: (own.user + own.system) / 1e6, gso }));

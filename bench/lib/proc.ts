@@ -35,6 +35,13 @@ export function threadCpu(pid: number): Map<number, { name: string; seconds: num
   return out;
 }
 
+/** CPU seconds of all live threads of a process (threadCpu summed; nanosecond counters, not ticks). */
+export function threadCpuSeconds(pid: number): number {
+  let total = 0;
+  for (const t of threadCpu(pid).values()) total += t.seconds;
+  return total;
+}
+
 /** CPU seconds each thread name used between two threadCpu() readings (threads of one name summed). */
 export function threadCpuDelta(before: ReturnType<typeof threadCpu>, after: ReturnType<typeof threadCpu>): Map<string, number> {
   const out = new Map<string, number>();

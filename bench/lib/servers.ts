@@ -15,13 +15,18 @@ export const REALM = "bench.test";
 export interface ServerOptions {
   kind: "bunturn" | "coturn";
   threads: number;
-  /** bunturn: --udp-recvmmsg. coturn 4.6.1 (Debian) has no such flag: it reads one datagram per call. */
+  /**
+   * bunturn: --udp-recvmmsg. coturn 4.6.1 (Debian) has no such flag: it reads one datagram per call;
+   * coturn 4.17.1 has it on by default (listener, and --multiplex-peer's relay sockets).
+   */
   recvmmsg?: boolean;
   /** bunturn: --udp-sendmmsg (default on) or --no-udp-sendmmsg. */
   sendmmsg?: boolean;
   minPort?: number;
   maxPort?: number;
   extra?: string[];
+  /** coturn: the turnserver binary (default: `turnserver` on PATH, Debian's 4.6.1 here). */
+  coturnBin?: string;
   /** bunturn: the checkout to run (default: this one), e.g. a git worktree of another commit for an A/B of builds. */
   root?: string;
 }
@@ -34,8 +39,8 @@ export interface Server extends Spawned {
   command: string[];
 }
 
-export function coturnVersion(): string {
-  const r = Bun.spawnSync(["turnserver", "--version"], { stdout: "pipe", stderr: "pipe" });
+export function coturnVersion(bin = "turnserver"): string {
+  const r = Bun.spawnSync([bin, "--version"], { stdout: "pipe", stderr: "pipe" });
   return (r.stdout.toString() + r.stderr.toString()).trim().split("\n")[0] ?? "?";
 }
 
@@ -65,7 +70,7 @@ export async function startServer(o: ServerOptions): Promise<Server> {
     const dir = mkdtempSync(join(tmpdir(), "bunturn-bench-coturn-"));
     cleanup = () => rmSync(dir, { recursive: true, force: true });
     command = [
-      "turnserver", "-n", "--no-cli", "--log-file=stdout", "--simple-log", "--no-tls", "--no-dtls",
+      o.coturnBin ?? "turnserver", "-n", "--no-cli", "--log-file=stdout", "--simple-log", "--no-tls", "--no-dtls",
       "--userdb", join(dir, "turndb"), "--pidfile", join(dir, "turnserver.pid"),
       "-L", "127.0.0.1", "-p", String(port), "--relay-ip", "127.0.0.1",
       "--min-port", String(minPort), "--max-port", String(maxPort), "--realm", REALM,

@@ -58,13 +58,19 @@ export interface PeerStats {
   last: number;
 }
 
-export async function startEchoPeer(maxSeconds: number): Promise<Spawned & { port: number; finish(): Promise<PeerStats & { cpu: number }> }> {
+/**
+ * The echo peer (bench/lib/echo-peer.ts): `sockets` ports (`port` the first, `ports` all of them), echoing
+ * runs of equal datagrams as UDP_SEGMENT messages when `gsoSegment` > 0.
+ */
+export async function startEchoPeer(maxSeconds: number, sockets = 1, gsoSegment = 0): Promise<Spawned & { port: number; ports: number[]; finish(): Promise<PeerStats & { cpu: number }> }> {
   const port = freePort();
-  const s = spawn(["bun", join(ROOT, "bench/lib/echo-peer.ts"), "127.0.0.1", String(port), String(maxSeconds)], { stdin: "pipe" });
-  await waitFor(s, "echo peer", () => s.output().includes("ready"), 10000);
+  const s = spawn(["bun", join(ROOT, "bench/lib/echo-peer.ts"), "127.0.0.1", String(port), String(maxSeconds), String(sockets), String(gsoSegment)], { stdin: "pipe" });
+  await waitFor(s, "echo peer", () => /ready [\d,]+\n/.test(s.output()), 10000);
+  const ports = /ready ([\d,]+)\n/.exec(s.output())![1]!.split(",").map(Number);
   return {
     ...s,
     port,
+    ports,
     async finish() {
       const cpu = cpuSeconds(s.pid);
       (s.proc.stdin as import("bun").FileSink).end();
