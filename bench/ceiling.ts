@@ -80,7 +80,7 @@ interface Started {
   stop(): Promise<number>;
 }
 
-/** Relay ranges out of the ephemeral range (no load generator socket holds a relay port), one per relay, taken once. */
+/** Relay ranges out of the ephemeral range (no load generator socket holds a relay port), one per relay, taken once (a port slice each, test/ports.ts). */
 const RELAY_RANGES = new Map<Exclude<Variant, "forwarder">, [number, number]>();
 /** coturn-mp's per-thread relay sockets (--multiplex-peer-port: two ports per relay thread), taken once. */
 let multiplexPeerPort = 0;
@@ -89,7 +89,7 @@ const words = (text: string) => text.split(" ").filter(Boolean);
 
 async function startVariant(variant: Variant, peerPort: number, lifetimeS: number, a: RunOptions): Promise<Started> {
   if (variant !== "forwarder") {
-    if (!RELAY_RANGES.has(variant)) RELAY_RANGES.set(variant, relayRange(3300));
+    if (!RELAY_RANGES.has(variant)) RELAY_RANGES.set(variant, relayRange(2000));
     const [minPort, maxPort] = RELAY_RANGES.get(variant)!;
     if (variant === "coturn-mp" && !multiplexPeerPort) multiplexPeerPort = relayRange(2 * a.threads)[0];
     const kind = variant.startsWith("coturn") ? "coturn" : "bunturn";

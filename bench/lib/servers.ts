@@ -49,7 +49,7 @@ const defaultRanges = new Map<ServerOptions["kind"], [number, number]>();
 
 export async function startServer(o: ServerOptions): Promise<Server> {
   const port = freePort();
-  if (!defaultRanges.has(o.kind)) defaultRanges.set(o.kind, relayRange(3900));
+  if (o.minPort === undefined && !defaultRanges.has(o.kind)) defaultRanges.set(o.kind, relayRange(3900));
   const minPort = o.minPort ?? defaultRanges.get(o.kind)![0];
   const maxPort = o.maxPort ?? (o.minPort === undefined ? defaultRanges.get(o.kind)![1] : o.minPort + 3899);
   let command: string[];
