@@ -11,7 +11,8 @@
  * refused; if not, the datagram was (dropped and counted in sendRefused), and batching stays on.
  */
 import { MSG_DONTWAIT, MSG_ERRQUEUE } from "./constants.ts";
-import { EAGAIN, EINTR, EINVAL, ENOBUFS, ENOMEM, isBatchUnsupported, isCallUnsupported, isDatagramRefused } from "./errno.ts";
+import { EAGAIN, EINTR, EINVAL, EIO, ENOBUFS, ENOMEM, isBatchUnsupported, isCallUnsupported, isDatagramRefused } from "./errno.ts";
+import { GsoMessage } from "./gso-message.ts";
 import { libc, type Syscalls } from "./libc.ts";
 import { CmsgInfo, parseCmsgs } from "./cmsg.ts";
 import type { RecvBatch } from "./recv-batch.ts";
@@ -72,8 +73,9 @@ const FAILED = 2;
 
 /**
  * Sends everything queued in `batch`, one sendmmsg per run of entries for the same socket (sendmsg for a
- * run of one, or when sendmmsg is off). A datagram the kernel refuses (buffer full, ICMP error pending,
- * a destination it will not send to) is counted and dropped: UDP promises no more. Clears the batch.
+ * run of one, or when sendmmsg is off); on a socket with GSO, runs to one destination with one size leave
+ * as one UDP_SEGMENT message each. A datagram the kernel refuses (buffer full, ICMP error pending, a
+ * destination it will not send to) is counted and dropped: UDP promises no more. Clears the batch.
  */
 export function flushSendBatch(batch: SendBatch, stats: Float64Array, sys: Syscalls = libc): void {
   const total = batch.count;
@@ -84,40 +86,90 @@ export function flushSendBatch(batch: SendBatch, stats: Float64Array, sys: Sysca
     if (batch.change[i] === 1) applyTtlTos(batch, i, stats, sys);
     let end = i + 1;
     while (end < total && sockets[end] === socket && batch.change[end] === 0) end++;
-    while (i < end) {
-      if (end - i > 1 && socket.caps.sendmmsg) {
-        const n = sys.sendmmsg(socket.fd, batch.msghdrAddress(i), end - i, 0);
-        if (n > 0) {
-          stats[STAT.sendCalls]!++;
-          stats[STAT.sendPackets]! += n;
-          i += n;
-          continue;
-        }
-        if (n === -EINTR) continue;
-        if (isCallUnsupported(-n)) {
+    if (socket.maxGsoSegments > 1 && end - i > 1) sendWithGso(batch, socket, i, end, stats, sys);
+    else sendRun(batch, socket, i, end, stats, sys);
+    i = end;
+  }
+  batch.clear();
+}
+
+/** Entries [i, end) of one socket, without GSO: sendmmsg (sendmsg for one, or when sendmmsg is off). */
+function sendRun(batch: SendBatch, socket: UdpSocketState, i: number, end: number, stats: Float64Array, sys: Syscalls): void {
+  while (i < end) {
+    if (end - i > 1 && socket.caps.sendmmsg) {
+      const n = sys.sendmmsg(socket.fd, batch.msghdrAddress(i), end - i, 0);
+      if (n > 0) {
+        stats[STAT.sendCalls]!++;
+        stats[STAT.sendPackets]! += n;
+        i += n;
+        continue;
+      }
+      if (n === -EINTR) continue;
+      if (isCallUnsupported(-n)) {
+        stats[STAT.sendUnavailable]!++;
+        socket.caps.disable("sendmmsg", -n);
+        continue; // the run again, one sendmsg per datagram
+      }
+      if (n === -EINVAL) {
+        // The call's or entry i's? Entry i alone says: if it leaves as it is, the call was refused.
+        if (sendOne(batch, i, stats, sys) === SENT) {
           stats[STAT.sendUnavailable]!++;
-          socket.caps.disable("sendmmsg", -n);
-          continue; // the run again, one sendmsg per datagram
+          socket.caps.disable("sendmmsg", EINVAL);
         }
-        if (n === -EINVAL) {
-          // The call's or entry i's? Entry i alone says: if it leaves as it is, the call was refused.
-          if (sendOne(batch, i, stats, sys) === SENT) {
-            stats[STAT.sendUnavailable]!++;
-            socket.caps.disable("sendmmsg", EINVAL);
-          }
-          i++;
-          continue;
-        }
-        // Entry i failed (buffer full, destination refused...): count it, skip it, carry on with the rest.
-        countFailure(stats, -n);
         i++;
         continue;
       }
-      sendOne(batch, i, stats, sys);
+      // Entry i failed (buffer full, destination refused...): count it, skip it, carry on with the rest.
+      countFailure(stats, -n);
       i++;
+      continue;
     }
+    sendOne(batch, i, stats, sys);
+    i++;
   }
-  batch.clear();
+}
+
+const gsoMessage = new GsoMessage();
+
+/**
+ * Entries [i, end) of one socket with GSO: each run of two or more (GsoMessage.runEnd) in one sendmsg,
+ * the entries between runs through sendRun. A run the kernel refuses (EIO: no checksum offload on the
+ * route's device; EINVAL: a segment over the MTU, a control message it will not take) goes one by one.
+ */
+function sendWithGso(batch: SendBatch, socket: UdpSocketState, i: number, end: number, stats: Float64Array, sys: Syscalls): void {
+  let plain = i; // start of the entries waiting to go without GSO
+  let j = i;
+  while (j < end) {
+    const k = GsoMessage.runEnd(batch, j, end, socket.maxGsoSegments);
+    if (k - j < 2) {
+      j++;
+      continue;
+    }
+    if (plain < j) sendRun(batch, socket, plain, j, stats, sys);
+    let r: number;
+    do r = sys.sendmsg(socket.fd, gsoMessage.build(batch, j, k), 0);
+    while (r === -EINTR);
+    if (r >= 0) {
+      stats[STAT.sendCalls]!++;
+      stats[STAT.sendPackets]! += k - j;
+      stats[STAT.gsoSends]!++;
+      stats[STAT.gsoSegments]! += k - j;
+      socket.gsoAccepted();
+    } else if (r === -EAGAIN || r === -ENOBUFS) {
+      // The socket's buffer is full: the segments one by one would meet the same.
+      for (let e = j; e < k; e++) countFailure(stats, -r);
+    } else {
+      if (r === -EIO || r === -EINVAL) {
+        stats[STAT.gsoRefused]!++;
+        if (socket.gsoRefused()) stats[STAT.gsoDisabled]!++;
+      }
+      // One by one: each datagram then meets its own fate (a pending ICMP error costs one, not the run).
+      sendRun(batch, socket, j, k, stats, sys);
+    }
+    j = k;
+    plain = k;
+  }
+  if (plain < end) sendRun(batch, socket, plain, end, stats, sys);
 }
 
 function countFailure(stats: Float64Array, errno: number): void {

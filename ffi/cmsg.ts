@@ -1,10 +1,11 @@
 /**
  * The one ancillary-data parser: IP_TTL/IP_TOS (IPv4), IPV6_HOPLIMIT/IPV6_TCLASS (IPv6) and
- * IP_RECVERR/IPV6_RECVERR (sock_extended_err), plus the writer for outgoing TTL/TOS.
+ * IP_RECVERR/IPV6_RECVERR (sock_extended_err), UDP_GRO's segment size, plus the writers for outgoing
+ * TTL/TOS and UDP_SEGMENT.
  */
 import {
   IPPROTO_IP, IPPROTO_IPV6, IP_RECVERR, IP_TOS, IP_TTL,
-  IPV6_HOPLIMIT, IPV6_RECVERR, IPV6_TCLASS,
+  IPV6_HOPLIMIT, IPV6_RECVERR, IPV6_TCLASS, SOL_UDP, UDP_GRO, UDP_SEGMENT,
 } from "./constants.ts";
 import { CMSGHDR, SOCK_EXTENDED_ERR, cmsgAlign, cmsgLen, cmsgSpace, readHostI32, readHostU32, writeHostU32 } from "./layout.ts";
 
@@ -17,8 +18,11 @@ export class CmsgInfo {
   errOrigin = 0;
   errType = 0;
   errCode = 0;
+  /** UDP_GRO: the buffer holds segments of this many bytes (the last may be shorter); 0 when none. */
+  groSize = 0;
 
   reset(): void {
+    this.groSize = 0;
     this.ttl = -1;
     this.tos = -1;
     this.errno = 0;
@@ -52,6 +56,8 @@ export function parseCmsgs(bytes: Uint8Array, offset: number, length: number, ou
       if (type === IPV6_HOPLIMIT && dataLen >= 4) out.ttl = readHostI32(bytes, data);
       else if (type === IPV6_TCLASS && dataLen >= 4) out.tos = readHostI32(bytes, data);
       else if (type === IPV6_RECVERR && dataLen >= SOCK_EXTENDED_ERR.size) readExtendedErr(bytes, data, out);
+    } else if (level === SOL_UDP && type === UDP_GRO && dataLen >= 4) {
+      out.groSize = readHostI32(bytes, data);
     }
     at += cmsgAlign(len);
   }
@@ -83,4 +89,18 @@ export function writeTtlTos(bytes: Uint8Array, offset: number, ipv6: boolean, tt
   if (ttl >= 0) at += writeIntCmsg(bytes, at, ipv6 ? IPPROTO_IPV6 : IPPROTO_IP, ipv6 ? IPV6_HOPLIMIT : IP_TTL, ttl);
   if (tos >= 0) at += writeIntCmsg(bytes, at, ipv6 ? IPPROTO_IPV6 : IPPROTO_IP, ipv6 ? IPV6_TCLASS : IP_TOS, tos);
   return at - offset;
+}
+
+/**
+ * Writes a UDP_SEGMENT control message (the kernel reads a u16: the size every segment but the last has).
+ * Returns the bytes written (cmsgSpace of 2).
+ */
+export function writeSegmentSize(bytes: Uint8Array, at: number, segmentSize: number): number {
+  bytes.fill(0, at, at + cmsgSpace(2));
+  writeHostU32(bytes, at + CMSGHDR.len, cmsgLen(2));
+  writeHostU32(bytes, at + CMSGHDR.level, SOL_UDP);
+  writeHostU32(bytes, at + CMSGHDR.type, UDP_SEGMENT);
+  bytes[at + CMSGHDR.data] = segmentSize & 0xff;
+  bytes[at + CMSGHDR.data + 1] = segmentSize >>> 8;
+  return cmsgSpace(2);
 }

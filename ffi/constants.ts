@@ -20,6 +20,14 @@ export const SO_RXQ_OVFL = 40;
 export const IPPROTO_IP = 0;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
+/** Level of the UDP socket options and control messages (the same number as IPPROTO_UDP). */
+export const SOL_UDP = 17;
+/** UDP generic segmentation offload: a u16 segment size, as socket option or per-send control message. */
+export const UDP_SEGMENT = 103;
+/** UDP generic receive offload: coalesced receives, each with an int gso_size control message. */
+export const UDP_GRO = 104;
+/** The kernel's UDP_MAX_SEGMENTS: segments one GSO send may carry. */
+export const UDP_MAX_SEGMENTS = 64;
 export const TCP_NODELAY = 1;
 export const IPPROTO_IPV6 = 41;
 

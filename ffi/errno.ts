@@ -3,6 +3,7 @@
 export const EPERM = 1;
 export const ENOENT = 2;
 export const EINTR = 4;
+export const EIO = 5;
 export const EBADF = 9;
 export const EAGAIN = 11;
 export const ENOMEM = 12;
@@ -23,7 +24,7 @@ export const ECONNREFUSED = 111;
 export const EHOSTUNREACH = 113;
 
 const NAMES: Record<number, string> = {
-  [EPERM]: "EPERM", [ENOENT]: "ENOENT", [EINTR]: "EINTR", [EBADF]: "EBADF", [EAGAIN]: "EAGAIN",
+  [EPERM]: "EPERM", [ENOENT]: "ENOENT", [EINTR]: "EINTR", [EIO]: "EIO", [EBADF]: "EBADF", [EAGAIN]: "EAGAIN",
   [ENOMEM]: "ENOMEM", [EACCES]: "EACCES", [EFAULT]: "EFAULT", [EINVAL]: "EINVAL", [EMFILE]: "EMFILE",
   [ENOSYS]: "ENOSYS", [EMSGSIZE]: "EMSGSIZE", [EPROTONOSUPPORT]: "EPROTONOSUPPORT",
   [EOPNOTSUPP]: "EOPNOTSUPP", [EAFNOSUPPORT]: "EAFNOSUPPORT", [EADDRINUSE]: "EADDRINUSE",

@@ -6,6 +6,7 @@ export * from "./sockaddr.ts";
 export * from "./cmsg.ts";
 export * from "./recv-batch.ts";
 export * from "./send-batch.ts";
+export * from "./gso-message.ts";
 export * from "./stats.ts";
 export * from "./socket.ts";
 export * from "./udp-state.ts";

@@ -45,12 +45,15 @@ export const EPOLL_EVENT = { size: 12, events: 0, data: 4 } as const;
 export const SOCK_EXTENDED_ERR = { size: 16, errno: 0, origin: 4, type: 5, code: 6, info: 8, data: 12 } as const;
 
 /**
- * Control space for one received datagram: TTL and TOS (IPv4: int + unsigned char; IPv6: int + int).
- * Sized for exactly those two (coturn does the same); anything more is cut and flagged MSG_CTRUNC.
+ * Control space for one received datagram: TTL and TOS (IPv4: int + unsigned char; IPv6: int + int), and
+ * UDP_GRO's int segment size. Sized for exactly those (coturn does the same for the first two); anything
+ * more is cut and flagged MSG_CTRUNC.
  */
-export const RECV_CONTROL_SPACE = cmsgSpace(4) * 2;
+export const RECV_CONTROL_SPACE = cmsgSpace(4) * 3;
 /** Control space for one sent datagram: TTL/hop limit and TOS/traffic class, both int. */
 export const SEND_CONTROL_SPACE = cmsgSpace(4) * 2;
+/** Control space for one GSO send: UDP_SEGMENT's u16, then the run's TTL/TOS. */
+export const GSO_CONTROL_SPACE = cmsgSpace(2) + SEND_CONTROL_SPACE;
 
 /** Writes a pointer (below 2^53, as every user-space address is) into a u32 view at a byte offset. */
 export function writePointer(u32: Uint32Array, byteOffset: number, address: number): void {

@@ -13,6 +13,15 @@ export const RECV_BATCH_MAX = 16;
 /** Large enough for any UDP datagram, so nothing is ever truncated. */
 export const MAX_DATAGRAM = 65536;
 
+/**
+ * Datagrams in a received buffer of `length` bytes whose UDP_GRO control message gave `groSize` (0: none):
+ * the kernel coalesced segments of groSize bytes, the last possibly shorter, so the cut points are every
+ * groSize bytes.
+ */
+export function groSegmentCount(length: number, groSize: number): number {
+  return groSize > 0 && length > groSize ? Math.ceil(length / groSize) : 1;
+}
+
 export function addressOf(buffer: ArrayBuffer): number {
   return ptr(buffer) as unknown as number;
 }

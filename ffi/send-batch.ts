@@ -1,6 +1,9 @@
 /**
  * The per-engine send buffers (see recv-batch.ts for the layout idea): datagrams queued during one drain,
  * each with the UdpSocketState of the socket it leaves from, sent by flushSendBatch (batch-io.ts).
+ * An entry is one iovec, or two when a small header goes in front of a payload that has no room before
+ * it (ChannelData inside a GRO buffer); a run of entries can leave as one UDP_SEGMENT message (GsoMessage,
+ * gso-message.ts) whose iovecs are the entries' own, so nothing is copied for GSO either.
  */
 import {
   IOVEC, MMSGHDR, MSGHDR, SEND_CONTROL_SPACE, SOCKADDR_SLOT,
@@ -12,6 +15,11 @@ import { writeTtlTos } from "./cmsg.ts";
 import { MAX_DATAGRAM, addressOf } from "./recv-batch.ts";
 import { TTL_TOS_CHANGE, TTL_TOS_CMSG, type UdpSocketState } from "./udp-state.ts";
 
+/** iovecs per entry: a header and a payload. */
+export const IOVECS_PER_ENTRY = 2;
+/** Bytes of header an entry can carry in its own slot (a ChannelData header is 4). */
+export const ENTRY_HEADER_MAX = 8;
+
 /**
  * Outgoing datagrams collected during one drain and sent with sendmmsg, grouped by socket. A payload
  * that is a view into a registered receive arena is sent from there without a copy (the engine flushes
@@ -21,12 +29,14 @@ export class SendBatch {
   readonly capacity: number;
   readonly slotSize: number;
   private readonly structBuffer: ArrayBuffer;
-  private readonly u32: Uint32Array;
-  private readonly bytes: Uint8Array;
+  /** Word and byte views of the structs (GsoMessage reads the entries' iovecs, names and cmsgs here). */
+  readonly u32: Uint32Array;
+  readonly bytes: Uint8Array;
   readonly vecAddress: number;
-  private readonly iovOffset: number;
-  private readonly namesOffset: number;
-  private readonly controlOffset: number;
+  readonly iovOffset: number;
+  readonly namesOffset: number;
+  readonly controlOffset: number;
+  private readonly headerOffset: number;
   private readonly payloadBuffer: ArrayBuffer;
   private readonly payload: Uint8Array;
   private readonly payloadAddress: number;
@@ -40,14 +50,18 @@ export class SendBatch {
   readonly ttls: Int16Array;
   readonly toss: Int16Array;
   readonly change: Uint8Array;
+  /** Per entry: bytes it sends (header and payload) and its iovec count (1 or 2). */
+  readonly lengths: Int32Array;
+  readonly iovCounts: Uint8Array;
 
   constructor(capacity = 32, slotSize = MAX_DATAGRAM) {
     this.capacity = capacity;
     this.slotSize = slotSize;
     this.iovOffset = capacity * MMSGHDR.size;
-    this.namesOffset = this.iovOffset + capacity * IOVEC.size;
+    this.namesOffset = this.iovOffset + capacity * IOVECS_PER_ENTRY * IOVEC.size;
     this.controlOffset = this.namesOffset + capacity * SOCKADDR_SLOT;
-    this.structBuffer = new ArrayBuffer(this.controlOffset + capacity * SEND_CONTROL_SPACE);
+    this.headerOffset = this.controlOffset + capacity * SEND_CONTROL_SPACE;
+    this.structBuffer = new ArrayBuffer(this.headerOffset + capacity * ENTRY_HEADER_MAX);
     this.u32 = new Uint32Array(this.structBuffer);
     this.bytes = new Uint8Array(this.structBuffer);
     this.vecAddress = addressOf(this.structBuffer);
@@ -58,10 +72,12 @@ export class SendBatch {
     this.ttls = new Int16Array(capacity);
     this.toss = new Int16Array(capacity);
     this.change = new Uint8Array(capacity);
+    this.lengths = new Int32Array(capacity);
+    this.iovCounts = new Uint8Array(capacity);
     for (let i = 0; i < capacity; i++) {
       const hdr = i * MMSGHDR.size;
       writePointer(this.u32, hdr + MSGHDR.name, this.vecAddress + this.namesOffset + i * SOCKADDR_SLOT);
-      writePointer(this.u32, hdr + MSGHDR.iov, this.vecAddress + this.iovOffset + i * IOVEC.size);
+      writePointer(this.u32, hdr + MSGHDR.iov, this.vecAddress + this.iovOffset + i * IOVECS_PER_ENTRY * IOVEC.size);
       writePointer(this.u32, hdr + MSGHDR.iovlen, 1);
     }
   }
@@ -115,25 +131,43 @@ export class SendBatch {
 
   /** push() of data[offset, offset + length): a hot path passes a whole arena and a range, not a view. */
   pushRange(socket: UdpSocketState, address: Uint8Array, port: number, data: Uint8Array, offset: number, length: number, ttl = -1, tos = -1): number {
+    const i = this.begin(socket, address, port, ttl, tos);
+    const iov = this.iovOffset + i * IOVECS_PER_ENTRY * IOVEC.size;
+    this.lengths[i] = this.place(i, iov, data, offset, length);
+    this.iovCounts[i] = 1;
+    writePointer(this.u32, i * MMSGHDR.size + MSGHDR.iovlen, 1);
+    return i;
+  }
+
+  /**
+   * pushRange() with `header[headerOffset, +headerLength)` (at most ENTRY_HEADER_MAX bytes, copied into
+   * the entry's own slot) sent in front of the payload as a second iovec: for a payload with no room
+   * before it to write the header in place.
+   */
+  pushWithHeader(
+    socket: UdpSocketState, address: Uint8Array, port: number, header: Uint8Array, headerOffset: number, headerLength: number,
+    data: Uint8Array, offset: number, length: number, ttl = -1, tos = -1,
+  ): number {
+    const i = this.begin(socket, address, port, ttl, tos);
+    const iov = this.iovOffset + i * IOVECS_PER_ENTRY * IOVEC.size;
+    const slot = this.headerOffset + i * ENTRY_HEADER_MAX;
+    const n = Math.min(headerLength, ENTRY_HEADER_MAX);
+    for (let k = 0; k < n; k++) this.bytes[slot + k] = header[headerOffset + k]!;
+    writePointer(this.u32, iov + IOVEC.base, this.vecAddress + slot);
+    writePointer(this.u32, iov + IOVEC.len, n);
+    this.lengths[i] = n + this.place(i, iov + IOVEC.size, data, offset, length);
+    this.iovCounts[i] = 2;
+    writePointer(this.u32, i * MMSGHDR.size + MSGHDR.iovlen, 2);
+    return i;
+  }
+
+  /** Takes entry i, its socket, destination and TTL/TOS plan. */
+  private begin(socket: UdpSocketState, address: Uint8Array, port: number, ttl: number, tos: number): number {
     const i = this.count++;
     const hdr = i * MMSGHDR.size;
-    const iov = this.iovOffset + i * IOVEC.size;
     this.sockets[i] = socket;
     const nameLen = writeSockaddr(this.bytes, this.namesOffset + i * SOCKADDR_SLOT, address, port);
     this.u32[(hdr + MSGHDR.namelen) >>> 2] = nameLen;
-    let base: number;
-    if (data === this.borrowView) {
-      base = this.borrowAddress + offset;
-    } else if (data.buffer === this.borrowBuffer) {
-      base = this.borrowAddress + data.byteOffset + offset;
-    } else {
-      const n = Math.min(length, this.slotSize);
-      this.payload.set(offset === 0 && n === data.length ? data : data.subarray(offset, offset + n), i * this.slotSize);
-      base = this.payloadAddress + i * this.slotSize;
-      length = n;
-    }
-    writePointer(this.u32, iov + IOVEC.base, base);
-    writePointer(this.u32, iov + IOVEC.len, length);
     this.ttls[i] = ttl;
     this.toss[i] = tos;
     const plan = socket.planTtlTos(ttl, tos);
@@ -148,11 +182,30 @@ export class SendBatch {
     return i;
   }
 
+  /** Points the iovec at byte offset `iov` at the payload: in place when borrowed, else copied into entry i's slot. */
+  private place(i: number, iov: number, data: Uint8Array, offset: number, length: number): number {
+    let base: number;
+    if (data === this.borrowView) {
+      base = this.borrowAddress + offset;
+    } else if (data.buffer === this.borrowBuffer) {
+      base = this.borrowAddress + data.byteOffset + offset;
+    } else {
+      const n = Math.min(length, this.slotSize);
+      this.payload.set(offset === 0 && n === data.length ? data : data.subarray(offset, offset + n), i * this.slotSize);
+      base = this.payloadAddress + i * this.slotSize;
+      length = n;
+    }
+    writePointer(this.u32, iov + IOVEC.base, base);
+    writePointer(this.u32, iov + IOVEC.len, length);
+    return length;
+  }
+
   msghdrAddress(i: number): number {
     return this.vecAddress + i * MMSGHDR.size;
   }
+  /** Bytes entry i sends (its header, if any, and its payload). */
   entryLength(i: number): number {
-    return this.u32[(this.iovOffset + i * IOVEC.size + IOVEC.len) >>> 2]!;
+    return this.lengths[i]!;
   }
   isIpv6(i: number): boolean {
     return sockaddrFamily(this.bytes, this.namesOffset + i * SOCKADDR_SLOT) === AF_INET6;

@@ -27,6 +27,12 @@ export const BATCH_STATS = {
   sendErrors: { kind: "counter", help: "Datagrams the kernel refused to send" },
   sendUnavailable: { kind: "counter", help: "sendmmsg refused by the kernel (switched to sendmsg)" },
   sendRefused: { kind: "counter", help: "Datagrams refused for themselves (e.g. destination port 0, EMSGSIZE, EACCES): dropped, batching stays on; part of the send errors" },
+  segments: { kind: "counter", line: "segments", help: "Datagrams received, each segment of a UDP_GRO buffer counted (packets counts the buffer once)" },
+  groBuffers: { kind: "counter", line: "gro_buffers", help: "Received UDP_GRO buffers that held more than one datagram" },
+  gsoSends: { kind: "counter", line: "gso_sends", help: "Send calls that carried a run of datagrams as one UDP_SEGMENT message (part of the send calls)" },
+  gsoSegments: { kind: "counter", line: "gso_segments", help: "Datagrams sent within UDP_SEGMENT messages (part of the datagrams sent)" },
+  gsoRefused: { kind: "counter", help: "UDP_SEGMENT sends the kernel refused (EIO, EINVAL): that run was sent one by one" },
+  gsoDisabled: { kind: "counter", help: "Sockets whose GSO was switched off after repeated refusals" },
 } as const satisfies Record<string, BatchStatSpec>;
 
 export type BatchStatName = keyof typeof BATCH_STATS;
@@ -55,11 +61,21 @@ export function recordBatch(stats: Float64Array, n: number): void {
     return;
   }
   stats[STAT.packets]! += n;
+  stats[STAT.segments]! += n;
   if (n === 1) stats[STAT.hist1]!++;
   else if (n === 2) stats[STAT.hist2]!++;
   else if (n <= 4) stats[STAT.hist3to4]!++;
   else if (n <= 8) stats[STAT.hist5to8]!++;
   else stats[STAT.hist9to16]!++;
+}
+
+/**
+ * A received buffer was cut into `segments` datagrams (UDP_GRO): recordBatch counted it as one segment,
+ * this adds the others.
+ */
+export function recordGroBuffer(stats: Float64Array, segments: number): void {
+  stats[STAT.groBuffers]!++;
+  stats[STAT.segments]! += segments - 1;
 }
 
 /** coturn's line: `udp-recvmmsg stats: calls=… packets=… avg_batch=… wouldblock=… …`, from the table's `line` keys. */
@@ -72,6 +88,12 @@ export function formatRecvmmsgStats(s: Float64Array): string {
     if (name === "packets") {
       const calls = s[STAT.calls]!;
       parts.push(`avg_batch=${(calls > 0 ? s[STAT.packets]! / calls : 0).toFixed(2)}`);
+    } else if (name === "segments") {
+      const calls = s[STAT.calls]!;
+      parts.push(`avg_segments=${(calls > 0 ? s[STAT.segments]! / calls : 0).toFixed(2)}`);
+    } else if (name === "gsoSegments") {
+      const sends = s[STAT.sendCalls]!;
+      parts.push(`avg_send_segments=${(sends > 0 ? s[STAT.sendPackets]! / sends : 0).toFixed(2)}`);
     }
   }
   return `udp-recvmmsg stats: ${parts.join(" ")}`;

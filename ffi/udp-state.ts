@@ -11,10 +11,15 @@
  * - sticky TTL/TOS: what the socket's IP_TTL/IP_TOS options are (or will be once queued datagrams leave),
  *   so a run of relayed datagrams with the same TTL/TOS goes without a control message each.
  * - DONT-FRAGMENT, and whether the kernel refused our TTL/TOS control message (then it is left out).
- * - room for GSO/GRO (segments per call), which are per socket because they depend on the route/device.
+ * - GSO/GRO (segments per call), which are per socket because they depend on the route/device: UDP_GRO
+ *   is asked for at open and kept only if the kernel takes it; UDP_SEGMENT is probed at open (setting
+ *   the socket-wide segment size to 0, "none", succeeds only where the kernel knows the option) and
+ *   switched off for this socket alone when the kernel keeps refusing GSO sends (quinn-udp does the same
+ *   on EIO: a device without checksum offload).
  */
 import {
-  IPPROTO_IP, IPPROTO_IPV6, IP_TOS, IP_TTL, IPV6_TCLASS, IPV6_UNICAST_HOPS,
+  IPPROTO_IP, IPPROTO_IPV6, IP_TOS, IP_TTL, IPV6_TCLASS, IPV6_UNICAST_HOPS, SOL_UDP, UDP_GRO,
+  UDP_MAX_SEGMENTS, UDP_SEGMENT,
 } from "./constants.ts";
 import { libc, type Syscalls } from "./libc.ts";
 import { closeSocket, openUdpSocket, setDontFragment, setIntOption, type UdpSocketOptions } from "./socket.ts";
@@ -69,7 +74,14 @@ export interface UdpSocketStateOptions {
    * otherwise. Off: every datagram that asks for a TTL/TOS carries it as a control message.
    */
   stickyTtlTos?: boolean;
+  /** Send runs of equal-sized datagrams as one UDP_SEGMENT message (if the kernel knows the option). */
+  gso?: boolean;
+  /** Receive coalesced UDP_GRO buffers (if the kernel takes the option). */
+  gro?: boolean;
 }
+
+/** GSO sends in a row the kernel refused (EIO/EINVAL) before GSO goes off for that socket. */
+export const GSO_REFUSALS_BEFORE_OFF = 3;
 
 export class UdpSocketState {
   readonly fd: number;
@@ -90,10 +102,12 @@ export class UdpSocketState {
    * `sendmsg_einval`): later datagrams go without one (with sticky TTL/TOS, through the options instead).
    */
   cmsgRefused = false;
-  /** GSO: datagrams per send call the kernel takes on this socket (1: no UDP_SEGMENT; room for later). */
+  /** GSO: datagrams per send call the kernel takes on this socket (1: no UDP_SEGMENT). */
   maxGsoSegments = 1;
-  /** GRO: datagrams the kernel may coalesce into one receive (1: no UDP_GRO; room for later). */
+  /** GRO: datagrams the kernel may coalesce into one receive (1: no UDP_GRO). */
   groSegments = 1;
+  /** GSO sends refused in a row (reset by one that leaves). */
+  private gsoRefusals = 0;
 
   constructor(fd: number, family: 4 | 6, caps: UdpCapabilities, options: UdpSocketStateOptions = {}) {
     this.fd = fd;
@@ -104,7 +118,38 @@ export class UdpSocketState {
 
   /** openUdpSocket, wrapped. Throws SyscallError; never leaks the fd. */
   static open(options: UdpSocketOptions & UdpSocketStateOptions, caps: UdpCapabilities, sys: Syscalls = libc): UdpSocketState {
-    return new UdpSocketState(openUdpSocket(options, sys), options.family, caps, options);
+    const state = new UdpSocketState(openUdpSocket(options, sys), options.family, caps, options);
+    if (options.gro) state.enableGro(sys);
+    if (options.gso) state.enableGso(sys);
+    return state;
+  }
+
+  /** Asks for UDP_GRO. Returns whether the kernel took it (if not, receives stay one datagram each). */
+  enableGro(sys: Syscalls = libc): boolean {
+    this.groSegments = setIntOption(this.fd, SOL_UDP, UDP_GRO, 1, sys) === 0 ? UDP_MAX_SEGMENTS : 1;
+    return this.groSegments > 1;
+  }
+
+  /** Probes UDP_SEGMENT (socket-wide size 0: none, so sends without the cmsg are unchanged). */
+  enableGso(sys: Syscalls = libc): boolean {
+    this.maxGsoSegments = setIntOption(this.fd, SOL_UDP, UDP_SEGMENT, 0, sys) === 0 ? UDP_MAX_SEGMENTS : 1;
+    this.gsoRefusals = 0;
+    return this.maxGsoSegments > 1;
+  }
+
+  /**
+   * The kernel refused a GSO send (EIO, EINVAL): that run goes one by one. After GSO_REFUSALS_BEFORE_OFF
+   * in a row, GSO is off for this socket (only). Returns whether it is off now.
+   */
+  gsoRefused(): boolean {
+    if (++this.gsoRefusals < GSO_REFUSALS_BEFORE_OFF) return false;
+    this.maxGsoSegments = 1;
+    return true;
+  }
+
+  /** A GSO send left: earlier refusals were the datagrams', not the socket's. */
+  gsoAccepted(): void {
+    this.gsoRefusals = 0;
   }
 
   close(sys: Syscalls = libc): void {

@@ -69,6 +69,12 @@ const FAMILIES = [
   { name: "bunturn_udp_send_errors_total", samples: "sendErrors" },
   { name: "bunturn_udp_sendmmsg_unavailable_total", samples: "sendUnavailable" },
   { name: "bunturn_udp_send_refused_total", samples: "sendRefused" },
+  { name: "bunturn_udp_receive_segments_total", samples: "segments" },
+  { name: "bunturn_udp_gro_buffers_total", samples: "groBuffers" },
+  { name: "bunturn_udp_gso_sends_total", samples: "gsoSends" },
+  { name: "bunturn_udp_gso_segments_total", samples: "gsoSegments" },
+  { name: "bunturn_udp_gso_refused_total", samples: "gsoRefused" },
+  { name: "bunturn_udp_gso_disabled_total", samples: "gsoDisabled" },
   { name: "bunturn_engine_allocations", help: "Allocations per relay engine (thread)", samples: "allocations", perEngine: true },
   { name: "bunturn_engine_relay_sockets", help: "Relay sockets per relay engine (thread)", samples: "relaySockets", perEngine: true },
 ] as const satisfies readonly CounterFamily[];

@@ -21,7 +21,7 @@ export class SocketScope {
   private readonly sockets: UdpSocketState[] = [];
   open(
     family: 4 | 6 = 4,
-    options: { receiveTtlTos?: boolean; receiveErrors?: boolean; stickyTtlTos?: boolean } = {},
+    options: { receiveTtlTos?: boolean; receiveErrors?: boolean; stickyTtlTos?: boolean; gso?: boolean; gro?: boolean } = {},
     caps = new UdpCapabilities({ recvmmsg: true, sendmmsg: true }),
   ): TestSocket {
     const udp = UdpSocketState.open({ family, address: family === 4 ? LOOPBACK4 : LOOPBACK6, port: 0, ...options }, caps);

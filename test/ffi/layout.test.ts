@@ -22,7 +22,7 @@ describe("struct layouts (Linux x86_64, glibc)", () => {
     expect(cmsgSpace(12)).toBe(32); // in_pktinfo
     expect(cmsgSpace(20)).toBe(40); // in6_pktinfo
     expect([EPOLL_EVENT.size, EPOLL_EVENT.data]).toEqual([12, 4]);
-    expect(RECV_CONTROL_SPACE).toBe(48);
+    expect(RECV_CONTROL_SPACE).toBe(72);
     expect(SOCKADDR_SLOT).toBeGreaterThanOrEqual(SOCKADDR_IN6.size);
   });
 
