@@ -5,6 +5,7 @@
 import type { ExternalIp, ListenAddress, RelayAddress } from "./addresses.ts";
 import type { Alternates } from "./alternates.ts";
 import type { StreamLimits } from "./stream-limits.ts";
+import type { RedisTarget } from "./redis-target.ts";
 import type { PeerPolicyOptions } from "../turn/peer-policy.ts";
 
 export type AuthConfig =
@@ -101,6 +102,15 @@ export interface RelayConfig {
   alternates: Alternates;
   /** `--drain-min-allocations`: a draining server exits once allocations fall to this many. */
   drainMinAllocations: number;
+  /** What a fleet of relays shares (docs/fleet.md); both absent = this relay alone. */
+  fleet: FleetConfig;
+}
+
+export interface FleetConfig {
+  /** `--fleet-redis`: nonce secret, fleet-wide quotas. */
+  redis?: RedisTarget;
+  /** `--nonce-secret-file`: the nonce key, the same file on every relay. */
+  nonceSecretFile?: string;
 }
 
 export interface TlsConfig {

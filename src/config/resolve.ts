@@ -17,6 +17,7 @@ import { resolveAddresses } from "./resolve-addresses.ts";
 import { resolveAuth } from "./resolve-auth.ts";
 import { resolveLog } from "./resolve-log.ts";
 import { resolveTls } from "./resolve-tls.ts";
+import { parseRedisTarget } from "./redis-target.ts";
 
 export type { AuthConfig, ExternalIp, ListenAddress, LogConfig, RelayAddress, RelayConfig, TlsConfig };
 export { ConfigError, mergeOption, mergeRaw };
@@ -106,7 +107,15 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
       hostAddresses: host,
     }),
     drainMinAllocations: checkNotNegative(get<number>(raw, "drain-min-allocations"), "drain-min-allocations"),
+    fleet: {},
   };
+  const fleetRedis = get<string | undefined>(raw, "fleet-redis");
+  if (fleetRedis !== undefined) config.fleet.redis = parseRedisTarget(fleetRedis, "fleet-redis");
+  const nonceSecretFile = get<string | undefined>(raw, "nonce-secret-file");
+  if (nonceSecretFile !== undefined) {
+    if (nonceSecretFile.trim() === "") throw new ConfigError("--nonce-secret-file needs a file name");
+    config.fleet.nonceSecretFile = nonceSecretFile;
+  }
   if (config.stunOnly && config.noStun) throw new ConfigError("--stun-only and --no-stun together leave nothing to serve");
   if (generatedUser) config.generatedUser = generatedUser;
   if (get<boolean>(raw, "prometheus") === true) {
