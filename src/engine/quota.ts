@@ -10,6 +10,10 @@
  * The total is an atomic add followed by a check and an undo when over the limit, so two engines racing
  * for the last slot can both be refused, never both admitted.
  *
+ * In a fleet (--fleet-redis) the other relays' allocations are added to this server's own, from shared
+ * memory the main thread refreshes every heartbeat (./fleet-counts.ts): two relays racing within one
+ * heartbeat can both admit, so a fleet's quota can be exceeded by what arrives within a second.
+ *
  * An EVEN-PORT reservation (RFC 8656 §7.2, R bit) holds a port for 30 s, so it counts as one of its
  * user's allocations while its token lives: the core acquires a unit for it and then records the token
  * (./reservation-holds.ts). Whichever engine redeems the token takes the unit over (acquireReserved);
@@ -19,7 +23,8 @@ import type { Endpoint } from "../net/endpoint.ts";
 import type { AllocationQuota } from "../turn/api.ts";
 import { restUserOf } from "../turn/credentials.ts";
 import { createReservationTable, putReservation, reservationCount, takeReservation } from "./reservation-holds.ts";
-import { changeUser, createUserTable, lockTable, unlockTable, userHash, usersInTable, type UserHash } from "./user-table.ts";
+import { changeUser, createUserTable, lockTable, unlockTable, userCounts, userHash, usersInTable, type UserHash } from "./user-table.ts";
+import { createFleetCounts, othersOfUser, othersTotal, type FleetCounts } from "./fleet-counts.ts";
 
 const TOTAL_CELL = 0;
 
@@ -32,6 +37,16 @@ export interface QuotaShared {
   bandwidth: BigInt64Array;
   /** EVEN-PORT reservations counted against their user (./reservation-holds.ts). */
   reservations: Int32Array;
+  /** The other relays' allocations (./fleet-counts.ts); all zero for a relay alone. */
+  fleet: FleetCounts;
+}
+
+/** This server's own allocations, in total and per user hash (what a fleet heartbeat publishes). */
+export function localCounts(shared: QuotaShared): { total: number; users: Array<[UserHash, number]> } {
+  lockTable(shared.counts);
+  const users = userCounts(shared.users);
+  unlockTable(shared.counts);
+  return { total: Atomics.load(shared.counts, TOTAL_CELL), users };
 }
 
 /** A username's place in the user table; null when allocations are not counted per user. */
@@ -59,6 +74,7 @@ export function createQuotaShared(): QuotaShared {
     users: createUserTable(),
     bandwidth: new BigInt64Array(new SharedArrayBuffer(8)),
     reservations: createReservationTable(),
+    fleet: createFleetCounts(),
   };
 }
 
@@ -67,12 +83,14 @@ export class SharedQuota implements AllocationQuota {
   private readonly users: Int32Array;
   private readonly bandwidth: BigInt64Array;
   private readonly reservations: Int32Array;
+  private readonly fleet: FleetCounts;
 
   constructor(shared: QuotaShared, private readonly limits: QuotaLimits) {
     this.counts = shared.counts;
     this.users = shared.users;
     this.bandwidth = shared.bandwidth;
     this.reservations = shared.reservations;
+    this.fleet = shared.fleet;
   }
 
   /** Allocations counted on the whole server (all engines). */
@@ -170,7 +188,7 @@ export class SharedQuota implements AllocationQuota {
   /** One more allocation, for the server and its user (if counted): false = over a quota. */
   private admit(key: UserKey): boolean {
     const total = Atomics.add(this.counts, TOTAL_CELL, 1) + 1;
-    if (this.limits.totalQuota > 0 && total > this.limits.totalQuota) {
+    if (this.limits.totalQuota > 0 && total + othersTotal(this.fleet) > this.limits.totalQuota) {
       Atomics.sub(this.counts, TOTAL_CELL, 1);
       return false;
     }
@@ -190,7 +208,9 @@ export class SharedQuota implements AllocationQuota {
     this.unlock();
   }
 
+  /** `quota` counts the whole fleet: what the other relays hold of it is not left for this one. */
   private changeUserLocked(key: UserHash, delta: 1 | -1, quota: number): boolean {
+    if (delta === 1) quota -= othersOfUser(this.fleet, key);
     return changeUser(this.users, this.counts, key, delta, quota);
   }
 

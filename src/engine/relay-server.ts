@@ -5,7 +5,6 @@
  * metrics ask (counters, sessions, drain, certificate reload), prints the recvmmsg stats line, and stops
  * everything cleanly.
  */
-import { randomBytes } from "node:crypto";
 import { UdpCapabilities, formatRecvmmsgStats } from "../../ffi/index.ts";
 import type { RelayConfig } from "../config/resolve.ts";
 import { BLOCK_SLOTS, SLOT, counterBlocks, sumCounterBlocks } from "./counters.ts";
@@ -22,6 +21,7 @@ import { EngineAdmin, type Session } from "./admin-channel.ts";
 import { EngineWorkers, type RelayHooks } from "./engine-workers.ts";
 import { StartupError, connectionCap, probeListeners } from "./startup-checks.ts";
 import { TlsService } from "./tls-service.ts";
+import { Fleet } from "../fleet/fleet.ts";
 import { VERSION } from "../version.ts";
 import type { Logger } from "../logger.ts";
 
@@ -49,6 +49,8 @@ export class RelayServer {
   /** TCP and TLS connection counts, per source and in total, shared by the engines and the TLS front end. */
   private readonly connectionTable: ConnectionTableShared = createConnectionTable();
   readonly connections: ConnectionLimits;
+  /** What this relay shares with a fleet (nonce key, quota counts); a fleet of one without options. */
+  private fleet: Fleet | undefined;
 
   private constructor(config: RelayConfig, logger: Logger, hooks: RelayHooks) {
     this.config = config;
@@ -71,6 +73,12 @@ export class RelayServer {
     const listeningIps = listenAddresses.map((l) => l.ip);
     const streams = { ...config.streams, maxConnections: connectionCap(config, logger) };
     const server = new RelayServer({ ...config, listeningIps, listenAddresses, streams }, logger, hooks);
+    try {
+      server.fleet = await Fleet.start(config, logger);
+    } catch (error) {
+      await server.stop();
+      throw new StartupError((error as Error).message);
+    }
     try {
       server.listeners.push(...(await server.spawnEngines()));
     } catch (error) {
@@ -118,9 +126,10 @@ export class RelayServer {
   private spawnEngines(): Promise<string[]> {
     const { config } = this;
     const capabilityCells = UdpCapabilities.sharedCells({ recvmmsg: config.udpRecvmmsg, sendmmsg: config.udpSendmmsg });
-    const nonceSecret = new Uint8Array(randomBytes(32));
+    const nonceSecret = this.fleet!.nonceSecret;
     // One set of quota counters for the whole server: --total-quota and --user-quota span every engine.
     const quota = createQuotaShared();
+    this.fleet!.beat(quota);
     return this.engines.start(config.relayThreads, (index) => ({
       index,
       config,
@@ -242,6 +251,7 @@ export class RelayServer {
     this.tls?.stop();
     Atomics.store(this.control, CONTROL_STOP, 1);
     await this.engines.stop();
+    await this.fleet?.stop();
     this.tls?.removeDirectory();
   }
 }

@@ -99,3 +99,13 @@ function removeSlot(t: Int32Array, hole: number): void {
   }
   t[hole * 3 + 2] = 0;
 }
+
+/** Every user's count, for the fleet heartbeat (src/fleet/fleet-quota.ts); the caller holds the lock. */
+export function userCounts(t: Int32Array): Array<[UserHash, number]> {
+  const out: Array<[UserHash, number]> = [];
+  for (let i = 0; i < USER_SLOTS; i++) {
+    const count = t[i * 3 + 2]!;
+    if (count > 0) out.push([{ high: t[i * 3]!, low: t[i * 3 + 1]! }, count]);
+  }
+  return out;
+}

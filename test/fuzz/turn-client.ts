@@ -58,6 +58,11 @@ export class TurnClient {
     return client;
   }
 
+  /** Sends what follows to another server from the same socket (a client moving within a fleet keeps its nonce). */
+  moveTo(server: { host: string; port: number }): void {
+    this.o.server = server;
+  }
+
   get localPort(): number {
     return this.socket.port;
   }
