@@ -1,9 +1,10 @@
 /**
  * The test servers themselves (./db-servers.ts): each starts on its loopback port, answers bunturn's
  * user over TCP with its password through Bun.SQL, survives a stop and start with its data, and starts
- * fast enough for CI (its start-up time is printed).
+ * fast enough for CI (its start-up time is printed); Redis answers Bun's RedisClient and comes back
+ * empty after a crash.
  */
-import { SQL } from "bun";
+import { RedisClient, SQL } from "bun";
 import { expect } from "bun:test";
 import { dbTest, startServer, type ServerKind } from "./db-servers.ts";
 
@@ -28,3 +29,23 @@ for (const kind of ["postgres", "mariadb"] as ServerKind[]) {
     }
   });
 }
+
+dbTest("redis", "redis: starts on loopback, answers RedisClient, comes back empty after a crash", async () => {
+  const server = await startServer("redis");
+  try {
+    console.log(`db: redis started in ${server.startupMs} ms`);
+    expect(server.startupMs).toBeLessThan(10000);
+    const url = `redis://127.0.0.1:${server.port}`;
+    let client = new RedisClient(url);
+    await client.set("kept", "7");
+    expect(await client.get("kept")).toBe("7");
+    client.close();
+    await server.stop();
+    await server.start();
+    client = new RedisClient(url);
+    expect(await client.get("kept")).toBeNull();
+    client.close();
+  } finally {
+    await server.destroy();
+  }
+});

@@ -1,8 +1,9 @@
 /**
  * Real database servers for tests, started here on a loopback port in a temporary directory (Debian's
- * `postgresql` and `mariadb-server` packages; .ci/run installs them): nothing the host already runs is
- * touched. Each start is timed (`startupMs`) and made fast (no fsync: the data is thrown away). A server
- * can be stopped and started again on the same port and data, as an outage mid-run.
+ * `postgresql`, `mariadb-server` and `redis-server` packages; .ci/run installs them): nothing the host
+ * already runs is touched. Each start is timed (`startupMs`) and made fast (no fsync: the data is thrown away). A server
+ * can be stopped and started again on the same port and data, as an outage mid-run (Redis is killed,
+ * as a crash, and comes back empty: it persists nothing).
  *
  * `dbTest(kind, ...)` is `test` when the server's binaries are here and `test.skip` with one line when
  * not; with BUNTURN_REQUIRE_E2E=1 (CI) missing binaries fail instead.
@@ -13,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./ports.ts";
 
-export type ServerKind = "postgres" | "mariadb";
+export type ServerKind = "postgres" | "mariadb" | "redis";
 
 export interface DbServer {
   kind: ServerKind;
@@ -50,10 +51,11 @@ function mariadbBins(): { server: string; install: string } | null {
   return server && install ? { server, install } : null;
 }
 
-const PACKAGE: Record<ServerKind, string> = { postgres: "postgresql", mariadb: "mariadb-server" };
+const PACKAGE: Record<ServerKind, string> = { postgres: "postgresql", mariadb: "mariadb-server", redis: "redis-server" };
 const PRESENT: Record<ServerKind, () => boolean> = {
   postgres: () => postgresBin() !== null && (!IS_ROOT || Bun.which("runuser") !== null),
   mariadb: () => mariadbBins() !== null,
+  redis: () => Bun.which("redis-server") !== null,
 };
 const told = new Set<ServerKind>();
 
@@ -200,6 +202,34 @@ export async function startMariadb(): Promise<DbServer> {
   };
 }
 
+/** Redis: no persistence (--save '', no AOF), so `stop` is a crash (SIGKILL) and `start` comes back empty. */
+export async function startRedis(): Promise<DbServer> {
+  const began = performance.now();
+  const dir = mkdtempSync(join(tmpdir(), "bunturn-redis-"));
+  const port = freePort();
+  let proc: ReturnType<typeof Bun.spawn> | undefined;
+  const start = async () => {
+    proc = Bun.spawn(["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], { stdout: "ignore", stderr: "ignore", stdin: "ignore" });
+    const started = proc;
+    await waitForPort(port, 10000, () => started.exitCode === null, "redis-server");
+  };
+  const stop = async () => {
+    if (proc === undefined || proc.exitCode !== null) return;
+    proc.kill("SIGKILL");
+    await proc.exited;
+    await waitForClosed(port, 10000);
+  };
+  await start();
+  const startupMs = Math.round(performance.now() - began);
+  return {
+    kind: "redis", port, database: "0", user: "", password: "", startupMs, start, stop,
+    destroy: async () => {
+      await stop().catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 export function startServer(kind: ServerKind): Promise<DbServer> {
-  return kind === "postgres" ? startPostgres() : startMariadb();
+  return kind === "postgres" ? startPostgres() : kind === "mariadb" ? startMariadb() : startRedis();
 }

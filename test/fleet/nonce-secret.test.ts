@@ -3,22 +3,23 @@
  * another (no 438 Stale Nonce, RFC 8489 §9.2.4), with --nonce-secret-file or with --fleet-redis; two
  * relays with neither reject each other's nonces (what this fixes, and proof the check can see it).
  */
+import { RedisClient } from "bun";
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PASSWORD, USER, startBunturn, type Running } from "../e2e/harness.ts";
 import { TurnClient } from "../fuzz/turn-client.ts";
-import { redisTest, startRedis, type RunningRedis } from "./redis-server.ts";
+import { dbTest, startServer, type DbServer } from "../db-servers.ts";
 
 const running: Running[] = [];
-const redises: RunningRedis[] = [];
+const redises: DbServer[] = [];
 const clients: TurnClient[] = [];
 const dir = mkdtempSync(join(tmpdir(), "bunturn-nonce-"));
 afterAll(async () => {
   for (const c of clients.splice(0)) c.close();
   await Promise.all(running.splice(0).map((r) => r.stop()));
-  await Promise.all(redises.splice(0).map((r) => r.stop()));
+  await Promise.all(redises.splice(0).map((r) => r.destroy()));
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -61,13 +62,16 @@ describe("fleet-wide nonce secret", () => {
     await expect(relay(["--nonce-secret-file", file])).rejects.toThrow(/at least 16 bytes/);
   }, 30_000);
 
-  redisTest("--fleet-redis: the first relay creates the key, the next reads it; nonces carry over", async () => {
-    const redis = await startRedis();
+  dbTest("redis", "--fleet-redis: the first relay creates the key, the next reads it; nonces carry over", async () => {
+    const redis = await startServer("redis");
+    const url = `redis://127.0.0.1:${redis.port}`;
     redises.push(redis);
-    const a = await relay(["--fleet-redis", redis.url]);
+    const a = await relay(["--fleet-redis", url]);
     const b = await relay(["--fleet-redis", `host=127.0.0.1 port=${redis.port} dbname=0`]);
     expect(await nonceCarriesOver(a, b, "127.0.31.4")).toBe(true);
     expect(await nonceCarriesOver(b, a, "127.0.31.5")).toBe(true);
-    expect(await redis.client.send("EXISTS", ["bunturn/fleet/realm/bunturn.test/nonce-secret"])).toBe(1);
+    const client = new RedisClient(url);
+    expect(await client.exists("bunturn/fleet/realm/bunturn.test/nonce-secret")).toBe(true);
+    client.close();
   }, 30_000);
 });
