@@ -4,7 +4,7 @@
  * mapping its local address to the advertised one, and closing it. The engine's event loop learns of
  * each socket through `RelaySocketHooks` (epoll registration, flushing before a close).
  */
-import { UdpSocketState, type UdpCapabilities } from "../../ffi/index.ts";
+import { UdpSocketState, canBindUdp, type UdpCapabilities } from "../../ffi/index.ts";
 import { endpointFromBytes, type Family } from "../net/endpoint.ts";
 import { relayId, type RelayAllocator, type RelayHandle, type RelayId, type RelayOpenRequest, type RelayOpenResult } from "../turn/api.ts";
 import type { RelayAddress } from "../config/resolve.ts";
@@ -96,7 +96,16 @@ export class RelaySockets implements RelayAllocator {
         return { ok: false, code: 508 };
       }
     } else {
-      port = this.pool.claim(request.evenPort, request.reserveNext, now, bind);
+      // With EVEN-PORT's R bit, port + 1 must be bindable too, or the token's redemption would get 508
+      // later: another process (an outgoing connection from the ephemeral range, which overlaps the
+      // default relay range) may hold it. A probe, not a hold: the pool keeps it from our own engines.
+      const acceptable = !request.reserveNext
+        ? bind
+        : (candidate: number): boolean => {
+            if (!canBindUdp(address.local, candidate + 1)) return false;
+            return bind(candidate);
+          };
+      port = this.pool.claim(request.evenPort, request.reserveNext, now, acceptable);
       if (port === 0) return { ok: false, code: 508 };
       if (request.reserveNext) reservationToken = this.pool.newToken(port + 1, family);
     }
