@@ -72,7 +72,6 @@ export const COTURN_NAMES: Record<string, CoturnName> = {
   "mysql-userdb": refused(NO_DB, "required", "M"),
   "mongo-userdb": refused(NO_DB, "required", "J"),
   "redis-userdb": refused(NO_DB, "required", "N"),
-  "redis-statsdb": refused("statistics go to --prometheus, not Redis", "required", "O"),
   "prometheus-username-labels": refused("per-user labels make the metric set unbounded"),
   "prometheus-tls": refused("the metrics endpoint speaks plain HTTP: bind it to loopback or put a proxy in front"),
   "prometheus-cert": refused("the metrics endpoint speaks plain HTTP", "required"),

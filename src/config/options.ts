@@ -89,6 +89,7 @@ export const OPTIONS = {
   "log-format": { kind: "string", default: "text", description: "Log line format: text, or json (one object per line: time, level, message)" },
   "control-socket": { kind: "string", description: "Unix socket (created 0600) for 'bunturn admin sessions' and 'bunturn admin kill'; off when unset" },
   "fleet-redis": { kind: "string", description: "Redis shared by a fleet of relays (docs/fleet.md): the nonce secret (unless --nonce-secret-file), and --user-quota/--total-quota counted across every relay of the realm. redis://[:PASSWORD@]HOST[:PORT][/DB] or coturn's 'host=... port=... dbname=... password=...'; while it is down each relay counts alone" },
+  "redis-statsdb": { kind: "string", alias: "O", description: "coturn's Redis statistics database (its keys and events: allocation status, traffic), plus every allocation's usage record appended to the stream bunturn/usage/realm/REALM, kept and retried while Redis is down (docs/fleet.md). coturn's connection string or a redis:// URL" },
   "nonce-secret-file": { kind: "string", description: "File whose contents key the nonces (at least 16 bytes), so every relay given the same file accepts the others' nonces (default: from --fleet-redis, else random per process)" },
   "usage-log": { kind: "string", description: "Append one JSON usage record per allocation, when it ends, to this file (default: to the log as 'usage {...}')" },
   pidfile: { kind: "string", description: "Write the process id to this file at start; removed at a clean stop" },

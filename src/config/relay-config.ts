@@ -109,6 +109,8 @@ export interface RelayConfig {
 export interface FleetConfig {
   /** `--fleet-redis`: nonce secret, fleet-wide quotas. */
   redis?: RedisTarget;
+  /** `--redis-statsdb`: coturn's status and traffic events, and the usage records. */
+  statsdb?: RedisTarget;
   /** `--nonce-secret-file`: the nonce key, the same file on every relay. */
   nonceSecretFile?: string;
 }

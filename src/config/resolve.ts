@@ -111,6 +111,8 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
   };
   const fleetRedis = get<string | undefined>(raw, "fleet-redis");
   if (fleetRedis !== undefined) config.fleet.redis = parseRedisTarget(fleetRedis, "fleet-redis");
+  const statsdb = get<string | undefined>(raw, "redis-statsdb");
+  if (statsdb !== undefined) config.fleet.statsdb = parseRedisTarget(statsdb, "redis-statsdb");
   const nonceSecretFile = get<string | undefined>(raw, "nonce-secret-file");
   if (nonceSecretFile !== undefined) {
     if (nonceSecretFile.trim() === "") throw new ConfigError("--nonce-secret-file needs a file name");

@@ -22,6 +22,7 @@ import { EngineWorkers, type RelayHooks } from "./engine-workers.ts";
 import { StartupError, connectionCap, probeListeners } from "./startup-checks.ts";
 import { TlsService } from "./tls-service.ts";
 import { Fleet } from "../fleet/fleet.ts";
+import { StatsDb } from "../fleet/statsdb.ts";
 import { VERSION } from "../version.ts";
 import type { Logger } from "../logger.ts";
 
@@ -51,6 +52,8 @@ export class RelayServer {
   readonly connections: ConnectionLimits;
   /** What this relay shares with a fleet (nonce key, quota counts); a fleet of one without options. */
   private fleet: Fleet | undefined;
+  /** `--redis-statsdb`: coturn's events and the usage records, in Redis. */
+  private readonly statsdb: StatsDb | undefined;
 
   private constructor(config: RelayConfig, logger: Logger, hooks: RelayHooks) {
     this.config = config;
@@ -65,6 +68,7 @@ export class RelayServer {
       (index) => this.engines.serving(index) && !this.stopping,
     );
     this.usage = new UsageLog(logger, config.usageLog);
+    if (config.fleet.statsdb) this.statsdb = new StatsDb(config.fleet.statsdb, config.realm, logger, () => this.sessions());
     if (config.tls) this.tls = new TlsService(config.tls, config.relayThreads, logger);
   }
 
@@ -85,6 +89,7 @@ export class RelayServer {
       await server.stop();
       throw error;
     }
+    await server.statsdb?.start();
     if (config.udpRecvmmsgLog) {
       server.statsTimer = setInterval(() => server.logRecvmmsgStats(), config.logStatsInterval * 1000);
     }
@@ -156,9 +161,12 @@ export class RelayServer {
       case "ended":
         this.admin.answer(event);
         break;
-      case "usage":
-        this.usage.write(usageRecord(event.index, event.session, event.endedAt));
+      case "usage": {
+        const record = usageRecord(event.index, event.session, event.endedAt);
+        this.usage.write(record);
+        this.statsdb?.ended(event.index, record, event.session);
         break;
+      }
     }
   }
 
@@ -252,6 +260,7 @@ export class RelayServer {
     Atomics.store(this.control, CONTROL_STOP, 1);
     await this.engines.stop();
     await this.fleet?.stop();
+    await this.statsdb?.stop();
     this.tls?.removeDirectory();
   }
 }

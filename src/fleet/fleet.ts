@@ -11,6 +11,9 @@ import { FleetQuota, HEARTBEAT_MS } from "./fleet-quota.ts";
 import { createNonceSecret, loadFleetNonceSecret, nonceSecretFromFile } from "./nonce-secret.ts";
 import { RedisLink } from "./redis-link.ts";
 
+/** The longest a relay's start waits for Redis (then it starts with its own nonce key and counts). */
+const START_WAIT_MS = 3000;
+
 export class Fleet {
   /** The nonce key, in shared memory: the engines read it for every nonce. */
   readonly nonceSecret = createNonceSecret();
@@ -30,6 +33,7 @@ export class Fleet {
   /** Reads the nonce key (from the file, or Redis: one try, bounded, the heartbeat tries again). */
   static async start(config: RelayConfig, logger: Logger): Promise<Fleet> {
     const fleet = new Fleet(config, logger);
+    await fleet.redis?.firstConnection(Math.min(config.fleet.redis!.connectTimeoutMs, START_WAIT_MS));
     await fleet.loadNonceSecret();
     return fleet;
   }

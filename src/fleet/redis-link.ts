@@ -1,8 +1,9 @@
 /**
  * The main thread's connection to a Redis server (Bun's built-in RedisClient), for the fleet's shared
  * state. Nothing on the hot path waits on it: callers run commands from timers and keep their last good
- * data when one fails. Commands fail at once while the connection is down (no offline queue, so nothing
- * piles up), each is bounded in time, and the client reconnects by itself. Going down and coming back
+ * data when one fails. Commands fail at once while the connection is down (no offline queue, and no
+ * command left waiting to run after a reconnect, so nothing piles up), each is bounded in time, and the
+ * client reconnects by itself. Going down and coming back
  * are each logged once per outage, and `up` says which state it is in.
  */
 import { RedisClient } from "bun";
@@ -14,6 +15,7 @@ const COMMAND_TIMEOUT_MS = 1000;
 
 export class RedisLink {
   private readonly client: RedisClient;
+  private readonly connecting: Promise<unknown>;
   private down = false;
   private closed = false;
   /** Outages seen since start (a metric for the operator and the tests). */
@@ -26,9 +28,14 @@ export class RedisLink {
       maxRetries: 0xffffffff,
       enableOfflineQueue: false,
     });
-    this.client.onclose = () => {
-      if (!this.closed) this.markDown("connection closed");
-    };
+    // The first connect keeps trying until Redis answers, and a lost connection is reconnected by the
+    // client itself: commands meanwhile fail at once (send), instead of waiting to run later.
+    this.connecting = this.client.connect().catch(() => {});
+  }
+
+  /** Waits (at most `timeoutMs`) for the first connection: at start, so the first commands can work. */
+  async firstConnection(timeoutMs: number): Promise<void> {
+    await Promise.race([this.connecting, Bun.sleep(timeoutMs)]);
   }
 
   get up(): boolean {
@@ -41,7 +48,7 @@ export class RedisLink {
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       const reply = await Promise.race([
-        this.ready().then(() => this.client.send(command, args)),
+        this.client.connected ? this.client.send(command, args) : Promise.reject(new Error("not connected")),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error(`no answer within ${COMMAND_TIMEOUT_MS} ms`)), COMMAND_TIMEOUT_MS);
         }),
@@ -59,10 +66,6 @@ export class RedisLink {
   close(): void {
     this.closed = true;
     this.client.close();
-  }
-
-  private async ready(): Promise<void> {
-    if (!this.client.connected) await this.client.connect();
   }
 
   private markDown(why: string): void {

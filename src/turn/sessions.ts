@@ -21,6 +21,8 @@ export interface SessionInfo {
   channels: string[];
   /** Unix ms when the allocation was made. */
   startedAt: Millis;
+  /** Unix ms when it expires unless refreshed (a Refresh moves it: how a statistics feed tells one). */
+  expiresAt: Millis;
   /** Relayed client -> peer (application bytes: ChannelData and Send payloads). */
   bytesToPeer: number;
   packetsToPeer: number;
@@ -60,6 +62,7 @@ export function describeSession(a: Allocation, realm: string, now: Millis): Sess
     peers,
     channels,
     startedAt: a.startedAt,
+    expiresAt: a.expiresAt,
     bytesToPeer: a.bytesToPeer,
     packetsToPeer: a.packetsToPeer,
     bytesToClient: a.bytesToClient,
