@@ -106,7 +106,6 @@ export const COTURN_NAMES: Record<string, CoturnName> = {
   "drop-invalid-packets": refused("malformed requests get 400 (rate-limited by --unauthorized-ratelimit)"),
   "drop-invalid-packets-log": refused("malformed requests are not logged"),
   "udp-sendmmsg-log": refused("batch statistics are logged for receiving only (--udp-recvmmsg-log)"),
-  "udp-gso": refused("UDP GSO is not used"),
   "include-reason-string": refused("error responses carry the standard reason phrases only"),
   "multiplex-peer": refused("peer multiplexing is not supported", "none"),
   "multiplex-peer-port": refused("peer multiplexing is not supported", "required"),

@@ -53,6 +53,8 @@ export const OPTIONS = {
   "sock-buf-size": { kind: "number", default: 2097152, description: "Socket send/receive buffer size in bytes (halved on error)" },
   "udp-recvmmsg": { kind: "boolean", description: "Receive UDP in batches of up to 16 datagrams per system call (recvmmsg)" },
   "udp-recvmmsg-log": { kind: "boolean", description: "Log recvmmsg batch statistics every 10 s (summed over engines)" },
+  "udp-gso": { kind: "boolean", description: "Send each run of relayed datagrams to one destination with one size (a video frame's packets) as one UDP_SEGMENT message (GSO), where the kernel takes it; off by default" },
+  "udp-gro": { kind: "boolean", description: "Receive trains of equal datagrams the kernel coalesced (UDP_GRO) in one buffer, cut back into datagrams; off by default" },
   "no-tcp": { kind: "boolean", description: "Do not accept TURN over TCP on the listening port (UDP only)" },
   "no-udp": { kind: "boolean", description: "Do not accept TURN over UDP on the listening port (TCP and TLS only; relays stay UDP)" },
   "tcp-proxy-port": { kind: "number", description: "Also accept TURN over TCP from a load balancer on this port: each connection starts with a PROXY protocol v1 or v2 header naming the real client (headers are read on this port only)" },

@@ -63,6 +63,10 @@ export interface RelayConfig {
   udpRecvmmsg: boolean;
   udpRecvmmsgLog: boolean;
   udpSendmmsg: boolean;
+  /** UDP_SEGMENT on send (--udp-gso): per socket, where the kernel takes it. */
+  udpGso: boolean;
+  /** UDP_GRO on the listener and relay sockets (--udp-gro). */
+  udpGro: boolean;
   /** TURN over UDP on the listening port (coturn --no-udp turns it off). */
   udp: boolean;
   /** TURN over TCP on the listening port (RFC 8656 §3.1); relays stay UDP. */

@@ -81,6 +81,8 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
     udpRecvmmsg: get<boolean>(raw, "udp-recvmmsg") === true,
     udpRecvmmsgLog: get<boolean>(raw, "udp-recvmmsg-log") === true,
     udpSendmmsg: get<boolean>(raw, "udp-sendmmsg") !== false,
+    udpGso: get<boolean>(raw, "udp-gso") === true,
+    udpGro: get<boolean>(raw, "udp-gro") === true,
     udp: get<boolean>(raw, "no-udp") !== true,
     tcp: get<boolean>(raw, "no-tcp") !== true,
     ...resolveTls(raw),

@@ -33,7 +33,7 @@ export function openListeners(
   tcp: TcpTransport,
   addUdp: (udp: UdpSocketState, family: Family, label: string) => void,
 ): string[] {
-  const { listenAddresses, listeningPort, sockBufSize, tcpProxyPort } = init.config;
+  const { listenAddresses, listeningPort, sockBufSize, tcpProxyPort, udpGso: gso, udpGro: gro } = init.config;
   const { udp: withUdp, tcp: withTcp } = init.config;
   const balancers: string[] = [];
   const labels: string[] = [];
@@ -42,7 +42,7 @@ export function openListeners(
     if (transports !== "") labels.push(`${label} (${transports})`);
     if (withUdp) {
       const udp = UdpSocketState.open(
-        { family, address, port: listeningPort, reusePort: true, bufferSize: sockBufSize, receiveTtlTos: true, receiveErrors: true, stickyTtlTos: true },
+        { family, address, port: listeningPort, reusePort: true, bufferSize: sockBufSize, receiveTtlTos: true, receiveErrors: true, stickyTtlTos: true, gso, gro },
         caps,
       );
       addUdp(udp, family, label);

@@ -11,7 +11,7 @@
  */
 import {
   CmsgInfo, ECONNREFUSED, EPOLLERR, EPOLLIN, Epoll, EventFd, MAX_DATAGRAM, RECV_BATCH_MAX, RecvBatch, SendBatch,
-  SyscallError, UdpCapabilities, libc, readErrorQueue, receiveBatch, receivedTtlTos,
+  SyscallError, UdpCapabilities, groSegmentCount, libc, readErrorQueue, receiveBatch, receivedTtlTos, recordGroBuffer,
 } from "../../ffi/index.ts";
 import { listenerId } from "../turn/api.ts";
 import type { CoreFactory, EngineEvent, EngineInit, TurnCore } from "./engine-init.ts";
@@ -70,7 +70,7 @@ export class Engine {
     const send = new SendBatch(64);
     send.borrowFrom(this.recv.payload, this.recv.payloadAddress);
     this.relays = new RelaySockets(
-      { pool: init.pool, addresses: config.relayAddresses, bufferSize: config.sockBufSize, caps: this.caps },
+      { pool: init.pool, addresses: config.relayAddresses, bufferSize: config.sockBufSize, caps: this.caps, gso: config.udpGso, gro: config.udpGro },
       {
         opened: (socket) => {
           this.sockets.set(socket.udp.fd, socket);
@@ -190,6 +190,10 @@ export class Engine {
       if (socket.kind === "listener") {
         for (let i = 0; i < n; i++) {
           if (!this.prepareDatagram(i)) continue;
+          if (this.cmsg.groSize > 0 && batch.length(i) > this.cmsg.groSize) {
+            this.handleGroBuffer(socket, i, now);
+            continue;
+          }
           try {
             this.turn.handleClientDatagram(socket.id, this.sources.of(batch, i), arena, now, batch.datagramOffset(i), batch.length(i));
           } catch (error) {
@@ -201,6 +205,11 @@ export class Engine {
         const relayId = socket.handle.id;
         for (let i = 0; i < n; i++) {
           if (!this.prepareDatagram(i)) continue;
+          if (this.cmsg.groSize > 0 && batch.length(i) > this.cmsg.groSize) {
+            this.handleGroBuffer(socket, i, now);
+            if (this.relays.get(relayId) === undefined) break;
+            continue;
+          }
           try {
             this.turn.handlePeerDatagram(relayId, this.sources.of(batch, i), arena, now, batch.datagramOffset(i), batch.length(i));
           } catch (error) {
@@ -213,6 +222,37 @@ export class Engine {
       // Sends may point into the receive slots (zero-copy): they must leave before the next receive.
       this.flush();
       if (n < batch.capacity) return; // a short batch: the queue was empty a moment ago
+      if (socket.kind === "relay" && this.relays.get(socket.handle.id) === undefined) return;
+    }
+  }
+
+  /**
+   * A UDP_GRO buffer (--udp-gro): segments of the cmsg's gso_size, the last possibly shorter, each handled
+   * as its own datagram with the buffer's source and TTL/TOS. On a relay socket the core puts a
+   * ChannelData header in the 4 bytes before a segment, which inside the buffer are the previous
+   * segment's tail: the Outbox is told, sends that header from a slot of its own and puts the tail back.
+   */
+  private handleGroBuffer(socket: UdpListener | RelaySocket, i: number, now: number): void {
+    const batch = this.recv;
+    const arena = batch.payload;
+    const size = this.cmsg.groSize;
+    const start = batch.datagramOffset(i);
+    const end = start + batch.length(i);
+    recordGroBuffer(this.counters, groSegmentCount(end - start, size));
+    const source = this.sources.of(batch, i);
+    for (let at = start; at < end; at += size) {
+      const length = Math.min(size, end - at);
+      try {
+        if (socket.kind === "listener") {
+          this.turn.handleClientDatagram(socket.id, source, arena, now, at, length);
+        } else {
+          if (at > start) this.out.guardHeaderRoom(arena, at);
+          this.turn.handlePeerDatagram(socket.handle.id, source, arena, now, at, length);
+        }
+      } catch (error) {
+        this.reportCrash(error);
+      }
+      this.out.releaseHeaderRoom();
       if (socket.kind === "relay" && this.relays.get(socket.handle.id) === undefined) return;
     }
   }

@@ -3,8 +3,14 @@
  * engine's SendBatch (zero-copy when they point into the receive arena) and leave in one sendmmsg per
  * socket run at `flush`; TCP/TLS clients are written to at once. Relayed datagrams keep the TOS and lose
  * one hop of TTL of the datagram being handled, which the event loop sets in `ttl`/`tos`.
+ *
+ * Inside a UDP_GRO buffer the 4 bytes before a segment are the previous segment's tail, not free room:
+ * while the engine hands such a segment to the core it guards them (guardHeaderRoom), and a ChannelData
+ * header the core wrote there leaves from the SendBatch's own header slot (a second iovec) while the
+ * tail is put back at once, before anything can be sent from it.
  */
 import { SendBatch, flushSendBatch, libc, type UdpSocketState } from "../../ffi/index.ts";
+import { CHANNEL_DATA_HEADER } from "../stun/index.ts";
 import type { Endpoint, Family } from "../net/endpoint.ts";
 import { isConnection, type ClientPath, type ListenerId, type RelayHandle, type TurnSink } from "../turn/api.ts";
 import type { RelaySockets } from "./relay-sockets.ts";
@@ -28,6 +34,10 @@ export class Outbox implements TurnSink {
   private readonly listeners: readonly UdpListener[];
   private readonly relays: RelaySockets;
   private readonly tcp: TcpTransport;
+  /** Guarded header room (see the file comment): where it starts in `guardArena` (-1: none), and its bytes. */
+  private guardAt = -1;
+  private guardArena: Uint8Array | null = null;
+  private readonly guardSaved = new Uint8Array(CHANNEL_DATA_HEADER);
 
   constructor(batch: SendBatch, counters: Float64Array, listeners: readonly UdpListener[], relays: RelaySockets, tcp: TcpTransport) {
     this.batch = batch;
@@ -40,6 +50,23 @@ export class Outbox implements TurnSink {
   /** Sends what is queued. Must run before the receive arena the queue points into is reused. */
   flush(): void {
     if (this.batch.count > 0) flushSendBatch(this.batch, this.counters, libc);
+  }
+
+  /** The CHANNEL_DATA_HEADER bytes before `segmentOffset` in `arena` belong to a segment that may be queued. */
+  guardHeaderRoom(arena: Uint8Array, segmentOffset: number): void {
+    const at = segmentOffset - CHANNEL_DATA_HEADER;
+    for (let k = 0; k < CHANNEL_DATA_HEADER; k++) this.guardSaved[k] = arena[at + k]!;
+    this.guardAt = at;
+    this.guardArena = arena;
+  }
+
+  /** Puts the guarded bytes back (the core may have written a header there) and ends the guard. */
+  releaseHeaderRoom(): void {
+    const arena = this.guardArena;
+    if (arena === null) return;
+    for (let k = 0; k < CHANNEL_DATA_HEADER; k++) arena[this.guardAt + k] = this.guardSaved[k]!;
+    this.guardAt = -1;
+    this.guardArena = null;
   }
 
   private queue(socket: UdpSocketState, to: Endpoint, data: Uint8Array, offset: number, length: number, relayed: boolean): void {
@@ -69,7 +96,16 @@ export class Outbox implements TurnSink {
       return;
     }
     const l = this.listeners[listener];
-    if (l) this.queue(l.udp, client, bytes, offset, length, true);
+    if (!l) return;
+    if (bytes === this.guardArena && offset === this.guardAt) {
+      // A ChannelData header in a guarded room: from the batch's header slot, the payload in place.
+      const ttl = this.ttl > 0 ? (this.ttl > 1 ? this.ttl - 1 : 1) : -1;
+      this.batch.pushWithHeader(l.udp, client.address, client.port, bytes, offset, CHANNEL_DATA_HEADER, bytes, offset + CHANNEL_DATA_HEADER, length - CHANNEL_DATA_HEADER, ttl, this.tos);
+      this.releaseHeaderRoom();
+      if (this.batch.full) this.flush();
+      return;
+    }
+    this.queue(l.udp, client, bytes, offset, length, true);
   }
 
   relayToPeer(relay: RelayHandle, peer: Endpoint, bytes: Uint8Array, offset: number, length: number, dontFragment: boolean): void {

@@ -36,6 +36,9 @@ export interface RelaySocketOptions {
   bufferSize: number;
   /** The process-wide batching capabilities every socket shares. */
   caps: UdpCapabilities;
+  /** --udp-gso / --udp-gro: asked for on every relay socket (each keeps what its kernel takes). */
+  gso?: boolean;
+  gro?: boolean;
 }
 
 export class RelaySockets implements RelayAllocator {
@@ -43,6 +46,8 @@ export class RelaySockets implements RelayAllocator {
   private readonly addresses: { 4?: RelayAddress; 6?: RelayAddress } = {};
   private readonly bufferSize: number;
   private readonly caps: UdpCapabilities;
+  private readonly gso: boolean;
+  private readonly gro: boolean;
   private readonly hooks: RelaySocketHooks;
   private readonly byId = new Map<RelayId, RelaySocket>();
   private nextId = 1;
@@ -52,6 +57,8 @@ export class RelaySockets implements RelayAllocator {
     for (const a of options.addresses) this.addresses[a.family] = a;
     this.bufferSize = options.bufferSize;
     this.caps = options.caps;
+    this.gso = options.gso === true;
+    this.gro = options.gro === true;
     this.hooks = hooks;
   }
 
@@ -78,7 +85,7 @@ export class RelaySockets implements RelayAllocator {
     const bind = (port: number): boolean => {
       try {
         udp = UdpSocketState.open(
-          { family, address: address.local, port, bufferSize: this.bufferSize, receiveTtlTos: true, receiveErrors: true, stickyTtlTos: true },
+          { family, address: address.local, port, bufferSize: this.bufferSize, receiveTtlTos: true, receiveErrors: true, stickyTtlTos: true, gso: this.gso, gro: this.gro },
           this.caps,
         );
         return true;
