@@ -17,6 +17,7 @@ export const spec = {
   sizes: { default: "100,1000", help: "comma-separated message lengths (bytes)" },
   threads: { default: 2, help: "--relay-threads for both" },
   "bunturn-recvmmsg": { default: false, help: "run bunturn with --udp-recvmmsg (coturn 4.6.1 cannot)" },
+  "coturn-bin": { default: "turnserver", help: "the coturn turnserver to run (e.g. one built from source)" },
   ...UCLIENT_LOAD_SPEC,
 } satisfies ArgSpec;
 
@@ -24,7 +25,7 @@ export const usage = `bun run bench vs-coturn [options]\n${describeArgs(spec)}`;
 
 export async function main(argv: string[]): Promise<void> {
   const a = parseArgs(argv, spec);
-  const version = coturnVersion();
+  const version = coturnVersion(a["coturn-bin"]);
   for (const clients of numberList(a.clients)) {
     for (const size of numberList(a.sizes)) {
       const results: Record<"coturn" | "bunturn", LoadResult[]> = { coturn: [], bunturn: [] };
@@ -33,7 +34,7 @@ export async function main(argv: string[]): Promise<void> {
       for (let run = 0; run < a.runs; run++) {
         for (const kind of ["coturn", "bunturn"] as const) {
           const recvmmsg = kind === "bunturn" && a["bunturn-recvmmsg"];
-          const server = await startServer({ kind, threads: a.threads, recvmmsg });
+          const server = await startServer({ kind, threads: a.threads, recvmmsg, coturnBin: a["coturn-bin"] });
           try {
             const r = await runUclientLoad(server, load);
             results[kind].push(r);
