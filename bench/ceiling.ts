@@ -156,7 +156,7 @@ async function runTogether(variants: Variant[], clients: number, a: RunOptions) 
       // still in flight at the end of a slice (at most the window) are not counted, the same for every variant.
       const relayed = 2 * g.received;
       return {
-        variant: variants[k]!, clients, load: a.load, window, size: a.load === "call" ? `${a["frame-bytes"]}/${a["rtp-size"]}+${a["audio-size"]}` : a.size,
+        variant: variants[k]!, clients, load: a.load, window: a.load === "call" ? 0 : window, size: a.load === "call" ? `${a["frame-bytes"]}/${a["rtp-size"]}+${a["audio-size"]}` : a.size,
         gso: gen.gso, recvmmsg: a.recvmmsg, setupOk: g.setupOk, lossPct: round(100 * (1 - g.received / g.sent), 2),
         relayed, seconds: round(g.seconds, 3), relayedPps: Math.round(relayed / g.seconds),
         serverCpuS: round(g.serverCpuS, 2), serverCpuUsPerPkt: round((g.serverCpuS / relayed) * 1e6, 3),
