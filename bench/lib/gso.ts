@@ -7,17 +7,19 @@
  * equal datagrams from one 5-tuple (a video frame cut into RTP packets). A message no longer than the
  * segment size leaves as a plain datagram, so one socket can send the frames and the audio.
  */
-import { IPPROTO_UDP, setIntOption, type UdpSocketState } from "../../ffi/index.ts";
+import { SOL_UDP, UDP_MAX_SEGMENTS, UDP_SEGMENT, setIntOption, type UdpSocketState } from "../../ffi/index.ts";
 
-/** linux/udp.h (level SOL_UDP = IPPROTO_UDP). */
-const UDP_SEGMENT = 103;
-/** The kernel's cap on segments per GSO message (UDP_MAX_SEGMENTS) and on the message's bytes. */
-export const GSO_MAX_SEGMENTS = 64;
+/** The kernel's caps on one GSO message: segments, and bytes (one UDP datagram's worth). */
+export const GSO_MAX_SEGMENTS = UDP_MAX_SEGMENTS;
 export const GSO_MAX_BYTES = 65507;
 
-/** Sets the socket's segment size (0: off); false when the kernel refuses (no UDP GSO). */
+/**
+ * Sets the socket's own segment size (0: off); false when the kernel refuses (no UDP GSO). The socket
+ * option, not ffi's per-message cmsg (SendBatch with `gso`), so that the load generator's sends stay the
+ * same code with GSO on and off, and bench numbers do not move with the relay's GSO path.
+ */
 export function setSegmentSize(socket: UdpSocketState, size: number): boolean {
-  return setIntOption(socket.fd, IPPROTO_UDP, UDP_SEGMENT, size) === 0;
+  return setIntOption(socket.fd, SOL_UDP, UDP_SEGMENT, size) === 0;
 }
 
 /** `count` copies of `datagram` back to back: one GSO message of `count` equal segments. */
