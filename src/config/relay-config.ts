@@ -111,8 +111,15 @@ export interface RelayConfig {
 }
 
 export interface FleetConfig {
-  /** `--fleet-redis`: nonce secret, fleet-wide quotas. */
+  /** `--fleet-redis`: nonce secret, fleet-wide quotas, load. */
   redis?: RedisTarget;
+  /** `--fleet-capacity`: allocations before redirecting to the least-loaded peer (0 = no limit). */
+  capacity: number;
+  /** Where peers send clients to reach this relay: `--fleet-address` or the defaults, one per family. */
+  addresses: string[];
+  /** The ports behind those addresses: the listening port, and the TLS port when TLS is served. */
+  port: number;
+  tlsPort?: number;
   /** `--redis-statsdb`: coturn's status and traffic events, and the usage records. */
   statsdb?: RedisTarget;
   /** `--nonce-secret-file`: the nonce key, the same file on every relay. */

@@ -17,7 +17,7 @@ import { resolveAddresses } from "./resolve-addresses.ts";
 import { resolveAuth } from "./resolve-auth.ts";
 import { resolveLog } from "./resolve-log.ts";
 import { resolveTls } from "./resolve-tls.ts";
-import { parseRedisTarget } from "./redis-target.ts";
+import { resolveFleet } from "./resolve-fleet.ts";
 
 export type { AuthConfig, ExternalIp, ListenAddress, LogConfig, RelayAddress, RelayConfig, TlsConfig };
 export { ConfigError, mergeOption, mergeRaw };
@@ -109,17 +109,9 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
       hostAddresses: host,
     }),
     drainMinAllocations: checkNotNegative(get<number>(raw, "drain-min-allocations"), "drain-min-allocations"),
-    fleet: {},
+    fleet: { capacity: 0, addresses: [], port: listeningPort },
   };
-  const fleetRedis = get<string | undefined>(raw, "fleet-redis");
-  if (fleetRedis !== undefined) config.fleet.redis = parseRedisTarget(fleetRedis, "fleet-redis");
-  const statsdb = get<string | undefined>(raw, "redis-statsdb");
-  if (statsdb !== undefined) config.fleet.statsdb = parseRedisTarget(statsdb, "redis-statsdb");
-  const nonceSecretFile = get<string | undefined>(raw, "nonce-secret-file");
-  if (nonceSecretFile !== undefined) {
-    if (nonceSecretFile.trim() === "") throw new ConfigError("--nonce-secret-file needs a file name");
-    config.fleet.nonceSecretFile = nonceSecretFile;
-  }
+  config.fleet = resolveFleet(raw, config);
   if (config.stunOnly && config.noStun) throw new ConfigError("--stun-only and --no-stun together leave nothing to serve");
   if (generatedUser) config.generatedUser = generatedUser;
   if (get<boolean>(raw, "prometheus") === true) {

@@ -3,11 +3,22 @@
  * client's transport picks the alternate-server list (src/config/alternates.ts), servers of the client's
  * family are taken round robin (coturn's set_alternate_server), and the drain flag, set by the main thread
  * in shared memory on SIGUSR1, turns "serve here" into "refuse" and lets a list that names this server
- * redirect to the others.
+ * redirect to the others. In a fleet (--fleet-redis) an Allocate the static lists do not redirect goes to
+ * the least-loaded live peer (./fleet-redirect.ts) while this relay drains or holds --fleet-capacity.
  */
 import type { Alternates, ClientTransport } from "../config/alternates.ts";
 import { parseEndpoint, type Endpoint } from "../net/endpoint.ts";
 import { isConnection, type AllocateAdmission, type ClientPath, type ConnectionId } from "../turn/api.ts";
+import { fleetTarget } from "./fleet-redirect.ts";
+
+/** A fleet's redirect: where to (shared cells), and when this relay counts as full. */
+export interface FleetAdmission {
+  cells: Int32Array;
+  /** --fleet-capacity; 0 = never full. */
+  capacity: number;
+  /** This relay's allocations now (all engines). */
+  allocations(): number;
+}
 
 /** Cells of the main thread's control array (src/engine/relay-server.ts). */
 export const CONTROL_STOP = 0;
@@ -28,6 +39,7 @@ export class EngineAdmission implements AllocateAdmission {
     private readonly control: Int32Array,
     /** Whether a TCP connection came through the TLS front end. */
     private readonly isTls: (connection: ConnectionId) => boolean,
+    private readonly fleet?: FleetAdmission,
   ) {
     const resolve = (t: ClientTransport): ResolvedList => ({
       servers: alternates[t].servers.map((s) => parseEndpoint(s.ip, s.port)),
@@ -49,6 +61,12 @@ export class EngineAdmission implements AllocateAdmission {
         if (candidate.family === client.family) return candidate;
       }
     }
+    const fleet = this.fleet;
+    if (fleet && (draining || (fleet.capacity > 0 && fleet.allocations() >= fleet.capacity))) {
+      const target = fleetTarget(fleet.cells, client.family, transport === "tls");
+      if (target) return target;
+    }
+    // Full with no peer to take it: served here all the same (quotas still apply).
     return draining ? "refuse" : undefined;
   }
 }

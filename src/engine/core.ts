@@ -11,7 +11,7 @@ import { PeerPolicy } from "../turn/peer-policy.ts";
 import { TurnServer } from "../turn/server.ts";
 import { credentialStoreFor } from "./credentials.ts";
 import { sharedProtocolCounters } from "./counters.ts";
-import { SharedQuota, type QuotaShared } from "./quota.ts";
+import { SharedQuota, localAllocations, type QuotaShared } from "./quota.ts";
 
 export interface CoreInputs {
   config: RelayConfig;
@@ -21,6 +21,8 @@ export interface CoreInputs {
   quota: QuotaShared;
   /** The main thread's control cells (./admission.ts: stop, drain); absent = never draining. */
   control?: Int32Array;
+  /** The fleet's redirect target (./fleet-redirect.ts), with --fleet-redis; absent = no fleet. */
+  fleetRedirect?: Int32Array;
 }
 
 /** What the engine hands the core: where output goes and where relay sockets come from. */
@@ -38,7 +40,12 @@ export function buildTurnServer(inputs: CoreInputs, io: CoreIo, warn?: (message:
   const { config } = inputs;
   const control = inputs.control ?? new Int32Array(CONTROL_CELLS);
   return new TurnServer({
-    admission: new EngineAdmission(config.alternates, control, (id) => io.isTls?.(id) ?? false),
+    admission: new EngineAdmission(
+      config.alternates,
+      control,
+      (id) => io.isTls?.(id) ?? false,
+      inputs.fleetRedirect && { cells: inputs.fleetRedirect, capacity: config.fleet.capacity, allocations: () => localAllocations(inputs.quota) },
+    ),
     realm: config.realm,
     software: config.serverName,
     credentials: credentialStoreFor(config, warn),

@@ -26,6 +26,8 @@ export interface EngineInit {
    */
   admin?: Int32Array;
   nonceSecret: Uint8Array;
+  /** The fleet's redirect target (./fleet-redirect.ts); absent without --fleet-redis. */
+  fleetRedirect?: Int32Array;
   /** Allocation and bandwidth counts shared by every engine (coturn --user-quota, --total-quota, --bps-capacity). */
   quota: QuotaShared;
   /** Unix socket where the main thread's TLS front end hands this engine decrypted streams. */

@@ -41,6 +41,11 @@ export interface QuotaShared {
   fleet: FleetCounts;
 }
 
+/** This server's own allocations (every engine's). */
+export function localAllocations(shared: QuotaShared): number {
+  return Atomics.load(shared.counts, TOTAL_CELL);
+}
+
 /** This server's own allocations, in total and per user hash (what a fleet heartbeat publishes). */
 export function localCounts(shared: QuotaShared): { total: number; users: Array<[UserHash, number]> } {
   lockTable(shared.counts);

@@ -134,7 +134,10 @@ export class RelayServer {
     const nonceSecret = this.fleet!.nonceSecret;
     // One set of quota counters for the whole server: --total-quota and --user-quota span every engine.
     const quota = createQuotaShared();
-    this.fleet!.beat(quota);
+    this.fleet!.beat(quota, () => {
+      const totals = this.totals();
+      return { allocations: totals[SLOT.allocations]!, relayedBytes: totals[SLOT.clientToPeerBytes]! + totals[SLOT.peerToClientBytes]!, draining: this.draining };
+    });
     return this.engines.start(config.relayThreads, (index) => ({
       index,
       config,
@@ -143,6 +146,7 @@ export class RelayServer {
       counters: this.counters[index]!,
       control: this.control,
       nonceSecret,
+      ...(this.fleet!.redirect ? { fleetRedirect: this.fleet!.redirect } : {}),
       quota,
       admin: this.admin.cells[index]!,
       connections: this.connectionTable,

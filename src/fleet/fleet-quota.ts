@@ -16,6 +16,7 @@ import { publishOthers } from "../engine/fleet-counts.ts";
 import type { UserHash } from "../engine/user-table.ts";
 import type { RedisLink } from "./redis-link.ts";
 import type { Logger } from "../logger.ts";
+import type { RelayLoad } from "./fleet-load.ts";
 
 export const HEARTBEAT_MS = 1000;
 /** Three missed heartbeats and a relay's allocations no longer count. */
@@ -26,6 +27,8 @@ export interface RelayBeat {
   total: number;
   /** User hash ("high.low", hexadecimal) -> allocations. */
   users: Record<string, number>;
+  /** For load-aware redirects (./fleet-load.ts). */
+  load: RelayLoad;
 }
 
 function hashField(key: UserHash): string {
@@ -57,10 +60,13 @@ export class FleetQuota {
     return `bunturn/fleet/realm/${this.realm}/relay/${id}`;
   }
 
-  /** One heartbeat: publish ours, then take in the others' (or only ours when Redis fails). */
-  async beat(now = Date.now()): Promise<void> {
+  /**
+   * One heartbeat: publish ours, then take in the others' (or only ours when Redis fails). Resolves to
+   * the others' loads, or undefined when Redis failed.
+   */
+  async beat(load: RelayLoad, now = Date.now()): Promise<RelayLoad[] | undefined> {
     const local = localCounts(this.quota);
-    const beat: RelayBeat = { total: local.total, users: {} };
+    const beat: RelayBeat = { total: local.total, users: {}, load };
     for (const [key, count] of local.users) beat.users[hashField(key)] = count;
     try {
       await this.redis.send("SET", [this.relayKey(this.relayId), JSON.stringify(beat), "PX", String(RELAY_TTL_MS)]);
@@ -68,14 +74,16 @@ export class FleetQuota {
       await this.redis.send("ZREMRANGEBYSCORE", [this.relaysKey, "-inf", String(now - RELAY_TTL_MS)]);
       const ids = ((await this.redis.send("ZRANGE", [this.relaysKey, "0", "-1"])) as string[]).filter((id) => id !== this.relayId);
       const beats = ids.length === 0 ? [] : ((await this.redis.send("MGET", ids.map((id) => this.relayKey(id)))) as Array<string | null>);
-      this.takeIn(beats);
+      return this.takeIn(beats);
     } catch {
       publishOthers(this.quota.fleet, 0, []);
+      return undefined;
     }
   }
 
-  /** Sums the other relays' beats into the engines' shared memory. */
-  private takeIn(beats: Array<string | null>): void {
+  /** Sums the other relays' beats into the engines' shared memory; returns their loads. */
+  private takeIn(beats: Array<string | null>): RelayLoad[] {
+    const loads: RelayLoad[] = [];
     let total = 0;
     const users = new Map<string, number>();
     for (const text of beats) {
@@ -87,6 +95,7 @@ export class FleetQuota {
         continue;
       }
       total += Number(beat.total) || 0;
+      if (beat.load) loads.push(beat.load);
       for (const [field, count] of Object.entries(beat.users ?? {})) users.set(field, (users.get(field) ?? 0) + (Number(count) || 0));
     }
     const entries: Array<[UserHash, number]> = [];
@@ -99,6 +108,7 @@ export class FleetQuota {
       this.tableFullLogged = true;
       this.logger.warn(`fleet quotas: ${dropped} of the other relays' users did not fit the shared table; they count only on their own relay`);
     }
+    return loads;
   }
 
   /** Leaves the fleet at once (a clean stop), instead of after RELAY_TTL_MS. */

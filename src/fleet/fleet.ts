@@ -8,8 +8,19 @@ import type { RelayConfig } from "../config/relay-config.ts";
 import type { QuotaShared } from "../engine/quota.ts";
 import type { Logger } from "../logger.ts";
 import { FleetQuota, HEARTBEAT_MS } from "./fleet-quota.ts";
+import { pickTargets } from "./fleet-load.ts";
+import { createFleetRedirect, setFleetTargets } from "../engine/fleet-redirect.ts";
+
+/** What the relay says of itself each heartbeat (RelayServer reads its counters). */
+export interface LocalLoad {
+  allocations: number;
+  /** Bytes relayed since start, both ways (the heartbeat turns it into a rate). */
+  relayedBytes: number;
+  draining: boolean;
+}
 import { createNonceSecret, loadFleetNonceSecret, nonceSecretFromFile } from "./nonce-secret.ts";
 import { RedisLink } from "./redis-link.ts";
+import type { RelayLoad } from "./fleet-load.ts";
 
 /** The longest a relay's start waits for Redis (then it starts with its own nonce key and counts). */
 const START_WAIT_MS = 3000;
@@ -17,6 +28,10 @@ const START_WAIT_MS = 3000;
 export class Fleet {
   /** The nonce key, in shared memory: the engines read it for every nonce. */
   readonly nonceSecret = createNonceSecret();
+  /** Where the engines send Allocates while full or draining (the least-loaded peer), with --fleet-redis. */
+  readonly redirect: Int32Array | undefined;
+  private load: (() => LocalLoad) | undefined;
+  private lastBytes = { at: 0, bytes: 0 };
   private readonly redis: RedisLink | undefined;
   private nonceSecretShared: boolean;
   private quota: FleetQuota | undefined;
@@ -25,7 +40,10 @@ export class Fleet {
 
   private constructor(private readonly config: RelayConfig, private readonly logger: Logger) {
     const { redis, nonceSecretFile } = config.fleet;
-    if (redis) this.redis = new RedisLink(redis, logger, "fleet", "nonces and quotas are this relay's own");
+    if (redis) {
+      this.redis = new RedisLink(redis, logger, "fleet", "nonces, quotas and redirects are this relay's own");
+      this.redirect = createFleetRedirect();
+    }
     if (nonceSecretFile !== undefined) this.nonceSecret.set(nonceSecretFromFile(nonceSecretFile));
     this.nonceSecretShared = nonceSecretFile !== undefined || !redis;
   }
@@ -44,8 +62,9 @@ export class Fleet {
   }
 
   /** Starts the heartbeat once the engines run with `quota`'s shared memory. */
-  beat(quota: QuotaShared): void {
+  beat(quota: QuotaShared, load: () => LocalLoad): void {
     if (!this.redis) return;
+    this.load = load;
     this.quota = new FleetQuota(this.redis, this.config.realm, quota, this.logger);
     this.logger.info(`fleet: relay ${this.quota.relayId} shares quotas${this.config.fleet.nonceSecretFile === undefined ? " and the nonce secret" : ""} through ${this.config.fleet.redis!.display}`);
     void this.heartbeat();
@@ -57,10 +76,22 @@ export class Fleet {
     this.beating = true;
     try {
       if (!this.nonceSecretShared) await this.loadNonceSecret();
-      await this.quota?.beat();
+      if (this.quota && this.load) {
+        const others = await this.quota.beat(this.ownLoad(this.load()));
+        setFleetTargets(this.redirect!, others ? pickTargets(others) : {});
+      }
     } finally {
       this.beating = false;
     }
+  }
+
+  private ownLoad(local: LocalLoad): RelayLoad {
+    const now = Date.now();
+    const seconds = (now - this.lastBytes.at) / 1000;
+    const bps = this.lastBytes.at === 0 || seconds <= 0 ? 0 : Math.round((local.relayedBytes - this.lastBytes.bytes) / seconds);
+    this.lastBytes = { at: now, bytes: local.relayedBytes };
+    const { capacity, addresses, port, tlsPort } = this.config.fleet;
+    return { allocations: local.allocations, bps, capacity, draining: local.draining, addresses, port, ...(tlsPort ? { tlsPort } : {}) };
   }
 
   private async loadNonceSecret(): Promise<void> {

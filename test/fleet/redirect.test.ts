@@ -1,0 +1,69 @@
+/**
+ * Load-aware ALTERNATE-SERVER (src/fleet/fleet-load.ts, src/engine/fleet-redirect.ts) with two relay
+ * processes and a real Redis: a relay at its --fleet-capacity answers Allocate with 300 and the other
+ * relay, and the client allocates there (RFC 8656 §7.4); a draining relay sends clients to a peer with
+ * room, and refuses (403) while the only peer is full.
+ */
+import { afterAll, expect } from "bun:test";
+import { Attr, readAddress } from "../../src/stun/index.ts";
+import { formatEndpoint } from "../../src/net/endpoint.ts";
+import { PASSWORD, USER, startBunturn, type Running } from "../e2e/harness.ts";
+import { TurnClient } from "../fuzz/turn-client.ts";
+import type { Response } from "../turn/harness.ts";
+import { dbTest, startServer, type DbServer } from "../db-servers.ts";
+
+/** Two heartbeats and some: one for a relay to publish its load, one for the other to read it. */
+const SETTLE_MS = 2600;
+
+const running: Running[] = [];
+const redises: DbServer[] = [];
+const clients: TurnClient[] = [];
+afterAll(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await Promise.all(running.splice(0).map((r) => r.stop()));
+  await Promise.all(redises.splice(0).map((r) => r.destroy()));
+});
+
+function alternateOf(r: Response): string | undefined {
+  const v = r.attr(Attr.AlternateServer);
+  return v === undefined ? undefined : formatEndpoint(readAddress(v, 0, v.length)!);
+}
+
+async function client(relay: Running, bindHost: string): Promise<TurnClient> {
+  const c = await TurnClient.open({ server: { host: "127.0.0.1", port: relay.port }, bindHost, username: USER, password: PASSWORD });
+  clients.push(c);
+  return c;
+}
+
+dbTest("redis", "a full relay redirects to the least-loaded peer and the client allocates there; a draining one too, 403 while the peer is full", async () => {
+  const redis = await startServer("redis");
+  redises.push(redis);
+  const fleet = ["--relay-threads", "1", "--fleet-redis", `redis://127.0.0.1:${redis.port}`];
+  const [a, b] = await Promise.all([startBunturn({ args: [...fleet, "--fleet-capacity", "1"] }), startBunturn({ args: fleet })]);
+  running.push(a, b);
+
+  const first = await client(a, "127.0.34.1");
+  expect((await first.allocate()).ok).toBe(true);
+  await Bun.sleep(SETTLE_MS);
+  // A holds its capacity: the next Allocate goes to B, and the client follows.
+  const second = await client(a, "127.0.34.2");
+  const redirected = await second.allocate();
+  expect(redirected.errorCode).toBe(300);
+  expect(alternateOf(redirected)).toBe(`127.0.0.1:${b.port}`);
+  second.moveTo({ host: "127.0.0.1", port: b.port });
+  expect((await second.allocate()).ok).toBe(true);
+
+  // B drains (SIGUSR1; it keeps serving its allocation): A is its only peer, and A is full.
+  b.proc.kill("SIGUSR1");
+  await Bun.sleep(SETTLE_MS);
+  expect((await (await client(b, "127.0.34.3")).allocate()).errorCode).toBe(403);
+  // A has room again: B sends new clients there. A no longer redirects (B is draining anyway).
+  expect((await first.refresh(0)).ok).toBe(true);
+  await Bun.sleep(SETTLE_MS);
+  const third = await client(b, "127.0.34.4");
+  const toA = await third.allocate();
+  expect(toA.errorCode).toBe(300);
+  expect(alternateOf(toA)).toBe(`127.0.0.1:${a.port}`);
+  third.moveTo({ host: "127.0.0.1", port: a.port });
+  expect((await third.allocate()).ok).toBe(true);
+}, 60_000);
