@@ -1,14 +1,20 @@
 /**
  * `bunturn admin`: the user database commands, as coturn's turnadmin -a / -d / -l / -k, and its REST
- * API secrets, as turnadmin -s / -X / -S. Option names
- * follow turnadmin (-b/--userdb, -u/--user, -p/--password, -r/--realm).
+ * API secrets, as turnadmin -s / -X / -S, against the SQLite file (-b/--userdb) or, with coturn's
+ * options, PostgreSQL (-e/--psql-userdb) or MySQL/MariaDB (-M/--mysql-userdb). Option names follow
+ * turnadmin (-u/--user, -p/--password, -r/--realm).
  */
 import { defineCommand, type ArgsDef } from "citty";
 import { md5Key } from "../turn/credentials.ts";
-import { UserDb, UserDbError, parseHexKey } from "../userdb/sqlite.ts";
+import { UserDb, UserDbError, parseHexKey, type SecretRow, type UserRow } from "../userdb/sqlite.ts";
+import { NetworkUserDb } from "../userdb/network.ts";
+import { sanitized, type NetworkDb } from "../userdb/connection.ts";
 import { killCommand, sessionsCommand } from "./admin-sessions.ts";
 
-const userdb = { type: "string" as const, alias: ["b", "db"], description: "SQLite user database file (created by add-user when missing)", required: true as const };
+const userdb = { type: "string" as const, alias: ["b", "db"], description: "SQLite user database file (created by add-user when missing)" };
+const psqlUserdb = { type: "string" as const, alias: "e", description: "PostgreSQL user database: coturn's connection string (tables made when missing)" };
+const mysqlUserdb = { type: "string" as const, alias: "M", description: "MySQL/MariaDB user database: coturn's connection string (tables made when missing)" };
+const databases = { userdb, "psql-userdb": psqlUserdb, "mysql-userdb": mysqlUserdb };
 const user = { type: "string" as const, alias: "u", description: "User name", required: true as const };
 const realm = { type: "string" as const, alias: "r", description: "Realm (the server's --realm)", required: true as const };
 
@@ -18,32 +24,74 @@ function fail(message: string): never {
   process.exit(1);
 }
 
-function withDb<T>(path: string, create: boolean, fn: (db: UserDb) => T): T {
-  let db: UserDb;
+/** What the commands do, the same on each kind of database (SQLite answers at once, the others later). */
+interface AdminStore {
+  addKey(name: string, realm: string, key: Uint8Array): void | Promise<void>;
+  deleteUser(name: string, realm: string): boolean | Promise<boolean>;
+  listUsers(realm?: string): UserRow[] | Promise<UserRow[]>;
+  addSecret(secret: string, realm: string): void | Promise<void>;
+  deleteSecret(secret: string, realm: string): boolean | Promise<boolean>;
+  listSecrets(realm?: string): SecretRow[] | Promise<SecretRow[]>;
+}
+
+interface DatabaseArgs {
+  userdb?: string;
+  "psql-userdb"?: string;
+  "mysql-userdb"?: string;
+}
+
+/** Opens the one database named, runs `fn` on it, closes it; `label` names it in messages (no password). */
+async function withDb<T>(args: DatabaseArgs, create: boolean, fn: (db: AdminStore, label: string) => T | Promise<T>): Promise<T> {
+  const given = [args.userdb, args["psql-userdb"], args["mysql-userdb"]].filter((a) => a !== undefined);
+  if (given.length !== 1) fail("name one user database: --userdb FILE, --psql-userdb CONNECTION or --mysql-userdb CONNECTION");
+  if (args.userdb !== undefined) {
+    let db: UserDb;
+    try {
+      db = UserDb.open(args.userdb, { create });
+    } catch (error) {
+      if (error instanceof UserDbError) fail(error.message);
+      throw error;
+    }
+    try {
+      return await fn(db, args.userdb);
+    } catch (error) {
+      if (error instanceof UserDbError) fail(error.message);
+      fail(`${args.userdb}: ${(error as Error).message}`);
+    } finally {
+      db.close();
+    }
+  }
+  const network: NetworkDb = args["psql-userdb"] !== undefined
+    ? { kind: "postgres", connection: args["psql-userdb"] }
+    : { kind: "mysql", connection: args["mysql-userdb"]! };
+  const label = sanitized(network);
+  let db: NetworkUserDb;
   try {
-    db = UserDb.open(path, { create });
+    db = NetworkUserDb.open(network, { connectionTimeout: 10 });
   } catch (error) {
-    if (error instanceof UserDbError) fail(error.message);
-    throw error;
+    fail((error as Error).message);
   }
   try {
-    return fn(db);
+    await db.ensureSchema();
+    const result = await fn(db, label);
+    await db.notifyChange();
+    return result;
   } catch (error) {
     if (error instanceof UserDbError) fail(error.message);
-    fail(`${path}: ${(error as Error).message}`);
+    fail(`${label}: ${(error as Error).message}`);
   } finally {
-    db.close();
+    await db.close().catch(() => {});
   }
 }
 
 const addUser = defineCommand({
   meta: { name: "add-user", description: "Add or update a long-term user (turnadmin -a): stores MD5(user:realm:password), never the password" },
   args: {
-    userdb, user, realm,
+    ...databases, user, realm,
     password: { type: "string", alias: "p", description: "Password (or give --key)" },
     key: { type: "string", alias: "k", description: "Ready key: 32 hex digits, optionally 0x-prefixed (bunturn admin key, turnadmin -k)" },
   } satisfies ArgsDef,
-  run({ args }) {
+  async run({ args }) {
     if ((args.password === undefined) === (args.key === undefined)) fail("give either --password or --key");
     let key: Uint8Array;
     if (args.key !== undefined) {
@@ -54,29 +102,32 @@ const addUser = defineCommand({
       if (args.password === "") fail("--password must not be empty");
       key = md5Key(args.user, args.realm, args.password!);
     }
-    withDb(args.userdb, true, (db) => db.addKey(args.user, args.realm, key));
-    console.log(`user '${args.user}' in realm '${args.realm}' saved in ${args.userdb}`);
+    const label = await withDb(args, true, async (db, label) => {
+      await db.addKey(args.user, args.realm, key);
+      return label;
+    });
+    console.log(`user '${args.user}' in realm '${args.realm}' saved in ${label}`);
   },
 });
 
 const deleteUser = defineCommand({
   meta: { name: "delete-user", description: "Delete a long-term user (turnadmin -d); new logins fail at once, live allocations run until they end" },
-  args: { userdb, user, realm } satisfies ArgsDef,
-  run({ args }) {
-    const deleted = withDb(args.userdb, false, (db) => db.deleteUser(args.user, args.realm));
-    if (!deleted) fail(`no user '${args.user}' in realm '${args.realm}' in ${args.userdb}`);
-    console.log(`user '${args.user}' in realm '${args.realm}' deleted from ${args.userdb}`);
+  args: { ...databases, user, realm } satisfies ArgsDef,
+  async run({ args }) {
+    const [deleted, label] = await withDb(args, false, async (db, label) => [await db.deleteUser(args.user, args.realm), label] as const);
+    if (!deleted) fail(`no user '${args.user}' in realm '${args.realm}' in ${label}`);
+    console.log(`user '${args.user}' in realm '${args.realm}' deleted from ${label}`);
   },
 });
 
 const listUsers = defineCommand({
   meta: { name: "list-users", description: "List long-term users (turnadmin -l): one 'name[realm]' a line" },
   args: {
-    userdb,
+    ...databases,
     realm: { type: "string", alias: "r", description: "Only this realm" },
   } satisfies ArgsDef,
-  run({ args }) {
-    const rows = withDb(args.userdb, false, (db) => db.listUsers(args.realm));
+  async run({ args }) {
+    const rows = await withDb(args, false, (db) => db.listUsers(args.realm));
     for (const row of rows) console.log(`${row.name}[${row.realm}]`);
   },
 });
@@ -96,38 +147,41 @@ const secret = { type: "string" as const, alias: "s", description: "TURN REST AP
 
 const addSecret = defineCommand({
   meta: { name: "add-secret", description: "Add a TURN REST API secret for a realm (turnadmin -s); a running server with --use-auth-secret --userdb accepts it at once, next to the others" },
-  args: { userdb, secret, realm } satisfies ArgsDef,
-  run({ args }) {
+  args: { ...databases, secret, realm } satisfies ArgsDef,
+  async run({ args }) {
     if (args.secret === "") fail("--secret must not be empty");
-    withDb(args.userdb, true, (db) => db.addSecret(args.secret, args.realm));
-    console.log(`secret added to realm '${args.realm}' in ${args.userdb}`);
+    const label = await withDb(args, true, async (db, label) => {
+      await db.addSecret(args.secret, args.realm);
+      return label;
+    });
+    console.log(`secret added to realm '${args.realm}' in ${label}`);
   },
 });
 
 const deleteSecret = defineCommand({
   meta: { name: "delete-secret", description: "Delete a TURN REST API secret (turnadmin -X); credentials made with it are refused from the next request on" },
-  args: { userdb, secret, realm } satisfies ArgsDef,
-  run({ args }) {
-    const deleted = withDb(args.userdb, false, (db) => db.deleteSecret(args.secret, args.realm));
-    if (!deleted) fail(`no such secret in realm '${args.realm}' in ${args.userdb}`);
-    console.log(`secret deleted from realm '${args.realm}' in ${args.userdb}`);
+  args: { ...databases, secret, realm } satisfies ArgsDef,
+  async run({ args }) {
+    const [deleted, label] = await withDb(args, false, async (db, label) => [await db.deleteSecret(args.secret, args.realm), label] as const);
+    if (!deleted) fail(`no such secret in realm '${args.realm}' in ${label}`);
+    console.log(`secret deleted from realm '${args.realm}' in ${label}`);
   },
 });
 
 const listSecrets = defineCommand({
   meta: { name: "list-secrets", description: "List TURN REST API secrets (turnadmin -S): one 'secret[realm]' a line" },
   args: {
-    userdb,
+    ...databases,
     realm: { type: "string", alias: "r", description: "Only this realm" },
   } satisfies ArgsDef,
-  run({ args }) {
-    const rows = withDb(args.userdb, false, (db) => db.listSecrets(args.realm));
+  async run({ args }) {
+    const rows = await withDb(args, false, (db) => db.listSecrets(args.realm));
     for (const row of rows) console.log(`${row.value}[${row.realm}]`);
   },
 });
 
 export const adminCommand = defineCommand({
-  meta: { name: "admin", description: "Manage the SQLite user database (--userdb), like coturn's turnadmin; list and end a running relay's sessions (--control-socket)" },
+  meta: { name: "admin", description: "Manage the user database (SQLite --userdb, --psql-userdb, --mysql-userdb), like coturn's turnadmin; list and end a running relay's sessions (--control-socket)" },
   subCommands: {
     "add-user": addUser, "delete-user": deleteUser, "list-users": listUsers, key,
     "add-secret": addSecret, "delete-secret": deleteSecret, "list-secrets": listSecrets,

@@ -11,6 +11,8 @@ import { parseArgv } from "./argv.ts";
 import { adminCommand } from "./admin.ts";
 import { createLogging, type Logging } from "./logging.ts";
 import { UserDb } from "../userdb/sqlite.ts";
+import { UserDbMirror } from "../userdb/mirror.ts";
+import { sanitized } from "../userdb/connection.ts";
 import { VERSION } from "../version.ts";
 import { Drain } from "./drain.ts";
 import { describeAlternates } from "../config/alternates.ts";
@@ -49,6 +51,9 @@ export function loadConfig(argv: readonly string[]): RelayConfig {
   config.notes.push(...notes, ...parsed.notes);
   return config;
 }
+
+/** How often a network user database (--psql-userdb, --mysql-userdb) is read again. */
+const USERDB_POLL_MS = 2000;
 
 /** Writes `pid\n`; the caller removes it at a clean stop. */
 function writePidfile(path: string): void {
@@ -90,6 +95,7 @@ export async function startRelay(argv: readonly string[], hooks: Pick<RelayHooks
   let logger = createConsola({ level: argv.includes("-v") || argv.includes("--verbose") ? 4 : 3 });
   let logging: Logging | undefined;
   let pidfile: string | undefined;
+  let mirror: UserDbMirror | undefined;
   // Installed first: SIGHUP, SIGUSR1 and SIGUSR2 kill a process that has no handler (systemctl reload
   // during start-up, a stray kill -USR1). Until the relay is up, SIGHUP has nothing to reload.
   let onReload = () => logger.info("SIGHUP: nothing to reload yet (starting)");
@@ -107,7 +113,14 @@ export async function startRelay(argv: readonly string[], hooks: Pick<RelayHooks
     }
     logger = logging.logger;
     let inDb = { users: 0, secrets: 0 };
-    if (config.auth.kind !== "none" && config.auth.userdb !== undefined) inDb = prepareUserdb(config.auth.userdb, config.realm);
+    let dbLabel = config.auth.kind !== "none" ? config.auth.userdb : undefined;
+    if (config.auth.kind !== "none" && config.auth.networkUserdb !== undefined) {
+      // The engines read a local copy the main thread keeps fresh: they never wait on the network.
+      mirror = await UserDbMirror.start(config.auth.networkUserdb, config.realm, logger, { intervalMs: USERDB_POLL_MS });
+      config.auth.userdb = mirror.path;
+      inDb = mirror.counts();
+      dbLabel = sanitized(config.auth.networkUserdb);
+    } else if (config.auth.kind !== "none" && config.auth.userdb !== undefined) inDb = prepareUserdb(config.auth.userdb, config.realm);
     if (config.pidfile !== undefined) {
       writePidfile(config.pidfile);
       pidfile = config.pidfile;
@@ -119,20 +132,21 @@ export async function startRelay(argv: readonly string[], hooks: Pick<RelayHooks
       if (stopping) return;
       stopping = true;
       logger.error(`${message}; exiting so that the service manager restarts the relay`);
-      void server.stop().then(() => {
+      void server.stop().then(() => mirror?.stop()).then(() => {
         removePidfile(pidfile);
         logging?.close();
         process.exit(1);
       });
     };
     const server = await RelayServer.start(config, logger, { ...hooks, onEngineDeath });
+    if (mirror !== undefined) server.addMetrics(() => mirror!.metrics());
     const auth = config.auth.kind === "rest"
       ? `REST API shared secret(s), ${config.auth.secrets.length} configured` +
-        (config.auth.userdb !== undefined ? ` + user database ${config.auth.userdb} (${inDb.secrets} in realm ${config.realm} now)` : "")
+        (dbLabel !== undefined ? ` + user database ${dbLabel} (${inDb.secrets} in realm ${config.realm} now)` : "")
       : config.auth.kind === "none"
         ? "none"
         : `long-term credentials, ${config.auth.users.length} user(s)` +
-          (config.auth.userdb !== undefined ? ` + user database ${config.auth.userdb} (${inDb.users} in realm ${config.realm} now)` : "");
+          (dbLabel !== undefined ? ` + user database ${dbLabel} (${inDb.users} in realm ${config.realm} now)` : "");
     logger.info(
       `bunturn ${VERSION} listening on ${server.listeners.join(", ")}; relay ${config.relayIps.join(", ")} ports ${config.minPort}-${config.maxPort}; ` +
         `${config.relayThreads} engine(s); realm ${config.realm}; auth: ${auth}; recvmmsg ${config.udpRecvmmsg ? "on" : "off"}, sendmmsg ${config.udpSendmmsg ? "on" : "off"}`,
@@ -150,7 +164,7 @@ export async function startRelay(argv: readonly string[], hooks: Pick<RelayHooks
       stopping = true;
       logger.info(`${signal}: stopping`);
       drain?.cancel();
-      server.stop().then(() => {
+      server.stop().then(() => mirror?.stop()).then(() => {
         removePidfile(pidfile);
         logging?.close();
         process.exit(0);
@@ -168,6 +182,7 @@ export async function startRelay(argv: readonly string[], hooks: Pick<RelayHooks
     if (redirects !== undefined) logger.info(redirects);
   } catch (error) {
     removePidfile(pidfile);
+    await mirror?.stop();
     if (error instanceof ConfigError || error instanceof StartupError) {
       logger.error(error.message);
       logging?.close();

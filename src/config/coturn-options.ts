@@ -19,7 +19,7 @@ const accepted = (why: string, argument: CoturnArgument = "optional", alias?: st
 const refused = (why: string, argument: CoturnArgument = "optional", alias?: string): CoturnName =>
   alias ? { status: "refused", why, argument, alias } : { status: "refused", why, argument };
 
-const NO_DB = "only the SQLite user database (--userdb) is supported";
+const NO_DB = "only SQLite (--userdb), PostgreSQL (--psql-userdb) and MySQL/MariaDB (--mysql-userdb) user databases are supported";
 const NO_5780 = "RFC 5780 NAT behaviour discovery is not served";
 const NO_DHE = "DHE cipher suites are never offered (Bun's TLS is BoringSSL: ECDHE only), so no DH parameters are used";
 const NO_DTLS = "DTLS is not served (TURN over UDP, TCP and TLS only)";
@@ -27,6 +27,7 @@ const NO_DTLS = "DTLS is not served (TURN over UDP, TCP and TLS only)";
 export const COTURN_NAMES: Record<string, CoturnName> = {
   // Other spellings of bunturn's own options.
   db: { status: "same-as", option: "userdb" },
+  "sql-userdb": { status: "same-as", option: "psql-userdb" },
   Verbose: { status: "same-as", option: "verbose", alias: "V" },
 
   // Already bunturn's behaviour.
@@ -50,7 +51,7 @@ export const COTURN_NAMES: Record<string, CoturnName> = {
   "response-origin-only-with-rfc5780": accepted("RESPONSE-ORIGIN and OTHER-ADDRESS are never sent (no RFC 5780)"),
   "rfc5766-channel-numbers": accepted("ChannelBind takes RFC 5766's channel numbers, 0x4000-0x7FFF"),
   "software-attribute": accepted("SOFTWARE carries --server-name (default 'bunturn')"),
-  "no-auth-pings": accepted("no database connection to ping (SQLite is a file)"),
+  "no-auth-pings": accepted("nothing to switch off: a network user database is read every 2 s anyway, and its health is on /metrics (bunturn_userdb_up)"),
   "no-dynamic-ip-list": accepted("peer ranges are never read from a database"),
   "no-dynamic-realms": accepted("realms are never read from a database"),
   "stateless-nonce": accepted("nonces are always stateless (HMAC, docs/architecture.md)"),
@@ -67,9 +68,6 @@ export const COTURN_NAMES: Record<string, CoturnName> = {
   "aux-server": refused("auxiliary servers are not supported", "required"),
   "udp-self-balance": refused("UDP self-balancing is not supported"),
   dtls: refused(NO_DTLS),
-  "psql-userdb": refused(NO_DB, "required", "e"),
-  "sql-userdb": refused(NO_DB, "required"),
-  "mysql-userdb": refused(NO_DB, "required", "M"),
   "mongo-userdb": refused(NO_DB, "required", "J"),
   "redis-userdb": refused(NO_DB, "required", "N"),
   "prometheus-username-labels": refused("per-user labels make the metric set unbounded"),

@@ -82,6 +82,8 @@ export const OPTIONS = {
   "prometheus-address": { kind: "string", default: "0.0.0.0", description: "Address of the Prometheus endpoint (:: for IPv6)" },
   "prometheus-path": { kind: "string", default: "/metrics", description: "URL path of the metrics" },
   userdb: { kind: "string", alias: "b", description: "SQLite user database (coturn's turnusers_lt table; manage it with 'bunturn admin'); read on every login, changes apply without restart" },
+  "psql-userdb": { kind: "string", alias: "e", description: "PostgreSQL user database, coturn's connection string ('host=H dbname=D user=U password=P connect_timeout=S' or postgresql://U:P@H:PORT/D) and schema (turnusers_lt, turn_secret); the relay serves a local copy, read again every 2 s and on NOTIFY, kept through an outage (docs/fleet.md)" },
+  "mysql-userdb": { kind: "string", alias: "M", description: "MySQL or MariaDB user database, coturn's connection string ('host=H dbname=D user=U password=P port=N connect_timeout=S', TLS: ca= cert= key= cipher=) and schema; the relay serves a local copy, read again every 2 s, kept through an outage (docs/fleet.md)" },
   "log-file": { kind: "string", alias: "l", description: "Also log to this file ('stdout' or '-': standard output only); reopened on SIGHUP" },
   "no-stdout-log": { kind: "boolean", description: "With --log-file, log to the file only" },
   "simple-log": { kind: "boolean", description: "Accepted for coturn compatibility: the log file name is always used as given" },

@@ -7,6 +7,7 @@ import type { Alternates } from "./alternates.ts";
 import type { StreamLimits } from "./stream-limits.ts";
 import type { RedisTarget } from "./redis-target.ts";
 import type { PeerPolicyOptions } from "../turn/peer-policy.ts";
+import type { NetworkDb } from "../userdb/connection.ts";
 
 export type AuthConfig =
   | { kind: "none" }
@@ -16,6 +17,8 @@ export type AuthConfig =
       users: Array<[name: string, password: string]>;
       /** `--userdb`: SQLite file with coturn's turnusers_lt table, read by each engine. */
       userdb?: string;
+      /** `--psql-userdb` / `--mysql-userdb`: mirrored by the main thread into a file set as `userdb`. */
+      networkUserdb?: NetworkDb;
     }
   | {
       kind: "rest";
@@ -25,6 +28,8 @@ export type AuthConfig =
       separator: string;
       /** `--userdb`: its turn_secret rows for the realm are secrets too, read live. */
       userdb?: string;
+      /** `--psql-userdb` / `--mysql-userdb`: its turn_secret rows count too (through the mirror, as `userdb`). */
+      networkUserdb?: NetworkDb;
     };
 
 /** Everything an engine needs; plain data so it crosses into Workers unchanged. */

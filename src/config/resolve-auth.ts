@@ -7,6 +7,26 @@ import type { RawOptions } from "./options.ts";
 import { ConfigError } from "./config-error.ts";
 import { get } from "./raw-options.ts";
 import type { AuthConfig, RelayConfig } from "./relay-config.ts";
+import { ConnectionStringError, sqlOptions, type NetworkDb } from "../userdb/connection.ts";
+
+/** --psql-userdb or --mysql-userdb (one user database in all), its connection string checked now. */
+function resolveNetworkUserdb(raw: RawOptions, userdb: string | undefined): NetworkDb | undefined {
+  const given = ([["postgres", "psql-userdb"], ["mysql", "mysql-userdb"]] as const)
+    .map(([kind, option]) => ({ kind, option, connection: get<string | undefined>(raw, option) }))
+    .filter((g) => g.connection !== undefined);
+  if (given.length === 0) return undefined;
+  const named = [...(userdb !== undefined ? ["--userdb"] : []), ...given.map((g) => `--${g.option}`)];
+  if (named.length > 1) throw new ConfigError(`${named.join(" and ")}: give one user database`);
+  const { kind, option, connection } = given[0]!;
+  if (connection!.trim() === "") throw new ConfigError(`--${option} needs a connection string`);
+  try {
+    sqlOptions({ kind, connection: connection! });
+  } catch (error) {
+    if (error instanceof ConnectionStringError) throw new ConfigError(`--${option}: ${error.message}`);
+    throw error;
+  }
+  return { kind, connection: connection! };
+}
 
 export function resolveAuth(raw: RawOptions): Pick<RelayConfig, "auth" | "generatedUser"> {
   const users = (get<string[] | undefined>(raw, "user") ?? []).map((u): [string, string] => {
@@ -23,22 +43,23 @@ export function resolveAuth(raw: RawOptions): Pick<RelayConfig, "auth" | "genera
   let generatedUser: RelayConfig["generatedUser"];
   const userdb = get<string | undefined>(raw, "userdb");
   if (userdb !== undefined && userdb.trim() === "") throw new ConfigError("--userdb needs a file name");
+  const networkUserdb = resolveNetworkUserdb(raw, userdb);
   if (useAuthSecret) {
     const secrets = get<string[] | undefined>(raw, "static-auth-secret") ?? [];
     if (secrets.some((secret) => secret === "")) throw new ConfigError("--static-auth-secret must not be empty");
-    if (secrets.length === 0 && userdb === undefined) throw new ConfigError("--use-auth-secret needs --static-auth-secret (or a --userdb whose turn_secret table holds the secrets)");
+    if (secrets.length === 0 && userdb === undefined && networkUserdb === undefined) throw new ConfigError("--use-auth-secret needs --static-auth-secret (or a user database whose turn_secret table holds the secrets)");
     const separator = get<string>(raw, "rest-api-separator");
     if (separator.length !== 1) throw new ConfigError(`--rest-api-separator: one character, got '${separator}'`);
-    auth = userdb === undefined ? { kind: "rest", secrets, separator } : { kind: "rest", secrets, separator, userdb };
+    auth = { kind: "rest", secrets, separator, ...(userdb !== undefined ? { userdb } : {}), ...(networkUserdb ? { networkUserdb } : {}) };
   } else if (noAuth) {
     auth = { kind: "none" };
   } else {
     // Safe by default: with no credentials configured, make up one user rather than run an open relay.
-    if (users.length === 0 && userdb === undefined) {
+    if (users.length === 0 && userdb === undefined && networkUserdb === undefined) {
       generatedUser = { name: "bunturn", password: randomBytes(12).toString("base64url") };
       users.push([generatedUser.name, generatedUser.password]);
     }
-    auth = userdb === undefined ? { kind: "long-term", users } : { kind: "long-term", users, userdb };
+    auth = { kind: "long-term", users, ...(userdb !== undefined ? { userdb } : {}), ...(networkUserdb ? { networkUserdb } : {}) };
   }
   return generatedUser ? { auth, generatedUser } : { auth };
 }

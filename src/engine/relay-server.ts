@@ -14,7 +14,7 @@ import { createQuotaShared } from "./quota.ts";
 import { ConnectionLimits, createConnectionTable, type ConnectionTableShared } from "./connection-limits.ts";
 import type { EngineEvent } from "./engine-init.ts";
 import { CONTROL_CELLS, CONTROL_DRAIN, CONTROL_STOP } from "./admission.ts";
-import { startMetricsServer, type MetricsServer } from "../metrics/prometheus.ts";
+import { startMetricsServer, type ExtraMetric, type MetricsServer } from "../metrics/prometheus.ts";
 import { ControlSocket } from "../metrics/control-socket.ts";
 import { UsageLog, usageRecord } from "../metrics/usage.ts";
 import { EngineAdmin, type Session } from "./admin-channel.ts";
@@ -42,6 +42,7 @@ export class RelayServer {
   private stopping: Promise<void> | undefined;
   private metrics: MetricsServer | undefined;
   private controlSocket: ControlSocket | undefined;
+  private readonly metricProviders: Array<() => readonly ExtraMetric[]> = [];
   /** Operator requests to the engines (sessions, kill). */
   private readonly admin: EngineAdmin;
   private readonly usage: UsageLog;
@@ -236,6 +237,15 @@ export class RelayServer {
 
   get draining(): boolean {
     return Atomics.load(this.control, CONTROL_DRAIN) !== 0;
+  }
+
+  /** Adds main-thread metrics to /metrics (the network user database's state, src/userdb/mirror.ts). */
+  addMetrics(provider: () => readonly ExtraMetric[]): void {
+    this.metricProviders.push(provider);
+  }
+
+  extraMetrics(): readonly ExtraMetric[] {
+    return this.metricProviders.flatMap((provider) => provider());
   }
 
   /**

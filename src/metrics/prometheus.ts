@@ -18,6 +18,16 @@ export interface MetricsSource {
   readonly relayPortsInUse: number;
   /** Draining (SIGUSR1): /ready answers 503. Absent = never. */
   readonly draining?: boolean;
+  /** Metrics kept by the main thread itself (e.g. the network user database's state). */
+  extraMetrics?(): readonly ExtraMetric[];
+}
+
+/** One sample without labels, from the main thread rather than the counter tables. */
+export interface ExtraMetric {
+  name: string;
+  kind: CounterKind;
+  help: string;
+  value: number;
 }
 
 export interface MetricsOptions {
@@ -73,6 +83,7 @@ export function renderMetrics(source: MetricsSource, options: MetricsOptions): s
   }
   out.metric("bunturn_relay_ports_in_use", "gauge", "Relay ports taken from the shared pool (sockets and EVEN-PORT reservations)", source.relayPortsInUse);
   out.metric("bunturn_draining", "gauge", "1 while draining (SIGUSR1): new Allocates are redirected or refused, live allocations go on", source.draining === true ? 1 : 0);
+  for (const m of source.extraMetrics?.() ?? []) out.metric(m.name, m.kind, m.help, m.value);
   out.metric("bunturn_build_info", "gauge", "Always 1; the version in a label", [[`version="${labelValue(options.version)}"`, 1]]);
   out.metric("process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch, in seconds", options.startTime);
   return out.text();

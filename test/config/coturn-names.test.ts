@@ -130,7 +130,9 @@ describe("what the published files need", () => {
     expect(resolve(["-K", "-u", "a:b"]).defaultFamily).toBe("keep");
     expect(resolve(["-A", "ipv6", "-u", "a:b"]).defaultFamily).toBe("ipv6");
     expect(outcome(() => parseArgv(["-o"]))).toBe("--daemon: not supported: bunturn does not fork: run it under systemd or another supervisor (docs/systemd.md)");
-    expect(outcome(() => parseArgv(["-M", "host=db"]))).toContain("--mysql-userdb: not supported: only the SQLite user database");
+    expect(resolve(["-M", "host=db dbname=coturn"]).auth).toEqual({ kind: "long-term", users: [], networkUserdb: { kind: "mysql", connection: "host=db dbname=coturn" } });
+    expect(resolve(["-e", "host=db dbname=coturn"]).auth).toEqual({ kind: "long-term", users: [], networkUserdb: { kind: "postgres", connection: "host=db dbname=coturn" } });
+    expect(outcome(() => parseArgv(["-J", "mongodb://db"]))).toContain("--mongo-userdb: not supported: only SQLite (--userdb), PostgreSQL (--psql-userdb) and MySQL/MariaDB (--mysql-userdb)");
   });
 
   test("allocation-default-address-family and keep-address-family", () => {
