@@ -7,7 +7,7 @@
  */
 import { SQL } from "bun";
 import { afterAll, describe, expect } from "bun:test";
-import { dbTest, startServer, type DbServer, type ServerKind } from "../db-servers.ts";
+import { dbTest, startServer, type DbServer } from "../db-servers.ts";
 import { REALM, ROOT, freePort, runUclient, spawnUntil, startBunturn, startPeer, type Running, type UclientResult } from "./harness.ts";
 import { join } from "node:path";
 
@@ -18,7 +18,8 @@ afterAll(async () => {
   await Promise.all(servers.splice(0).map((s) => s.destroy()));
 });
 
-const OPTION: Record<ServerKind, string> = { postgres: "--psql-userdb", mariadb: "--mysql-userdb" };
+type SqlKind = "postgres" | "mariadb";
+const OPTION: Record<SqlKind, string> = { postgres: "--psql-userdb", mariadb: "--mysql-userdb" };
 
 /** coturn's key=value connection string, the form its docs and turnserver.conf files use. */
 function connection(db: DbServer): string {
@@ -31,7 +32,7 @@ function direct(db: DbServer): SQL {
 }
 
 async function admin(db: DbServer, args: string[]): Promise<string> {
-  const { proc, chunks } = await spawnUntil(["bun", join(ROOT, "src/cli/main.ts"), "admin", ...args, OPTION[db.kind], connection(db)], null, 0);
+  const { proc, chunks } = await spawnUntil(["bun", join(ROOT, "src/cli/main.ts"), "admin", ...args, OPTION[db.kind as SqlKind], connection(db)], null, 0);
   const timer = setTimeout(() => proc.kill("SIGKILL"), 20000);
   const code = await proc.exited;
   clearTimeout(timer);
@@ -43,7 +44,7 @@ async function admin(db: DbServer, args: string[]): Promise<string> {
 
 async function relay(db: DbServer, args: string[]): Promise<Running & { metrics(): Promise<string> }> {
   const prometheus = freePort();
-  const s = await startBunturn({ auth: "custom", args: [...args, OPTION[db.kind], connection(db), "--prometheus", "--prometheus-address", "127.0.0.1", "--prometheus-port", String(prometheus), "--relay-threads", "1"] });
+  const s = await startBunturn({ auth: "custom", args: [...args, OPTION[db.kind as SqlKind], connection(db), "--prometheus", "--prometheus-address", "127.0.0.1", "--prometheus-port", String(prometheus), "--relay-threads", "1"] });
   running.push(s);
   return { ...s, metrics: async () => (await fetch(`http://127.0.0.1:${prometheus}/metrics`)).text() };
 }
@@ -71,7 +72,7 @@ async function eventually(check: () => Promise<boolean>, timeoutMs = 10000): Pro
 
 const metric = (text: string, name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1]);
 
-for (const kind of ["postgres", "mariadb"] as ServerKind[]) {
+for (const kind of ["postgres", "mariadb"] as const) {
   describe(`${OPTION[kind]} (${kind})`, () => {
     dbTest(kind, "a user added with bunturn admin allocates on two relays; with the database down they keep serving it and say so; back up, changes flow", async () => {
       const db = await startServer(kind);
