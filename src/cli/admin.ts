@@ -1,20 +1,21 @@
 /**
  * `bunturn admin`: the user database commands, as coturn's turnadmin -a / -d / -l / -k, and its REST
  * API secrets, as turnadmin -s / -X / -S, against the SQLite file (-b/--userdb) or, with coturn's
- * options, PostgreSQL (-e/--psql-userdb) or MySQL/MariaDB (-M/--mysql-userdb). Option names follow
+ * options, PostgreSQL (-e/--psql-userdb), MySQL/MariaDB (-M/--mysql-userdb) or Redis (-N/--redis-userdb). Option names follow
  * turnadmin (-u/--user, -p/--password, -r/--realm).
  */
 import { defineCommand, type ArgsDef } from "citty";
 import { md5Key } from "../turn/credentials.ts";
 import { UserDb, UserDbError, parseHexKey, type SecretRow, type UserRow } from "../userdb/sqlite.ts";
-import { NetworkUserDb } from "../userdb/network.ts";
+import { openNetworkStore, type NetworkStore } from "../userdb/open-network.ts";
 import { sanitized, type NetworkDb } from "../userdb/connection.ts";
 import { killCommand, sessionsCommand } from "./admin-sessions.ts";
 
 const userdb = { type: "string" as const, alias: ["b", "db"], description: "SQLite user database file (created by add-user when missing)" };
 const psqlUserdb = { type: "string" as const, alias: "e", description: "PostgreSQL user database: coturn's connection string (tables made when missing)" };
 const mysqlUserdb = { type: "string" as const, alias: "M", description: "MySQL/MariaDB user database: coturn's connection string (tables made when missing)" };
-const databases = { userdb, "psql-userdb": psqlUserdb, "mysql-userdb": mysqlUserdb };
+const redisUserdb = { type: "string" as const, alias: "N", description: "Redis user database: coturn's connection string or a redis:// URL (coturn's keys)" };
+const databases = { userdb, "psql-userdb": psqlUserdb, "mysql-userdb": mysqlUserdb, "redis-userdb": redisUserdb };
 const user = { type: "string" as const, alias: "u", description: "User name", required: true as const };
 const realm = { type: "string" as const, alias: "r", description: "Realm (the server's --realm)", required: true as const };
 
@@ -38,12 +39,13 @@ interface DatabaseArgs {
   userdb?: string;
   "psql-userdb"?: string;
   "mysql-userdb"?: string;
+  "redis-userdb"?: string;
 }
 
 /** Opens the one database named, runs `fn` on it, closes it; `label` names it in messages (no password). */
 async function withDb<T>(args: DatabaseArgs, create: boolean, fn: (db: AdminStore, label: string) => T | Promise<T>): Promise<T> {
-  const given = [args.userdb, args["psql-userdb"], args["mysql-userdb"]].filter((a) => a !== undefined);
-  if (given.length !== 1) fail("name one user database: --userdb FILE, --psql-userdb CONNECTION or --mysql-userdb CONNECTION");
+  const given = [args.userdb, args["psql-userdb"], args["mysql-userdb"], args["redis-userdb"]].filter((a) => a !== undefined);
+  if (given.length !== 1) fail("name one user database: --userdb FILE, --psql-userdb CONNECTION, --mysql-userdb CONNECTION or --redis-userdb CONNECTION");
   if (args.userdb !== undefined) {
     let db: UserDb;
     try {
@@ -63,11 +65,13 @@ async function withDb<T>(args: DatabaseArgs, create: boolean, fn: (db: AdminStor
   }
   const network: NetworkDb = args["psql-userdb"] !== undefined
     ? { kind: "postgres", connection: args["psql-userdb"] }
-    : { kind: "mysql", connection: args["mysql-userdb"]! };
+    : args["mysql-userdb"] !== undefined
+      ? { kind: "mysql", connection: args["mysql-userdb"] }
+      : { kind: "redis", connection: args["redis-userdb"]! };
   const label = sanitized(network);
-  let db: NetworkUserDb;
+  let db: NetworkStore;
   try {
-    db = NetworkUserDb.open(network, { connectionTimeout: 10 });
+    db = openNetworkStore(network, { connectionTimeout: 10 });
   } catch (error) {
     fail((error as Error).message);
   }

@@ -19,7 +19,7 @@ const accepted = (why: string, argument: CoturnArgument = "optional", alias?: st
 const refused = (why: string, argument: CoturnArgument = "optional", alias?: string): CoturnName =>
   alias ? { status: "refused", why, argument, alias } : { status: "refused", why, argument };
 
-const NO_DB = "only SQLite (--userdb), PostgreSQL (--psql-userdb) and MySQL/MariaDB (--mysql-userdb) user databases are supported";
+const NO_DB = "only SQLite (--userdb), PostgreSQL (--psql-userdb), MySQL/MariaDB (--mysql-userdb) and Redis (--redis-userdb) user databases are supported";
 const NO_5780 = "RFC 5780 NAT behaviour discovery is not served";
 const NO_DHE = "DHE cipher suites are never offered (Bun's TLS is BoringSSL: ECDHE only), so no DH parameters are used";
 const NO_DTLS = "DTLS is not served (TURN over UDP, TCP and TLS only)";
@@ -69,7 +69,6 @@ export const COTURN_NAMES: Record<string, CoturnName> = {
   "udp-self-balance": refused("UDP self-balancing is not supported"),
   dtls: refused(NO_DTLS),
   "mongo-userdb": refused(NO_DB, "required", "J"),
-  "redis-userdb": refused(NO_DB, "required", "N"),
   "prometheus-username-labels": refused("per-user labels make the metric set unbounded"),
   "prometheus-tls": refused("the metrics endpoint speaks plain HTTP: bind it to loopback or put a proxy in front"),
   "prometheus-cert": refused("the metrics endpoint speaks plain HTTP", "required"),

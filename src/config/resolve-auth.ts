@@ -8,10 +8,11 @@ import { ConfigError } from "./config-error.ts";
 import { get } from "./raw-options.ts";
 import type { AuthConfig, RelayConfig } from "./relay-config.ts";
 import { ConnectionStringError, sqlOptions, type NetworkDb } from "../userdb/connection.ts";
+import { parseRedisTarget } from "./redis-target.ts";
 
-/** --psql-userdb or --mysql-userdb (one user database in all), its connection string checked now. */
+/** --psql-userdb, --mysql-userdb or --redis-userdb (one user database in all), its connection string checked now. */
 function resolveNetworkUserdb(raw: RawOptions, userdb: string | undefined): NetworkDb | undefined {
-  const given = ([["postgres", "psql-userdb"], ["mysql", "mysql-userdb"]] as const)
+  const given = ([["postgres", "psql-userdb"], ["mysql", "mysql-userdb"], ["redis", "redis-userdb"]] as const)
     .map(([kind, option]) => ({ kind, option, connection: get<string | undefined>(raw, option) }))
     .filter((g) => g.connection !== undefined);
   if (given.length === 0) return undefined;
@@ -19,6 +20,10 @@ function resolveNetworkUserdb(raw: RawOptions, userdb: string | undefined): Netw
   if (named.length > 1) throw new ConfigError(`${named.join(" and ")}: give one user database`);
   const { kind, option, connection } = given[0]!;
   if (connection!.trim() === "") throw new ConfigError(`--${option} needs a connection string`);
+  if (kind === "redis") {
+    parseRedisTarget(connection!, option); // a ConfigError naming the option
+    return { kind, connection: connection! };
+  }
   try {
     sqlOptions({ kind, connection: connection! });
   } catch (error) {

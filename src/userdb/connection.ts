@@ -9,7 +9,7 @@
  */
 import { readFileSync } from "node:fs";
 
-export type NetworkDbKind = "postgres" | "mysql";
+export type NetworkDbKind = "postgres" | "mysql" | "redis";
 
 /** A network user database as configured: which kind, and coturn's connection string. */
 export interface NetworkDb {
@@ -135,6 +135,7 @@ function mysqlOptions(connection: string): SqlOptions {
 
 /** Bun.SQL options for the connection string, or a ConnectionStringError naming what is wrong. */
 export function sqlOptions(db: NetworkDb): SqlOptions {
+  if (db.kind === "redis") throw new ConnectionStringError("Redis is no SQL database (src/userdb/redis-userdb.ts)");
   return db.kind === "postgres" ? postgresOptions(db.connection) : mysqlOptions(db.connection);
 }
 
@@ -145,4 +146,4 @@ export function sanitized(db: NetworkDb): string {
     .replace(/\b(password|pwd|passwd|secret)\s*=\s*('(?:[^'\\]|\\.)*'|\S*)/g, "$1=***");
 }
 
-export const OPTION_OF: Record<NetworkDbKind, string> = { postgres: "psql-userdb", mysql: "mysql-userdb" };
+export const OPTION_OF: Record<NetworkDbKind, string> = { postgres: "psql-userdb", mysql: "mysql-userdb", redis: "redis-userdb" };

@@ -18,7 +18,11 @@ import { join } from "node:path";
 import type { Logger } from "../logger.ts";
 import type { ExtraMetric } from "../metrics/prometheus.ts";
 import { sanitized, sqlOptions, type NetworkDb } from "./connection.ts";
-import { NOTIFY_CHANNEL, NetworkUserDb, type RealmRows } from "./network.ts";
+import { NOTIFY_CHANNEL, type RealmRows } from "./network.ts";
+import { openNetworkStore, type NetworkStore } from "./open-network.ts";
+import { REDIS_NOTIFY_CHANNEL } from "./redis-userdb.ts";
+import { parseRedisTarget } from "../config/redis-target.ts";
+import { RedisClient } from "bun";
 import { SECRET_SCHEMA, USERDB_SCHEMA } from "./sqlite.ts";
 
 /** A read of the database that takes longer than this counts as a failure (the copy stays as it is). */
@@ -35,8 +39,9 @@ export class UserDbMirror {
   private readonly dir: string;
   private readonly copy: Database;
   private readonly label: string;
-  private client: NetworkUserDb | undefined;
+  private client: NetworkStore | undefined;
   private listener: SQL | undefined;
+  private subscriber: RedisClient | undefined;
   private last = "";
   private rows: RealmRows = { users: [], secrets: [] };
   private up = false;
@@ -60,10 +65,13 @@ export class UserDbMirror {
 
   /** Makes the copy and reads the database once (a failure is logged; serving starts without its users). */
   static async start(db: NetworkDb, realm: string, logger: Logger, options: MirrorOptions): Promise<UserDbMirror> {
-    sqlOptions(db); // a malformed connection string fails the start, before any file is made
+    // A malformed connection string fails the start, before any file is made.
+    if (db.kind === "redis") parseRedisTarget(db.connection, "redis-userdb");
+    else sqlOptions(db);
     const mirror = new UserDbMirror(db, realm, logger, options);
     await mirror.sync();
     if (db.kind === "postgres") void mirror.listen();
+    if (db.kind === "redis") void mirror.subscribe();
     mirror.schedule();
     return mirror;
   }
@@ -86,7 +94,7 @@ export class UserDbMirror {
 
   private async syncOnce(): Promise<void> {
     try {
-      this.client ??= NetworkUserDb.open(this.db);
+      this.client ??= openNetworkStore(this.db);
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`no answer within ${SYNC_TIMEOUT_MS} ms`)), SYNC_TIMEOUT_MS);
@@ -152,6 +160,20 @@ export class UserDbMirror {
     }
   }
 
+  /**
+   * Redis: a PUBLISH on REDIS_NOTIFY_CHANNEL from `bunturn admin` starts a read at once (polling stays
+   * the safety net, and catches writes by other tools). The subscriber reconnects by itself.
+   */
+  private async subscribe(): Promise<void> {
+    try {
+      const target = parseRedisTarget(this.db.connection, "redis-userdb");
+      this.subscriber = new RedisClient(target.url, { connectionTimeout: target.connectTimeoutMs, autoReconnect: true, maxRetries: 0xffffffff });
+      await this.subscriber.subscribe(REDIS_NOTIFY_CHANNEL, () => void this.sync());
+    } catch {
+      // Polling carries on.
+    }
+  }
+
   /** For /metrics. */
   metrics(): ExtraMetric[] {
     return [
@@ -172,6 +194,7 @@ export class UserDbMirror {
     clearTimeout(this.timer);
     await this.running?.catch(() => {});
     await Promise.all([this.client?.close(), this.listener?.close({ timeout: 0 })].map((p) => p?.catch(() => {})));
+    this.subscriber?.close();
     this.copy.close();
     rmSync(this.dir, { recursive: true, force: true });
   }

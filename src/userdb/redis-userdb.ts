@@ -102,6 +102,9 @@ export class RedisUserDb {
     };
   }
 
+  /** Redis has no schema: coturn's keys are made as they are written. */
+  async ensureSchema(): Promise<void> {}
+
   async close(): Promise<void> {
     this.client.close();
   }

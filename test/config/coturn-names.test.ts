@@ -132,7 +132,9 @@ describe("what the published files need", () => {
     expect(outcome(() => parseArgv(["-o"]))).toBe("--daemon: not supported: bunturn does not fork: run it under systemd or another supervisor (docs/systemd.md)");
     expect(resolve(["-M", "host=db dbname=coturn"]).auth).toEqual({ kind: "long-term", users: [], networkUserdb: { kind: "mysql", connection: "host=db dbname=coturn" } });
     expect(resolve(["-e", "host=db dbname=coturn"]).auth).toEqual({ kind: "long-term", users: [], networkUserdb: { kind: "postgres", connection: "host=db dbname=coturn" } });
-    expect(outcome(() => parseArgv(["-J", "mongodb://db"]))).toContain("--mongo-userdb: not supported: only SQLite (--userdb), PostgreSQL (--psql-userdb) and MySQL/MariaDB (--mysql-userdb)");
+    expect(outcome(() => parseArgv(["-J", "mongodb://db"]))).toContain("--mongo-userdb: not supported: only SQLite (--userdb), PostgreSQL (--psql-userdb), MySQL/MariaDB (--mysql-userdb) and Redis (--redis-userdb)");
+    expect(resolve(["-N", "ip=db dbname=2"]).auth).toEqual({ kind: "long-term", users: [], networkUserdb: { kind: "redis", connection: "ip=db dbname=2" } });
+    expect(outcome(() => resolve(["-N", "ip=db colour=blue"]))).toContain("--redis-userdb: unknown key 'colour'");
   });
 
   test("allocation-default-address-family and keep-address-family", () => {

@@ -1,0 +1,119 @@
+/**
+ * --redis-userdb (coturn's Redis key layout) against a real redis-server the test starts and two bunturn
+ * processes sharing it, with coturn's turnutils_uclient: a user added with `bunturn admin` allocates on
+ * both relays; a secret rotated in the set turn/realm/R/secret by another tool is honoured without a
+ * restart; with Redis stopped the relays keep serving the last good users and /metrics says so; once it
+ * is back (empty: the test's Redis keeps nothing), what is written then flows to both relays.
+ */
+import { RedisClient } from "bun";
+import { afterAll, expect } from "bun:test";
+import { join } from "node:path";
+import { dbTest, startServer, type DbServer } from "../db-servers.ts";
+import { REALM, ROOT, freePort, runUclient, spawnUntil, startBunturn, startPeer, type Running, type UclientResult } from "./harness.ts";
+
+const running: Running[] = [];
+const servers: DbServer[] = [];
+afterAll(async () => {
+  await Promise.all(running.splice(0).map((r) => r.stop()));
+  await Promise.all(servers.splice(0).map((s) => s.destroy()));
+});
+
+/** coturn's connection string for Redis, as its docs and turnserver.conf files give it. */
+const connection = (db: DbServer) => `ip=127.0.0.1 port=${db.port} dbname=0 connect_timeout=5`;
+
+async function admin(db: DbServer, args: string[]): Promise<string> {
+  const { proc, chunks } = await spawnUntil(["bun", join(ROOT, "src/cli/main.ts"), "admin", ...args, "--redis-userdb", connection(db)], null, 0);
+  const timer = setTimeout(() => proc.kill("SIGKILL"), 20000);
+  const code = await proc.exited;
+  clearTimeout(timer);
+  await Bun.sleep(20);
+  const output = chunks.join("");
+  if (code !== 0) throw new Error(`bunturn admin ${args.join(" ")} exited ${code}: ${output}`);
+  return output;
+}
+
+async function relay(db: DbServer, args: string[]): Promise<Running & { metrics(): Promise<string> }> {
+  const prometheus = freePort();
+  const s = await startBunturn({ auth: "custom", args: [...args, "--redis-userdb", connection(db), "--prometheus", "--prometheus-address", "127.0.0.1", "--prometheus-port", String(prometheus), "--relay-threads", "1"] });
+  running.push(s);
+  return { ...s, metrics: async () => (await fetch(`http://127.0.0.1:${prometheus}/metrics`)).text() };
+}
+
+function expectRelayed(r: UclientResult): void {
+  if (r.errors.length > 0 || r.received !== r.sent) console.error(r.output.slice(-2000));
+  expect(r.errors).toEqual([]);
+  expect(r.sent).toBeGreaterThanOrEqual(10);
+  expect(r.received).toBe(r.sent);
+}
+
+function expectRefused(r: UclientResult): void {
+  expect(r.received).toBeLessThanOrEqual(0);
+  expect(r.output).not.toContain("tot_send_msgs");
+}
+
+async function eventually(check: () => Promise<boolean>, timeoutMs = 10000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await Bun.sleep(200);
+  }
+}
+
+const metric = (text: string, name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1]);
+
+dbTest("redis", "--redis-userdb: bunturn admin's user allocates on two relays; Redis down: last good users, said once; back: new users flow", async () => {
+  const db = await startServer("redis");
+  servers.push(db);
+  expect(await admin(db, ["add-user", "-u", "carol", "-p", "pw-carol", "-r", REALM])).toContain("saved in");
+  expect(await admin(db, ["list-users", "-r", REALM])).toContain(`carol[${REALM}]`);
+  const relays = [await relay(db, ["--lt-cred-mech"]), await relay(db, ["--lt-cred-mech"])];
+  const peer = await startPeer();
+  running.push(peer);
+  const allocate = (s: Running, user: string, password: string) =>
+    runUclient(["-u", user, "-w", password, "-e", "127.0.0.1", "-r", String(peer.port), "-p", String(s.port), "-n", "10", "-m", "1", "-c", "127.0.0.1"], 20000);
+  for (const s of relays) {
+    expect(s.output()).toContain("1 in realm");
+    expectRelayed(await allocate(s, "carol", "pw-carol"));
+    expectRefused(await allocate(s, "carol", "wrong"));
+  }
+
+  await db.stop();
+  for (const s of relays) await eventually(async () => metric(await s.metrics(), "bunturn_userdb_up") === 0);
+  for (const s of relays) expectRelayed(await allocate(s, "carol", "pw-carol"));
+  await Bun.sleep(2500); // more failed reads: still one line
+  for (const s of relays) expect(s.output().match(/cannot be read/g)).toHaveLength(1);
+
+  await db.start();
+  await admin(db, ["add-user", "-u", "dave", "-p", "pw-dave", "-r", REALM]);
+  for (const s of relays) {
+    await eventually(async () => metric(await s.metrics(), "bunturn_userdb_up") === 1 && metric(await s.metrics(), "bunturn_userdb_users") === 1);
+    expect(s.output()).toContain("reachable again");
+  }
+  for (const s of relays) expectRelayed(await allocate(s, "dave", "pw-dave"));
+  // The Redis that came back has no carol: the copy follows it.
+  expectRefused(await allocate(relays[0]!, "carol", "pw-carol"));
+}, 150_000);
+
+dbTest("redis", "--redis-userdb: a secret rotated in turn/realm/R/secret is honoured on both relays without restart (turnutils_uclient -W)", async () => {
+  const db = await startServer("redis");
+  servers.push(db);
+  await admin(db, ["add-secret", "-s", "first-secret", "-r", REALM]);
+  expect(await admin(db, ["list-secrets"])).toContain(`first-secret[${REALM}]`);
+  const relays = [await relay(db, ["--use-auth-secret"]), await relay(db, ["--use-auth-secret"])];
+  const peer = await startPeer();
+  running.push(peer);
+  const rest = (s: Running, secret: string) =>
+    runUclient(["-W", secret, "-u", "rest-user", "-e", "127.0.0.1", "-r", String(peer.port), "-p", String(s.port), "-n", "10", "-m", "1", "-c", "127.0.0.1"], 20000);
+  for (const s of relays) expectRelayed(await rest(s, "first-secret"));
+
+  // Rotation by another tool writing coturn's set directly: the new secret in, then the old one out.
+  const redis = new RedisClient(`redis://127.0.0.1:${db.port}`);
+  await redis.send("SADD", [`turn/realm/${REALM}/secret`, "second-secret"]);
+  await redis.send("SREM", [`turn/realm/${REALM}/secret`, "first-secret"]);
+  redis.close();
+  for (const s of relays) await eventually(async () => (await rest(s, "second-secret")).received > 0, 15000);
+  for (const s of relays) {
+    expectRelayed(await rest(s, "second-secret"));
+    expectRefused(await rest(s, "first-secret"));
+  }
+}, 150_000);
