@@ -69,7 +69,10 @@ export class RelayServer {
       (index) => this.engines.serving(index) && !this.stopping,
     );
     this.usage = new UsageLog(logger, config.usageLog);
-    if (config.fleet.statsdb) this.statsdb = new StatsDb(config.fleet.statsdb, config.realm, logger, () => this.sessions());
+    if (config.fleet.statsdb) {
+      const statsdb = (this.statsdb = new StatsDb(config.fleet.statsdb, config.realm, logger, () => this.sessions()));
+      this.addMetrics(() => statsdb.metrics());
+    }
     if (config.tls) this.tls = new TlsService(config.tls, config.relayThreads, logger);
   }
 
@@ -79,7 +82,8 @@ export class RelayServer {
     const streams = { ...config.streams, maxConnections: connectionCap(config, logger) };
     const server = new RelayServer({ ...config, listeningIps, listenAddresses, streams }, logger, hooks);
     try {
-      server.fleet = await Fleet.start(config, logger);
+      const fleet = (server.fleet = await Fleet.start(config, logger));
+      server.addMetrics(() => fleet.metrics());
     } catch (error) {
       await server.stop();
       throw new StartupError((error as Error).message);

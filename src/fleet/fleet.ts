@@ -21,6 +21,7 @@ export interface LocalLoad {
 import { createNonceSecret, loadFleetNonceSecret, nonceSecretFromFile } from "./nonce-secret.ts";
 import { RedisLink } from "./redis-link.ts";
 import type { RelayLoad } from "./fleet-load.ts";
+import type { ExtraMetric } from "../metrics/prometheus.ts";
 
 /** The longest a relay's start waits for Redis (then it starts with its own nonce key and counts). */
 const START_WAIT_MS = 3000;
@@ -32,6 +33,8 @@ export class Fleet {
   readonly redirect: Int32Array | undefined;
   private load: (() => LocalLoad) | undefined;
   private lastBytes = { at: 0, bytes: 0 };
+  /** Other live relays at the last heartbeat. */
+  private peers = 0;
   private readonly redis: RedisLink | undefined;
   private nonceSecretShared: boolean;
   private quota: FleetQuota | undefined;
@@ -78,11 +81,23 @@ export class Fleet {
       if (!this.nonceSecretShared) await this.loadNonceSecret();
       if (this.quota && this.load) {
         const others = await this.quota.beat(this.ownLoad(this.load()));
+        this.peers = others?.length ?? 0;
         setFleetTargets(this.redirect!, others ? pickTargets(others) : {});
       }
     } finally {
       this.beating = false;
     }
+  }
+
+  /** For /metrics, with --fleet-redis. */
+  metrics(): ExtraMetric[] {
+    if (!this.redis) return [];
+    return [
+      { name: "bunturn_fleet_redis_up", kind: "gauge", help: "1 while the fleet's Redis (--fleet-redis) answers; 0 while this relay counts quotas alone and redirects by its static lists only", value: this.redis.up ? 1 : 0 },
+      { name: "bunturn_fleet_redis_outages_total", kind: "counter", help: "Times the fleet's Redis became unreachable", value: this.redis.outages },
+      { name: "bunturn_fleet_peers", kind: "gauge", help: "Other live relays of the realm seen at the last heartbeat", value: this.peers },
+      { name: "bunturn_fleet_nonce_secret_shared", kind: "gauge", help: "1 when nonces are keyed with the fleet's secret (file or Redis); 0 while with this relay's own", value: this.nonceSecretShared ? 1 : 0 },
+    ];
   }
 
   private ownLoad(local: LocalLoad): RelayLoad {

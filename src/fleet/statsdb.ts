@@ -26,6 +26,7 @@ import type { UsageRecord } from "../metrics/usage.ts";
 import type { SessionInfo } from "../turn/sessions.ts";
 import type { Logger } from "../logger.ts";
 import { RedisLink } from "./redis-link.ts";
+import type { ExtraMetric } from "../metrics/prometheus.ts";
 
 /** Usage records waiting for Redis at most (about 0.5 KB each: 50 MB at the bound). */
 export const USAGE_QUEUE_LIMIT = 100_000;
@@ -77,6 +78,7 @@ export class StatsDb {
   /** Live allocations as last seen: their expiry and counts (to tell a refresh, and traffic since). */
   private readonly seen = new Map<string, Counts & { expiresAt: number }>();
   private dropped = 0;
+  private written = 0;
   private droppedLoggedAt = 0;
   private flushing = false;
   private polling = false;
@@ -131,6 +133,7 @@ export class StatsDb {
         const results = await Promise.allSettled(batch.map((p) => this.writeEnd(p)));
         batch.forEach((p, i) => {
           if (results[i]!.status === "rejected") return;
+          this.written++;
           const at = this.queue.indexOf(p); // near the head (a full queue may have shed some meanwhile)
           if (at >= 0) this.queue.splice(at, 1);
         });
@@ -152,6 +155,16 @@ export class StatsDb {
       this.key(session.user, allocation, "total_traffic/peer"), traffic(session, "peer"),
       "", String(MARKER_SECONDS),
     ]);
+  }
+
+  /** For /metrics. */
+  metrics(): ExtraMetric[] {
+    return [
+      { name: "bunturn_statsdb_up", kind: "gauge", help: "1 while the statistics Redis (--redis-statsdb) answers", value: this.redis.up ? 1 : 0 },
+      { name: "bunturn_usage_records_queued", kind: "gauge", help: `Usage records waiting for the statistics Redis (at most ${USAGE_QUEUE_LIMIT})`, value: this.queue.length },
+      { name: "bunturn_usage_records_written_total", kind: "counter", help: "Usage records written to the statistics Redis", value: this.written },
+      { name: "bunturn_usage_records_dropped_total", kind: "counter", help: "Usage records dropped from the full queue (they are in the usage log)", value: this.dropped },
+    ];
   }
 
   /** Status and traffic of the live allocations (best effort: a failed write is tried at the next poll). */
