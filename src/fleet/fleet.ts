@@ -10,6 +10,7 @@ import type { Logger } from "../logger.ts";
 import { FleetQuota, HEARTBEAT_MS } from "./fleet-quota.ts";
 import { pickTargets } from "./fleet-load.ts";
 import { createFleetRedirect, setFleetTargets } from "../engine/fleet-redirect.ts";
+import { othersTotal } from "../engine/fleet-counts.ts";
 
 /** What the relay says of itself each heartbeat (RelayServer reads its counters). */
 export interface LocalLoad {
@@ -38,6 +39,7 @@ export class Fleet {
   private readonly redis: RedisLink | undefined;
   private nonceSecretShared: boolean;
   private quota: FleetQuota | undefined;
+  private quotaShared: QuotaShared | undefined;
   private timer: ReturnType<typeof setInterval> | undefined;
   private beating = false;
 
@@ -68,6 +70,7 @@ export class Fleet {
   beat(quota: QuotaShared, load: () => LocalLoad): void {
     if (!this.redis) return;
     this.load = load;
+    this.quotaShared = quota;
     this.quota = new FleetQuota(this.redis, this.config.realm, quota, this.logger);
     this.logger.info(`fleet: relay ${this.quota.relayId} shares quotas${this.config.fleet.nonceSecretFile === undefined ? " and the nonce secret" : ""} through ${this.config.fleet.redis!.display}`);
     void this.heartbeat();
@@ -96,6 +99,7 @@ export class Fleet {
       { name: "bunturn_fleet_redis_up", kind: "gauge", help: "1 while the fleet's Redis (--fleet-redis) answers; 0 while this relay counts quotas alone and redirects by its static lists only", value: this.redis.up ? 1 : 0 },
       { name: "bunturn_fleet_redis_outages_total", kind: "counter", help: "Times the fleet's Redis became unreachable", value: this.redis.outages },
       { name: "bunturn_fleet_peers", kind: "gauge", help: "Other live relays of the realm seen at the last heartbeat", value: this.peers },
+      { name: "bunturn_fleet_other_allocations", kind: "gauge", help: "Allocations on the other relays as the engines count them for --total-quota (the last heartbeat's)", value: this.quotaShared ? othersTotal(this.quotaShared.fleet) : 0 },
       { name: "bunturn_fleet_nonce_secret_shared", kind: "gauge", help: "1 when nonces are keyed with the fleet's secret (file or Redis); 0 while with this relay's own", value: this.nonceSecretShared ? 1 : 0 },
     ];
   }

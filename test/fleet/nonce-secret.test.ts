@@ -8,7 +8,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PASSWORD, USER, startBunturn, type Running } from "../e2e/harness.ts";
+import { PASSWORD, ROOT, USER, freePort, startBunturn, type Running } from "../e2e/harness.ts";
 import { TurnClient } from "../fuzz/turn-client.ts";
 import { dbTest, startServer, type DbServer } from "../db-servers.ts";
 
@@ -59,7 +59,11 @@ describe("fleet-wide nonce secret", () => {
   test("--nonce-secret-file refuses a short file (a guessable key)", async () => {
     const file = join(dir, "short");
     writeFileSync(file, "short");
-    await expect(relay(["--nonce-secret-file", file])).rejects.toThrow(/at least 16 bytes/);
+    // Run to its end here (the harness may see the exit before the last of its output).
+    const proc = Bun.spawn(["bun", join(ROOT, "src/cli/main.ts"), "--listening-ip", "127.0.0.1", "--listening-port", String(freePort()), "--nonce-secret-file", file], { stdout: "pipe", stderr: "pipe" });
+    const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    expect(code).toBe(1);
+    expect(out + err).toContain("holds 5 bytes, at least 16 bytes are needed");
   }, 30_000);
 
   dbTest("redis", "--fleet-redis: the first relay creates the key, the next reads it; nonces carry over", async () => {

@@ -1,16 +1,15 @@
 /**
  * --user-quota across a fleet (src/fleet/fleet-quota.ts): two relay processes sharing one Redis hold a
  * user to 2 allocations between them; with Redis gone each counts alone (logged once); with it back
- * the fleet's count holds again. Waits are a few heartbeats (HEARTBEAT_MS = 1 s): how long a relay takes
- * to see another's allocations.
+ * the fleet's count holds again. The test waits until each relay's /metrics shows the other's
+ * allocations (bunturn_fleet_other_allocations), and checks that took no more than a few heartbeats.
  */
 import { afterAll, expect } from "bun:test";
-import { PASSWORD, USER, startBunturn, type Running } from "../e2e/harness.ts";
+import { PASSWORD, USER, type Running } from "../e2e/harness.ts";
+import { HEARTBEAT_MS } from "../../src/fleet/fleet-quota.ts";
+import { eventually, relayWithMetrics } from "./metrics-wait.ts";
 import { TurnClient } from "../fuzz/turn-client.ts";
 import { dbTest, startServer, type DbServer } from "../db-servers.ts";
-
-/** Two heartbeats and some: one for the allocating relay to publish, one for the other to read. */
-const SETTLE_MS = 2600;
 
 const running: Running[] = [];
 const redises: DbServer[] = [];
@@ -34,12 +33,15 @@ dbTest("redis", "--user-quota 2 holds across two relays; Redis down: each counts
   const url = `redis://127.0.0.1:${redis.port}`;
   redises.push(redis);
   const args = ["--relay-threads", "1", "--user-quota", "2", "--user", "bob:builder", "--fleet-redis", url];
-  const [a, b] = await Promise.all([startBunturn({ args }), startBunturn({ args })]);
+  const [a, b] = await Promise.all([relayWithMetrics(args), relayWithMetrics(args)]);
   running.push(a, b);
 
   expect(await code(await client(a, "127.0.32.1"))).toBe(200);
   expect(await code(await client(b, "127.0.32.2"))).toBe(200);
-  await Bun.sleep(SETTLE_MS);
+  const allocatedAt = Date.now();
+  await eventually("each relay sees the other's allocation", async () => (await a.metric("bunturn_fleet_other_allocations")) === 1 && (await b.metric("bunturn_fleet_other_allocations")) === 1);
+  // One heartbeat to publish, one to read, and slack for a loaded machine.
+  expect(Date.now() - allocatedAt).toBeLessThan(4 * HEARTBEAT_MS);
   const third = await client(a, "127.0.32.3");
   expect(await code(third)).toBe(486);
   expect(await code(await client(b, "127.0.32.4"))).toBe(486);
@@ -48,14 +50,14 @@ dbTest("redis", "--user-quota 2 holds across two relays; Redis down: each counts
 
   // Redis gone: the others' counts are dropped, a relay counts its own (alice has 1 on each).
   await redis.stop();
-  await Bun.sleep(SETTLE_MS);
+  await eventually("A counts alone", async () => (await a.metric("bunturn_fleet_redis_up")) === 0 && (await a.metric("bunturn_fleet_other_allocations")) === 0);
   expect(await code(third)).toBe(200);
-  await Bun.sleep(2000); // more failed heartbeats: still one line
+  await Bun.sleep(2 * HEARTBEAT_MS); // more failed heartbeats: still one line
   expect(a.output().match(/fleet: Redis \S+ unreachable/g)?.length).toBe(1);
 
-  // Back: A holds 2, B 1; the fleet's count holds again on B.
+  // Back: A holds 2 of alice's, B 1 and bob's; the fleet's count holds again on B.
   await redis.start();
-  await Bun.sleep(SETTLE_MS + 1000); // the client reconnects first
+  await eventually("B sees A's 2 again", async () => (await b.metric("bunturn_fleet_redis_up")) === 1 && (await b.metric("bunturn_fleet_other_allocations")) === 2);
   expect(a.output()).toMatch(/fleet: Redis \S+ reachable again/);
   expect(await code(await client(b, "127.0.32.6"))).toBe(486);
 }, 60_000);

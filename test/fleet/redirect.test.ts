@@ -7,13 +7,11 @@
 import { afterAll, expect } from "bun:test";
 import { Attr, readAddress } from "../../src/stun/index.ts";
 import { formatEndpoint } from "../../src/net/endpoint.ts";
-import { PASSWORD, USER, startBunturn, type Running } from "../e2e/harness.ts";
+import { PASSWORD, USER, type Running } from "../e2e/harness.ts";
+import { eventually, relayWithMetrics } from "./metrics-wait.ts";
 import { TurnClient } from "../fuzz/turn-client.ts";
 import type { Response } from "../turn/harness.ts";
 import { dbTest, startServer, type DbServer } from "../db-servers.ts";
-
-/** Two heartbeats and some: one for a relay to publish its load, one for the other to read it. */
-const SETTLE_MS = 2600;
 
 const running: Running[] = [];
 const redises: DbServer[] = [];
@@ -39,12 +37,14 @@ dbTest("redis", "a full relay redirects to the least-loaded peer and the client 
   const redis = await startServer("redis");
   redises.push(redis);
   const fleet = ["--relay-threads", "1", "--fleet-redis", `redis://127.0.0.1:${redis.port}`];
-  const [a, b] = await Promise.all([startBunturn({ args: [...fleet, "--fleet-capacity", "1"] }), startBunturn({ args: fleet })]);
+  const [a, b] = await Promise.all([relayWithMetrics([...fleet, "--fleet-capacity", "1"]), relayWithMetrics(fleet)]);
   running.push(a, b);
 
   const first = await client(a, "127.0.34.1");
   expect((await first.allocate()).ok).toBe(true);
-  await Bun.sleep(SETTLE_MS);
+  // What each relay's last heartbeat saw of the other (the redirect target is picked in the same one).
+  const sees = (relay: typeof a, n: number) => eventually(`${n} allocation(s) on the other relay`, async () => (await relay.metric("bunturn_fleet_peers")) === 1 && (await relay.metric("bunturn_fleet_other_allocations")) === n);
+  await sees(a, 0);
   // A holds its capacity: the next Allocate goes to B, and the client follows.
   const second = await client(a, "127.0.34.2");
   const redirected = await second.allocate();
@@ -55,11 +55,11 @@ dbTest("redis", "a full relay redirects to the least-loaded peer and the client 
 
   // B drains (SIGUSR1; it keeps serving its allocation): A is its only peer, and A is full.
   b.proc.kill("SIGUSR1");
-  await Bun.sleep(SETTLE_MS);
+  await sees(b, 1);
   expect((await (await client(b, "127.0.34.3")).allocate()).errorCode).toBe(403);
-  // A has room again: B sends new clients there. A no longer redirects (B is draining anyway).
+  // A has room again: B sends new clients there.
   expect((await first.refresh(0)).ok).toBe(true);
-  await Bun.sleep(SETTLE_MS);
+  await sees(b, 0);
   const third = await client(b, "127.0.34.4");
   const toA = await third.allocate();
   expect(toA.errorCode).toBe(300);
