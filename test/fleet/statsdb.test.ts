@@ -94,3 +94,30 @@ dbTest("redis", "coturn's status key while live, one usage record per allocation
   expect(after.map((r) => r.id.replace(/^[0-9a-f]+-/, "")).sort()).toEqual(logged.slice(1).sort());
   expect(relay.output()).toMatch(/redis-statsdb: Redis \S+ unreachable/);
 }, 60_000);
+
+dbTest("redis", "a record whose reply was lost (Redis stalled past the timeout, then ran it) is written once, not again by the retry", async () => {
+  const server = await startServer("redis");
+  redises.push(server);
+  const relay = await startBunturn({ args: ["--relay-threads", "1", "--redis-statsdb", `redis://127.0.0.1:${server.port}`] });
+  running.push(relay);
+  const redis = new RedisClient(`redis://127.0.0.1:${server.port}`);
+  const pid = Number(/process_id:(\d+)/.exec((await redis.send("INFO", ["server"])) as string)![1]);
+  await allocateAndEnd(relay, "127.0.33.30");
+  await waitFor("the first record", async () => (await records(redis)).length === 1);
+
+  // Stalled: the relay's script waits in Redis's socket, times out (1 s) and is retried (every 1 s);
+  // resumed, Redis runs the first and every retry.
+  process.kill(pid, "SIGSTOP");
+  try {
+    await allocateAndEnd(relay, "127.0.33.31");
+    await Bun.sleep(3500);
+  } finally {
+    process.kill(pid, "SIGCONT");
+  }
+  await waitFor("the second record", async () => (await records(redis)).length >= 2);
+  await Bun.sleep(2500); // any retry still queued has run by now
+  const all = await records(redis);
+  redis.close();
+  expect(all.length).toBe(2);
+  expect(new Set(all.map((r) => r.id)).size).toBe(2);
+}, 60_000);
