@@ -52,7 +52,6 @@ export const COTURN_NAMES: Record<string, CoturnName> = {
   "rfc5766-channel-numbers": accepted("ChannelBind takes RFC 5766's channel numbers, 0x4000-0x7FFF"),
   "software-attribute": accepted("SOFTWARE carries --server-name (default 'bunturn')"),
   "no-auth-pings": accepted("nothing to switch off: a network user database is read every 2 s anyway, and its health is on /metrics (bunturn_userdb_up)"),
-  "no-dynamic-ip-list": accepted("peer ranges are never read from a database"),
   "no-dynamic-realms": accepted("realms are never read from a database"),
   "stateless-nonce": accepted("nonces are always stateless (HMAC, docs/architecture.md)"),
   "new-log-timestamp": accepted("log lines always carry ISO 8601 timestamps"),

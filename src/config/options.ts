@@ -38,6 +38,7 @@ export const OPTIONS = {
   "allow-loopback-peers": { kind: "boolean", description: "Allow relaying to loopback peers (127.0.0.0/8, ::1); for testing only" },
   "allowed-peer-ip": { kind: "list", description: "Peer address or range (IP, IP1-IP2 or CIDR) that is allowed even if denied otherwise (repeatable)" },
   "denied-peer-ip": { kind: "list", description: "Peer address or range that is denied (repeatable)" },
+  "no-dynamic-ip-list": { kind: "boolean", description: "Do not read the user database's allowed_peer_ip and denied_peer_ip tables (coturn's dynamic peer lists: rows of the realm and of realm '' add to --allowed-peer-ip and --denied-peer-ip, re-read within a second of a change)" },
   "max-allocate-lifetime": { kind: "number", default: 3600, description: "Longest allocation lifetime in seconds" },
   "default-allocate-lifetime": { kind: "number", default: 600, description: "Allocation lifetime when the client asks for none, in seconds" },
   "permission-lifetime": { kind: "number", default: 300, description: "Permission lifetime in seconds" },

@@ -50,6 +50,8 @@ export interface RelayConfig {
   generatedUser?: { name: string; password: string };
   /** Which peers clients may reach: the operator's ranges plus this host's own addresses (resolved once, here). */
   peerPolicy: PeerPolicyOptions;
+  /** Whether the user database's allowed_peer_ip/denied_peer_ip rows add to peerPolicy (coturn's --no-dynamic-ip-list turns it off). */
+  dynamicIpList: boolean;
   maxAllocateLifetime: number;
   defaultAllocateLifetime: number;
   permissionLifetime: number;

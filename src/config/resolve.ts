@@ -64,6 +64,7 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
       denied: get<string[] | undefined>(raw, "denied-peer-ip") ?? [],
       host, listeningIps, relayIps, externalIps, minPort, maxPort,
     }),
+    dynamicIpList: get<boolean>(raw, "no-dynamic-ip-list") !== true,
     maxAllocateLifetime: checkLifetime(get<number>(raw, "max-allocate-lifetime"), "max-allocate-lifetime"),
     defaultAllocateLifetime: checkLifetime(get<number>(raw, "default-allocate-lifetime"), "default-allocate-lifetime"),
     permissionLifetime: checkLifetime(get<number>(raw, "permission-lifetime"), "permission-lifetime"),

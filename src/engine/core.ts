@@ -7,7 +7,8 @@ import type { RelayConfig } from "../config/resolve.ts";
 import type { ConnectionId, RelayAllocator, TurnSink } from "../turn/api.ts";
 import { CONTROL_CELLS, EngineAdmission } from "./admission.ts";
 import type { SessionInfo } from "../turn/sessions.ts";
-import { PeerPolicy } from "../turn/peer-policy.ts";
+import { PeerPolicy, type PeerJudge } from "../turn/peer-policy.ts";
+import { LivePeerPolicy } from "../userdb/peer-tables.ts";
 import { TurnServer } from "../turn/server.ts";
 import { credentialStoreFor } from "./credentials.ts";
 import { sharedProtocolCounters } from "./counters.ts";
@@ -35,6 +36,15 @@ export interface CoreIo {
   allocationEnded?(session: SessionInfo): void;
 }
 
+/** The configured ranges, plus the user database's allowed_peer_ip/denied_peer_ip rows when there is one. */
+function peerPolicyFor(config: RelayConfig, warn?: (message: string) => void): PeerJudge {
+  const userdb = config.auth.kind !== "none" ? config.auth.userdb : undefined;
+  if (userdb === undefined || !config.dynamicIpList) return new PeerPolicy(config.peerPolicy);
+  const live = new LivePeerPolicy(config.peerPolicy, userdb, config.realm);
+  live.onWarning = warn;
+  return live;
+}
+
 /** `warn` receives the credential store's complaints (e.g. an unreadable --userdb). */
 export function buildTurnServer(inputs: CoreInputs, io: CoreIo, warn?: (message: string) => void): TurnServer {
   const { config } = inputs;
@@ -55,7 +65,7 @@ export function buildTurnServer(inputs: CoreInputs, io: CoreIo, warn?: (message:
     maxLifetimeSeconds: config.maxAllocateLifetime,
     permissionLifetimeSeconds: config.permissionLifetime,
     channelLifetimeSeconds: config.channelLifetime,
-    peerPolicy: new PeerPolicy(config.peerPolicy),
+    peerPolicy: peerPolicyFor(config, warn),
     relays: io.relays,
     sink: io.sink,
     quota: new SharedQuota(inputs.quota, {

@@ -40,13 +40,19 @@ export interface PeerPolicyOptions {
 
 export interface PeerRange { family: 4 | 6; lo: Uint8Array; hi: Uint8Array }
 
+/** What the core asks (PeerPolicy, or a wrapper that rebuilds one when the database's ranges change). */
+export interface PeerJudge {
+  isAllowed(peer: Endpoint): boolean;
+  allowsHost(address: Uint8Array): boolean;
+}
+
 interface V4Range { lo: number; hi: number }
 interface V6Range { lo: Uint8Array; hi: Uint8Array }
 
 /** `port` for a verdict on the address alone (CreatePermission): a relay address passes at some port. */
 const ANY_PORT = -1;
 
-export class PeerPolicy {
+export class PeerPolicy implements PeerJudge {
   private readonly allowLoopback: boolean;
   private readonly allowPrivate: boolean;
   private readonly allowMulticast: boolean;

@@ -13,7 +13,7 @@ import { describeSession, type SessionInfo, type StreamKind } from "./sessions.t
 import { zeroCounters } from "./counters.ts";
 import { Authenticator } from "./auth.ts";
 import { FEATURE_PASSWORD_ALGORITHMS, NonceFactory } from "./nonce.ts";
-import type { PeerPolicy } from "./peer-policy.ts";
+import type { PeerJudge } from "./peer-policy.ts";
 import { SourceRateLimit } from "./source-rate-limit.ts";
 import { TimerQueue } from "./timer-queue.ts";
 import { MAX_CHANNEL_RFC5766, MAX_CHANNEL_RFC8656, encodeSoftware } from "../stun/index.ts";
@@ -32,7 +32,7 @@ export interface TurnServerOptions {
   maxLifetimeSeconds?: number;
   permissionLifetimeSeconds?: number;
   channelLifetimeSeconds?: number;
-  peerPolicy: PeerPolicy;
+  peerPolicy: PeerJudge;
   relays: RelayAllocator;
   sink: TurnSink;
   /** 486 hook (RFC 8656 §7.2); absent = unlimited. */
@@ -108,7 +108,7 @@ export class ServerState {
   readonly maxPermissions: number;
   readonly maxChannels: number;
   readonly maxChannel: number;
-  readonly peerPolicy: PeerPolicy;
+  readonly peerPolicy: PeerJudge;
   readonly relays: RelayAllocator;
   readonly sink: TurnSink;
   readonly quota: AllocationQuota | undefined;

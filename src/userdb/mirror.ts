@@ -1,8 +1,8 @@
 /**
  * Keeps a local SQLite copy of a network user database (`--psql-userdb`, `--mysql-userdb`) for the
  * engines, so that the hot path never waits on the network: the main thread reads the realm's rows of
- * turnusers_lt and turn_secret every `intervalMs` (and at once on a PostgreSQL NOTIFY on channel
- * `bunturn_userdb`, which `bunturn admin` sends) and, when they changed, rewrites the copy in one
+ * turnusers_lt and turn_secret (and coturn's allowed_peer_ip/denied_peer_ip) every `intervalMs` (and
+ * at once on a PostgreSQL NOTIFY on channel `bunturn_userdb`, which `bunturn admin` sends) and, when they changed, rewrites the copy in one
  * transaction. The engines read the copy exactly as they read `--userdb` (sqlite.ts, secrets.ts: cached,
  * re-read when `PRAGMA data_version` moves), so a change reaches them on their next request.
  *
@@ -23,7 +23,7 @@ import { openNetworkStore, type NetworkStore } from "./open-network.ts";
 import { REDIS_NOTIFY_CHANNEL } from "./redis-userdb.ts";
 import { parseRedisTarget } from "../config/redis-target.ts";
 import { RedisClient } from "bun";
-import { SECRET_SCHEMA, USERDB_SCHEMA } from "./sqlite.ts";
+import { PEER_SCHEMA, SECRET_SCHEMA, USERDB_SCHEMA } from "./sqlite.ts";
 
 /** A read of the database that takes longer than this counts as a failure (the copy stays as it is). */
 const SYNC_TIMEOUT_MS = 5000;
@@ -43,7 +43,7 @@ export class UserDbMirror {
   private listener: SQL | undefined;
   private subscriber: RedisClient | undefined;
   private last = "";
-  private rows: RealmRows = { users: [], secrets: [] };
+  private rows: RealmRows = { users: [], secrets: [], allowed: [], denied: [] };
   private up = false;
   private everUp = false;
   private syncErrors = 0;
@@ -61,6 +61,8 @@ export class UserDbMirror {
     this.copy.exec("PRAGMA journal_mode = WAL"); // engines read while the copy is rewritten
     this.copy.exec(USERDB_SCHEMA);
     this.copy.exec(SECRET_SCHEMA);
+    this.copy.exec(PEER_SCHEMA("allowed"));
+    this.copy.exec(PEER_SCHEMA("denied"));
   }
 
   /** Makes the copy and reads the database once (a failure is logged; serving starts without its users). */
@@ -127,11 +129,14 @@ export class UserDbMirror {
     if (text === this.last) return;
     const insertUser = this.copy.prepare("INSERT OR REPLACE INTO turnusers_lt (realm, name, hmackey) VALUES (?, ?, ?)");
     const insertSecret = this.copy.prepare("INSERT OR REPLACE INTO turn_secret (realm, value) VALUES (?, ?)");
+    const insertAllowed = this.copy.prepare("INSERT OR REPLACE INTO allowed_peer_ip (realm, ip_range) VALUES (?, ?)");
+    const insertDenied = this.copy.prepare("INSERT OR REPLACE INTO denied_peer_ip (realm, ip_range) VALUES (?, ?)");
     this.copy.transaction(() => {
-      this.copy.exec("DELETE FROM turnusers_lt");
-      this.copy.exec("DELETE FROM turn_secret");
+      for (const table of ["turnusers_lt", "turn_secret", "allowed_peer_ip", "denied_peer_ip"]) this.copy.exec(`DELETE FROM ${table}`);
       for (const user of rows.users) insertUser.run(this.realm, user.name, user.hmackey);
       for (const secret of rows.secrets) insertSecret.run(this.realm, secret);
+      for (const row of rows.allowed ?? []) insertAllowed.run(row.realm, row.ip_range);
+      for (const row of rows.denied ?? []) insertDenied.run(row.realm, row.ip_range);
     })();
     this.last = text;
     this.rows = rows;

@@ -17,12 +17,25 @@ export const NOTIFY_CHANNEL = "bunturn_userdb";
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS turnusers_lt (realm varchar(127) default '', name varchar(512), hmackey char(128), PRIMARY KEY (realm, name))`,
   `CREATE TABLE IF NOT EXISTS turn_secret (realm varchar(127) default '', value varchar(256), PRIMARY KEY (realm, value))`,
+  `CREATE TABLE IF NOT EXISTS allowed_peer_ip (realm varchar(127) default '', ip_range varchar(256), PRIMARY KEY (realm, ip_range))`,
+  `CREATE TABLE IF NOT EXISTS denied_peer_ip (realm varchar(127) default '', ip_range varchar(256), PRIMARY KEY (realm, ip_range))`,
 ];
 
-/** What the mirror copies: the realm's users (with keys) and secrets. */
+/** PostgreSQL's and MySQL's words for a table that is not there (a database made without coturn's peer tables). */
+const NO_TABLE = /does not exist|doesn't exist/i;
+
+/** What the mirror copies: the realm's users (with keys) and secrets, and the peer ranges of the realm and of realm ''. */
 export interface RealmRows {
   users: Array<{ name: string; hmackey: string }>;
   secrets: string[];
+  /** coturn's allowed_peer_ip/denied_peer_ip rows; absent where the database has no such lists (Redis). */
+  allowed?: PeerRow[];
+  denied?: PeerRow[];
+}
+
+export interface PeerRow {
+  realm: string;
+  ip_range: string;
 }
 
 export class NetworkUserDb {
@@ -99,7 +112,23 @@ export class NetworkUserDb {
     return {
       users: (users as Array<Record<string, unknown>>).map((r) => ({ name: String(r.name), hmackey: String(r.hmackey ?? "").trim() })),
       secrets: (secrets as Array<Record<string, unknown>>).map((r) => String(r.value)),
+      allowed: await this.peerRows("allowed", realm),
+      denied: await this.peerRows("denied", realm),
     };
+  }
+
+  /** coturn's allowed_peer_ip or denied_peer_ip rows for the realm and for realm ''; none when the table is not there. */
+  private async peerRows(kind: "allowed" | "denied", realm: string): Promise<PeerRow[]> {
+    try {
+      const rows = kind === "allowed"
+        ? await this.sql`SELECT realm, ip_range FROM allowed_peer_ip WHERE realm = ${realm} OR realm = '' ORDER BY realm, ip_range`
+        : await this.sql`SELECT realm, ip_range FROM denied_peer_ip WHERE realm = ${realm} OR realm = '' ORDER BY realm, ip_range`;
+      return (rows as Array<Record<string, unknown>>).map((r) => ({ realm: String(r.realm ?? ""), ip_range: String(r.ip_range ?? "") }));
+    } catch (error) {
+      // Only a missing table means "no ranges": any other failure fails the read, so the copy keeps its denied ranges.
+      if (NO_TABLE.test((error as Error).message)) return [];
+      throw error;
+    }
   }
 
   async close(): Promise<void> {

@@ -28,6 +28,13 @@ export const SECRET_SCHEMA = `CREATE TABLE IF NOT EXISTS turn_secret (
   PRIMARY KEY (realm, value)
 )`;
 
+/** coturn's allowed_peer_ip and denied_peer_ip (./peer-tables.ts reads them). */
+export const PEER_SCHEMA = (kind: "allowed" | "denied") => `CREATE TABLE IF NOT EXISTS ${kind}_peer_ip (
+  realm varchar(127) default '',
+  ip_range varchar(256),
+  PRIMARY KEY (realm, ip_range)
+)`;
+
 /** How long a writer may hold the database before a read gives up (then the cached answer is used). */
 const BUSY_TIMEOUT_MS = 50;
 /** Bound on cached answers (known and unknown names): a flood of made-up usernames must not grow memory. */

@@ -3,7 +3,8 @@
  * test starts (test/db-servers.ts) and two bunturn processes sharing each, with coturn's
  * turnutils_uclient: a user added with `bunturn admin` allocates on both relays; a secret rotated in
  * turn_secret is honoured without a restart; with the database stopped the relays keep serving the last
- * good users and /metrics says so (bunturn_userdb_up 0); once it is back, changes flow again.
+ * good users and /metrics says so (bunturn_userdb_up 0); once it is back, changes flow again; a
+ * denied_peer_ip row refuses its peers until it is deleted.
  */
 import { SQL } from "bun";
 import { afterAll, describe, expect } from "bun:test";
@@ -114,7 +115,7 @@ for (const kind of ["postgres", "mariadb"] as const) {
       expectRefused(await allocate(relays[0]!, "carol", "pw-carol"));
     }, 150_000);
 
-    dbTest(kind, "a secret rotated in turn_secret is honoured on both relays without restart (turnutils_uclient -W)", async () => {
+    dbTest(kind, "a secret rotated in turn_secret, and a denied_peer_ip row, are honoured on both relays without restart (turnutils_uclient -W)", async () => {
       const db = await startServer(kind);
       servers.push(db);
       await admin(db, ["add-secret", "-s", "first-secret", "-r", REALM]);
@@ -136,6 +137,15 @@ for (const kind of ["postgres", "mariadb"] as const) {
         expectRelayed(await rest(s, "second-secret"));
         expectRefused(await rest(s, "first-secret"));
       }
+
+      // coturn's dynamic peer lists: a denied_peer_ip row refuses the peer (even with --allow-loopback-peers,
+      // as a --denied-peer-ip would); deleted, the peer is reachable again. No restart either way.
+      const peers = direct(db);
+      await peers`INSERT INTO denied_peer_ip (realm, ip_range) VALUES (${REALM}, ${"127.0.0.0/8"})`;
+      for (const s of relays) await eventually(async () => (await rest(s, "second-secret")).received <= 0, 15000);
+      await peers`DELETE FROM denied_peer_ip`;
+      await peers.close();
+      for (const s of relays) await eventually(async () => (await rest(s, "second-secret")).received > 0, 15000);
     }, 150_000);
   });
 }
