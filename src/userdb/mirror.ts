@@ -2,8 +2,8 @@
  * Keeps a local SQLite copy of a network user database (`--psql-userdb`, `--mysql-userdb`) for the
  * engines, so that the hot path never waits on the network: the main thread reads the realm's rows of
  * turnusers_lt and turn_secret (and coturn's allowed_peer_ip/denied_peer_ip) every `intervalMs` (and
- * at once on a PostgreSQL NOTIFY on channel `bunturn_userdb`, which `bunturn admin` sends) and, when they changed, rewrites the copy in one
- * transaction. The engines read the copy exactly as they read `--userdb` (sqlite.ts, secrets.ts: cached,
+ * at once on a PostgreSQL NOTIFY on channel `bunturn_userdb`, which `bunturn admin` sends) and, when
+ * they changed, rewrites the copy in one transaction. The engines read the copy exactly as they read `--userdb` (sqlite.ts, secrets.ts: cached,
  * re-read when `PRAGMA data_version` moves), so a change reaches them on their next request.
  *
  * While the database cannot be read, the copy keeps the last good rows and the relay goes on serving
