@@ -21,8 +21,7 @@ import { EngineAdmin, type Session } from "./admin-channel.ts";
 import { EngineWorkers, type RelayHooks } from "./engine-workers.ts";
 import { StartupError, connectionCap, probeListeners } from "./startup-checks.ts";
 import { TlsService } from "./tls-service.ts";
-import { Fleet } from "../fleet/fleet.ts";
-import { StatsDb } from "../fleet/statsdb.ts";
+import { Fleet, type LocalLoad } from "../fleet/fleet.ts";
 import { VERSION } from "../version.ts";
 import type { Logger } from "../logger.ts";
 
@@ -51,10 +50,8 @@ export class RelayServer {
   /** TCP and TLS connection counts, per source and in total, shared by the engines and the TLS front end. */
   private readonly connectionTable: ConnectionTableShared = createConnectionTable();
   readonly connections: ConnectionLimits;
-  /** What this relay shares with a fleet (nonce key, quota counts); a fleet of one without options. */
+  /** What this relay shares with a fleet (nonce key, quotas, load, statistics); a fleet of one without options. */
   private fleet: Fleet | undefined;
-  /** `--redis-statsdb`: coturn's events and the usage records, in Redis. */
-  private readonly statsdb: StatsDb | undefined;
 
   private constructor(config: RelayConfig, logger: Logger, hooks: RelayHooks) {
     this.config = config;
@@ -69,10 +66,6 @@ export class RelayServer {
       (index) => this.engines.serving(index) && !this.stopping,
     );
     this.usage = new UsageLog(logger, config.usageLog);
-    if (config.fleet.statsdb) {
-      const statsdb = (this.statsdb = new StatsDb(config.fleet.statsdb, config.realm, logger, () => this.sessions()));
-      this.addMetrics(() => statsdb.metrics());
-    }
     if (config.tls) this.tls = new TlsService(config.tls, config.relayThreads, logger);
   }
 
@@ -82,7 +75,7 @@ export class RelayServer {
     const streams = { ...config.streams, maxConnections: connectionCap(config, logger) };
     const server = new RelayServer({ ...config, listeningIps, listenAddresses, streams }, logger, hooks);
     try {
-      const fleet = (server.fleet = await Fleet.start(config, logger));
+      const fleet = (server.fleet = await Fleet.start(config, logger, { load: () => server.fleetLoad(), sessions: () => server.sessions() }));
       server.addMetrics(() => fleet.metrics());
     } catch (error) {
       await server.stop();
@@ -94,7 +87,7 @@ export class RelayServer {
       await server.stop();
       throw error;
     }
-    await server.statsdb?.start();
+    await server.fleet!.startStatistics();
     if (config.udpRecvmmsgLog) {
       server.statsTimer = setInterval(() => server.logRecvmmsgStats(), config.logStatsInterval * 1000);
     }
@@ -139,10 +132,7 @@ export class RelayServer {
     const nonceSecret = this.fleet!.nonceSecret;
     // One set of quota counters for the whole server: --total-quota and --user-quota span every engine.
     const quota = createQuotaShared();
-    this.fleet!.beat(quota, () => {
-      const totals = this.totals();
-      return { allocations: totals[SLOT.allocations]!, relayedBytes: totals[SLOT.clientToPeerBytes]! + totals[SLOT.peerToClientBytes]!, draining: this.draining };
-    });
+    this.fleet!.beat(quota);
     return this.engines.start(config.relayThreads, (index) => ({
       index,
       config,
@@ -173,10 +163,16 @@ export class RelayServer {
       case "usage": {
         const record = usageRecord(event.index, event.session, event.endedAt);
         this.usage.write(record);
-        this.statsdb?.ended(event.index, record, event.session);
+        this.fleet?.ended(event.index, record, event.session);
         break;
       }
     }
+  }
+
+  /** What a fleet heartbeat publishes of this relay (src/fleet/fleet.ts). */
+  private fleetLoad(): LocalLoad {
+    const totals = this.totals();
+    return { allocations: totals[SLOT.allocations]!, relayedBytes: totals[SLOT.clientToPeerBytes]! + totals[SLOT.peerToClientBytes]!, draining: this.draining };
   }
 
   /** Sum of every engine's counter block, every slot (`SLOT` in counters.ts says which is which). */
@@ -278,7 +274,6 @@ export class RelayServer {
     Atomics.store(this.control, CONTROL_STOP, 1);
     await this.engines.stop();
     await this.fleet?.stop();
-    await this.statsdb?.stop();
     this.tls?.removeDirectory();
   }
 }
