@@ -39,6 +39,9 @@ export interface PeerRow {
 }
 
 export class NetworkUserDb {
+  /** The users last read, with the digest they had (realmRows). */
+  private users: { realm: string; digest: string; users: RealmRows["users"] } | undefined;
+
   private constructor(readonly db: NetworkDb, private readonly sql: SQL) {}
 
   /** A client (connections are made on first use); throws UserDbError for a bad connection string. */
@@ -105,16 +108,34 @@ export class NetworkUserDb {
     if (this.db.kind === "postgres") await this.sql`SELECT pg_notify(${NOTIFY_CHANNEL}, '')`;
   }
 
-  /** The realm's users and secrets, read in one go for the mirror. */
+  /**
+   * The realm's users and secrets (and peer ranges) for the mirror. The users are read only when the
+   * database's digest of them changed; else the same array as last time comes back (the mirror then
+   * knows without comparing them), so a poll of a large, quiet table moves a few bytes.
+   */
   async realmRows(realm: string): Promise<RealmRows> {
-    const users = await this.sql`SELECT name, hmackey FROM turnusers_lt WHERE realm = ${realm} ORDER BY name`;
+    const digest = await this.usersDigest(realm);
+    if (this.users?.realm !== realm || this.users.digest !== digest) {
+      const rows = await this.sql`SELECT name, hmackey FROM turnusers_lt WHERE realm = ${realm} ORDER BY name`;
+      const users = (rows as Array<Record<string, unknown>>).map((r) => ({ name: String(r.name), hmackey: String(r.hmackey ?? "").trim() }));
+      this.users = { realm, digest, users };
+    }
     const secrets = await this.sql`SELECT value FROM turn_secret WHERE realm = ${realm} ORDER BY value`;
     return {
-      users: (users as Array<Record<string, unknown>>).map((r) => ({ name: String(r.name), hmackey: String(r.hmackey ?? "").trim() })),
+      users: this.users.users,
       secrets: (secrets as Array<Record<string, unknown>>).map((r) => String(r.value)),
       allowed: await this.peerRows("allowed", realm),
       denied: await this.peerRows("denied", realm),
     };
+  }
+
+  /** Count and hash of the realm's users, computed by the database (one short row whatever the table's size). */
+  private async usersDigest(realm: string): Promise<string> {
+    const rows = this.db.kind === "postgres"
+      ? await this.sql`SELECT count(*)::text AS n, coalesce(md5(string_agg(name || ':' || hmackey, ',' ORDER BY name)), '') AS d FROM turnusers_lt WHERE realm = ${realm}`
+      : await this.sql`SELECT COUNT(*) AS n, COALESCE(SUM(CAST(CONV(SUBSTRING(MD5(CONCAT(name, ':', hmackey)), 1, 15), 16, 10) AS UNSIGNED)), 0) AS d, COALESCE(BIT_XOR(CRC32(CONCAT(name, ':', hmackey))), 0) AS x FROM turnusers_lt WHERE realm = ${realm}`;
+    const row = (rows as Array<Record<string, unknown>>)[0] ?? {};
+    return `${row.n}/${row.d}/${row.x ?? ""}`;
   }
 
   /** coturn's allowed_peer_ip or denied_peer_ip rows for the realm and for realm ''; none when the table is not there. */
