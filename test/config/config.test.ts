@@ -28,18 +28,22 @@ describe("command line, coturn's language", () => {
     expect(c.sockBufSize).toBe(2 * 1024 * 1024);
     expect(c.udpRecvmmsg).toBe(false);
     expect(c.udpSendmmsg).toBe(true);
+    expect(c.udpGso).toBe(true);
+    expect(c.udpGro).toBe(true);
     expect(c.peerPolicy.allowLoopback).toBe(false);
     expect(c.listeningIps).toEqual(["0.0.0.0", "::"]);
   });
 
   test("long and short forms, = and space, repeated users, --no- flags", () => {
-    const c = resolve(["-p", "5000", "--listening-ip=127.0.0.1", "-u", "a:b", "--user=c:d:e", "--lt-cred-mech", "--realm", "example.org", "--no-udp-sendmmsg", "--udp-recvmmsg", "--relay-threads", "1", "--allowed-peer-ip", "10.0.0.1-10.0.0.9", "--allowed-peer-ip=192.168.0.0/16"]);
+    const c = resolve(["-p", "5000", "--listening-ip=127.0.0.1", "-u", "a:b", "--user=c:d:e", "--lt-cred-mech", "--realm", "example.org", "--no-udp-sendmmsg", "--no-udp-gso", "--no-udp-gro", "--udp-recvmmsg", "--relay-threads", "1", "--allowed-peer-ip", "10.0.0.1-10.0.0.9", "--allowed-peer-ip=192.168.0.0/16"]);
     expect(c.listeningPort).toBe(5000);
     expect(c.listeningIps).toEqual(["127.0.0.1"]);
     expect(c.relayIps).toEqual(["127.0.0.1"]); // relays follow a specific listening address
     expect(c.auth).toEqual({ kind: "long-term", users: [["a", "b"], ["c", "d:e"]] });
     expect(c.realm).toBe("example.org");
     expect(c.udpSendmmsg).toBe(false);
+    expect(c.udpGso).toBe(false);
+    expect(c.udpGro).toBe(false);
     expect(c.udpRecvmmsg).toBe(true);
     expect(c.relayThreads).toBe(1);
     expect(c.peerPolicy.allowed).toEqual(["10.0.0.1-10.0.0.9", "192.168.0.0/16"]);
