@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REALM, startBunturn, type Running } from "../e2e/harness.ts";
-import { TurnClient } from "../fuzz/turn-client.ts";
+import { EchoPeer, TurnClient, relayedEcho } from "../fuzz/turn-client.ts";
 import { dbTest, startServer, type DbServer } from "../db-servers.ts";
 import { POLL_MS } from "../../src/fleet/statsdb.ts";
 import { PASSWORD, USER } from "../e2e/harness.ts";
@@ -120,4 +120,45 @@ dbTest("redis", "a record whose reply was lost (Redis stalled past the timeout, 
   redis.close();
   expect(all.length).toBe(2);
   expect(new Set(all.map((r) => r.id)).size).toBe(2);
+}, 60_000);
+
+dbTest("redis", "coturn's events: traffic while data moves (rcvp/rcvb/sentp/sentb each way), total_traffic and deleted at the end", async () => {
+  const server = await startServer("redis");
+  redises.push(server);
+  const relay = await startBunturn({ args: ["--relay-threads", "1", "--redis-statsdb", `redis://127.0.0.1:${server.port}`] });
+  running.push(relay);
+  const redis = new RedisClient(`redis://127.0.0.1:${server.port}`);
+  const listener = new RedisClient(`redis://127.0.0.1:${server.port}`);
+  const peer = await EchoPeer.open();
+  const c = await TurnClient.open({ server: { host: "127.0.0.1", port: relay.port }, bindHost: "127.0.33.40", username: USER, password: PASSWORD });
+  clients.push(c);
+  try {
+    const echo = await relayedEcho(c, peer.endpoint);
+    const pattern = `turn/realm/${REALM}/user/${USER}/allocation/*/status`;
+    await waitFor("a status key", async () => ((await redis.send("KEYS", [pattern])) as string[]).length === 1, POLL_MS + 3000);
+    const [statusKey] = (await redis.send("KEYS", [pattern])) as string[];
+    const base = statusKey!.slice(0, -"/status".length);
+    const heard = new Map<string, string[]>();
+    for (const channel of ["traffic", "traffic/peer", "total_traffic", "total_traffic/peer", "status"]) {
+      await listener.subscribe(`${base}/${channel}`, (message: string) => heard.set(channel, [...(heard.get(channel) ?? []), message]));
+    }
+    expect(await echo(10)).toBe(10); // 10 × 100 bytes each way
+    // Each event has what moved since the last poll (one poll may fall within the echo): summed.
+    const sum = (channel: string) => {
+      const total = { rcvp: 0, rcvb: 0, sentp: 0, sentb: 0 };
+      for (const m of heard.get(channel) ?? []) for (const [, k, v] of m.matchAll(/(\w+)=(\d+)/g)) total[k as keyof typeof total] += Number(v);
+      return total;
+    };
+    await waitFor("traffic events", async () => sum("traffic").rcvp === 10 && sum("traffic/peer").sentp === 10, 2 * POLL_MS + 3000);
+    expect(heard.get("traffic")![0]).toMatch(/^rcvp=\d+, rcvb=\d+, sentp=\d+, sentb=\d+$/);
+    expect(sum("traffic")).toEqual({ rcvp: 10, rcvb: 1000, sentp: 10, sentb: 1000 });
+    expect(sum("traffic/peer")).toEqual({ rcvp: 10, rcvb: 1000, sentp: 10, sentb: 1000 });
+    expect((await c.refresh(0)).ok).toBe(true);
+    await waitFor("the end events", async () => heard.has("total_traffic") && heard.has("total_traffic/peer") && (heard.get("status") ?? []).includes("deleted"));
+    expect(heard.get("total_traffic")).toEqual(["rcvp=10, rcvb=1000, sentp=10, sentb=1000"]);
+  } finally {
+    listener.close();
+    redis.close();
+    peer.close();
+  }
 }, 60_000);
