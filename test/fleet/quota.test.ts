@@ -1,6 +1,6 @@
 /**
- * --user-quota across a fleet (src/fleet/fleet-quota.ts): two relay processes sharing one Redis hold a
- * user to 2 allocations between them; with Redis gone each counts alone (logged once); with it back
+ * --user-quota and --total-quota across a fleet (src/fleet/fleet-quota.ts): two relay processes sharing
+ * one Redis hold a user to 2 allocations between them, and the fleet to 3; with Redis gone each counts alone (logged once); with it back
  * the fleet's count holds again. The test waits until each relay's /metrics shows the other's
  * allocations (bunturn_fleet_other_allocations), and checks that took no more than a few heartbeats.
  */
@@ -60,4 +60,18 @@ dbTest("redis", "--user-quota 2 holds across two relays; Redis down: each counts
   await eventually("B sees A's 2 again", async () => (await b.metric("bunturn_fleet_redis_up")) === 1 && (await b.metric("bunturn_fleet_other_allocations")) === 2);
   expect(a.output()).toMatch(/fleet: Redis \S+ reachable again/);
   expect(await code(await client(b, "127.0.32.6"))).toBe(486);
+}, 60_000);
+
+dbTest("redis", "--total-quota 3 holds across two relays (any users)", async () => {
+  const redis = await startServer("redis");
+  redises.push(redis);
+  const args = ["--relay-threads", "1", "--total-quota", "3", "--user", "bob:builder", "--fleet-redis", `redis://127.0.0.1:${redis.port}`];
+  const [a, b] = await Promise.all([relayWithMetrics(args), relayWithMetrics(args)]);
+  running.push(a, b);
+  expect(await code(await client(a, "127.0.36.1"))).toBe(200);
+  expect(await code(await client(a, "127.0.36.2", "bob", "builder"))).toBe(200);
+  expect(await code(await client(b, "127.0.36.3"))).toBe(200);
+  await eventually("each relay sees the other's", async () => (await a.metric("bunturn_fleet_other_allocations")) === 1 && (await b.metric("bunturn_fleet_other_allocations")) === 2);
+  expect(await code(await client(a, "127.0.36.4", "bob", "builder"))).toBe(486);
+  expect(await code(await client(b, "127.0.36.5"))).toBe(486);
 }, 60_000);
