@@ -1,7 +1,7 @@
 /**
  * --user-quota and --total-quota across a fleet (src/fleet/fleet-quota.ts): two relay processes sharing
- * one Redis hold a user to 2 allocations between them, and the fleet to 3; with Redis gone each counts alone (logged once); with it back
- * the fleet's count holds again. The test waits until each relay's /metrics shows the other's
+ * one Redis hold a user to 2 allocations between them, and the fleet to 3; with Redis gone each counts
+ * alone (logged once); with it back the fleet's count holds again. The test waits until each relay's /metrics shows the other's
  * allocations (bunturn_fleet_other_allocations), and checks that took no more than a few heartbeats.
  */
 import { afterAll, expect } from "bun:test";
