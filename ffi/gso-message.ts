@@ -6,11 +6,13 @@
  * UDP_MAX_SEGMENTS segments and one IP datagram's worth of bytes (a burst of 64 x 1200 is refused).
  * The model is quinn-udp's (src/unix.rs): a UDP_SEGMENT cmsg with the segment size beside the others.
  */
-import { writeSegmentSize } from "./cmsg.ts";
-import { UDP_MAX_SEGMENTS } from "./constants.ts";
-import { GSO_CONTROL_SPACE, IOVEC, MMSGHDR, MSGHDR, SEND_CONTROL_SPACE, SOCKADDR_SLOT, writePointer } from "./layout.ts";
+import { SOL_UDP, UDP_MAX_SEGMENTS, UDP_SEGMENT } from "./constants.ts";
+import { GSO_CONTROL_SPACE, IOVEC, MMSGHDR, MSGHDR, SEND_CONTROL_SPACE, SOCKADDR_SLOT, cmsgLen, cmsgSpace, writePointer } from "./layout.ts";
 import { addressOf } from "./recv-batch.ts";
 import { IOVECS_PER_ENTRY, type SendBatch } from "./send-batch.ts";
+
+const SEGMENT_CMSG_LEN = cmsgLen(2);
+const SEGMENT_CMSG_SPACE = cmsgSpace(2);
 
 /** Bytes one GSO send may carry: the payload of one IPv4 datagram (65535 - 20 - 8). */
 export const GSO_MAX_BYTES = 65507;
@@ -31,16 +33,33 @@ export class GsoMessage {
    * when no run of two or more starts there.
    */
   static runEnd(batch: SendBatch, i: number, end: number, maxSegments: number): number {
-    const size = batch.lengths[i]!;
+    const lengths = batch.lengths;
+    const size = lengths[i]!;
     if (size === 0) return i + 1; // a gso_size of 0 means "no segmentation"
     const limit = Math.min(end, i + maxSegments);
+    const u32 = batch.u32;
+    const change = batch.change;
+    const ttls = batch.ttls;
+    const toss = batch.toss;
+    const ttl = ttls[i]!;
+    const tos = toss[i]!;
+    const controlLen = u32[(i * MMSGHDR.size + MSGHDR.controllen) >>> 2]!;
+    const nameLen = u32[(i * MMSGHDR.size + MSGHDR.namelen) >>> 2]!;
+    const name = (batch.namesOffset + i * SOCKADDR_SLOT) >>> 2;
+    const nameWords = nameLen >>> 2;
     let total = size;
     let j = i + 1;
     while (j < limit) {
-      const len = batch.lengths[j]!;
+      const len = lengths[j]!;
       if (len > size || len === 0 || total + len > GSO_MAX_BYTES) break;
-      if (batch.change[j] !== 0 || batch.ttls[j] !== batch.ttls[i] || batch.toss[j] !== batch.toss[i]) break;
-      if (batch.hasControl(j) !== batch.hasControl(i) || !sameDestination(batch, i, j)) break;
+      if (change[j] !== 0 || ttls[j] !== ttl || toss[j] !== tos) break;
+      const hdr = (j * MMSGHDR.size) >>> 2;
+      if (u32[hdr + (MSGHDR.controllen >>> 2)] !== controlLen || u32[hdr + (MSGHDR.namelen >>> 2)] !== nameLen) break;
+      // Only the bytes the sockaddr has (16 or 28): the rest of a slot may hold an older, longer one.
+      const other = (batch.namesOffset + j * SOCKADDR_SLOT) >>> 2;
+      let w = 0;
+      while (w < nameWords && u32[name + w] === u32[other + w]) w++;
+      if (w < nameWords) break;
       total += len;
       j++;
       if (len < size) break; // the shorter last segment
@@ -65,12 +84,21 @@ export class GsoMessage {
     u32[MSGHDR.namelen >>> 2] = src[(hdr + MSGHDR.namelen) >>> 2]!;
     writePointer(u32, MSGHDR.iov, this.address + this.iovOffset);
     writePointer(u32, MSGHDR.iovlen, iovs);
-    let controlLen = writeSegmentSize(this.bytes, this.controlOffset, batch.lengths[i]!);
+    // UDP_SEGMENT's cmsg (writeSegmentSize's layout), word by word: cmsg_len, level, type, the u16 size.
+    const c = this.controlOffset >>> 2;
+    u32[c] = SEGMENT_CMSG_LEN;
+    u32[c + 1] = 0;
+    u32[c + 2] = SOL_UDP;
+    u32[c + 3] = UDP_SEGMENT;
+    u32[c + 4] = batch.lengths[i]! & 0xffff;
+    u32[c + 5] = 0;
+    let controlLen = SEGMENT_CMSG_SPACE;
     const ttlTosLen = src[(hdr + MSGHDR.controllen) >>> 2]!;
     if (ttlTosLen > 0) {
       // The run's TTL/TOS control message, as entry i carries it (every entry of the run has the same).
-      const at = batch.controlOffset + i * SEND_CONTROL_SPACE;
-      this.bytes.set(batch.bytes.subarray(at, at + ttlTosLen), this.controlOffset + controlLen);
+      const from = (batch.controlOffset + i * SEND_CONTROL_SPACE) >>> 2;
+      const to = c + (SEGMENT_CMSG_SPACE >>> 2);
+      for (let w = 0; w < ttlTosLen >>> 2; w++) u32[to + w] = src[from + w]!;
       controlLen += ttlTosLen;
     }
     writePointer(u32, MSGHDR.control, this.address + this.controlOffset);
@@ -78,15 +106,4 @@ export class GsoMessage {
     u32[MSGHDR.flags >>> 2] = 0;
     return this.address;
   }
-}
-
-function sameDestination(batch: SendBatch, i: number, j: number): boolean {
-  const u32 = batch.u32;
-  const nameLen = u32[(i * MMSGHDR.size + MSGHDR.namelen) >>> 2]!;
-  if (u32[(j * MMSGHDR.size + MSGHDR.namelen) >>> 2] !== nameLen) return false;
-  const a = (batch.namesOffset + i * SOCKADDR_SLOT) >>> 2;
-  const b = (batch.namesOffset + j * SOCKADDR_SLOT) >>> 2;
-  // Only the bytes the sockaddr has (16 or 28): the rest of a slot may hold an older, longer one.
-  for (let w = 0; w < nameLen >>> 2; w++) if (u32[a + w] !== u32[b + w]) return false;
-  return true;
 }

@@ -58,8 +58,9 @@ export const GSO_CONTROL_SPACE = cmsgSpace(2) + SEND_CONTROL_SPACE;
 /** Writes a pointer (below 2^53, as every user-space address is) into a u32 view at a byte offset. */
 export function writePointer(u32: Uint32Array, byteOffset: number, address: number): void {
   const i = byteOffset >>> 2;
-  u32[i] = address % 0x1_0000_0000;
-  u32[i + 1] = Math.floor(address / 0x1_0000_0000);
+  const low = address >>> 0; // ToUint32: the address modulo 2^32, exact for any integer below 2^53
+  u32[i] = low;
+  u32[i + 1] = (address - low) / 0x1_0000_0000;
 }
 
 export function readPointer(u32: Uint32Array, byteOffset: number): number {

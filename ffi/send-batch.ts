@@ -152,7 +152,8 @@ export class SendBatch {
       length = n;
     }
     writePointer(this.u32, iov + IOVEC.base, base);
-    writePointer(this.u32, iov + IOVEC.len, length);
+    const u32 = this.u32;
+    u32[(iov + IOVEC.len) >>> 2] = length; // a size_t below 2^32: its high word stays 0
     this.lengths[i] = length;
     if (this.iovCounts[i] !== 1) {
       this.iovCounts[i] = 1; // the msghdr already says 1 unless this entry last carried a header
@@ -166,9 +167,9 @@ export class SendBatch {
     if (plan === TTL_TOS_CMSG) {
       controlLen = writeTtlTos(this.bytes, this.controlOffset + i * SEND_CONTROL_SPACE, address.length === 16, ttl, tos);
     }
-    writePointer(this.u32, hdr + MSGHDR.control, controlLen ? this.vecAddress + this.controlOffset + i * SEND_CONTROL_SPACE : 0);
-    writePointer(this.u32, hdr + MSGHDR.controllen, controlLen);
-    this.u32[(hdr + MSGHDR.flags) >>> 2] = 0;
+    writePointer(u32, hdr + MSGHDR.control, controlLen ? this.vecAddress + this.controlOffset + i * SEND_CONTROL_SPACE : 0);
+    u32[(hdr + MSGHDR.controllen) >>> 2] = controlLen; // size_t below 2^32: its high word stays 0
+    u32[(hdr + MSGHDR.flags) >>> 2] = 0;
     return i;
   }
 
