@@ -1,11 +1,11 @@
 /**
  * The one ancillary-data parser: IP_TTL/IP_TOS (IPv4), IPV6_HOPLIMIT/IPV6_TCLASS (IPv6) and
- * IP_RECVERR/IPV6_RECVERR (sock_extended_err), UDP_GRO's segment size, plus the writers for outgoing
- * TTL/TOS and UDP_SEGMENT.
+ * IP_RECVERR/IPV6_RECVERR (sock_extended_err), UDP_GRO's segment size, plus the writer for outgoing
+ * TTL/TOS (UDP_SEGMENT's is written by GsoMessage, word by word).
  */
 import {
   IPPROTO_IP, IPPROTO_IPV6, IP_RECVERR, IP_TOS, IP_TTL,
-  IPV6_HOPLIMIT, IPV6_RECVERR, IPV6_TCLASS, SOL_UDP, UDP_GRO, UDP_SEGMENT,
+  IPV6_HOPLIMIT, IPV6_RECVERR, IPV6_TCLASS, SOL_UDP, UDP_GRO,
 } from "./constants.ts";
 import { CMSGHDR, SOCK_EXTENDED_ERR, cmsgAlign, cmsgLen, cmsgSpace, readHostI32, readHostU32, writeHostU32 } from "./layout.ts";
 
@@ -91,16 +91,3 @@ export function writeTtlTos(bytes: Uint8Array, offset: number, ipv6: boolean, tt
   return at - offset;
 }
 
-/**
- * Writes a UDP_SEGMENT control message (the kernel reads a u16: the size every segment but the last has).
- * Returns the bytes written (cmsgSpace of 2).
- */
-export function writeSegmentSize(bytes: Uint8Array, at: number, segmentSize: number): number {
-  bytes.fill(0, at, at + cmsgSpace(2));
-  writeHostU32(bytes, at + CMSGHDR.len, cmsgLen(2));
-  writeHostU32(bytes, at + CMSGHDR.level, SOL_UDP);
-  writeHostU32(bytes, at + CMSGHDR.type, UDP_SEGMENT);
-  bytes[at + CMSGHDR.data] = segmentSize & 0xff;
-  bytes[at + CMSGHDR.data + 1] = segmentSize >>> 8;
-  return cmsgSpace(2);
-}

@@ -84,7 +84,7 @@ export class GsoMessage {
     u32[MSGHDR.namelen >>> 2] = src[(hdr + MSGHDR.namelen) >>> 2]!;
     writePointer(u32, MSGHDR.iov, this.address + this.iovOffset);
     writePointer(u32, MSGHDR.iovlen, iovs);
-    // UDP_SEGMENT's cmsg (writeSegmentSize's layout), word by word: cmsg_len, level, type, the u16 size.
+    // UDP_SEGMENT's cmsg, word by word: cmsg_len (a size_t), level, type, the u16 size and padding.
     const c = this.controlOffset >>> 2;
     u32[c] = SEGMENT_CMSG_LEN;
     u32[c + 1] = 0;

@@ -3,7 +3,7 @@ import {
   CmsgInfo, EINVAL, addressOf, EIO, GSO_REFUSALS_BEFORE_OFF, MMSGHDR, RecvBatch, SendBatch, STAT, UDP_MAX_SEGMENTS, flushSendBatch,
   groSegmentCount, libc, newStats, receiveBatch, receivedTtlTos, type Syscalls,
 } from "../../ffi/index.ts";
-import { LOOPBACK4, SocketScope, waitReadable, type TestSocket } from "./helpers.ts";
+import { LOOPBACK4, LOOPBACK6, SocketScope, waitReadable, type TestSocket } from "./helpers.ts";
 
 const scope = new SocketScope();
 afterEach(() => scope.closeAll());
@@ -42,13 +42,13 @@ function refusingGso(batch: SendBatch, fd: number, errno: number): Syscalls & { 
 }
 
 describe("UDP_SEGMENT send and UDP_GRO receive on loopback", () => {
-  test("a GSO burst of 16 x 1200 leaves in one call, arrives as one GRO buffer and is cut into the 16", () => {
-    const tx = scope.open(4, { gso: true });
-    const rx = scope.open(4, { gro: true, receiveTtlTos: true });
+  for (const family of [4, 6] as const) test(`IPv${family}: a GSO burst of 16 x 1200 leaves in one call, arrives as one GRO buffer and is cut into the 16`, () => {
+    const tx = scope.open(family, { gso: true });
+    const rx = scope.open(family, { gro: true, receiveTtlTos: true });
     expect(tx.udp.maxGsoSegments).toBe(UDP_MAX_SEGMENTS);
     expect(rx.udp.groSegments).toBe(UDP_MAX_SEGMENTS);
     const send = new SendBatch(64);
-    for (let i = 0; i < 16; i++) send.push(tx.udp, LOOPBACK4, rx.port, fill(1200, i), 33, 0x28);
+    for (let i = 0; i < 16; i++) send.push(tx.udp, family === 4 ? LOOPBACK4 : LOOPBACK6, rx.port, fill(1200, i), 33, 0x28);
     const stats = newStats();
     flushSendBatch(send, stats);
     expect(stats[STAT.sendCalls]).toBe(1);
