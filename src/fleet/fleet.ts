@@ -93,7 +93,7 @@ export class Fleet {
     if (this.beating) return; // the last one still waits on Redis
     this.beating = true;
     try {
-      if (!this.nonceSecretShared) await this.loadNonceSecret();
+      await this.loadNonceSecret();
       if (this.quota) {
         const others = await this.quota.beat(this.ownLoad(this.host.load()));
         this.peers = others?.length ?? 0;
@@ -137,9 +137,10 @@ export class Fleet {
     return { allocations: local.allocations, bps, capacity, draining: local.draining, addresses, port, ...(tlsPort ? { tlsPort } : {}) };
   }
 
+  /** Offers this relay's key and takes the fleet's (nothing with --nonce-secret-file); kept when Redis fails. */
   private async loadNonceSecret(): Promise<void> {
-    if (this.nonceSecretShared || !this.redis) return;
-    this.nonceSecretShared = await loadFleetNonceSecret(this.redis, this.config.realm, this.nonceSecret);
+    if (this.config.fleet.nonceSecretFile !== undefined || !this.redis) return;
+    if (await loadFleetNonceSecret(this.redis, this.config.realm, this.nonceSecret)) this.nonceSecretShared = true;
   }
 
   /** After the engines stopped (their last usage records are in): leaves the fleet, flushes the records. */

@@ -5,9 +5,11 @@
  *
  * - `--nonce-secret-file`: SHA-256 of the file's contents, the same file on every relay.
  * - else `--fleet-redis`: a random key created once for the realm (SET NX, so the first relay's wins)
- *   and read by the others. While Redis is unreachable a relay keys with its own random secret and asks
- *   again every heartbeat; the engines read the key from shared memory, so it changes without a restart
- *   (nonces issued in between get one 438 and the client retries with a fresh one, RFC 8489 §9.2.4).
+ *   and read by the others. Every heartbeat each relay offers the key it holds (SET NX) and takes the
+ *   stored one: a Redis that restarted empty gets the fleet's key back from the first relay to beat, and
+ *   a relay that started while Redis was unreachable (keying with its own random secret meanwhile) takes
+ *   the fleet's. The engines read the key from shared memory, so it changes without a restart (nonces
+ *   issued with the old one get one 438 and the client retries with a fresh one, RFC 8489 §9.2.4).
  * - else a random key per process.
  */
 import { createHash, randomBytes } from "node:crypto";
@@ -37,16 +39,17 @@ export function nonceSecretFromFile(file: string): Uint8Array {
 }
 
 /**
- * Reads the realm's key from Redis, creating it first if no relay has (SET NX, then GET: whoever set it,
- * every relay reads the same value). Resolves false when Redis could not be asked.
+ * Offers the key held in `into` as the realm's (SET NX: only where there is none), then takes the stored
+ * one into `into` (whoever set it, every relay reads the same value). False when Redis could not be asked.
  */
 export async function loadFleetNonceSecret(redis: RedisLink, realm: string, into: Uint8Array): Promise<boolean> {
   const key = nonceSecretKey(realm);
   try {
-    await redis.send("SET", [key, randomBytes(NONCE_SECRET_BYTES).toString("hex"), "NX"]);
+    await redis.send("SET", [key, Buffer.from(into).toString("hex"), "NX"]);
     const stored = await redis.send("GET", [key]);
     if (typeof stored !== "string" || !/^[0-9a-f]{64}$/.test(stored)) return false;
-    into.set(Buffer.from(stored, "hex"));
+    const fleetKey = Buffer.from(stored, "hex");
+    if (!fleetKey.equals(Buffer.from(into))) into.set(fleetKey);
     return true;
   } catch {
     return false;

@@ -3,7 +3,8 @@
  * built-in RedisClient, in coturn's key layout, so a Redis coturn uses serves bunturn unchanged:
  *
  * - `turn/realm/<realm>/user/<name>/key`: the user's long-term key, hex (MD5 of name:realm:password);
- * - `turn/realm/<realm>/secret`: a set of TURN REST secrets (any of them is valid: rotation).
+ * - `turn/realm/<realm>/secret`: a set of TURN REST secrets (any of them is valid: rotation);
+ * - `turn/realm/<realm>/allowed-peer-ip`, `.../denied-peer-ip`: sets of peer ranges (IP, IP1-IP2, CIDR).
  *
  * The same methods as the SQL databases' (./network.ts), for `bunturn admin` and for the mirror the
  * engines read (./mirror.ts): the relay never asks Redis while authenticating. Listing uses SCAN, never
@@ -26,6 +27,8 @@ function literal(text: string): string {
 export interface RealmRows {
   users: Array<{ name: string; hmackey: string }>;
   secrets: string[];
+  allowed: Array<{ realm: string; ip_range: string }>;
+  denied: Array<{ realm: string; ip_range: string }>;
 }
 
 export class RedisUserDb {
@@ -96,9 +99,13 @@ export class RedisUserDb {
     const users = (await this.listUsers(realm)).map((u) => u.name);
     const keys = users.length === 0 ? [] : ((await this.client.send("MGET", users.map((n) => `${PREFIX}${realm}/user/${n}/key`))) as Array<string | null>);
     const secrets = ((await this.client.send("SMEMBERS", [`${PREFIX}${realm}/secret`])) as string[]).sort();
+    const ranges = async (kind: "allowed" | "denied") =>
+      ((await this.client.send("SMEMBERS", [`${PREFIX}${realm}/${kind}-peer-ip`])) as string[]).sort().map((ip_range) => ({ realm, ip_range }));
     return {
       users: users.flatMap((name, i) => (keys[i] ? [{ name, hmackey: keys[i]!.trim() }] : [])),
       secrets,
+      allowed: await ranges("allowed"),
+      denied: await ranges("denied"),
     };
   }
 

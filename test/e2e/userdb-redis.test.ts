@@ -2,7 +2,7 @@
  * --redis-userdb (coturn's Redis key layout) against a real redis-server the test starts and two bunturn
  * processes sharing it, with coturn's turnutils_uclient: a user added with `bunturn admin` allocates on
  * both relays; a secret rotated in the set turn/realm/R/secret by another tool is honoured without a
- * restart; with Redis stopped the relays keep serving the last good users and /metrics says so; once it
+ * restart, and so is a range in its denied-peer-ip set; with Redis stopped the relays keep serving the last good users and /metrics says so; once it
  * is back (empty: the test's Redis keeps nothing), what is written then flows to both relays.
  */
 import { RedisClient } from "bun";
@@ -94,7 +94,7 @@ dbTest("redis", "--redis-userdb: bunturn admin's user allocates on two relays; R
   expectRefused(await allocate(relays[0]!, "carol", "pw-carol"));
 }, 150_000);
 
-dbTest("redis", "--redis-userdb: a secret rotated in turn/realm/R/secret is honoured on both relays without restart (turnutils_uclient -W)", async () => {
+dbTest("redis", "--redis-userdb: a secret rotated in turn/realm/R/secret, and a denied-peer-ip range, are honoured on both relays without restart (turnutils_uclient -W)", async () => {
   const db = await startServer("redis");
   servers.push(db);
   await admin(db, ["add-secret", "-s", "first-secret", "-r", REALM]);
@@ -116,4 +116,13 @@ dbTest("redis", "--redis-userdb: a secret rotated in turn/realm/R/secret is hono
     expectRelayed(await rest(s, "second-secret"));
     expectRefused(await rest(s, "first-secret"));
   }
+
+  // coturn's dynamic peer sets: a range in turn/realm/R/denied-peer-ip refuses the peer (even with
+  // --allow-loopback-peers, as a --denied-peer-ip would); removed, the peer is reachable again.
+  const peers = new RedisClient(`redis://127.0.0.1:${db.port}`);
+  await peers.send("SADD", [`turn/realm/${REALM}/denied-peer-ip`, "127.0.0.0/8"]);
+  for (const s of relays) await eventually(async () => (await rest(s, "second-secret")).received <= 0, 15000);
+  await peers.send("DEL", [`turn/realm/${REALM}/denied-peer-ip`]);
+  peers.close();
+  for (const s of relays) await eventually(async () => (await rest(s, "second-secret")).received > 0, 15000);
 }, 150_000);

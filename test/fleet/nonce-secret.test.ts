@@ -66,7 +66,7 @@ describe("fleet-wide nonce secret", () => {
     expect(out + err).toContain("holds 5 bytes, at least 16 bytes are needed");
   }, 30_000);
 
-  dbTest("redis", "--fleet-redis: the first relay creates the key, the next reads it; nonces carry over", async () => {
+  dbTest("redis", "--fleet-redis: the first relay creates the key, the next reads it; nonces carry over; a Redis restarted empty gets the same key back", async () => {
     const redis = await startServer("redis");
     const url = `redis://127.0.0.1:${redis.port}`;
     redises.push(redis);
@@ -74,8 +74,20 @@ describe("fleet-wide nonce secret", () => {
     const b = await relay(["--fleet-redis", `host=127.0.0.1 port=${redis.port} dbname=0`]);
     expect(await nonceCarriesOver(a, b, "127.0.31.4")).toBe(true);
     expect(await nonceCarriesOver(b, a, "127.0.31.5")).toBe(true);
-    const client = new RedisClient(url);
-    expect(await client.exists("bunturn/fleet/realm/bunturn.test/nonce-secret")).toBe(true);
+    const key = "bunturn/fleet/realm/bunturn.test/nonce-secret";
+    let client = new RedisClient(url);
+    const before = await client.get(key);
+    expect(before).toMatch(/^[0-9a-f]{64}$/);
     client.close();
+
+    // Redis restarts empty: the relays put the same key back at their next heartbeat.
+    await redis.stop();
+    await redis.start();
+    client = new RedisClient(url);
+    const deadline = Date.now() + 10_000;
+    while ((await client.get(key)) === null && Date.now() < deadline) await Bun.sleep(100);
+    expect(await client.get(key)).toBe(before);
+    client.close();
+    expect(await nonceCarriesOver(a, b, "127.0.31.6")).toBe(true);
   }, 30_000);
 });

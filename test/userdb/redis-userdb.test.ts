@@ -34,7 +34,15 @@ dbTest("redis", "users and secrets in coturn's keys: written, listed, read for a
     expect(await db.deleteUser("gorst", "north.gov")).toBe(true);
     expect(await db.deleteUser("gorst", "north.gov")).toBe(false);
     expect(await db.deleteSecret("hero1", "north.gov")).toBe(true);
-    expect(await db.realmRows("north.gov")).toEqual({ users: [{ name: "alice", hmackey: expect.any(String) }], secrets: ["hero2", "hero3"] });
+    // coturn's peer range sets (turnadmin --add-allowed-peer-ip / --add-denied-peer-ip write these).
+    await raw.send("SADD", ["turn/realm/north.gov/denied-peer-ip", "10.0.0.0/8", "192.168.1.1-192.168.1.9"]);
+    await raw.send("SADD", ["turn/realm/north.gov/allowed-peer-ip", "10.1.2.3"]);
+    expect(await db.realmRows("north.gov")).toEqual({
+      users: [{ name: "alice", hmackey: expect.any(String) }],
+      secrets: ["hero2", "hero3"],
+      allowed: [{ realm: "north.gov", ip_range: "10.1.2.3" }],
+      denied: [{ realm: "north.gov", ip_range: "10.0.0.0/8" }, { realm: "north.gov", ip_range: "192.168.1.1-192.168.1.9" }],
+    });
     // A realm with SCAN's pattern characters is taken literally.
     expect(await db.listUsers("no*th.gov")).toEqual([]);
   } finally {
