@@ -11,19 +11,9 @@ import { ConnectionLimits, createConnectionTable } from "../../src/engine/connec
 import { TcpTransport, type TcpTransportOptions } from "../../src/engine/tcp-transport.ts";
 import { BLOCK_SLOTS, SLOT } from "../../src/engine/counters.ts";
 import type { ConnectionId } from "../../src/turn/api.ts";
+import { LOOPBACK, bindingRequest, cleanup, runCleanup, transportPump } from "./tcp-harness.ts";
 
-const LOOPBACK = new Uint8Array([127, 0, 0, 1]);
-let cleanup: Array<() => void> = [];
-afterEach(() => {
-  for (const f of cleanup.splice(0)) f();
-});
-
-function bindingRequest(): Uint8Array {
-  const m = new Uint8Array(20);
-  m.set([0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42]);
-  m.set(crypto.getRandomValues(new Uint8Array(12)), 8);
-  return m;
-}
+afterEach(runCleanup);
 
 /**
  * A Binding request (a connection's first message must be STUN), then a ChannelData header claiming
@@ -47,15 +37,7 @@ function setup(options: Partial<TcpTransportOptions>) {
     tcp.closeAll();
     epoll.close();
   });
-  const pump = async (done: () => boolean, ms = 3000) => {
-    const end = Date.now() + ms;
-    while (!done() && Date.now() < end) {
-      const n = epoll.wait(0);
-      for (let i = 0; i < n; i++) tcp.handleEvent(epoll.eventToken(i), epoll.eventMask(i), Date.now());
-      await Bun.sleep(2);
-    }
-    return done();
-  };
+  const pump = transportPump(epoll, tcp, 3000);
   const connect = async () => {
     let isClosed = false;
     const socket: Socket<undefined> = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {}, close: () => void (isClosed = true) } });

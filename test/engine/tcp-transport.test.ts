@@ -8,19 +8,9 @@ import { Epoll, boundPort } from "../../ffi/index.ts";
 import { TcpTransport } from "../../src/engine/tcp-transport.ts";
 import { encodeChannelData } from "../../src/stun/index.ts";
 import type { ConnectionId } from "../../src/turn/api.ts";
+import { LOOPBACK, bindingRequest, cleanup, runCleanup, transportPump } from "./tcp-harness.ts";
 
-const LOOPBACK = new Uint8Array([127, 0, 0, 1]);
-let cleanup: Array<() => void> = [];
-afterEach(() => {
-  for (const f of cleanup.splice(0)) f();
-});
-
-function bindingRequest(): Uint8Array {
-  const m = new Uint8Array(20);
-  m.set([0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42]);
-  m.set(crypto.getRandomValues(new Uint8Array(12)), 8);
-  return m;
-}
+afterEach(runCleanup);
 
 async function setup() {
   const epoll = new Epoll(16);
@@ -45,15 +35,7 @@ async function setup() {
   });
   cleanup.push(() => client.end());
   /** Runs the transport until `done` or `ms`. */
-  const pump = async (done: () => boolean, ms = 2000) => {
-    const end = Date.now() + ms;
-    while (!done() && Date.now() < end) {
-      const n = epoll.wait(0);
-      for (let i = 0; i < n; i++) tcp.handleEvent(epoll.eventToken(i), epoll.eventMask(i), Date.now());
-      await Bun.sleep(2);
-    }
-    return done();
-  };
+  const pump = transportPump(epoll, tcp, 2000);
   return { tcp, frames, closed, client, received, pump, isClientClosed: () => clientClosed };
 }
 
