@@ -146,3 +146,41 @@ export async function runUclient(args: string[], timeoutMs = 30000): Promise<Ucl
 }
 
 export { stopProcess, spawnUntil };
+
+/** `bun src/cli/main.ts ...args` to its exit (killed after timeoutMs): its exit code and output. */
+export async function runCli(args: string[], timeoutMs = 15000): Promise<{ code: number; output: string }> {
+  const { proc, chunks } = await spawnUntil(["bun", join(ROOT, "src/cli/main.ts"), ...args], null, 0);
+  const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
+  const code = await proc.exited;
+  clearTimeout(timer);
+  await Bun.sleep(20); // let the output readers drain
+  return { code, output: chunks.join("") };
+}
+
+/** A one-day self-signed P-256 certificate for CN=localhost, written to dir/cert.pem and dir/key.pem by openssl. */
+export function selfSignedCert(dir: string): { cert: string; key: string } {
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  const gen = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+    "-subj", "/CN=localhost", "-keyout", key, "-out", cert], { stdout: "ignore", stderr: "pipe" });
+  if (gen.exitCode !== 0) throw new Error(`openssl failed: ${gen.stderr.toString()}`);
+  return { cert, key };
+}
+
+/** A Prometheus text page as a map from series (name with its labels, as printed) to value. */
+export async function scrapeMetrics(url: string): Promise<Map<string, number>> {
+  const text = await (await fetch(url, { signal: AbortSignal.timeout(5000) })).text();
+  const out = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    const m = /^(\w+(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    if (m) out.set(m[1]!, Number(m[2]));
+  }
+  return out;
+}
+
+/** Polls `f` every 10 ms until it holds or `ms` pass; its last answer. */
+export async function pollUntil(f: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!(await f()) && Date.now() < end) await Bun.sleep(10);
+  return f();
+}

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { md5Key } from "../../src/turn/credentials.ts";
-import { REALM, ROOT, e2eTest, freePort, relayRange, runUclient, spawnUntil, startBunturn, startPeer, stopProcess, type Running } from "./harness.ts";
+import { REALM, ROOT, e2eTest, freePort, relayRange, runCli, runUclient, spawnUntil, startBunturn, startPeer, stopProcess, type Running } from "./harness.ts";
 
 const running: Running[] = [];
 const dir = mkdtempSync(join(tmpdir(), "bunturn-operator-"));
@@ -17,15 +17,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function cli(args: string[]): Promise<{ code: number; output: string }> {
-  const { proc, chunks } = await spawnUntil(["bun", join(ROOT, "src/cli/main.ts"), ...args], null, 0);
-  const timer = setTimeout(() => proc.kill("SIGKILL"), 15000);
-  const code = await proc.exited;
-  clearTimeout(timer);
-  // Let the output readers drain.
-  await Bun.sleep(20);
-  return { code, output: chunks.join("") };
-}
+const cli = (args: string[]) => runCli(args);
 
 async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 10000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -7,9 +7,9 @@
  */
 import { RedisClient } from "bun";
 import { afterAll, expect } from "bun:test";
-import { join } from "node:path";
 import { dbTest, startServer, type DbServer } from "../db-servers.ts";
-import { REALM, ROOT, freePort, runUclient, spawnUntil, startBunturn, startPeer, type Running, type UclientResult } from "./harness.ts";
+import { REALM, runUclient, startPeer, type Running } from "./harness.ts";
+import { admin as runAdmin, eventually, expectNothingRelayed as expectRefused, expectRelayed, metric, relayWithMetrics } from "./userdb-helpers.ts";
 
 const running: Running[] = [];
 const servers: DbServer[] = [];
@@ -21,45 +21,9 @@ afterAll(async () => {
 /** coturn's connection string for Redis, as its docs and turnserver.conf files give it. */
 const connection = (db: DbServer) => `ip=127.0.0.1 port=${db.port} dbname=0 connect_timeout=5`;
 
-async function admin(db: DbServer, args: string[]): Promise<string> {
-  const { proc, chunks } = await spawnUntil(["bun", join(ROOT, "src/cli/main.ts"), "admin", ...args, "--redis-userdb", connection(db)], null, 0);
-  const timer = setTimeout(() => proc.kill("SIGKILL"), 20000);
-  const code = await proc.exited;
-  clearTimeout(timer);
-  await Bun.sleep(20);
-  const output = chunks.join("");
-  if (code !== 0) throw new Error(`bunturn admin ${args.join(" ")} exited ${code}: ${output}`);
-  return output;
-}
-
-async function relay(db: DbServer, args: string[]): Promise<Running & { metrics(): Promise<string> }> {
-  const prometheus = freePort();
-  const s = await startBunturn({ auth: "custom", args: [...args, "--redis-userdb", connection(db), "--prometheus", "--prometheus-address", "127.0.0.1", "--prometheus-port", String(prometheus), "--relay-threads", "1"] });
-  running.push(s);
-  return { ...s, metrics: async () => (await fetch(`http://127.0.0.1:${prometheus}/metrics`)).text() };
-}
-
-function expectRelayed(r: UclientResult): void {
-  if (r.errors.length > 0 || r.received !== r.sent) console.error(r.output.slice(-2000));
-  expect(r.errors).toEqual([]);
-  expect(r.sent).toBeGreaterThanOrEqual(10);
-  expect(r.received).toBe(r.sent);
-}
-
-function expectRefused(r: UclientResult): void {
-  expect(r.received).toBeLessThanOrEqual(0);
-  expect(r.output).not.toContain("tot_send_msgs");
-}
-
-async function eventually(check: () => Promise<boolean>, timeoutMs = 10000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await Bun.sleep(200);
-  }
-}
-
-const metric = (text: string, name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1]);
+const userdb = (db: DbServer) => ["--redis-userdb", connection(db)];
+const admin = (db: DbServer, args: string[]) => runAdmin(args, userdb(db));
+const relay = (db: DbServer, args: string[]) => relayWithMetrics(running, args, userdb(db));
 
 dbTest("redis", "--redis-userdb: bunturn admin's user allocates on two relays; Redis down: last good users, said once; back: new users flow", async () => {
   const db = await startServer("redis");
