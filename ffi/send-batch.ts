@@ -113,7 +113,7 @@ export class SendBatch {
   private setControl(i: number, controlLen: number): void {
     const hdr = i * MMSGHDR.size;
     writePointer(this.u32, hdr + MSGHDR.control, controlLen ? this.vecAddress + this.controlOffset + i * SEND_CONTROL_SPACE : 0);
-    writePointer(this.u32, hdr + MSGHDR.controllen, controlLen);
+    this.u32[(hdr + MSGHDR.controllen) >>> 2] = controlLen; // a size_t below 2^32: its high word stays 0
   }
 
   get full(): boolean {
@@ -129,47 +129,14 @@ export class SendBatch {
     return this.pushRange(socket, address, port, data, 0, data.length, ttl, tos);
   }
 
-  /**
-   * push() of data[offset, offset + length): a hot path passes a whole arena and a range, not a view.
-   * Written out in one piece (not through begin/place as pushWithHeader is): it runs once per datagram.
-   */
+  /** push() of data[offset, offset + length): a hot path passes a whole arena and a range, not a view. */
   pushRange(socket: UdpSocketState, address: Uint8Array, port: number, data: Uint8Array, offset: number, length: number, ttl = -1, tos = -1): number {
-    const i = this.count++;
-    const hdr = i * MMSGHDR.size;
-    const iov = this.iovOffset + i * IOVECS_PER_ENTRY * IOVEC.size;
-    this.sockets[i] = socket;
-    const nameLen = writeSockaddr(this.bytes, this.namesOffset + i * SOCKADDR_SLOT, address, port);
-    this.u32[(hdr + MSGHDR.namelen) >>> 2] = nameLen;
-    let base: number;
-    if (data === this.borrowView) {
-      base = this.borrowAddress + offset;
-    } else if (data.buffer === this.borrowBuffer) {
-      base = this.borrowAddress + data.byteOffset + offset;
-    } else {
-      const n = Math.min(length, this.slotSize);
-      this.payload.set(offset === 0 && n === data.length ? data : data.subarray(offset, offset + n), i * this.slotSize);
-      base = this.payloadAddress + i * this.slotSize;
-      length = n;
-    }
-    writePointer(this.u32, iov + IOVEC.base, base);
-    const u32 = this.u32;
-    u32[(iov + IOVEC.len) >>> 2] = length; // a size_t below 2^32: its high word stays 0
-    this.lengths[i] = length;
+    const i = this.begin(socket, address, port, ttl, tos);
+    this.lengths[i] = this.place(i, this.iovOffset + i * IOVECS_PER_ENTRY * IOVEC.size, data, offset, length);
     if (this.iovCounts[i] !== 1) {
       this.iovCounts[i] = 1; // the msghdr already says 1 unless this entry last carried a header
-      this.u32[(hdr + MSGHDR.iovlen) >>> 2] = 1;
+      this.u32[(i * MMSGHDR.size + MSGHDR.iovlen) >>> 2] = 1;
     }
-    this.ttls[i] = ttl;
-    this.toss[i] = tos;
-    const plan = socket.planTtlTos(ttl, tos);
-    this.change[i] = plan === TTL_TOS_CHANGE ? 1 : 0;
-    let controlLen = 0;
-    if (plan === TTL_TOS_CMSG) {
-      controlLen = writeTtlTos(this.bytes, this.controlOffset + i * SEND_CONTROL_SPACE, address.length === 16, ttl, tos);
-    }
-    writePointer(u32, hdr + MSGHDR.control, controlLen ? this.vecAddress + this.controlOffset + i * SEND_CONTROL_SPACE : 0);
-    u32[(hdr + MSGHDR.controllen) >>> 2] = controlLen; // size_t below 2^32: its high word stays 0
-    u32[(hdr + MSGHDR.flags) >>> 2] = 0;
     return i;
   }
 
@@ -211,7 +178,7 @@ export class SendBatch {
       controlLen = writeTtlTos(this.bytes, this.controlOffset + i * SEND_CONTROL_SPACE, address.length === 16, ttl, tos);
     }
     writePointer(this.u32, hdr + MSGHDR.control, controlLen ? this.vecAddress + this.controlOffset + i * SEND_CONTROL_SPACE : 0);
-    writePointer(this.u32, hdr + MSGHDR.controllen, controlLen);
+    this.u32[(hdr + MSGHDR.controllen) >>> 2] = controlLen; // a size_t below 2^32: its high word stays 0
     this.u32[(hdr + MSGHDR.flags) >>> 2] = 0;
     return i;
   }
@@ -230,7 +197,7 @@ export class SendBatch {
       length = n;
     }
     writePointer(this.u32, iov + IOVEC.base, base);
-    writePointer(this.u32, iov + IOVEC.len, length);
+    this.u32[(iov + IOVEC.len) >>> 2] = length; // a size_t below 2^32: its high word stays 0
     return length;
   }
 
