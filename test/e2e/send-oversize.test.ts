@@ -9,7 +9,7 @@ import { afterAll, expect } from "bun:test";
 import type { Socket } from "bun";
 import { Attr, StunClass, StunMethod, StunWriter, writeRequestedTransport, writeXorAddress } from "../../src/stun/index.ts";
 import { EchoPeer } from "../fuzz/turn-client.ts";
-import { e2eTest, freePort, startBunturn, type Running } from "./harness.ts";
+import { e2eTest, freePort, pollUntil, scrapeMetrics, startBunturn, type Running } from "./harness.ts";
 
 const running: Running[] = [];
 const closers: Array<() => void> = [];
@@ -18,21 +18,9 @@ afterAll(async () => {
   await Promise.all(running.map((r) => r.stop()));
 });
 
-async function metrics(url: string): Promise<Map<string, number>> {
-  const text = await (await fetch(url, { signal: AbortSignal.timeout(5000) })).text();
-  const out = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    const m = /^(\w+(?:\{[^}]*\})?) (\S+)$/.exec(line);
-    if (m) out.set(m[1]!, Number(m[2]));
-  }
-  return out;
-}
+const metrics = scrapeMetrics;
 
-async function until(f: () => boolean | Promise<boolean>, ms = 5000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!(await f()) && Date.now() < end) await Bun.sleep(10);
-  return f();
-}
+const until = (f: () => boolean | Promise<boolean>, ms = 5000) => pollUntil(f, ms);
 
 const tid = () => crypto.getRandomValues(new Uint8Array(12));
 

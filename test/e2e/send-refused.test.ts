@@ -11,7 +11,7 @@ import { afterAll, expect } from "bun:test";
 import { parseEndpoint, type Endpoint } from "../../src/net/endpoint.ts";
 import { Attr, StunClass, StunMethod, StunWriter, encodeChannelData, writeXorAddress } from "../../src/stun/index.ts";
 import { EchoPeer, TurnClient } from "../fuzz/turn-client.ts";
-import { PASSWORD, USER, e2eTest, freePort, startBunturn, type Running } from "./harness.ts";
+import { PASSWORD, USER, e2eTest, freePort, pollUntil, scrapeMetrics, startBunturn, type Running } from "./harness.ts";
 
 const running: Running[] = [];
 const closers: Array<() => void> = [];
@@ -20,15 +20,7 @@ afterAll(async () => {
   await Promise.all(running.map((r) => r.stop()));
 });
 
-async function metrics(url: string): Promise<Map<string, number>> {
-  const text = await (await fetch(url, { signal: AbortSignal.timeout(5000) })).text();
-  const out = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    const m = /^(\w+(?:\{[^}]*\})?) (\S+)$/.exec(line);
-    if (m) out.set(m[1]!, Number(m[2]));
-  }
-  return out;
-}
+const metrics = scrapeMetrics;
 
 function sendIndication(peer: Endpoint, payload: Uint8Array): Uint8Array {
   const w = new StunWriter(StunMethod.Send, StunClass.Indication, crypto.getRandomValues(new Uint8Array(12)));
@@ -37,11 +29,7 @@ function sendIndication(peer: Endpoint, payload: Uint8Array): Uint8Array {
   return w.finish();
 }
 
-async function until(f: () => boolean | Promise<boolean>, ms = 3000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!(await f()) && Date.now() < end) await Bun.sleep(10);
-  return f();
-}
+const until = (f: () => boolean | Promise<boolean>, ms = 3000) => pollUntil(f, ms);
 
 e2eTest("a client sending to peer port 0 gets those datagrams dropped and counted; sendmmsg stays on for every client", async () => {
   const metricsPort = freePort();
