@@ -15,24 +15,25 @@ import { encodeProxyV2 } from "../../src/net/proxy-protocol.ts";
 import { formatEndpoint, parseEndpoint } from "../../src/net/endpoint.ts";
 import { Attr } from "../../src/stun/index.ts";
 import { Response } from "../turn/harness.ts";
-import { PASSWORD, USER, e2eTest, freePort, runUclient, startBunturn, startPeer, type Running } from "./harness.ts";
+import { PASSWORD, USER, e2eTest, freePort, runUclient, selfSignedCert, startBunturn, startPeer, type Running } from "./harness.ts";
+import { bindingRequest } from "../binding-request.ts";
 
 let relay: Running;
 let proxyPort = 0;
 let tlsPort = 0;
 let tlsProxyPort = 0;
+let cert = "";
+let key = "";
 const dir = mkdtempSync(join(tmpdir(), "bunturn-proxy-"));
 beforeAll(async () => {
   proxyPort = freePort();
-  const gen = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-    "-subj", "/CN=localhost", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")], { stdout: "ignore", stderr: "pipe" });
-  if (gen.exitCode !== 0) throw new Error(`openssl failed: ${gen.stderr.toString()}`);
+  ({ cert, key } = selfSignedCert(dir));
   tlsPort = freePort();
   tlsProxyPort = freePort();
   relay = await startBunturn({
     args: [
       "--tcp-proxy-port", String(proxyPort), "--max-tcp-connections-per-ip", "1", "--relay-threads", "1", "--unauthorized-ratelimit-rps", "2",
-      "--cert", join(dir, "cert.pem"), "--pkey", join(dir, "key.pem"), "--tls-listening-port", String(tlsPort),
+      "--cert", cert, "--pkey", key, "--tls-listening-port", String(tlsPort),
       "--tls-proxy-port", String(tlsProxyPort),
     ],
   });
@@ -41,13 +42,6 @@ afterAll(async () => {
   await relay.stop();
   rmSync(dir, { recursive: true, force: true });
 });
-
-function bindingRequest(): Uint8Array {
-  const m = new Uint8Array(20);
-  m.set([0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42]);
-  m.set(crypto.getRandomValues(new Uint8Array(12)), 8);
-  return m;
-}
 
 interface Conn {
   socket: Socket;
@@ -284,7 +278,7 @@ async function startBalancer(target: number): Promise<{ port: number; close(): v
 
 e2eTest("turnutils_uclient over TLS through a balancer that passes TLS through (PROXY v1 + --tls-proxy-port) relays", async () => {
   const authed = await startBunturn({
-    args: ["--cert", join(dir, "cert.pem"), "--pkey", join(dir, "key.pem"), "--tls-listening-port", String(freePort()), "--tls-proxy-port", String(freePort())],
+    args: ["--cert", cert, "--pkey", key, "--tls-listening-port", String(freePort()), "--tls-proxy-port", String(freePort())],
   });
   const tlsProxy = Number(/127\.0\.0\.1:(\d+) \(TLS, PROXY protocol\)/.exec(authed.output())?.[1]);
   const balancer = await startBalancer(tlsProxy);

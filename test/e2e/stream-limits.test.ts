@@ -12,30 +12,20 @@ import { connect as tcpConnect, type Socket as NetSocket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ROOT, USER, PASSWORD, REALM, freePort, relayRange, spawnUntil, startBunturn, stopProcess, type Running } from "./harness.ts";
+import { ROOT, USER, PASSWORD, REALM, freePort, relayRange, selfSignedCert, spawnUntil, startBunturn, stopProcess, type Running } from "./harness.ts";
+import { bindingRequest } from "../binding-request.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "bunturn-streams-"));
 const running: Running[] = [];
 let cert = "";
 let key = "";
 beforeAll(() => {
-  cert = join(dir, "cert.pem");
-  key = join(dir, "key.pem");
-  const gen = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-    "-subj", "/CN=localhost", "-keyout", key, "-out", cert], { stdout: "ignore", stderr: "pipe" });
-  if (gen.exitCode !== 0) throw new Error(`openssl failed: ${gen.stderr.toString()}`);
+  ({ cert, key } = selfSignedCert(dir));
 });
 afterAll(async () => {
   await Promise.all(running.splice(0).map((r) => r.stop()));
   rmSync(dir, { recursive: true, force: true });
 });
-
-function bindingRequest(): Uint8Array {
-  const m = new Uint8Array(20);
-  m.set([0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42]);
-  m.set(crypto.getRandomValues(new Uint8Array(12)), 8);
-  return m;
-}
 
 interface Conn {
   socket: NetSocket;
