@@ -4,27 +4,14 @@
  * alone (logged once); with it back the fleet's count holds again. The test waits until each relay's /metrics shows the other's
  * allocations (bunturn_fleet_other_allocations), and checks that took no more than a few heartbeats.
  */
-import { afterAll, expect } from "bun:test";
-import { PASSWORD, USER, type Running } from "../e2e/harness.ts";
+import { expect } from "bun:test";
 import { HEARTBEAT_MS } from "../../src/fleet/fleet-quota.ts";
 import { eventually, relayWithMetrics } from "./metrics-wait.ts";
-import { TurnClient } from "../fuzz/turn-client.ts";
-import { dbTest, startServer, type DbServer } from "../db-servers.ts";
+import type { TurnClient } from "../fuzz/turn-client.ts";
+import { dbTest, startServer } from "../db-servers.ts";
+import { fleetResources } from "./fleet-setup.ts";
 
-const running: Running[] = [];
-const redises: DbServer[] = [];
-const clients: TurnClient[] = [];
-afterAll(async () => {
-  for (const c of clients.splice(0)) c.close();
-  await Promise.all(running.splice(0).map((r) => r.stop()));
-  await Promise.all(redises.splice(0).map((r) => r.destroy()));
-});
-
-async function client(relay: Running, bindHost: string, user = USER, password = PASSWORD): Promise<TurnClient> {
-  const c = await TurnClient.open({ server: { host: "127.0.0.1", port: relay.port }, bindHost, username: user, password });
-  clients.push(c);
-  return c;
-}
+const { running, redises, client } = fleetResources();
 
 const code = async (c: TurnClient): Promise<number> => (await c.allocate()).errorCode ?? 200;
 

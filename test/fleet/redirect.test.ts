@@ -4,33 +4,19 @@
  * relay, and the client allocates there (RFC 8656 §7.4); a draining relay sends clients to a peer with
  * room, and refuses (403) while the only peer is full.
  */
-import { afterAll, expect } from "bun:test";
+import { expect } from "bun:test";
 import { Attr, readAddress } from "../../src/stun/index.ts";
 import { formatEndpoint } from "../../src/net/endpoint.ts";
-import { PASSWORD, USER, type Running } from "../e2e/harness.ts";
 import { eventually, relayWithMetrics } from "./metrics-wait.ts";
-import { TurnClient } from "../fuzz/turn-client.ts";
 import type { Response } from "../turn/harness.ts";
-import { dbTest, startServer, type DbServer } from "../db-servers.ts";
+import { dbTest, startServer } from "../db-servers.ts";
+import { fleetResources } from "./fleet-setup.ts";
 
-const running: Running[] = [];
-const redises: DbServer[] = [];
-const clients: TurnClient[] = [];
-afterAll(async () => {
-  for (const c of clients.splice(0)) c.close();
-  await Promise.all(running.splice(0).map((r) => r.stop()));
-  await Promise.all(redises.splice(0).map((r) => r.destroy()));
-});
+const { running, redises, client } = fleetResources();
 
 function alternateOf(r: Response): string | undefined {
   const v = r.attr(Attr.AlternateServer);
   return v === undefined ? undefined : formatEndpoint(readAddress(v, 0, v.length)!);
-}
-
-async function client(relay: Running, bindHost: string): Promise<TurnClient> {
-  const c = await TurnClient.open({ server: { host: "127.0.0.1", port: relay.port }, bindHost, username: USER, password: PASSWORD });
-  clients.push(c);
-  return c;
 }
 
 dbTest("redis", "a full relay redirects to the least-loaded peer and the client allocates there; a draining one too, 403 while the peer is full", async () => {

@@ -3,19 +3,12 @@
  * bounded wait), serves with its own nonce key and counts, says so once and on /metrics; when Redis
  * comes up it takes the fleet's nonce key without a restart, so a relay started later accepts its nonces.
  */
-import { afterAll, expect } from "bun:test";
-import { PASSWORD, USER, freePort, startBunturn, type Running } from "../e2e/harness.ts";
-import { TurnClient } from "../fuzz/turn-client.ts";
-import { dbTest, startServer, type DbServer } from "../db-servers.ts";
+import { expect } from "bun:test";
+import { freePort, startBunturn } from "../e2e/harness.ts";
+import { dbTest, startServer } from "../db-servers.ts";
+import { fleetResources } from "./fleet-setup.ts";
 
-const running: Running[] = [];
-const redises: DbServer[] = [];
-const clients: TurnClient[] = [];
-afterAll(async () => {
-  for (const c of clients.splice(0)) c.close();
-  await Promise.all(running.splice(0).map((r) => r.stop()));
-  await Promise.all(redises.splice(0).map((r) => r.destroy()));
-});
+const { running, redises, client } = fleetResources();
 
 const metric = (text: string, name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1]);
 
@@ -39,8 +32,7 @@ dbTest("redis", "Redis down at start: the relay serves alone, says so once; Redi
   expect(a.output().match(/fleet: Redis \S+ unreachable/g)).toHaveLength(1);
   expect(metric(await metrics(), "bunturn_fleet_redis_up")).toBe(0);
   expect(metric(await metrics(), "bunturn_fleet_nonce_secret_shared")).toBe(0);
-  const alone = await TurnClient.open({ server: { host: "127.0.0.1", port: a.port }, bindHost: "127.0.35.1", username: USER, password: PASSWORD });
-  clients.push(alone);
+  const alone = await client(a, "127.0.35.1");
   expect((await alone.allocate()).ok).toBe(true);
 
   await redis.start();
@@ -51,8 +43,7 @@ dbTest("redis", "Redis down at start: the relay serves alone, says so once; Redi
   await eventually("A sees B", async () => metric(await metrics(), "bunturn_fleet_peers") === 1);
 
   // A nonce A issues now is good at B.
-  const moving = await TurnClient.open({ server: { host: "127.0.0.1", port: a.port }, bindHost: "127.0.35.2", username: USER, password: PASSWORD });
-  clients.push(moving);
+  const moving = await client(a, "127.0.35.2");
   expect((await moving.allocate()).ok).toBe(true);
   const fromA = moving.nonce;
   moving.moveTo({ host: "127.0.0.1", port: b.port });
