@@ -2,7 +2,7 @@
  * Runs the real thing: bunturn as a child process, and coturn's turnutils_uclient/turnutils_peer
  * (Debian's coturn package) as clients nobody here wrote. Everything on 127.0.0.1/::1, bounded in time.
  */
-import { test } from "bun:test";
+import { afterAll, test } from "bun:test";
 import { join } from "node:path";
 import { freePort, isUdpFree, relayRange } from "../ports.ts";
 
@@ -183,4 +183,15 @@ export async function pollUntil(f: () => boolean | Promise<boolean>, ms: number)
   const end = Date.now() + ms;
   while (!(await f()) && Date.now() < end) await Bun.sleep(10);
   return f();
+}
+
+/** Call at a test file's top level: servers pushed to `running` are stopped, and `closers` called, after all its tests. */
+export function closeAfterAll(): { running: Running[]; closers: Array<() => void> } {
+  const running: Running[] = [];
+  const closers: Array<() => void> = [];
+  afterAll(async () => {
+    closers.forEach((close) => close());
+    await Promise.all(running.map((r) => r.stop()));
+  });
+  return { running, closers };
 }

@@ -5,18 +5,13 @@
  * sends the small ones and the kernel refuses the large ones (EMSGSIZE). They are dropped and counted in
  * bunturn_udp_send_refused_total, the small ones reach the peer, and sendmmsg stays on.
  */
-import { afterAll, expect } from "bun:test";
+import { expect } from "bun:test";
 import type { Socket } from "bun";
 import { Attr, StunClass, StunMethod, StunWriter, writeRequestedTransport, writeXorAddress } from "../../src/stun/index.ts";
 import { EchoPeer } from "../fuzz/turn-client.ts";
-import { e2eTest, freePort, pollUntil, scrapeMetrics, startBunturn, type Running } from "./harness.ts";
+import { closeAfterAll, e2eTest, freePort, pollUntil, scrapeMetrics, startBunturn } from "./harness.ts";
 
-const running: Running[] = [];
-const closers: Array<() => void> = [];
-afterAll(async () => {
-  closers.forEach((close) => close());
-  await Promise.all(running.map((r) => r.stop()));
-});
+const { running, closers } = closeAfterAll();
 
 const metrics = scrapeMetrics;
 

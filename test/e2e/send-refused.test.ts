@@ -7,18 +7,13 @@
  * sendmmsg stays on, and another client's burst still leaves in batches (Prometheus counters, real
  * server process, 127.0.0.1 only).
  */
-import { afterAll, expect } from "bun:test";
+import { expect } from "bun:test";
 import { parseEndpoint, type Endpoint } from "../../src/net/endpoint.ts";
 import { Attr, StunClass, StunMethod, StunWriter, encodeChannelData, writeXorAddress } from "../../src/stun/index.ts";
 import { EchoPeer, TurnClient } from "../fuzz/turn-client.ts";
-import { PASSWORD, USER, e2eTest, freePort, pollUntil, scrapeMetrics, startBunturn, type Running } from "./harness.ts";
+import { PASSWORD, USER, closeAfterAll, e2eTest, freePort, pollUntil, scrapeMetrics, startBunturn } from "./harness.ts";
 
-const running: Running[] = [];
-const closers: Array<() => void> = [];
-afterAll(async () => {
-  closers.forEach((close) => close());
-  await Promise.all(running.map((r) => r.stop()));
-});
+const { running, closers } = closeAfterAll();
 
 const metrics = scrapeMetrics;
 
