@@ -8,8 +8,8 @@ import { afterAll, describe, expect } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { REALM, e2eTest, runCli, runUclient, startBunturn, startPeer, type Running, type UclientResult } from "./harness.ts";
-import { expectNothingRelayed, expectRelayed } from "./userdb-helpers.ts";
+import { REALM, e2eTest, runCli, startBunturn, startPeer, type Running, type UclientResult } from "./harness.ts";
+import { expectNothingRelayed, expectRelayed, uclientVia } from "./userdb-helpers.ts";
 
 const running: Running[] = [];
 const dir = mkdtempSync(join(tmpdir(), "bunturn-secrets-"));
@@ -39,8 +39,7 @@ describe("TURN REST API secrets (turnutils_uclient -W)", () => {
     expect(s.output()).toContain("2 configured");
     const p = await startPeer();
     running.push(p);
-    const uclient = (secret: string, timeoutMs = 20000) =>
-      runUclient(["-W", secret, "-u", "rest-user", "-e", "127.0.0.1", "-r", String(p.port), "-p", String(s.port), "-n", "10", "-m", "1", "-c", "127.0.0.1"], timeoutMs);
+    const uclient = (secret: string, timeoutMs = 20000) => uclientVia(s, p, ["-W", secret, "-u", "rest-user"], timeoutMs);
 
     expectRelayed(await uclient("old-secret"));
     expectRelayed(await uclient("new-secret"));

@@ -4,7 +4,7 @@
  * with a Prometheus endpoint.
  */
 import { expect } from "bun:test";
-import { freePort, runCli, startBunturn, type Running, type UclientResult } from "./harness.ts";
+import { freePort, runCli, runUclient, startBunturn, type Running, type UclientResult } from "./harness.ts";
 
 /** Every datagram the client sent came back through the relay, without an error. */
 export function expectRelayed(r: UclientResult): void {
@@ -45,4 +45,9 @@ export async function relayWithMetrics(running: Running[], args: string[], userd
   const s = await startBunturn({ auth: "custom", args: [...args, ...userdb, "--prometheus", "--prometheus-address", "127.0.0.1", "--prometheus-port", String(prometheus), "--relay-threads", "1"] });
   running.push(s);
   return { ...s, metrics: async () => (await fetch(`http://127.0.0.1:${prometheus}/metrics`)).text() };
+}
+
+/** turnutils_uclient through `relay` to `peer`, 10 messages from one client, with `credentials` (-u/-w, or -W and -u). */
+export function uclientVia(relay: Running, peer: Running, credentials: string[], timeoutMs = 20000): Promise<UclientResult> {
+  return runUclient([...credentials, "-e", "127.0.0.1", "-r", String(peer.port), "-p", String(relay.port), "-n", "10", "-m", "1", "-c", "127.0.0.1"], timeoutMs);
 }

@@ -9,8 +9,8 @@
 import { SQL } from "bun";
 import { afterAll, describe, expect } from "bun:test";
 import { dbTest, startServer, type DbServer } from "../db-servers.ts";
-import { REALM, runUclient, startPeer, type Running } from "./harness.ts";
-import { admin as runAdmin, eventually, expectNothingRelayed as expectRefused, expectRelayed, metric, relayWithMetrics } from "./userdb-helpers.ts";
+import { REALM, startPeer, type Running } from "./harness.ts";
+import { admin as runAdmin, eventually, expectNothingRelayed as expectRefused, expectRelayed, metric, relayWithMetrics, uclientVia } from "./userdb-helpers.ts";
 
 const running: Running[] = [];
 const servers: DbServer[] = [];
@@ -47,8 +47,7 @@ for (const kind of ["postgres", "mariadb"] as const) {
       const relays = [await relay(db, ["--lt-cred-mech"]), await relay(db, ["--lt-cred-mech"])];
       const peer = await startPeer();
       running.push(peer);
-      const allocate = (s: Running, user: string, password: string) =>
-        runUclient(["-u", user, "-w", password, "-e", "127.0.0.1", "-r", String(peer.port), "-p", String(s.port), "-n", "10", "-m", "1", "-c", "127.0.0.1"], 20000);
+      const allocate = (s: Running, user: string, password: string) => uclientVia(s, peer, ["-u", user, "-w", password]);
       for (const s of relays) {
         expect(s.output()).toContain("1 in realm");
         expect(s.output()).not.toContain(db.password); // the connection string is logged without its password
@@ -86,8 +85,7 @@ for (const kind of ["postgres", "mariadb"] as const) {
       const relays = [await relay(db, ["--use-auth-secret"]), await relay(db, ["--use-auth-secret"])];
       const peer = await startPeer();
       running.push(peer);
-      const rest = (s: Running, secret: string) =>
-        runUclient(["-W", secret, "-u", "rest-user", "-e", "127.0.0.1", "-r", String(peer.port), "-p", String(s.port), "-n", "10", "-m", "1", "-c", "127.0.0.1"], 20000);
+      const rest = (s: Running, secret: string) => uclientVia(s, peer, ["-W", secret, "-u", "rest-user"]);
       for (const s of relays) expectRelayed(await rest(s, "first-secret"));
 
       // Rotation by another tool writing the table directly: the new secret in, then the old one out.

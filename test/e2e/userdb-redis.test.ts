@@ -8,8 +8,8 @@
 import { RedisClient } from "bun";
 import { afterAll, expect } from "bun:test";
 import { dbTest, startServer, type DbServer } from "../db-servers.ts";
-import { REALM, runUclient, startPeer, type Running } from "./harness.ts";
-import { admin as runAdmin, eventually, expectNothingRelayed as expectRefused, expectRelayed, metric, relayWithMetrics } from "./userdb-helpers.ts";
+import { REALM, startPeer, type Running } from "./harness.ts";
+import { admin as runAdmin, eventually, expectNothingRelayed as expectRefused, expectRelayed, metric, relayWithMetrics, uclientVia } from "./userdb-helpers.ts";
 
 const running: Running[] = [];
 const servers: DbServer[] = [];
@@ -33,8 +33,7 @@ dbTest("redis", "--redis-userdb: bunturn admin's user allocates on two relays; R
   const relays = [await relay(db, ["--lt-cred-mech"]), await relay(db, ["--lt-cred-mech"])];
   const peer = await startPeer();
   running.push(peer);
-  const allocate = (s: Running, user: string, password: string) =>
-    runUclient(["-u", user, "-w", password, "-e", "127.0.0.1", "-r", String(peer.port), "-p", String(s.port), "-n", "10", "-m", "1", "-c", "127.0.0.1"], 20000);
+  const allocate = (s: Running, user: string, password: string) => uclientVia(s, peer, ["-u", user, "-w", password]);
   for (const s of relays) {
     expect(s.output()).toContain("1 in realm");
     expectRelayed(await allocate(s, "carol", "pw-carol"));
@@ -66,8 +65,7 @@ dbTest("redis", "--redis-userdb: a secret rotated in turn/realm/R/secret, and a 
   const relays = [await relay(db, ["--use-auth-secret"]), await relay(db, ["--use-auth-secret"])];
   const peer = await startPeer();
   running.push(peer);
-  const rest = (s: Running, secret: string) =>
-    runUclient(["-W", secret, "-u", "rest-user", "-e", "127.0.0.1", "-r", String(peer.port), "-p", String(s.port), "-n", "10", "-m", "1", "-c", "127.0.0.1"], 20000);
+  const rest = (s: Running, secret: string) => uclientVia(s, peer, ["-W", secret, "-u", "rest-user"]);
   for (const s of relays) expectRelayed(await rest(s, "first-secret"));
 
   // Rotation by another tool writing coturn's set directly: the new secret in, then the old one out.
