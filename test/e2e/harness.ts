@@ -2,7 +2,7 @@
  * Runs the real thing: bunturn as a child process, and coturn's turnutils_uclient/turnutils_peer
  * (Debian's coturn package) as clients nobody here wrote. Everything on 127.0.0.1/::1, bounded in time.
  */
-import { afterAll, test } from "bun:test";
+import { afterAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { freePort, isUdpFree, relayRange } from "../ports.ts";
 
@@ -194,4 +194,14 @@ export function closeAfterAll(): { running: Running[]; closers: Array<() => void
     await Promise.all(running.map((r) => r.stop()));
   });
   return { running, closers };
+}
+
+/** startBunturn with --prometheus on a free loopback port, pushed to `running`, once it has said it serves /metrics at `url`. */
+export async function startBunturnWithMetrics(running: Running[], options: BunturnOptions, waitMs = 5000): Promise<{ server: Running; url: string }> {
+  const metricsPort = freePort();
+  const server = await startBunturn({ ...options, args: [...(options.args ?? []), "--prometheus", "--prometheus-address", "127.0.0.1", "--prometheus-port", String(metricsPort)] });
+  running.push(server);
+  const url = `http://127.0.0.1:${metricsPort}/metrics`;
+  expect(await pollUntil(() => server.output().includes(url), waitMs)).toBe(true);
+  return { server, url };
 }

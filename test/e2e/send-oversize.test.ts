@@ -9,7 +9,7 @@ import { expect } from "bun:test";
 import type { Socket } from "bun";
 import { Attr, StunClass, StunMethod, StunWriter, writeRequestedTransport, writeXorAddress } from "../../src/stun/index.ts";
 import { EchoPeer } from "../fuzz/turn-client.ts";
-import { closeAfterAll, e2eTest, freePort, pollUntil, scrapeMetrics, startBunturn } from "./harness.ts";
+import { closeAfterAll, e2eTest, pollUntil, scrapeMetrics, startBunturnWithMetrics } from "./harness.ts";
 
 const { running, closers } = closeAfterAll();
 
@@ -20,14 +20,10 @@ const until = (f: () => boolean | Promise<boolean>, ms = 5000) => pollUntil(f, m
 const tid = () => crypto.getRandomValues(new Uint8Array(12));
 
 e2eTest("Send indications too large for UDP are refused by the kernel: dropped and counted, the others relayed, sendmmsg on", async () => {
-  const metricsPort = freePort();
-  const server = await startBunturn({
+  const { server, url } = await startBunturnWithMetrics(running, {
     auth: "none",
-    args: ["--relay-threads", "1", "--prometheus", "--prometheus-address", "127.0.0.1", "--prometheus-port", String(metricsPort)],
+    args: ["--relay-threads", "1"],
   });
-  running.push(server);
-  const url = `http://127.0.0.1:${metricsPort}/metrics`;
-  expect(await until(() => server.output().includes(url))).toBe(true);
   const peer = await EchoPeer.open();
   closers.push(() => peer.close());
 

@@ -11,7 +11,7 @@ import { expect } from "bun:test";
 import { parseEndpoint, type Endpoint } from "../../src/net/endpoint.ts";
 import { Attr, StunClass, StunMethod, StunWriter, encodeChannelData, writeXorAddress } from "../../src/stun/index.ts";
 import { EchoPeer, TurnClient } from "../fuzz/turn-client.ts";
-import { PASSWORD, USER, closeAfterAll, e2eTest, freePort, pollUntil, scrapeMetrics, startBunturn } from "./harness.ts";
+import { PASSWORD, USER, closeAfterAll, e2eTest, pollUntil, scrapeMetrics, startBunturnWithMetrics } from "./harness.ts";
 
 const { running, closers } = closeAfterAll();
 
@@ -27,13 +27,9 @@ function sendIndication(peer: Endpoint, payload: Uint8Array): Uint8Array {
 const until = (f: () => boolean | Promise<boolean>, ms = 3000) => pollUntil(f, ms);
 
 e2eTest("a client sending to peer port 0 gets those datagrams dropped and counted; sendmmsg stays on for every client", async () => {
-  const metricsPort = freePort();
-  const server = await startBunturn({
-    args: ["--relay-threads", "1", "--prometheus", "--prometheus-address", "127.0.0.1", "--prometheus-port", String(metricsPort)],
-  });
-  running.push(server);
-  const url = `http://127.0.0.1:${metricsPort}/metrics`;
-  expect(await until(() => server.output().includes(url))).toBe(true);
+  const { server, url } = await startBunturnWithMetrics(running, {
+    args: ["--relay-threads", "1"],
+  }, 3000);
   const peer = await EchoPeer.open();
   closers.push(() => peer.close());
   const options = { server: { host: "127.0.0.1", port: server.port }, username: USER, password: PASSWORD };
