@@ -18,6 +18,7 @@ export const spec = {
   size: { default: 100, help: "payload bytes" },
   packets: { default: 1_500_000, help: "measured datagrams per run (after 300 000 of warm-up)" },
   recvmmsg: { default: true, help: "engine with --udp-recvmmsg (off: one recvmsg per datagram)" },
+  "b-args": { default: "", help: "extra relay flags for this checkout's engine only, space-separated (e.g. \"--no-udp-gso --no-udp-gro\"; a --base may not know them)" },
 } satisfies ArgSpec;
 
 export const usage = `bun run bench hotpath [options]\n${describeArgs(spec)}`;
@@ -28,10 +29,10 @@ interface ChildResult {
   crashes: number;
 }
 
-async function runChild(root: string, batch: number, a: { size: number; packets: number; recvmmsg: boolean }): Promise<ChildResult> {
+async function runChild(root: string, batch: number, a: { size: number; packets: number; recvmmsg: boolean }, extraArgs: string): Promise<ChildResult> {
   const warm = Math.ceil(300_000 / batch);
   const wakes = Math.ceil(a.packets / batch);
-  const child = spawn(["bun", join(ROOT, "bench/lib/hotpath-child.ts"), root, String(batch), String(a.size), String(warm), String(wakes), a.recvmmsg ? "1" : "0"]);
+  const child = spawn(["bun", join(ROOT, "bench/lib/hotpath-child.ts"), root, String(batch), String(a.size), String(warm), String(wakes), a.recvmmsg ? "1" : "0", extraArgs]);
   const timer = setTimeout(() => child.proc.kill("SIGKILL"), 120_000);
   await child.proc.exited;
   clearTimeout(timer);
@@ -50,7 +51,7 @@ export async function main(argv: string[]): Promise<void> {
     const results: Record<string, number[]> = { A: [], B: [] };
     for (let run = 0; run < a.runs; run++) {
       for (const b of builds) {
-        const r = await runChild(b.root, batch, a);
+        const r = await runChild(b.root, batch, a, b.name === "B" ? a["b-args"] : "");
         results[b.name]!.push(r.nsPerPkt);
         emit({ bench: "hotpath", variant: b.name, root: b.root, run, batch, size: a.size, recvmmsg: a.recvmmsg, ...r });
       }
