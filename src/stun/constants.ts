@@ -23,9 +23,10 @@ export const StunMethod = {
   ChannelBind: 0x009,
 } as const;
 
-/** Attribute types: RFC 8489 §18.3, RFC 8656 §18, RFC 8445 §16.1 (ICE ones we tolerate). */
+/** Attribute types: RFC 8489 §18.3, RFC 8656 §18, RFC 8445 §16.1 (ICE ones we tolerate), RFC 5780 §9.1. */
 export const Attr = {
   MappedAddress: 0x0001,
+  ChangeRequest: 0x0003,
   Username: 0x0006,
   MessageIntegrity: 0x0008,
   ErrorCode: 0x0009,
@@ -48,6 +49,8 @@ export const Attr = {
   ReservationToken: 0x0022,
   Priority: 0x0024,
   UseCandidate: 0x0025,
+  Padding: 0x0026,
+  ResponsePort: 0x0027,
   AdditionalAddressFamily: 0x8000,
   AddressErrorCode: 0x8001,
   PasswordAlgorithms: 0x8002,
@@ -58,12 +61,16 @@ export const Attr = {
   Fingerprint: 0x8028,
   IceControlled: 0x8029,
   IceControlling: 0x802a,
+  ResponseOrigin: 0x802b,
+  OtherAddress: 0x802c,
 } as const;
 
 /**
  * Comprehension-required attributes (0x0000-0x7FFF) this server understands. Anything else in that
  * range makes a request fail with 420 (RFC 8489 §6.3.1) and an indication be dropped (§6.3.2).
  * PRIORITY and USE-CANDIDATE are listed so ICE connectivity checks aimed at us still get a Binding answer.
+ * RFC 5780's CHANGE-REQUEST, RESPONSE-PORT and PADDING are not listed: they stay unknown (420) unless the
+ * Binding handler serves them on that listener (src/turn/handlers/binding.ts).
  */
 const KNOWN_REQUIRED = [
   Attr.MappedAddress, Attr.Username, Attr.MessageIntegrity, Attr.ErrorCode, Attr.UnknownAttributes,

@@ -22,3 +22,7 @@ export * from "./attributes/reservation-token.ts";
 export * from "./attributes/dont-fragment.ts";
 export * from "./attributes/data.ts";
 export * from "./attributes/software.ts";
+export * from "./attributes/change-request.ts";
+export * from "./attributes/response-port.ts";
+export * from "./attributes/padding.ts";
+export * from "./attributes/origin-addresses.ts";

@@ -174,5 +174,20 @@ export interface CredentialStore {
   usernameForUserhash?(userhash: Uint8Array, realm: string): string | undefined;
 }
 
+/**
+ * RFC 5780 NAT behaviour discovery (coturn --rfc5780): the engine's UDP listeners by address, so that a
+ * Binding response can say where it left from (RESPONSE-ORIGIN, §7.3), name the alternate address
+ * (OTHER-ADDRESS, §7.4) and leave from the listener a CHANGE-REQUEST asks for (§7.2). The engine fills it
+ * as it opens its listeners (src/turn/nat-discovery.ts). Absent = RFC 5780 off.
+ */
+export interface NatDiscovery {
+  /** Where `listener` is bound; undefined when it has no alternate address (it then serves no RFC 5780). */
+  localAddress(listener: ListenerId): Endpoint | undefined;
+  /** The listener's address with both the alternate IP and the alternate port (OTHER-ADDRESS). */
+  otherAddress(listener: ListenerId): Endpoint | undefined;
+  /** The listener bound where `listener` is with the IP and/or the port changed to the alternate one. */
+  changed(listener: ListenerId, changeIp: boolean, changePort: boolean): ListenerId | undefined;
+}
+
 /** Counters the core bumps, one table: src/turn/counters.ts. */
 export type { ProtocolCounterName, ProtocolCounters } from "./counters.ts";

@@ -156,11 +156,8 @@ export class TurnServer {
     // 401 challenge) go out only within the source's rate limit: their source may be spoofed.
     if (method === StunMethod.Binding) {
       if (state.noStun) return; // coturn --no-stun: a TURN-only server stays silent to Binding
-      // RFC 8489 §6.3.1: unknown comprehension-required attributes get 420 (no authentication for Binding).
-      if (d.unknownCount !== 0) {
-        if (!state.mayAnswerUnauthenticated(client, now)) return;
-        return this.unknownAttributes(req);
-      }
+      // RFC 8489 §6.3.1: unknown comprehension-required attributes get 420 there (RFC 5780's are known
+      // on a listener with an alternate address); Binding needs no authentication.
       return handleBinding(req);
     }
     const isTurnRequest = method === StunMethod.Allocate || method === StunMethod.Refresh ||
@@ -226,10 +223,6 @@ export class TurnServer {
   /** RFC 8489 §6.3.1.1: 420 listing the attributes we do not understand. */
   private unknownAttributes(req: RequestContext): void {
     const d = req.d;
-    if (d.method === StunMethod.Binding) {
-      this.state.counters.bindingRequests++;
-      this.state.counters.bindingErrors++;
-    }
     req.fail(ErrorCode.UnknownAttribute, (w) => writeUnknownAttributes(w, d.unknown.subarray(0, d.unknownCount)));
   }
 }

@@ -5,7 +5,7 @@
  */
 import type { Endpoint, EndpointKey, Family } from "../net/endpoint.ts";
 import type {
-  AllocateAdmission, AllocationQuota, ClientPath, CredentialStore, Millis, ProtocolCounters, RelayAllocator, RelayHandle, RelayId, TurnSink,
+  AllocateAdmission, AllocationQuota, ClientPath, CredentialStore, Millis, NatDiscovery, ProtocolCounters, RelayAllocator, RelayHandle, RelayId, TurnSink,
 } from "./api.ts";
 import { isConnection } from "./api.ts";
 import { Allocation } from "./allocation.ts";
@@ -74,6 +74,8 @@ export interface TurnServerOptions {
   stunOnly?: boolean;
   /** coturn --no-stun: Binding requests are not answered. */
   noStun?: boolean;
+  /** coturn --rfc5780: the listeners' alternate addresses (RFC 5780); absent = off. */
+  natDiscovery?: NatDiscovery;
   /**
    * Where the counters live, all starting at 0 (default: a plain object). An engine passes storage that
    * its readers see directly (shared memory), so nothing has to be copied out after each datagram.
@@ -119,6 +121,7 @@ export class ServerState {
   readonly noUdpRelay: boolean;
   readonly stunOnly: boolean;
   readonly noStun: boolean;
+  readonly natDiscovery: NatDiscovery | undefined;
   private readonly unauthenticatedLimit: SourceRateLimit | undefined;
   private readonly allocationEnded: ((session: SessionInfo) => void) | undefined;
   private readonly streamKind: StreamKind | undefined;
@@ -159,6 +162,7 @@ export class ServerState {
     this.noUdpRelay = o.noUdpRelay === true;
     this.stunOnly = o.stunOnly === true;
     this.noStun = o.noStun === true;
+    this.natDiscovery = o.natDiscovery;
     const perSecond = o.unauthenticatedRateLimit ?? 0;
     this.unauthenticatedLimit = perSecond > 0 ? new SourceRateLimit(perSecond, o.nonceSecret) : undefined;
     this.allocationEnded = o.allocationEnded;
