@@ -52,7 +52,8 @@ export function parseArgv(argv: readonly string[]): ParsedArgv {
       continue;
     }
     if (name === "help" || name === "-h") continue; // citty answers it (and --version)
-    if (!isOptionName(name) && name.startsWith("no-") && isOptionName(name.slice(3)) && OPTIONS[name.slice(3) as OptionName].kind === "boolean") {
+    // --no-FLAG turns FLAG off, unless coturn has the name itself (--no-rfc5780 is a no-op there too).
+    if (classifyName(name).status === "unknown" && name.startsWith("no-") && isOptionName(name.slice(3)) && OPTIONS[name.slice(3) as OptionName].kind === "boolean") {
       if (inline !== undefined) throw new ConfigError(`option '--${name}' takes no value`);
       mergeOption(raw, name.slice(3) as OptionName, false);
       continue;

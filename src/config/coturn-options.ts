@@ -20,7 +20,6 @@ const refused = (why: string, argument: CoturnArgument = "optional", alias?: str
   alias ? { status: "refused", why, argument, alias } : { status: "refused", why, argument };
 
 const NO_DB = "only SQLite (--userdb), PostgreSQL (--psql-userdb), MySQL/MariaDB (--mysql-userdb) and Redis (--redis-userdb) user databases are supported";
-const NO_5780 = "RFC 5780 NAT behaviour discovery is not served";
 const NO_DHE = "DHE cipher suites are never offered (Bun's TLS is BoringSSL: ECDHE only), so no DH parameters are used";
 const NO_DTLS = "DTLS is not served (TURN over UDP, TCP and TLS only)";
 
@@ -47,8 +46,9 @@ export const COTURN_NAMES: Record<string, CoturnName> = {
   "web-admin-ip": accepted("bunturn has no web admin, so nothing listens there", "required"),
   "web-admin-port": accepted("bunturn has no web admin, so nothing listens there", "required"),
   "web-admin-listen-on-workers": accepted("bunturn has no web admin"),
-  "no-rfc5780": accepted("RFC 5780 is not served (coturn's default too)"),
-  "response-origin-only-with-rfc5780": accepted("RESPONSE-ORIGIN and OTHER-ADDRESS are never sent (no RFC 5780)"),
+  "no-rfc5780": accepted("RFC 5780 is off unless --rfc5780 is given (coturn's default too)"),
+  "response-origin-only-with-rfc5780": accepted("RESPONSE-ORIGIN and OTHER-ADDRESS are sent only with --rfc5780 anyway (coturn too)"),
+  "alt-tls-listening-port": accepted("RFC 5780's alternate addresses are served over UDP only (what NAT discovery uses), so no alternate TLS port is opened", "required"),
   "rfc5766-channel-numbers": accepted("ChannelBind takes RFC 5766's channel numbers, 0x4000-0x7FFF"),
   "software-attribute": accepted("SOFTWARE carries --server-name (default 'bunturn')"),
   "no-auth-pings": accepted("nothing to switch off: a network user database is read every 2 s anyway, and its health is on /metrics (bunturn_userdb_up)"),
@@ -61,9 +61,6 @@ export const COTURN_NAMES: Record<string, CoturnName> = {
   // Refused: bunturn does not do this, and ignoring the line would change what the operator gets.
   "listening-device": refused("binding to a device is not supported: use --listening-ip", "required", "d"),
   "relay-device": refused("binding to a device is not supported: use --relay-ip", "required", "i"),
-  "alt-listening-port": refused(NO_5780, "required"),
-  "alt-tls-listening-port": refused(NO_5780, "required"),
-  rfc5780: refused(NO_5780),
   "aux-server": refused("auxiliary servers are not supported", "required"),
   "udp-self-balance": refused("UDP self-balancing is not supported"),
   dtls: refused(NO_DTLS),

@@ -32,9 +32,17 @@ function sameAddress(a: string, b: string): boolean {
 /** Listening addresses: a wildcard or one of this host's (bind would fail with EADDRNOTAVAIL anyway, later and less clearly). */
 export function checkListeningIps(ips: string[], host: string[]): void {
   for (const ip of ips) {
-    if (isWildcard(ip) || host.some((h) => sameAddress(h, ip))) continue;
+    if (isWildcard(ip) || host.some((h) => sameAddress(h, ip)) || onLoopbackNet(ip, host)) continue;
     throw new ConfigError(`--listening-ip ${ip}: not an address of this host (it has ${host.join(", ")})`);
   }
+}
+
+/**
+ * Any 127.0.0.0/8 address is this host's when it has 127.0.0.1 (RFC 1122 §3.2.1.3: the whole block loops
+ * back, and Linux binds each): a second loopback IP serves --rfc5780 on one machine (127.0.0.1 and .2).
+ */
+function onLoopbackNet(ip: string, host: string[]): boolean {
+  return parseIp(ip)?.[0] === 127 && ip.includes(".") && host.includes("127.0.0.1");
 }
 
 /** Relay addresses: one of this host's, never a wildcard (clients are told the relayed address). */

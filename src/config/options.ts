@@ -19,7 +19,7 @@ export interface OptionSpec {
 export const OPTIONS = {
   "listening-ip": { kind: "list", alias: "L", description: "Address to listen on (repeatable). Default: 0.0.0.0 and ::" },
   "listening-port": { kind: "number", alias: "p", default: 3478, description: "UDP port for STUN/TURN" },
-  "relay-ip": { kind: "list", alias: "E", description: "Address relay sockets bind to (repeatable, one per family). Default: the specific listening addresses, else the first non-loopback IPv4 address and, when listening on IPv6, the first global IPv6 one" },
+  "relay-ip": { kind: "list", alias: "E", description: "Address relay sockets bind to (repeatable, one per family). Default: the first specific listening address of each family, else the first non-loopback IPv4 address and, when listening on IPv6, the first global IPv6 one" },
   "external-ip": { kind: "list", alias: "X", description: "Public address advertised for relays: PUBLIC or PUBLIC/PRIVATE (behind NAT)" },
   "min-port": { kind: "number", default: 49152, description: "Lowest relay port" },
   "max-port": { kind: "number", default: 65535, description: "Highest relay port" },
@@ -62,6 +62,8 @@ export const OPTIONS = {
   "no-udp-relay": { kind: "boolean", description: "Refuse UDP relays: every Allocate gets 442 (bunturn relays only UDP, so this leaves STUN and nothing else)" },
   "stun-only": { kind: "boolean", alias: "S", description: "STUN only: Binding is answered, every TURN request gets 400" },
   "no-stun": { kind: "boolean", description: "TURN only: Binding requests are not answered" },
+  rfc5780: { kind: "boolean", description: "RFC 5780 NAT behaviour discovery: Binding answers name an alternate address (OTHER-ADDRESS) and leave from it on CHANGE-REQUEST. Needs two listening IPs of one family; each listens on UDP at the listening port and at --alt-listening-port (docs/rfc5780.md)" },
+  "alt-listening-port": { kind: "number", description: "The alternate UDP port for --rfc5780. Default: the listening port plus one" },
   "allocation-default-address-family": { kind: "string", alias: "A", default: "ipv4", description: "Relay family of an Allocate without REQUESTED-ADDRESS-FAMILY: ipv4, ipv6, or keep (the family the client came in on)" },
   "keep-address-family": { kind: "boolean", alias: "K", description: "coturn's older name for --allocation-default-address-family keep" },
   "tls-proxy-port": { kind: "number", description: "Also accept TURN over TLS from a load balancer that passes TLS through: each connection starts with a PROXY protocol v1 or v2 header, then the client's TLS (needs --cert and --pkey)" },

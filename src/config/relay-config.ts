@@ -5,6 +5,7 @@
 import type { ExternalIp, ListenAddress, RelayAddress } from "./addresses.ts";
 import type { Alternates } from "./alternates.ts";
 import type { StreamLimits } from "./stream-limits.ts";
+import type { NatDiscoveryConfig } from "./resolve-rfc5780.ts";
 import type { RedisTarget } from "./redis-target.ts";
 import type { PeerPolicyOptions } from "../turn/peer-policy.ts";
 import type { NetworkDb } from "../userdb/connection.ts";
@@ -92,6 +93,8 @@ export interface RelayConfig {
   stunOnly: boolean;
   /** coturn --no-stun: Binding requests are not answered. */
   noStun: boolean;
+  /** coturn --rfc5780 (RFC 5780 NAT behaviour discovery, ./resolve-rfc5780.ts); absent = off. */
+  rfc5780?: NatDiscoveryConfig;
   /** Accepted coturn keys that change nothing, one line each (logged at -v). */
   notes: string[];
   /** Caps on TCP/TLS clients: connections, handshake time, buffered bytes (stream-limits.ts). */

@@ -26,7 +26,9 @@ export function resolveAddresses(raw: RawOptions, host: string[]): ResolvedAddre
     const specific = listeningIps.filter((ip) => ip !== "0.0.0.0" && ip !== "::");
     // On a dual-stack host both families get relays: browsers never send REQUESTED-ADDRESS-FAMILY, and
     // an IPv6 peer can only be reached from an IPv6 relay (RFC 8656 §7.2).
-    relayIps = specific.length > 0 ? specific : defaultRelayIps(listeningIps);
+    // The first specific listening IP of each family: a relay address per family is all a client can use.
+    const firstOfFamily = specific.filter((ip, i) => specific.findIndex((o) => parseIp(o)!.length === parseIp(ip)!.length) === i);
+    relayIps = firstOfFamily.length > 0 ? firstOfFamily : defaultRelayIps(listeningIps);
   }
   for (const family of [4, 16]) {
     if (relayIps.filter((ip) => parseIp(ip)!.length === family).length > 1) {

@@ -18,6 +18,7 @@ import { resolveAuth } from "./resolve-auth.ts";
 import { resolveLog } from "./resolve-log.ts";
 import { resolveTls } from "./resolve-tls.ts";
 import { resolveFleet } from "./resolve-fleet.ts";
+import { resolveRfc5780 } from "./resolve-rfc5780.ts";
 
 export type { AuthConfig, ExternalIp, ListenAddress, LogConfig, RelayAddress, RelayConfig, TlsConfig };
 export { ConfigError, mergeOption, mergeRaw };
@@ -149,6 +150,12 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
     if (pidfile.trim() === "") throw new ConfigError("--pidfile needs a file name");
     config.pidfile = pidfile;
   }
+  const rfc5780 = resolveRfc5780(raw, {
+    listeningIps, listeningPort, minPort, maxPort, externalIps, udp: config.udp,
+    otherPorts: [config.tls?.port, config.tcpProxyPort, config.tlsProxyPort],
+  });
+  if (rfc5780) config.rfc5780 = rfc5780;
+  else if (raw["alt-listening-port"] !== undefined) config.notes.push("--alt-listening-port: no effect without --rfc5780");
   if (!config.udp && !config.tcp && config.tls === undefined && config.tcpProxyPort === undefined) {
     throw new ConfigError("--no-udp and --no-tcp without TLS or --tcp-proxy-port leave nothing to listen on");
   }

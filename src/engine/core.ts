@@ -4,7 +4,7 @@
  * ready-made (see Engine's constructor), so a test or bench can build or wrap its own.
  */
 import type { RelayConfig } from "../config/resolve.ts";
-import type { ConnectionId, RelayAllocator, TurnSink } from "../turn/api.ts";
+import type { ConnectionId, NatDiscovery, RelayAllocator, TurnSink } from "../turn/api.ts";
 import { CONTROL_CELLS, EngineAdmission } from "./admission.ts";
 import type { SessionInfo } from "../turn/sessions.ts";
 import { PeerPolicy, type PeerJudge } from "../turn/peer-policy.ts";
@@ -34,6 +34,8 @@ export interface CoreIo {
   isTls?(connection: ConnectionId): boolean;
   /** Each allocation's end, with what it relayed (the usage record). */
   allocationEnded?(session: SessionInfo): void;
+  /** --rfc5780: the engine's listeners by address (src/turn/nat-discovery.ts). */
+  natDiscovery?: NatDiscovery;
 }
 
 /** The configured ranges, plus the user database's allowed_peer_ip/denied_peer_ip rows when there is one. */
@@ -83,6 +85,7 @@ export function buildTurnServer(inputs: CoreInputs, io: CoreIo, warn?: (message:
     stunOnly: config.stunOnly,
     noStun: config.noStun,
     ...(io.allocationEnded ? { allocationEnded: io.allocationEnded } : {}),
+    ...(io.natDiscovery ? { natDiscovery: io.natDiscovery } : {}),
     streamKind: (id) => (io.isTls?.(id) ? "tls" : "tcp"),
   });
 }

@@ -4,7 +4,7 @@
  * the load balancers' --tcp-proxy-port, and the TLS front end's hand-over socket.
  */
 import { type Epoll, type UdpCapabilities, UdpSocketState } from "../../ffi/index.ts";
-import { formatHostPort, type Family } from "../net/endpoint.ts";
+import { endpointFromBytes, formatHostPort, type Endpoint, type Family } from "../net/endpoint.ts";
 import { ConnectionLimits, createConnectionTable } from "./connection-limits.ts";
 import type { EngineInit } from "./engine-init.ts";
 import { TcpTransport, type TcpHandlers } from "./tcp-transport.ts";
@@ -31,7 +31,7 @@ export function openListeners(
   init: EngineInit,
   caps: UdpCapabilities,
   tcp: TcpTransport,
-  addUdp: (udp: UdpSocketState, family: Family, label: string) => void,
+  addUdp: (udp: UdpSocketState, family: Family, label: string, local: Endpoint) => void,
 ): string[] {
   const { listenAddresses, listeningPort, sockBufSize, tcpProxyPort, udpGso: gso, udpGro: gro } = init.config;
   const { udp: withUdp, tcp: withTcp } = init.config;
@@ -45,7 +45,17 @@ export function openListeners(
         { family, address, port: listeningPort, reusePort: true, bufferSize: sockBufSize, receiveTtlTos: true, receiveErrors: true, stickyTtlTos: true, gso, gro },
         caps,
       );
-      addUdp(udp, family, label);
+      addUdp(udp, family, label, endpointFromBytes(address, listeningPort));
+      const alternatePort = rfc5780Port(init, address);
+      if (alternatePort !== undefined) {
+        const altLabel = formatHostPort(ip, alternatePort);
+        const alt = UdpSocketState.open(
+          { family, address, port: alternatePort, reusePort: true, bufferSize: sockBufSize, receiveTtlTos: true, receiveErrors: true, stickyTtlTos: true, gso, gro },
+          caps,
+        );
+        addUdp(alt, family, altLabel, endpointFromBytes(address, alternatePort));
+        labels.push(`${altLabel} (UDP, RFC 5780 alternate port)`);
+      }
     }
     if (withTcp) tcp.listen(family, address, listeningPort);
     if (tcpProxyPort !== undefined) {
@@ -55,4 +65,12 @@ export function openListeners(
   }
   if (init.tlsSocketPath) tcp.listenUnix(init.tlsSocketPath);
   return [...labels, ...balancers];
+}
+
+/** --rfc5780: the alternate port when this listening address has an alternate IP (it then listens there too). */
+function rfc5780Port(init: EngineInit, address: Uint8Array): number | undefined {
+  const rfc5780 = init.config.rfc5780;
+  if (rfc5780 === undefined) return undefined;
+  const has = rfc5780.alternates.some((a) => a.address.length === address.length && a.address.every((b, i) => b === address[i]));
+  return has ? rfc5780.altPort : undefined;
 }

@@ -14,6 +14,7 @@ import {
   SyscallError, UdpCapabilities, groSegmentCount, libc, readErrorQueue, receiveBatch, receivedTtlTos, recordGroBuffer,
 } from "../../ffi/index.ts";
 import { listenerId } from "../turn/api.ts";
+import { NatDiscoveryTable } from "../turn/nat-discovery.ts";
 import type { CoreFactory, EngineEvent, EngineInit, TurnCore } from "./engine-init.ts";
 import { SLOT } from "./counters.ts";
 import { AdminInbox } from "./admin-inbox.ts";
@@ -58,6 +59,8 @@ export class Engine {
   readonly listeners: UdpListener[] = [];
   private readonly sockets = new Map<number, UdpListener | RelaySocket>();
   private readonly sources = new SourceCache();
+  /** --rfc5780: the listeners by address, filled as they open (the core reads it). */
+  private readonly natDiscovery: NatDiscoveryTable | undefined;
 
   constructor(init: EngineInit, emit: (event: EngineEvent) => void, core: CoreFactory) {
     this.init = init;
@@ -103,7 +106,10 @@ export class Engine {
     );
     this.admin = new AdminInbox(init.admin, init.index, emit);
     this.out = new Outbox(send, this.counters, this.listeners, this.relays, this.tcp);
+    const rfc5780 = config.rfc5780;
+    this.natDiscovery = rfc5780 && new NatDiscoveryTable(rfc5780.alternates, config.listeningPort, rfc5780.altPort);
     this.turn = core({
+      ...(this.natDiscovery ? { natDiscovery: this.natDiscovery } : {}),
       sink: this.out,
       relays: this.relays,
       isTls: (id) => this.tcp.isTls(id),
@@ -113,9 +119,10 @@ export class Engine {
 
   /** Binds the listeners (engine-listeners.ts). Throws SyscallError (e.g. EADDRINUSE) with the address in the message. */
   openListeners(): string[] {
-    return openListeners(this.init, this.caps, this.tcp, (udp, family, label) => {
+    return openListeners(this.init, this.caps, this.tcp, (udp, family, label, local) => {
       const listener: UdpListener = { kind: "listener", id: listenerId(this.listeners.length), udp, family, label };
       this.listeners.push(listener);
+      this.natDiscovery?.register(listener.id, local);
       this.sockets.set(udp.fd, listener);
       this.epoll.add(udp.fd, EPOLLIN);
     });

@@ -69,6 +69,15 @@ export function probeListeners(config: RelayConfig, logger: Logger): ListenAddre
     }
   }
   if (usable.length === 0) throw new StartupError("no listening address left");
+  const rfc5780 = config.rfc5780;
+  for (const { family, address, ip } of rfc5780 ? usable : []) {
+    if (!rfc5780!.alternates.some((a) => a.address.join() === address.join())) continue;
+    try {
+      closeSocket(openUdpSocket({ family, address, port: rfc5780!.altPort }));
+    } catch (error) {
+      throw new StartupError(`cannot listen on ${formatHostPort(ip, rfc5780!.altPort)} (--alt-listening-port, RFC 5780): ${whyNot(error)}`);
+    }
+  }
   if (config.tcpProxyPort !== undefined) {
     for (const { family, address, ip } of usable) {
       try {
