@@ -10,7 +10,7 @@ import {
   writeChangeRequest, writeResponsePort, type StunMessage,
 } from "../../src/stun/index.ts";
 import { formatEndpoint } from "../../src/net/endpoint.ts";
-import { closeAfterAll, e2eTest, freePort, spawnUntil, startBunturn, type Running } from "./harness.ts";
+import { closeAfterAll, e2eTest, freePort, runCli, spawnUntil, startBunturn, type Running } from "./harness.ts";
 
 const haveNatDiscovery = Bun.which("turnutils_natdiscovery") !== null;
 if (!haveNatDiscovery && process.env.BUNTURN_REQUIRE_E2E === "1") {
@@ -120,6 +120,26 @@ describe("RFC 5780 (--rfc5780, two loopback IPs)", () => {
     const redirected = await c.binding(A, s.port, (w) => writeResponsePort(w, other.port), other.inbox);
     expect(redirected?.message.cls).toBe(StunClass.SuccessResponse);
     expect(c.inbox.length).toBe(0);
+  });
+});
+
+describe("--rfc5780 at start", () => {
+  e2eTest("an alternate port in use is one line and exit 1, before anything listens", async () => {
+    const port = freePort();
+    const altPort = freePort();
+    const holder = await Bun.udpSocket({ hostname: B, port: altPort });
+    closers.push(() => holder.close());
+    const { code, output } = await runCli(["--rfc5780", "--listening-ip", A, "--listening-ip", B, "--listening-port", String(port), "--alt-listening-port", String(altPort), "--no-auth"]);
+    expect(code).toBe(1);
+    expect(output).toContain(`cannot listen on ${B}:${altPort} (--alt-listening-port, RFC 5780): address already in use`);
+    expect(output).not.toContain("listening on 127");
+  });
+
+  e2eTest("without two listening IPs of one family: one line saying what is needed, exit 1", async () => {
+    const { code, output } = await runCli(["--rfc5780", "--listening-ip", A, "--listening-port", String(freePort()), "--no-auth"]);
+    expect(code).toBe(1);
+    expect(output.trim().split("\n").length).toBe(1);
+    expect(output).toContain("--rfc5780 needs two listening IPs of one family");
   });
 });
 
