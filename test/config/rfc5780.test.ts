@@ -31,6 +31,13 @@ describe("--rfc5780", () => {
     expect(config.relayIps).toEqual(["127.0.0.1"]);
   });
 
+  test("three IPs of a family: each one's alternate is the next, cyclically (coturn's rule); a wildcard is left out", () => {
+    const config = resolve(["--rfc5780", ...TWO, "--listening-ip", "127.0.0.3", "--listening-ip", "0.0.0.0", "--relay-ip", "127.0.0.1"]);
+    expect(config.rfc5780?.alternates.map((a) => `${formatIp(a.address)}>${formatIp(a.alternate)}`)).toEqual([
+      "127.0.0.1>127.0.0.2", "127.0.0.2>127.0.0.3", "127.0.0.3>127.0.0.1",
+    ]);
+  });
+
   test("--alt-listening-port, and the keys from a turnserver.conf", () => {
     expect(resolve(["--rfc5780", ...TWO, "--alt-listening-port", "5555"]).rfc5780?.altPort).toBe(5555);
     const raw = parseTurnserverConf("rfc5780\nlistening-ip=127.0.0.1\nlistening-ip=127.0.0.2\nalt-listening-port=3999\nalt-tls-listening-port=5350\n");

@@ -136,6 +136,25 @@ describe("RFC 5780 Binding (§6.1, §7) with an alternate address", () => {
   });
 });
 
+describe("NatDiscoveryTable", () => {
+  test("IPv6: OTHER-ADDRESS and CHANGE-REQUEST within the family", () => {
+    const a = parseIp("2001:db8::1")!;
+    const b = parseIp("2001:db8::2")!;
+    const t = new NatDiscoveryTable([{ address: a, alternate: b }, { address: b, alternate: a }], 3478, 3479);
+    ["2001:db8::1", "2001:db8::2"].forEach((ip, i) => {
+      t.register(listenerId(i * 2), parseEndpoint(ip, 3478));
+      t.register(listenerId(i * 2 + 1), parseEndpoint(ip, 3479));
+    });
+    // A listener on another port is no RFC 5780 listener.
+    t.register(listenerId(9), parseEndpoint("2001:db8::1", 5000));
+    expect(formatEndpoint(t.otherAddress(listenerId(0))!)).toBe("[2001:db8::2]:3479");
+    expect(t.changed(listenerId(0), true, false)).toBe(listenerId(2));
+    expect(t.changed(listenerId(3), true, true)).toBe(listenerId(0));
+    expect(t.localAddress(listenerId(9))).toBeUndefined();
+    expect(t.changed(listenerId(9), true, true)).toBeUndefined();
+  });
+});
+
 describe("without --rfc5780 (no NatDiscovery)", () => {
   test("CHANGE-REQUEST asking for a change is 420 listing it; no OTHER-ADDRESS or RESPONSE-ORIGIN is ever sent", () => {
     const h = harness();
