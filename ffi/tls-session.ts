@@ -1,0 +1,136 @@
+/**
+ * One TLS connection over OpenSSL, in one of two modes:
+ * - memory BIOs (the default): the engine reads and writes the socket itself, as for TCP, and moves
+ *   ciphertext in (`feed`) and out (`takeOutput`). Its own reads, buffer limits and write backlog apply
+ *   unchanged, and every message written in one loop turn leaves in one write(2), each in its own record.
+ * - on the socket (`onSocket`): OpenSSL reads and writes the fd. Kernel TLS needs this (OpenSSL hands
+ *   the keys to the kernel only through a socket BIO); after such a handshake the fd is plain TCP.
+ * Results are numbers, never objects, so the hot path allocates nothing: see each method.
+ */
+import { ptr } from "bun:ffi";
+import {
+  asPointer, BIO_CTRL_GET_KTLS_RECV, BIO_CTRL_GET_KTLS_SEND, libcrypto, libssl, openSslErrors, SSL_ERROR_WANT_READ,
+  SSL_ERROR_WANT_WRITE, SSL_ERROR_ZERO_RETURN,
+} from "./libssl.ts";
+import type { TlsContext } from "./tls-context.ts";
+
+/** `handshake()`, `read()`, `write()`: OpenSSL needs more input before it can go on. */
+export const TLS_WANT_READ = 0;
+/** On a socket only: the socket is full; call again with the same bytes when it is writable. */
+export const TLS_WANT_WRITE = -3;
+/** `read()`: the peer sent close_notify. */
+export const TLS_CLOSED = -1;
+/** The connection failed; `failure` says why (OpenSSL's text). */
+export const TLS_FAILED = -2;
+
+export class TlsSession {
+  readonly ssl: number;
+  /** Memory mode: ciphertext from the peer goes in here… */
+  private readonly inBio: number;
+  /** …and ciphertext for the peer comes out here. 0 on a socket. */
+  private readonly outBio: number;
+  /** Why the last TLS_FAILED happened. */
+  failure = "";
+
+  private constructor(context: TlsContext, fd: number, server: boolean) {
+    const ssl = libssl.SSL_new(asPointer(context.handle)) as unknown as number;
+    if (!ssl) throw new Error(`SSL_new: ${openSslErrors()}`);
+    this.ssl = ssl;
+    if (fd >= 0) {
+      libssl.SSL_set_fd(asPointer(ssl), fd);
+      this.inBio = 0;
+      this.outBio = 0;
+    } else {
+      this.inBio = libcrypto.BIO_new(libcrypto.BIO_s_mem()) as unknown as number;
+      this.outBio = libcrypto.BIO_new(libcrypto.BIO_s_mem()) as unknown as number;
+      libssl.SSL_set_bio(asPointer(ssl), asPointer(this.inBio), asPointer(this.outBio)); // owned by ssl from now on
+    }
+    if (server) libssl.SSL_set_accept_state(asPointer(ssl));
+    else libssl.SSL_set_connect_state(asPointer(ssl));
+  }
+
+  /** A session the caller feeds and drains (memory BIOs). */
+  static inMemory(context: TlsContext, server = true): TlsSession {
+    return new TlsSession(context, -1, server);
+  }
+
+  /** A session that reads and writes `fd` itself (needed for kernel TLS). */
+  static onSocket(context: TlsContext, fd: number, server = true): TlsSession {
+    return new TlsSession(context, fd, server);
+  }
+
+  /** 1 when the handshake is complete, TLS_WANT_READ, TLS_WANT_WRITE, or TLS_FAILED. */
+  handshake(): number {
+    const r = libssl.SSL_do_handshake(asPointer(this.ssl));
+    return r === 1 ? 1 : this.outcome(r);
+  }
+
+  /** Memory mode: hands `length` bytes of ciphertext at `offset` to OpenSSL (all of them: the BIO grows). */
+  feed(buffer: Uint8Array, offset: number, length: number): void {
+    if (length > 0) libcrypto.BIO_write(asPointer(this.inBio), ptr(buffer, offset), length);
+  }
+
+  /** Decrypts into buffer[offset, offset+capacity): bytes (> 0), TLS_WANT_READ, TLS_CLOSED or TLS_FAILED. */
+  read(buffer: Uint8Array, offset: number, capacity: number): number {
+    const r = libssl.SSL_read(asPointer(this.ssl), ptr(buffer, offset), capacity);
+    return r > 0 ? r : this.outcome(r);
+  }
+
+  /** Encrypts `length` bytes as one record (up to 16 KiB each): bytes taken, TLS_WANT_WRITE or TLS_FAILED. */
+  write(buffer: Uint8Array, offset: number, length: number): number {
+    const r = libssl.SSL_write(asPointer(this.ssl), ptr(buffer, offset), length);
+    return r > 0 ? r : this.outcome(r);
+  }
+
+  /** Memory mode: ciphertext waiting to be sent. */
+  outputPending(): number {
+    return Number(libcrypto.BIO_ctrl_pending(asPointer(this.outBio)));
+  }
+
+  /** Memory mode: moves up to `capacity` bytes of ciphertext into buffer at offset; returns how many. */
+  takeOutput(buffer: Uint8Array, offset: number, capacity: number): number {
+    const n = libcrypto.BIO_read(asPointer(this.outBio), ptr(buffer, offset), capacity);
+    return n > 0 ? n : 0;
+  }
+
+  /** Queues close_notify (memory mode: in the output, to be sent like any bytes). */
+  shutdown(): void {
+    if (libssl.SSL_shutdown(asPointer(this.ssl)) < 0) openSslErrors();
+  }
+
+  /** On a socket: whether the kernel now encrypts what is written (SSL_OP_ENABLE_KTLS took). */
+  kernelSends(): boolean {
+    return this.ktlsControl(BIO_CTRL_GET_KTLS_SEND);
+  }
+
+  /** On a socket: whether the kernel now decrypts what is read. */
+  kernelReceives(): boolean {
+    return this.ktlsControl(BIO_CTRL_GET_KTLS_RECV);
+  }
+
+  private ktlsControl(command: number): boolean {
+    if (this.outBio !== 0) return false;
+    const bio = command === BIO_CTRL_GET_KTLS_SEND ? libssl.SSL_get_wbio(asPointer(this.ssl)) : libssl.SSL_get_rbio(asPointer(this.ssl));
+    return Number(libcrypto.BIO_ctrl(bio, command, 0, null)) > 0;
+  }
+
+  /** "TLSv1.3 TLS_AES_256_GCM_SHA384" once the handshake is done. */
+  describe(): string {
+    const cipher = libssl.SSL_get_current_cipher(asPointer(this.ssl));
+    return `${libssl.SSL_get_version(asPointer(this.ssl))} ${cipher ? libssl.SSL_CIPHER_get_name(cipher) : "(none)"}`;
+  }
+
+  /** Frees the connection and its BIOs. */
+  free(): void {
+    libssl.SSL_free(asPointer(this.ssl));
+  }
+
+  private outcome(r: number): number {
+    const error = libssl.SSL_get_error(asPointer(this.ssl), r);
+    if (error === SSL_ERROR_WANT_READ) return TLS_WANT_READ;
+    if (error === SSL_ERROR_WANT_WRITE) return TLS_WANT_WRITE;
+    if (error === SSL_ERROR_ZERO_RETURN) return TLS_CLOSED;
+    this.failure = openSslErrors() || `SSL error ${error}`;
+    return TLS_FAILED;
+  }
+}
