@@ -16,7 +16,10 @@
  * data phase and prints one JSON line:
  * {"targets":[{received,sent,seconds,serverCpuS,setupOk,sleeps,preemptions}, …],"genCpuS":…,"gso":…},
  * `seconds` being the time that target was loaded, sleeps and preemptions the server's voluntary and
- * involuntary context switches over the data phase, `sent` and `received` datagrams.
+ * involuntary context switches over the data phase, `sent` and `received` datagrams. With `marksS`
+ * (seconds into the data phase) each target also gets `marks`: [{atS, received, sent, cpu}], `cpu` being
+ * the server's CPU seconds per thread name since before the allocations (bench/coldstart.ts); the first
+ * mark (atS 0) is taken when the allocations and channel bindings are done.
  *
  *   bun bench/lib/loadgen.ts '<json LoadgenConfig>'
  */
@@ -24,7 +27,7 @@ import { RecvBatch, SendBatch, flushSendBatch, libc, newStats, receiveBatch } fr
 import { parseEndpoint } from "../../src/net/endpoint.ts";
 import { setSegmentSize } from "./gso.ts";
 import { Shape, type Message, type ShapeOptions } from "./load-shapes.ts";
-import { contextSwitches, threadCpuSeconds } from "./proc.ts";
+import { contextSwitches, threadCpu, threadCpuDelta, threadCpuSeconds } from "./proc.ts";
 import { PASSWORD, USER } from "./servers.ts";
 import { TurnClients, type TurnClientSocket } from "./turn-client.ts";
 
@@ -35,9 +38,20 @@ export interface LoadgenConfig extends ShapeOptions {
   peerPorts: number[];
   gso: boolean;
   targets: { mode: "turn" | "raw"; port: number; pid: number }[];
+  /** Seconds into the data phase at which to record each server's CPU per thread name and the counts. */
+  marksS?: number[];
+}
+
+interface Mark {
+  atS: number;
+  received: number;
+  sent: number;
+  cpu: Record<string, number>;
 }
 
 const cfg = JSON.parse(process.argv[2] ?? "{}") as LoadgenConfig;
+/** Each server's threads before the first request: the marks count from here. */
+const beforeSetup = cfg.targets.map((t) => threadCpu(t.pid));
 
 interface Target {
   tc: TurnClients;
@@ -54,6 +68,7 @@ interface Target {
   loadedMs: number;
   sent: number;
   received: number;
+  marks: Mark[];
 }
 
 const targets: Target[] = cfg.targets.map(({ mode, port, pid }) => {
@@ -69,7 +84,7 @@ const targets: Target[] = cfg.targets.map(({ mode, port, pid }) => {
   }
   const n = active.length;
   const index = new Map(active.map((c, k) => [c.fd, k]));
-  return { tc, active, index, credit: new Int32Array(n), nextVideo: new Float64Array(n), nextAudio: new Float64Array(n), pid, cpu0: 0, switches0: { voluntary: 0, involuntary: 0 }, loadedMs: 0, sent: 0, received: 0 };
+  return { tc, active, index, credit: new Int32Array(n), nextVideo: new Float64Array(n), nextAudio: new Float64Array(n), pid, cpu0: 0, switches0: { voluntary: 0, involuntary: 0 }, loadedMs: 0, sent: 0, received: 0, marks: [] };
 });
 if (targets.length === 0) throw new Error("no target");
 const shape = new Shape(cfg, cfg.gso);
@@ -134,6 +149,16 @@ function answer(t: Target, c: TurnClientSocket, n: number): void {
   for (let u = 0; u < units; u++) sendMessages(t, c, shape.unit);
 }
 
+function mark(atS: number): void {
+  targets.forEach((t, k) => {
+    const cpu = Object.fromEntries(threadCpuDelta(beforeSetup[k]!, threadCpu(t.pid)));
+    t.marks.push({ atS, received: t.received, sent: t.sent, cpu });
+  });
+}
+const marksS = [...(cfg.marksS ?? [])].sort((a, b) => a - b);
+if (marksS.length) mark(0);
+let nextMark = 0;
+
 const own0 = process.cpuUsage();
 for (const t of targets) {
   t.cpu0 = threadCpuSeconds(t.pid);
@@ -148,6 +173,7 @@ let lastTopUp = t0;
 let now = t0;
 startSlice(current, t0);
 while ((now = performance.now()) < end) {
+  if (nextMark < marksS.length && now >= t0 + marksS[nextMark]! * 1000) mark(marksS[nextMark++]!);
   if (now - sliceStart >= sliceMs) {
     current.loadedMs += now - sliceStart;
     current = targets[(targets.indexOf(current) + 1) % targets.length]!;
@@ -185,6 +211,7 @@ const results = targets.map((t) => {
   return {
     received: t.received, sent: t.sent, seconds: t.loadedMs / 1000, serverCpuS: threadCpuSeconds(t.pid) - t.cpu0, setupOk: t.active.length,
     sleeps: switches.voluntary - t.switches0.voluntary, preemptions: switches.involuntary - t.switches0.involuntary,
+    ...(marksS.length ? { marks: t.marks } : {}),
   };
 });
 const own = process.cpuUsage(own0);

@@ -56,6 +56,7 @@ export const OPTIONS = {
   "udp-recvmmsg-log": { kind: "boolean", description: "Log recvmmsg batch statistics every 10 s (summed over engines)" },
   "udp-gso": { kind: "boolean", default: true, description: "Send each run of datagrams to one destination with one size (a video frame's packets) as one UDP_SEGMENT message (GSO), per socket where the kernel takes it (--no-udp-gso: one datagram per message)" },
   "udp-gro": { kind: "boolean", default: true, description: "Receive trains of equal datagrams the kernel coalesced (UDP_GRO) in one buffer, cut back into datagrams (--no-udp-gro: off)" },
+  warmup: { kind: "boolean", default: true, description: "Before the listeners open, each relay thread sends a few hundred milliseconds of synthetic traffic through a throwaway copy of its relay path on 127.0.0.1, so that the first real clients meet compiled code (--no-warmup: off)" },
   "no-tcp": { kind: "boolean", description: "Do not accept TURN over TCP on the listening port (UDP only)" },
   "no-udp": { kind: "boolean", description: "Do not accept TURN over UDP on the listening port (TCP and TLS only; relays stay UDP)" },
   "tcp-proxy-port": { kind: "number", description: "Also accept TURN over TCP from a load balancer on this port: each connection starts with a PROXY protocol v1 or v2 header naming the real client (headers are read on this port only)" },

@@ -75,6 +75,10 @@ export interface RelayConfig {
   udpGso: boolean;
   /** UDP_GRO on the listener and relay sockets (--udp-gro). */
   udpGro: boolean;
+  /** Milliseconds of start-up warm-up per engine before the listeners open (src/engine/warmup.ts); 0 = off (--no-warmup). */
+  warmupMs: number;
+  /** Tests only, set by no option: the warm-up fails with this message (start-up must go on without it). */
+  warmupFault?: string;
   /** TURN over UDP on the listening port (coturn --no-udp turns it off). */
   udp: boolean;
   /** TURN over TCP on the listening port (RFC 8656 §3.1); relays stay UDP. */

@@ -20,6 +20,9 @@ import { resolveTls } from "./resolve-tls.ts";
 import { resolveFleet } from "./resolve-fleet.ts";
 import { resolveRfc5780 } from "./resolve-rfc5780.ts";
 
+/** Start-up warm-up per engine (src/engine/warmup.ts, engines in parallel): iteration 15 of docs/PerformanceIterationLog.md. */
+const WARMUP_MS = 400;
+
 export type { AuthConfig, ExternalIp, ListenAddress, LogConfig, RelayAddress, RelayConfig, TlsConfig };
 export { ConfigError, mergeOption, mergeRaw };
 
@@ -85,6 +88,7 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
     udpSendmmsg: get<boolean>(raw, "udp-sendmmsg") !== false,
     udpGso: get<boolean>(raw, "udp-gso") !== false,
     udpGro: get<boolean>(raw, "udp-gro") !== false,
+    warmupMs: get<boolean>(raw, "warmup") === false ? 0 : WARMUP_MS,
     udp: get<boolean>(raw, "no-udp") !== true,
     tcp: get<boolean>(raw, "no-tcp") !== true,
     ...resolveTls(raw),

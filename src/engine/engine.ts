@@ -11,7 +11,7 @@
  */
 import {
   CmsgInfo, ECONNREFUSED, EPOLLERR, EPOLLIN, Epoll, EventFd, MAX_DATAGRAM, RECV_BATCH_MAX, RecvBatch, SendBatch,
-  SyscallError, UdpCapabilities, groSegmentCount, libc, readErrorQueue, receiveBatch, receivedTtlTos, recordGroBuffer,
+  SyscallError, UdpCapabilities, boundPort, groSegmentCount, libc, readErrorQueue, receiveBatch, receivedTtlTos, recordGroBuffer,
 } from "../../ffi/index.ts";
 import { listenerId } from "../turn/api.ts";
 import { NatDiscoveryTable } from "../turn/nat-discovery.ts";
@@ -128,6 +128,11 @@ export class Engine {
     });
   }
 
+  /** The port listener `index` is bound to (the warm-up listens on port 0). */
+  listenerPort(index: number): number {
+    return boundPort(this.listeners[index]!.udp.fd);
+  }
+
   get wakeFd(): number {
     return this.wake.fd;
   }
@@ -135,52 +140,59 @@ export class Engine {
   /** The event loop. Returns after a stop request, with every fd it owned closed. */
   run(): void {
     const control = this.init.control;
-    let now = Date.now();
-    while (Atomics.load(control, 0) === 0) {
-      const due = this.turn.pollTimeout();
-      let timeout = 1000;
-      if (due !== undefined) timeout = Math.max(0, Math.min(timeout, Math.ceil(due - now)));
-      const ready = this.epoll.wait(timeout);
-      now = Date.now();
-      for (let i = 0; i < ready; i++) {
-        const fd = this.epoll.eventToken(i);
-        const socket = this.sockets.get(fd);
-        if (socket === undefined) {
-          if (fd === this.wake.fd) this.wake.drain();
-          else if (this.tcp.owns(fd)) {
-            try {
-              this.tcp.handleEvent(fd, this.epoll.eventMask(i), now);
-            } catch (error) {
-              this.reportCrash(error);
-            }
-          }
-          continue;
-        }
-        try {
-          if (this.epoll.eventMask(i) & EPOLLERR) this.drainErrorQueue(socket);
-          this.drain(socket, now);
-        } catch (error) {
-          // A bug must cost at most the datagrams in hand, never the engine and its other sessions.
-          this.reportCrash(error);
-        }
-      }
-      if (due !== undefined && now >= due) {
-        try {
-          this.turn.handleTimeout(now);
-        } catch (error) {
-          this.reportCrash(error);
-        }
-      }
-      if (this.admin.pending) this.admin.answer(this.turn, (id) => this.tcp.closeConnection(id), now, (error) => this.reportCrash(error));
-      if (now >= this.nextTcpSweep) {
-        this.nextTcpSweep = now + 1000;
-        this.tcp.sweep(now, TCP_UNALLOCATED_MS, (listener) => this.turn.hasAllocationOn(listener));
-        this.tcp.sweepProxyHeaders(now, PROXY_HEADER_TIMEOUT_MS);
-      }
-      this.flush();
-      if (this.init.heapCensus) answerHeapCensus(this.init.heapCensus);
-    }
+    while (Atomics.load(control, 0) === 0) this.step(1000);
     this.shutdown();
+  }
+
+  /**
+   * One turn of the loop: waits up to `maxWaitMs` (less when a timer is due) for readiness, handles what
+   * is ready, the timers, the operator's requests and the TCP sweeps, and flushes. Public so that the
+   * start-up warm-up (warmup.ts) can drive a throwaway engine through the same code.
+   */
+  step(maxWaitMs: number): void {
+    let now = Date.now();
+    const due = this.turn.pollTimeout();
+    let timeout = maxWaitMs;
+    if (due !== undefined) timeout = Math.max(0, Math.min(timeout, Math.ceil(due - now)));
+    const ready = this.epoll.wait(timeout);
+    now = Date.now();
+    for (let i = 0; i < ready; i++) {
+      const fd = this.epoll.eventToken(i);
+      const socket = this.sockets.get(fd);
+      if (socket === undefined) {
+        if (fd === this.wake.fd) this.wake.drain();
+        else if (this.tcp.owns(fd)) {
+          try {
+            this.tcp.handleEvent(fd, this.epoll.eventMask(i), now);
+          } catch (error) {
+            this.reportCrash(error);
+          }
+        }
+        continue;
+      }
+      try {
+        if (this.epoll.eventMask(i) & EPOLLERR) this.drainErrorQueue(socket);
+        this.drain(socket, now);
+      } catch (error) {
+        // A bug must cost at most the datagrams in hand, never the engine and its other sessions.
+        this.reportCrash(error);
+      }
+    }
+    if (due !== undefined && now >= due) {
+      try {
+        this.turn.handleTimeout(now);
+      } catch (error) {
+        this.reportCrash(error);
+      }
+    }
+    if (this.admin.pending) this.admin.answer(this.turn, (id) => this.tcp.closeConnection(id), now, (error) => this.reportCrash(error));
+    if (now >= this.nextTcpSweep) {
+      this.nextTcpSweep = now + 1000;
+      this.tcp.sweep(now, TCP_UNALLOCATED_MS, (listener) => this.turn.hasAllocationOn(listener));
+      this.tcp.sweepProxyHeaders(now, PROXY_HEADER_TIMEOUT_MS);
+    }
+    this.flush();
+    if (this.init.heapCensus) answerHeapCensus(this.init.heapCensus);
   }
 
   private drain(socket: UdpListener | RelaySocket, now: number): void {

@@ -1,15 +1,28 @@
 /**
- * A relay engine's Worker: builds the Engine from the data the main thread shared, reports ready (with
- * the eventfd that wakes it), then blocks in the engine's loop until asked to stop.
+ * A relay engine's Worker: warms the relay path up (warmup.ts; a failure there is logged and ignored),
+ * builds the Engine from the data the main thread shared, reports ready (with the eventfd that wakes
+ * it), then blocks in the engine's loop until asked to stop.
  */
 import { workerData } from "node:worker_threads";
 import { Engine, type EngineEvent, type EngineInit } from "./engine.ts";
 import { buildTurnServer } from "./core.ts";
+import { warmUp } from "./warmup.ts";
 
 declare const self: Worker;
 
 const init = workerData as EngineInit;
 const post = (event: EngineEvent) => self.postMessage(event);
+
+if (init.config.warmupMs > 0) {
+  try {
+    const r = warmUp(init, init.config.warmupMs);
+    if (init.config.verbose) {
+      post({ kind: "log", level: "debug", message: `engine ${init.index}: warm-up: ${r.allocations} allocations on 127.0.0.1, ${r.relayed} datagrams relayed in ${r.ms} ms` });
+    }
+  } catch (error) {
+    post({ kind: "log", level: "warn", message: `engine ${init.index}: warm-up skipped: ${error instanceof Error ? error.message : String(error)}` });
+  }
+}
 
 let engine: Engine | undefined;
 try {

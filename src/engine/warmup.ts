@@ -1,0 +1,114 @@
+/**
+ * The start-up warm-up: before an engine's real listeners open, its Worker drives synthetic traffic
+ * (warmup-traffic.ts) through a throwaway Engine and protocol core built by the same code, so that JSC
+ * has compiled the relay path to its upper tiers before the first real client arrives (compiled code
+ * belongs to the functions, which every Engine in the Worker shares). Without it, the first seconds of
+ * real traffic cost about twice the steady state per datagram (docs/PerformanceIterationLog.md,
+ * iteration 15).
+ *
+ * The throwaway engine shares nothing with the real one: its own epoll, a UDP listener on 127.0.0.1
+ * port 0 (no TCP, no TLS), relay sockets on 127.0.0.1 from a private port pool over the configured
+ * range (a port a real engine holds fails to bind and the next is tried, as between processes), its own
+ * counter block, quota cells, capability cells, nonce key, credentials (a random password) and peer
+ * policy (loopback only: the operator's policy is never touched). It logs nothing and reports no usage.
+ * Any failure is the caller's to log once and ignore: a relay that cannot warm up still starts.
+ */
+import { UdpCapabilities } from "../../ffi/index.ts";
+import type { RelayConfig } from "../config/resolve.ts";
+import { BLOCK_SLOTS } from "./counters.ts";
+import { CONTROL_CELLS } from "./admission.ts";
+import { buildTurnServer } from "./core.ts";
+import { Engine } from "./engine.ts";
+import type { EngineInit } from "./engine-init.ts";
+import { PortPool } from "./port-pool.ts";
+import { createQuotaShared } from "./quota.ts";
+import { WarmupTraffic } from "./warmup-traffic.ts";
+
+/** Synthetic clients (allocations) of the warm-up. */
+const WARMUP_CLIENTS = 4;
+/** Every this many rounds, one carries bursts and frames; the others one datagram per client. */
+const BULK_EVERY = 4;
+
+export interface WarmupReport {
+  ms: number;
+  allocations: number;
+  /** Datagrams relayed (each one that came back to a synthetic client was relayed twice). */
+  relayed: number;
+}
+
+const LOOPBACK = new Uint8Array([127, 0, 0, 1]);
+const noAlternates = { servers: [], namesSelf: false };
+
+/** The throwaway engine's configuration: the operator's data-path settings, everything else its own. */
+export function warmupConfig(real: RelayConfig, password: string): RelayConfig {
+  const { generatedUser: _generated, tls: _tls, tcpProxyPort: _tcpProxy, tlsProxyPort: _tlsProxy, prometheus: _prometheus, ...rest } = real;
+  return {
+    ...rest,
+    listeningIps: ["127.0.0.1"],
+    listeningPort: 0,
+    listenAddresses: [{ ip: "127.0.0.1", family: 4, address: LOOPBACK, label: "127.0.0.1:0" }],
+    relayIps: ["127.0.0.1"],
+    externalIps: [],
+    relayAddresses: [{ family: 4, local: LOOPBACK, advertised: LOOPBACK }],
+    auth: { kind: "long-term", users: [["warmup", password]] },
+    peerPolicy: { allowLoopback: true },
+    dynamicIpList: false,
+    userQuota: 0,
+    totalQuota: 0,
+    maxBps: 0,
+    bpsCapacity: 0,
+    unauthorizedRatelimit: 0,
+    udp: true,
+    tcp: false,
+    defaultFamily: "ipv4",
+    noUdpRelay: false,
+    stunOnly: false,
+    noStun: false,
+    verbose: false,
+    alternates: { udp: noAlternates, tcp: noAlternates, tls: noAlternates },
+    fleet: { capacity: 0, addresses: [], port: 0 },
+    warmupMs: 0,
+  };
+}
+
+/**
+ * Warms the relay path of this Worker for about `budgetMs`; returns what it did. Throws on any failure,
+ * with everything it opened closed.
+ */
+export function warmUp(real: EngineInit, budgetMs: number): WarmupReport {
+  const started = performance.now();
+  const password = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("hex");
+  const config = warmupConfig(real.config, password);
+  const init: EngineInit = {
+    index: real.index,
+    config,
+    pool: PortPool.createShared(config.minPort, config.maxPort),
+    capabilityCells: UdpCapabilities.sharedCells({ recvmmsg: config.udpRecvmmsg, sendmmsg: config.udpSendmmsg }),
+    counters: new Float64Array(BLOCK_SLOTS),
+    control: new Int32Array(CONTROL_CELLS),
+    nonceSecret: crypto.getRandomValues(new Uint8Array(32)),
+    quota: createQuotaShared(),
+  };
+  const quiet = () => {};
+  let engine: Engine | undefined;
+  let traffic: WarmupTraffic | undefined;
+  try {
+    const built = new Engine(init, quiet, (io) => buildTurnServer(init, io));
+    engine = built;
+    built.openListeners();
+    const port = built.listenerPort(0);
+    traffic = new WarmupTraffic(port, () => built.step(5));
+    if (real.config.warmupFault !== undefined) throw new Error(real.config.warmupFault);
+    traffic.setUp(WARMUP_CLIENTS, "warmup", password);
+    const deadline = started + budgetMs;
+    for (let round = 1; performance.now() < deadline; round++) {
+      traffic.round(round % BULK_EVERY === 0);
+      if (round % 500 === 0) traffic.refresh(600);
+    }
+    traffic.refresh(0);
+    return { ms: Math.round(performance.now() - started), allocations: WARMUP_CLIENTS, relayed: 2 * traffic.returned };
+  } finally {
+    traffic?.close();
+    engine?.stop();
+  }
+}
