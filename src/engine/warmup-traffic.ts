@@ -17,7 +17,7 @@ import {
 } from "../../ffi/index.ts";
 import { endpointFromBytes, type Endpoint } from "../net/endpoint.ts";
 import {
-  Attr, StunClass, StunMethod, StunWriter, decodeStun, encodeChannelData, getAttribute, readText, writeChannelNumber,
+  Attr, StunClass, StunMethod, StunWriter, decodeStun, encodeChannelData, getAttribute, readErrorCode, readText, writeChannelNumber,
   writeData, writeLifetime, writeMessageIntegrity, writeRequestedTransport, writeText, writeXorAddress,
 } from "../stun/index.ts";
 import { md5Key } from "../turn/credentials.ts";
@@ -174,11 +174,11 @@ export class WarmupTraffic {
       writeText(w, Attr.Nonce, c.nonce);
       writeMessageIntegrity(w, c.key);
     });
-    if (answer.cls !== StunClass.SuccessResponse) throw new Error(`warm-up: request 0x${method.toString(16)} refused`);
+    if (answer.cls !== StunClass.SuccessResponse) throw new Error(`warm-up: request 0x${method.toString(16)} refused (${answer.code ?? "?"})`);
   }
 
   /** One request, one turn of the engine, its answer (the loopback delivers before sendmsg returns). */
-  private request(udp: UdpSocketState, method: number, build: (w: StunWriter) => void): { cls: number; realm?: Uint8Array; nonce?: Uint8Array } {
+  private request(udp: UdpSocketState, method: number, build: (w: StunWriter) => void): { cls: number; code?: number; realm?: Uint8Array; nonce?: Uint8Array } {
     crypto.getRandomValues(this.tid);
     const w = new StunWriter(method, StunClass.Request, this.tid, 512);
     build(w);
@@ -191,7 +191,9 @@ export class WarmupTraffic {
         const decoded = decodeStun(this.recv.datagram(i));
         if (!decoded.ok || decoded.message.method !== method) continue;
         const m = decoded.message;
-        return { cls: m.cls, realm: getAttribute(m, Attr.Realm)?.slice(), nonce: getAttribute(m, Attr.Nonce)?.slice() };
+        const error = getAttribute(m, Attr.ErrorCode);
+        const code = error ? readErrorCode(error, 0, error.length)?.code : undefined;
+        return { cls: m.cls, code, realm: getAttribute(m, Attr.Realm)?.slice(), nonce: getAttribute(m, Attr.Nonce)?.slice() };
       }
     }
     throw new Error(`warm-up: no answer to request 0x${method.toString(16)}`);

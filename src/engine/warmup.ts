@@ -7,12 +7,14 @@
  * iteration 15).
  *
  * The throwaway engine shares nothing with the real one: its own epoll, a UDP listener on 127.0.0.1
- * port 0 (no TCP, no TLS), relay sockets on 127.0.0.1 from a private port pool over the configured
- * range (a port a real engine holds fails to bind and the next is tried, as between processes), its own
+ * port 0 (no TCP, no TLS), relay sockets on 127.0.0.1 from a private port pool over the kernel's
+ * ephemeral range, not the operator's (a port something else holds fails to bind and the next is tried,
+ * so a tiny --min-port/--max-port range or the other engines warming up at the same time cost nothing), its own
  * counter block, quota cells, capability cells, nonce key, credentials (a random password) and peer
  * policy (loopback only: the operator's policy is never touched). It logs nothing and reports no usage.
  * Any failure is the caller's to log once and ignore: a relay that cannot warm up still starts.
  */
+import { readFileSync } from "node:fs";
 import { UdpCapabilities } from "../../ffi/index.ts";
 import type { RelayConfig } from "../config/resolve.ts";
 import { BLOCK_SLOTS } from "./counters.ts";
@@ -39,6 +41,17 @@ export interface WarmupReport {
 const LOOPBACK = new Uint8Array([127, 0, 0, 1]);
 const noAlternates = { servers: [], namesSelf: false };
 
+/** The kernel's ephemeral port range (where port-0 sockets come from): the warm-up's relay ports. */
+function ephemeralPorts(): { minPort: number; maxPort: number } {
+  try {
+    const [min, max] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+    if (min! >= 1024 && max! <= 65535 && min! < max!) return { minPort: min!, maxPort: max! };
+  } catch {
+    // no /proc: Linux's default below
+  }
+  return { minPort: 32768, maxPort: 60999 };
+}
+
 /** The throwaway engine's configuration: the operator's data-path settings, everything else its own. */
 export function warmupConfig(real: RelayConfig, password: string): RelayConfig {
   const { generatedUser: _generated, tls: _tls, tcpProxyPort: _tcpProxy, tlsProxyPort: _tlsProxy, prometheus: _prometheus, ...rest } = real;
@@ -46,6 +59,7 @@ export function warmupConfig(real: RelayConfig, password: string): RelayConfig {
     ...rest,
     listeningIps: ["127.0.0.1"],
     listeningPort: 0,
+    ...ephemeralPorts(),
     listenAddresses: [{ ip: "127.0.0.1", family: 4, address: LOOPBACK, label: "127.0.0.1:0" }],
     relayIps: ["127.0.0.1"],
     externalIps: [],
