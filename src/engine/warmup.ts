@@ -52,11 +52,13 @@ function ephemeralPorts(): { minPort: number; maxPort: number } {
   return { minPort: 32768, maxPort: 60999 };
 }
 
-/** The throwaway engine's configuration: the operator's data-path settings, everything else its own. */
+/**
+ * The throwaway engine's configuration: the operator's data-path settings (batching, GSO/GRO, buffer
+ * sizes, lifetimes, stream limits), everything else its own. Built field by field, not spread from the
+ * real one, so that an option added later (another listener, a database) stays out until it is chosen here.
+ */
 export function warmupConfig(real: RelayConfig, password: string): RelayConfig {
-  const { generatedUser: _generated, tls: _tls, tcpProxyPort: _tcpProxy, tlsProxyPort: _tlsProxy, prometheus: _prometheus, ...rest } = real;
   return {
-    ...rest,
     listeningIps: ["127.0.0.1"],
     listeningPort: 0,
     ...ephemeralPorts(),
@@ -64,24 +66,43 @@ export function warmupConfig(real: RelayConfig, password: string): RelayConfig {
     relayIps: ["127.0.0.1"],
     externalIps: [],
     relayAddresses: [{ family: 4, local: LOOPBACK, advertised: LOOPBACK }],
+    realm: real.realm,
     auth: { kind: "long-term", users: [["warmup", password]] },
     peerPolicy: { allowLoopback: true },
     dynamicIpList: false,
+    maxAllocateLifetime: real.maxAllocateLifetime,
+    defaultAllocateLifetime: real.defaultAllocateLifetime,
+    permissionLifetime: real.permissionLifetime,
+    channelLifetime: real.channelLifetime,
+    staleNonce: real.staleNonce,
     userQuota: 0,
     totalQuota: 0,
     maxBps: 0,
     bpsCapacity: 0,
     unauthorizedRatelimit: 0,
+    relayThreads: 1,
+    sockBufSize: real.sockBufSize,
+    udpRecvmmsg: real.udpRecvmmsg,
+    udpRecvmmsgLog: false,
+    udpSendmmsg: real.udpSendmmsg,
+    udpGso: real.udpGso,
+    udpGro: real.udpGro,
+    warmupMs: 0,
     udp: true,
     tcp: false,
     defaultFamily: "ipv4",
     noUdpRelay: false,
     stunOnly: false,
     noStun: false,
+    notes: [],
+    streams: real.streams,
+    serverName: real.serverName,
     verbose: false,
+    logStatsInterval: real.logStatsInterval,
+    log: { stdout: false, format: "text" },
     alternates: { udp: noAlternates, tcp: noAlternates, tls: noAlternates },
+    drainMinAllocations: 0,
     fleet: { capacity: 0, addresses: [], port: 0 },
-    warmupMs: 0,
   };
 }
 
