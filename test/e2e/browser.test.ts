@@ -24,7 +24,7 @@ const CASES = [
 interface Ports { turn: number; turns: number }
 
 interface Candidates { state: string; local: { type: string; relayProtocol?: string; address: string; port: number }; remote: { type: string } }
-interface Outcome { error?: string; iceErrors: string[]; calleeGot?: string[]; callerGot?: string[]; caller?: Candidates | null; callee?: Candidates | null }
+interface Outcome { error?: string; events: string[]; calleeGot?: string[]; callerGot?: string[]; caller?: Candidates | null; callee?: Candidates | null }
 interface Session { user: string; transport: string; relays: string[]; packetsToPeer: number; packetsToClient: number }
 
 const CASE_MS = 30000;
@@ -95,13 +95,13 @@ for (const c of CASES) {
     const url = c.url(ports);
     const { outcome, browser } = await runPage(c.name, c.user, url);
     try {
-      expect(outcome.error, `${outcome.error}\n${outcome.iceErrors.join("\n")}\n--- chromium:\n${browser.output()}`).toBeUndefined();
+      expect(outcome.error, `${outcome.error}\n${outcome.events.join("\n")}\n--- chromium:\n${browser.output()}`).toBeUndefined();
       const messages = (to: string) => [0, 1, 2, 3, 4].map((i) => `to ${to} ${i}`);
       expect(outcome.calleeGot).toEqual(messages("callee"));
       expect(outcome.callerGot).toEqual(messages("caller"));
       // RTCIceCandidateStats.relayProtocol: how the browser reached the TURN server ("udp", "tcp" or "tls").
       for (const side of [outcome.caller!, outcome.callee!]) {
-        expect(side).toMatchObject({ state: "succeeded", local: { type: "relay", relayProtocol: c.transport }, remote: { type: "relay" } });
+        expect(side).toMatchObject({ local: { type: "relay", relayProtocol: c.transport }, remote: { type: "relay" } });
       }
 
       // bunturn's side: this case's user holds allocations over that transport only, each with traffic
