@@ -27,8 +27,8 @@ interface Candidates { state: string; local: { type: string; relayProtocol?: str
 interface Outcome { error?: string; events: string[]; calleeGot?: string[]; callerGot?: string[]; caller?: Candidates | null; callee?: Candidates | null }
 interface Session { user: string; transport: string; relays: string[]; packetsToPeer: number; packetsToClient: number }
 
-const CASE_MS = 30000;
-const RESULT_MS = 20000;
+const CASE_MS = 20000;
+const RESULT_MS = 15000;
 const dir = mkdtempSync(join(tmpdir(), "bunturn-browser-"));
 const controlSocket = join(dir, "control.sock");
 let relay: Running | undefined;
