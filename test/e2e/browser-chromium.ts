@@ -37,7 +37,8 @@ export interface Browser {
  * Chromium opening `url` headless. Root needs --no-sandbox (no user namespace sandbox here); the
  * profile is a new temporary directory (no state between runs, and --ignore-certificate-errors-spki-list
  * is honoured only with an explicit --user-data-dir); background networking is off, so nothing leaves
- * loopback. HOME is the profile too, so its crash handler's database stays out of the real home.
+ * loopback. WebRTC leaves the loopback interface out of its networks unless told: on a host whose only
+ * interface is lo (a CI container without a network) it would gather no candidate at all. HOME is the profile too, so its crash handler's database stays out of the real home.
  * Detached into its own process group: /usr/bin/chromium is a shell wrapper that forks the browser, which
  * forks its zygote, renderer and network service, and one kill of the group ends them all; the crash
  * handlers (their own sessions) exit with the browser, and any still alive are killed by pid.
@@ -47,7 +48,7 @@ export function launchChromium(url: string, flags: string[] = []): Browser {
   const chunks: string[] = [];
   const proc = Bun.spawn([CHROMIUM!, "--headless=new", "--no-sandbox", `--user-data-dir=${profile}`, "--no-first-run",
     "--no-default-browser-check", "--disable-gpu", "--disable-extensions", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--mute-audio", ...flags, url],
+    "--disable-component-update", "--disable-sync", "--mute-audio", "--allow-loopback-in-peer-connection", ...flags, url],
   { stdin: "ignore", stdout: "pipe", stderr: "pipe", detached: true, env: { ...process.env, HOME: profile, XDG_CONFIG_HOME: profile, XDG_CACHE_HOME: profile } });
   const decoder = new TextDecoder();
   const collect = async (stream: ReadableStream<Uint8Array>) => { for await (const chunk of stream) chunks.push(decoder.decode(chunk)); };
