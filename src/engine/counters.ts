@@ -18,6 +18,11 @@ export const ENGINE_COUNTERS = {
   tcpRefused: { kind: "counter", help: "TCP connections reset at accept: over --max-tcp-connections or --max-tcp-connections-per-ip" },
   tcpClosedByLimit: { kind: "counter", help: "TCP and TLS connections closed for a limit: buffered bytes, a timeout, a first message that is not STUN" },
   tcpListenerParked: { kind: "counter", help: "Times a TCP listener was parked for 100 ms because accept ran out of descriptors or memory" },
+  /** RFC 6062 TCP relays (./tcp-relay-pipes.ts). */
+  tcpRelayBuffered: { kind: "gauge", help: "Bytes TCP relay connections hold for a side that reads slower than the other sends (at most --max-tcp-buffer per connection)" },
+  tcpRelayBytesToPeer: { kind: "counter", help: "Bytes piped from clients' data connections to TCP peers" },
+  tcpRelayBytesToClient: { kind: "counter", help: "Bytes piped from TCP peers to clients' data connections" },
+  tcpRelayRefused: { kind: "counter", help: "Connections to a TCP relayed address closed at once: no permission for the peer's IP, or no room" },
 } as const satisfies Record<string, CounterSpec>;
 
 type Tables = typeof BATCH_STATS & typeof PROTOCOL_COUNTERS & typeof ENGINE_COUNTERS;

@@ -21,6 +21,10 @@ export const StunMethod = {
   Data: 0x007,
   CreatePermission: 0x008,
   ChannelBind: 0x009,
+  /** RFC 6062 §6.1: TCP relays. */
+  Connect: 0x00a,
+  ConnectionBind: 0x00b,
+  ConnectionAttempt: 0x00c,
 } as const;
 
 /** Attribute types: RFC 8489 §18.3, RFC 8656 §18, RFC 8445 §16.1 (ICE ones we tolerate), RFC 5780 §9.1. */
@@ -47,6 +51,8 @@ export const Attr = {
   Userhash: 0x001e,
   XorMappedAddress: 0x0020,
   ReservationToken: 0x0022,
+  /** RFC 6062 §6.2. */
+  ConnectionId: 0x002a,
   Priority: 0x0024,
   UseCandidate: 0x0025,
   Padding: 0x0026,
@@ -77,7 +83,7 @@ const KNOWN_REQUIRED = [
   Attr.ChannelNumber, Attr.Lifetime, Attr.XorPeerAddress, Attr.Data, Attr.Realm, Attr.Nonce,
   Attr.XorRelayedAddress, Attr.RequestedAddressFamily, Attr.EvenPort, Attr.RequestedTransport,
   Attr.DontFragment, Attr.MessageIntegritySha256, Attr.PasswordAlgorithm, Attr.Userhash,
-  Attr.XorMappedAddress, Attr.ReservationToken, Attr.Priority, Attr.UseCandidate,
+  Attr.XorMappedAddress, Attr.ReservationToken, Attr.Priority, Attr.UseCandidate, Attr.ConnectionId,
 ];
 const knownRequired = new Uint8Array(0x8000);
 for (const t of KNOWN_REQUIRED) knownRequired[t] = 1;
@@ -99,6 +105,9 @@ export const ErrorCode = {
   WrongCredentials: 441,
   UnsupportedTransportProtocol: 442,
   PeerAddressFamilyMismatch: 443,
+  /** RFC 6062 §6.3. */
+  ConnectionAlreadyExists: 446,
+  ConnectionTimeoutOrFailure: 447,
   AllocationQuotaReached: 486,
   RoleConflict: 487,
   ServerError: 500,
@@ -118,6 +127,8 @@ export const REASON_PHRASES: Readonly<Record<number, string>> = {
   441: "Wrong Credentials",
   442: "Unsupported Transport Protocol",
   443: "Peer Address Family Mismatch",
+  446: "Connection Already Exists",
+  447: "Connection Timeout or Failure",
   486: "Allocation Quota Reached",
   487: "Role Conflict",
   500: "Server Error",
@@ -126,6 +137,8 @@ export const REASON_PHRASES: Readonly<Record<number, string>> = {
 
 /** REQUESTED-TRANSPORT protocol numbers (RFC 8656 §18.7): IANA protocol numbers. */
 export const TRANSPORT_UDP = 17;
+/** RFC 6062 §5.1: REQUESTED-TRANSPORT TCP asks for a TCP relay. */
+export const TRANSPORT_TCP = 6;
 
 /** Address family values used by the address attributes (RFC 8489 §14.1, RFC 8656 §18.8). */
 export const FAMILY_IPV4 = 0x01;

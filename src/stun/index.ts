@@ -26,3 +26,4 @@ export * from "./attributes/change-request.ts";
 export * from "./attributes/response-port.ts";
 export * from "./attributes/padding.ts";
 export * from "./attributes/origin-addresses.ts";
+export * from "./attributes/connection-id.ts";

@@ -39,6 +39,8 @@ export class Allocation implements FiveTuple {
   /** Reused peer endpoints for Send indications, so relaying does not build one per packet. */
   readonly sendPeers = new Map<EndpointKey, Endpoint>();
   closed = false;
+  /** RFC 6062: a TCP allocation (its relayed address listens for TCP; data goes over connections). */
+  tcp = false;
   /** The quota hook admitted this allocation and must be told when it ends. */
   quotaHeld = false;
   /** bytesPerSecond came from AllocationQuota.reserveBandwidth and goes back when the allocation ends. */

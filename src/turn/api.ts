@@ -68,6 +68,8 @@ export interface FreshRelayRequest {
   readonly evenPort: boolean;
   /** EVEN-PORT R bit: also hold port+1, and return a reservation token for it. */
   readonly reserveNext: boolean;
+  /** RFC 6062 §5.1: a TCP allocation's relayed address is a listening TCP socket. Absent = UDP. */
+  readonly transport?: "udp" | "tcp";
 }
 
 /**
@@ -187,6 +189,33 @@ export interface NatDiscovery {
   otherAddress(listener: ListenerId): Endpoint | undefined;
   /** The listener bound where `listener` is with the IP and/or the port changed to the alternate one. */
   changed(listener: ListenerId, changeIp: boolean, changePort: boolean): ListenerId | undefined;
+}
+
+/**
+ * RFC 6062 §2.2: a data connection of a TCP allocation, named to the client by its CONNECTION-ID (a
+ * 32-bit number the engine mints, unique among its live connections; never 0).
+ */
+export type PeerConnectionId = Id<"peer-connection">;
+export const peerConnectionId = (n: number): PeerConnectionId => n as PeerConnectionId;
+
+/**
+ * TCP connections of TCP allocations (RFC 6062), opened and joined by the engine. Each call names a
+ * connection by its id; what happens to it later comes back into the core through
+ * TurnServer.handlePeerConnected / handlePeerAccepted / handlePeerConnectionClosed.
+ */
+export interface TcpRelayIo {
+  /**
+   * RFC 6062 §5.2: starts a non-blocking connect to `peer` from the relayed address of `relay`; the
+   * outcome comes back through handlePeerConnected. 0 = it could not even start (the Connect gets 447).
+   */
+  connect(relay: RelayHandle, peer: Endpoint): PeerConnectionId | 0;
+  /**
+   * RFC 6062 §5.4: the ConnectionBind success has been sent on client connection `client`: from now on
+   * the engine pipes the two connections' bytes both ways and the core no longer sees `client`.
+   */
+  bind(id: PeerConnectionId, client: ConnectionId): void;
+  /** Closes a peer connection (and its client connection once bound). No handlePeerConnectionClosed follows. */
+  close(id: PeerConnectionId): void;
 }
 
 /** Counters the core bumps, one table: src/turn/counters.ts. */

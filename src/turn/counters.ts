@@ -47,6 +47,13 @@ export const PROTOCOL_COUNTERS = {
   redirected: { kind: "counter", help: "Allocates answered 300 Try Alternate with ALTERNATE-SERVER" },
   /** coturn's drain: Allocates answered 403 while draining with no alternate server to send them to. */
   drainRefused: { kind: "counter", help: "Allocates refused (403) while draining" },
+  /** RFC 6062 TCP relays (./tcp-allocations.ts). */
+  tcpPeerConnections: { kind: "gauge", help: "TCP relay (RFC 6062) peer data connections open now: connecting, waiting for ConnectionBind, or bound" },
+  tcpConnects: { kind: "counter", help: "TCP relay Connect requests that connected to their peer" },
+  tcpConnectFailures: { kind: "counter", help: "TCP relay Connect requests answered 447: the peer refused, or 30 s passed" },
+  tcpConnectionAttempts: { kind: "counter", help: "TCP relay ConnectionAttempt indications sent: a peer connected to a relayed address" },
+  tcpConnectionBinds: { kind: "counter", help: "TCP relay ConnectionBind requests that joined a client data connection to its peer" },
+  tcpUnboundExpired: { kind: "counter", help: "TCP relay peer data connections closed because no ConnectionBind came within 30 s" },
 } as const satisfies Record<string, CounterSpec>;
 
 export type ProtocolCounterName = keyof typeof PROTOCOL_COUNTERS;

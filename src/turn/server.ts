@@ -8,7 +8,10 @@ import {
   ErrorCode, Malformed, StunClass, StunDecoder, StunMethod, looksLikeChannelData, parseChannelData,
   writeUnknownAttributes,
 } from "../stun/index.ts";
-import type { ClientPath, Millis, ProtocolCounters, RelayId } from "./api.ts";
+import type { ClientPath, Millis, PeerConnectionId, ProtocolCounters, RelayId } from "./api.ts";
+import type { Endpoint as PeerEndpoint } from "../net/endpoint.ts";
+import { handleConnect } from "./handlers/connect.ts";
+import { handleConnectionBind } from "./handlers/connection-bind.ts";
 import { handleAllocate } from "./handlers/allocate.ts";
 import { handleBinding } from "./handlers/binding.ts";
 import { handleChannelBind } from "./handlers/channel-bind.ts";
@@ -60,7 +63,7 @@ export class TurnServer {
     if (looksLikeChannelData(data, offset, length)) {
       const channel = parseChannelData(data, offset, length);
       const a = channel < 0 ? undefined : this.state.find(listener, client.key);
-      if (a === undefined) {
+      if (a === undefined || a.tcp) {
         this.state.counters.dropped++;
         return;
       }
@@ -76,7 +79,7 @@ export class TurnServer {
     }
     if (d.cls === StunClass.Indication) {
       const a = d.method === StunMethod.Send ? this.state.find(listener, client.key) : undefined;
-      if (a === undefined) {
+      if (a === undefined || a.tcp) {
         // RFC 8489 §6.3.2: Binding and unknown indications need no answer; Send without allocation is dropped.
         this.state.counters.dropped++;
         return;
@@ -122,6 +125,34 @@ export class TurnServer {
     this.state.removeListener(listener);
   }
 
+  /**
+   * RFC 6062 §5.2: the engine's connect for Connect's connection `id` succeeded or failed (the socket is
+   * closed already then): the Connect gets its answer.
+   */
+  handlePeerConnected(id: PeerConnectionId, ok: boolean, now: Millis): void {
+    this.state.lastNow = now;
+    const c = this.state.tcp.get(id);
+    if (c !== undefined && c.state === "connecting") this.state.tcp.connected(c, ok, now);
+  }
+
+  /**
+   * RFC 6062 §5.3: a peer connected to TCP relay `relayId`; the engine named the connection `id`. True:
+   * taken (the client is sent a ConnectionAttempt); false: the engine closes it (no permission).
+   */
+  handlePeerAccepted(relayId: RelayId, peer: PeerEndpoint, id: PeerConnectionId, now: Millis): boolean {
+    this.state.lastNow = now;
+    const a = this.state.byRelay.get(relayId);
+    return a !== undefined && this.state.tcp.accepted(a, id, peer, now);
+  }
+
+  /** A peer connection closed in the engine (its peer, its client data connection, or an error): it is forgotten. */
+  handlePeerConnectionClosed(id: PeerConnectionId): void {
+    const c = this.state.tcp.get(id);
+    if (c === undefined) return;
+    if (c.state === "connecting") this.state.tcp.connected(c, false, this.state.lastNow);
+    else this.state.tcp.remove(c, false);
+  }
+
   /** Whether a client on `listener` (a TCP/TLS connection) holds an allocation. */
   hasAllocationOn(listener: ClientPath): boolean {
     return this.state.hasAllocationOn(listener);
@@ -161,7 +192,8 @@ export class TurnServer {
       return handleBinding(req);
     }
     const isTurnRequest = method === StunMethod.Allocate || method === StunMethod.Refresh ||
-      method === StunMethod.CreatePermission || method === StunMethod.ChannelBind;
+      method === StunMethod.CreatePermission || method === StunMethod.ChannelBind ||
+      (state.tcp.io !== undefined && (method === StunMethod.Connect || method === StunMethod.ConnectionBind));
     // coturn --stun-only: TURN methods are treated as unknown ones (RFC 8489 §6.3.1: 400).
     if (!isTurnRequest || state.stunOnly) {
       if (!state.mayAnswerUnauthenticated(client, now)) return;
@@ -217,6 +249,8 @@ export class TurnServer {
       case StunMethod.Refresh: return handleRefresh(req);
       case StunMethod.CreatePermission: return handleCreatePermission(req);
       case StunMethod.ChannelBind: return handleChannelBind(req);
+      case StunMethod.Connect: return handleConnect(req);
+      case StunMethod.ConnectionBind: return handleConnectionBind(req);
     }
   }
 

@@ -5,7 +5,7 @@
  */
 import type { Endpoint, EndpointKey, Family } from "../net/endpoint.ts";
 import type {
-  AllocateAdmission, AllocationQuota, ClientPath, CredentialStore, Millis, NatDiscovery, ProtocolCounters, RelayAllocator, RelayHandle, RelayId, TurnSink,
+  AllocateAdmission, AllocationQuota, ClientPath, CredentialStore, Millis, NatDiscovery, ProtocolCounters, RelayAllocator, RelayHandle, RelayId, TcpRelayIo, TurnSink,
 } from "./api.ts";
 import { isConnection } from "./api.ts";
 import { Allocation } from "./allocation.ts";
@@ -16,6 +16,7 @@ import { FEATURE_PASSWORD_ALGORITHMS, NonceFactory } from "./nonce.ts";
 import type { PeerJudge } from "./peer-policy.ts";
 import { SourceRateLimit } from "./source-rate-limit.ts";
 import { TimerQueue } from "./timer-queue.ts";
+import { PeerConnection, TCP_CONNECTION_TIMEOUT_MS, TcpAllocations } from "./tcp-allocations.ts";
 import { MAX_CHANNEL_RFC5766, MAX_CHANNEL_RFC8656, encodeSoftware } from "../stun/index.ts";
 
 export interface TurnServerOptions {
@@ -68,8 +69,12 @@ export interface TurnServerOptions {
   unauthenticatedRateLimit?: number;
   /** Relay family of an Allocate without REQUESTED-ADDRESS-FAMILY: "keep" = the client's (coturn -A/-K). Default ipv4. */
   defaultFamily?: "ipv4" | "ipv6" | "keep";
-  /** coturn --no-udp-relay: UDP relays are refused with 442, and only UDP is relayed. */
+  /** coturn --no-udp-relay: UDP relays are refused with 442. */
   noUdpRelay?: boolean;
+  /** RFC 6062 TCP relays: the engine's connections; absent = TCP allocations get 442 (coturn --no-tcp-relay). */
+  tcpRelays?: TcpRelayIo;
+  /** RFC 6062 §5.2-5.3's 30 s (a Connect's attempt, a connection waiting for ConnectionBind); for tests only. */
+  tcpConnectionTimeoutMs?: number;
   /** coturn --stun-only: TURN requests get 400. */
   stunOnly?: boolean;
   /** coturn --no-stun: Binding requests are not answered. */
@@ -131,7 +136,9 @@ export class ServerState {
   /** Allocations by listener, then by client endpoint: together the 5-tuple (UDP only). */
   private readonly byListener = new Map<ClientPath, Map<EndpointKey, Allocation>>();
   readonly byRelay = new Map<RelayId, Allocation>();
-  readonly timers = new TimerQueue<Allocation | Reservation>();
+  readonly timers = new TimerQueue<Allocation | Reservation | PeerConnection>();
+  /** RFC 6062: the data connections of TCP allocations. */
+  readonly tcp: TcpAllocations;
   readonly reservations = new Map<bigint, Reservation>();
 
   constructor(o: TurnServerOptions) {
@@ -167,6 +174,7 @@ export class ServerState {
     this.unauthenticatedLimit = perSecond > 0 ? new SourceRateLimit(perSecond, o.nonceSecret) : undefined;
     this.allocationEnded = o.allocationEnded;
     this.streamKind = o.streamKind;
+    this.tcp = new TcpAllocations(this, o.tcpRelays, o.tcpConnectionTimeoutMs ?? TCP_CONNECTION_TIMEOUT_MS);
   }
 
   /** Whether an error response to a request that proved no key may go to `client` now; counts those withheld. */
@@ -240,6 +248,7 @@ export class ServerState {
     this.counters.allocationsDeleted++;
     // Described before its relays close: the record names them.
     if (this.allocationEnded !== undefined) this.allocationEnded(describeSession(a, this.realm, this.lastNow));
+    if (a.tcp) this.tcp.removeAllocation(a); // RFC 6062: its connections end with it
     this.closeRelay(a, 4);
     this.closeRelay(a, 6);
   }
@@ -288,6 +297,10 @@ export class ServerState {
   /** Runs every timer due at `now`. */
   expire(now: Millis): void {
     for (let t = this.timers.popDue(now); t !== undefined; t = this.timers.popDue(now)) {
+      if (t instanceof PeerConnection) {
+        this.tcp.expire(t);
+        continue;
+      }
       if (t instanceof Reservation) {
         this.reservations.delete(t.token);
         this.relays.releaseReservation?.(t.token);

@@ -1,12 +1,13 @@
 /** Allocate (RFC 8656 §7.1-7.3), including dual allocation (§7.2 with ADDITIONAL-ADDRESS-FAMILY) and EVEN-PORT reservations. */
 import type { Family } from "../../net/endpoint.ts";
 import {
-  Attr, ErrorCode, TRANSPORT_UDP, readAddressFamily, readEvenPort, readLifetime, readRequestedTransport,
+  Attr, ErrorCode, TRANSPORT_TCP, TRANSPORT_UDP, readAddressFamily, readEvenPort, readLifetime, readRequestedTransport,
   readReservationToken, writeAddressErrorCode, writeLifetime, writeReservationToken, writeXorAddress,
 } from "../../stun/index.ts";
 import type { RelayHandle, RelayOpenRequest } from "../api.ts";
 import { Allocation } from "../allocation.ts";
 import type { RequestContext } from "../request.ts";
+import { tcpAllocateRefusal } from "./connect.ts";
 
 export function handleAllocate(req: RequestContext): void {
   const { d, state, now } = req;
@@ -14,13 +15,16 @@ export function handleAllocate(req: RequestContext): void {
   // RFC 8656 §7.2 step 2: one allocation per 5-tuple (retransmissions were answered from the cache).
   if (req.allocation !== undefined) return req.fail(ErrorCode.AllocationMismatch);
 
-  // Step 3: REQUESTED-TRANSPORT is mandatory; only UDP is relayed.
+  // Step 3: REQUESTED-TRANSPORT is mandatory: UDP, or TCP (RFC 6062 §5.1).
   const transportAt = d.indexOf(Attr.RequestedTransport);
   if (transportAt < 0) return req.fail(ErrorCode.BadRequest);
   const transport = readRequestedTransport(m, d.offsets[transportAt]!, d.lengths[transportAt]!);
   if (transport === null) return req.fail(ErrorCode.BadRequest);
-  // coturn --no-udp-relay refuses UDP relays the same way, and UDP is the only transport relayed.
-  if (transport !== TRANSPORT_UDP || state.noUdpRelay) return req.fail(ErrorCode.UnsupportedTransportProtocol);
+  const tcp = transport === TRANSPORT_TCP;
+  const tcpRefused = tcp ? tcpAllocateRefusal(req) : 0;
+  if (tcpRefused !== 0) return req.fail(tcpRefused);
+  // coturn --no-udp-relay refuses UDP relays the same way (--no-tcp-relay: ./connect.ts).
+  if (!tcp && (transport !== TRANSPORT_UDP || state.noUdpRelay)) return req.fail(ErrorCode.UnsupportedTransportProtocol);
 
   // Step 4: DONT-FRAGMENT is supported (the engine sets DF), so it only needs to be well formed.
   const dontFragmentAt = d.indexOf(Attr.DontFragment);
@@ -68,7 +72,7 @@ export function handleAllocate(req: RequestContext): void {
       evenPort = true;
       reserveNext = e.reserveNext;
     }
-    open = { kind: "fresh", family, evenPort, reserveNext };
+    open = tcp ? { kind: "fresh", family, evenPort, reserveNext, transport: "tcp" } : { kind: "fresh", family, evenPort, reserveNext };
   }
   const redeemed = open.kind === "token" ? open.reservationToken : undefined;
 
@@ -154,6 +158,7 @@ export function handleAllocate(req: RequestContext): void {
   const granted = state.grantedLifetime(lifetime);
   const a = new Allocation(req.listener, req.client, username, now + granted * 1000);
   a.startedAt = now;
+  a.tcp = tcp;
   a.quotaHeld = quota !== undefined;
   a.bandwidthReserved = bandwidthHeld;
   if (bytesPerSecond > 0) a.limitBandwidth(bytesPerSecond, now);

@@ -10,6 +10,8 @@ export function handleChannelBind(req: RequestContext): void {
   const m = d.bytes;
   const a = req.allocation;
   if (a === undefined) return req.fail(ErrorCode.AllocationMismatch);
+  // RFC 6062 §4: a TCP allocation relays over connections, never over channels.
+  if (a.tcp) return req.fail(ErrorCode.BadRequest);
 
   const channelAt = d.indexOf(Attr.ChannelNumber);
   const peerAt = d.indexOf(Attr.XorPeerAddress);
