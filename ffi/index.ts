@@ -14,3 +14,4 @@ export * from "./batch-io.ts";
 export * from "./epoll.ts";
 export * from "./tcp.ts";
 export * from "./unix-datagram.ts";
+export * from "./tcp-relay.ts";

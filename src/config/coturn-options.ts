@@ -33,7 +33,6 @@ export const COTURN_NAMES: Record<string, CoturnName> = {
   fingerprint: accepted("FINGERPRINT is added to every response whose request carried one (RFC 8489 §14.7), what WebRTC clients send", "optional", "f"),
   "no-multicast-peers": accepted("multicast, broadcast and 0.0.0.0/8 peers are always refused (docs/peer-policy.md)"),
   "no-loopback-peers": accepted("loopback peers are refused unless --allow-loopback-peers"),
-  "no-tcp-relay": accepted("bunturn relays only UDP: a TCP allocation (RFC 6062) gets 442"),
   "no-tlsv1": accepted("TLS 1.0 is never offered (TLS 1.2 and 1.3 only)"),
   "no-tlsv1_1": accepted("TLS 1.1 is never offered (TLS 1.2 and 1.3 only)"),
   "no-sslv3": accepted("SSL 3 is never offered (TLS 1.2 and 1.3 only)"),

@@ -91,8 +91,15 @@ export interface RelayConfig {
   tls?: TlsConfig;
   /** Relay family of an Allocate without REQUESTED-ADDRESS-FAMILY (coturn -A / -K); "keep" = the client's. */
   defaultFamily: "ipv4" | "ipv6" | "keep";
-  /** coturn --no-udp-relay: every Allocate gets 442 (bunturn relays only UDP). */
+  /** coturn --no-udp-relay: an Allocate for UDP gets 442. */
   noUdpRelay: boolean;
+  /** coturn --no-tcp-relay: an Allocate for TCP (RFC 6062) gets 442. */
+  noTcpRelay: boolean;
+  /**
+   * RFC 6062's 30 s (a Connect's attempt, a connection waiting for ConnectionBind), in ms. Only tests
+   * shorten it, through the environment (BUNTURN_TEST_TCP_RELAY_TIMEOUT_MS): no option offers it.
+   */
+  tcpRelayTimeoutMs?: number;
   /** coturn --stun-only: TURN requests get 400. */
   stunOnly: boolean;
   /** coturn --no-stun: Binding requests are not answered. */

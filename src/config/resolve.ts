@@ -94,6 +94,8 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
     ...resolveTls(raw),
     defaultFamily: resolveDefaultFamily(raw),
     noUdpRelay: get<boolean>(raw, "no-udp-relay") === true,
+    noTcpRelay: get<boolean>(raw, "no-tcp-relay") === true,
+    ...testTcpRelayTimeout(),
     stunOnly: get<boolean>(raw, "stun-only") === true,
     noStun: get<boolean>(raw, "no-stun") === true,
     notes: [],
@@ -164,4 +166,10 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
     throw new ConfigError("--no-udp and --no-tcp without TLS or --tcp-proxy-port leave nothing to listen on");
   }
   return config;
+}
+
+/** Tests shorten RFC 6062's 30 s timers through the environment; nothing an operator sets. */
+function testTcpRelayTimeout(): { tcpRelayTimeoutMs?: number } {
+  const ms = Number(process.env.BUNTURN_TEST_TCP_RELAY_TIMEOUT_MS);
+  return Number.isFinite(ms) && ms > 0 ? { tcpRelayTimeoutMs: ms } : {};
 }

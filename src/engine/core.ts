@@ -4,7 +4,7 @@
  * ready-made (see Engine's constructor), so a test or bench can build or wrap its own.
  */
 import type { RelayConfig } from "../config/resolve.ts";
-import type { ConnectionId, NatDiscovery, RelayAllocator, TurnSink } from "../turn/api.ts";
+import type { ConnectionId, NatDiscovery, RelayAllocator, TcpRelayIo, TurnSink } from "../turn/api.ts";
 import { CONTROL_CELLS, EngineAdmission } from "./admission.ts";
 import type { SessionInfo } from "../turn/sessions.ts";
 import { PeerPolicy, type PeerJudge } from "../turn/peer-policy.ts";
@@ -36,6 +36,8 @@ export interface CoreIo {
   allocationEnded?(session: SessionInfo): void;
   /** --rfc5780: the engine's listeners by address (src/turn/nat-discovery.ts). */
   natDiscovery?: NatDiscovery;
+  /** RFC 6062 TCP relays; absent = refused (442). */
+  tcpRelays?: TcpRelayIo;
 }
 
 /** The configured ranges, plus the user database's allowed_peer_ip/denied_peer_ip rows when there is one. */
@@ -82,6 +84,8 @@ export function buildTurnServer(inputs: CoreInputs, io: CoreIo, warn?: (message:
     counters: sharedProtocolCounters(inputs.counters),
     defaultFamily: config.defaultFamily,
     noUdpRelay: config.noUdpRelay,
+    ...(io.tcpRelays && !config.noTcpRelay ? { tcpRelays: io.tcpRelays } : {}),
+    ...(config.tcpRelayTimeoutMs !== undefined ? { tcpConnectionTimeoutMs: config.tcpRelayTimeoutMs } : {}),
     stunOnly: config.stunOnly,
     noStun: config.noStun,
     ...(io.allocationEnded ? { allocationEnded: io.allocationEnded } : {}),

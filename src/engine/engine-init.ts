@@ -9,6 +9,7 @@ import type { CoreIo } from "./core.ts";
 import type { PortPoolShared } from "./port-pool.ts";
 import type { QuotaShared } from "./quota.ts";
 import type { HeapCensusShared } from "./heap-census.ts";
+import type { HandoffShared } from "./stream-handoff.ts";
 
 export interface EngineInit {
   index: number;
@@ -34,6 +35,8 @@ export interface EngineInit {
   tlsSocketPath?: string;
   /** TCP/TLS connection counts shared by every engine and the TLS front end; absent = this engine's own. */
   connections?: ConnectionTableShared;
+  /** Mailboxes for client connections moved between engines (stream-handoff.ts: RFC 6062 ConnectionBind); absent = one engine. */
+  handoff?: HandoffShared;
   /** Where the main thread asks for a count of this engine's live heap (heap-census.ts). */
   heapCensus?: HeapCensusShared;
 }
@@ -51,7 +54,7 @@ export type EngineEvent =
 export type TurnCore = Pick<
   TurnServer,
   "handleClientDatagram" | "handlePeerDatagram" | "handleClientClosed" | "handleTimeout" | "pollTimeout" | "hasAllocationOn" | "closeAll"
-> & Partial<Pick<TurnServer, "sessions" | "endSession">>;
+> & Partial<Pick<TurnServer, "sessions" | "endSession" | "handlePeerConnected" | "handlePeerAccepted" | "handlePeerConnectionClosed">>;
 
 /** Builds the core once the engine's sink and relay allocator exist (src/engine/core.ts: buildTurnServer). */
 export type CoreFactory = (io: CoreIo) => TurnCore;

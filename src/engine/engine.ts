@@ -24,6 +24,8 @@ import { SourceCache } from "./sources.ts";
 import type { TcpTransport } from "./tcp-transport.ts";
 import { engineTcpTransport, openListeners } from "./engine-listeners.ts";
 import { answerHeapCensus } from "./heap-census.ts";
+import { TcpRelayPipes } from "./tcp-relay-pipes.ts";
+import { ConnectionBindRouter } from "./connection-bind-route.ts";
 
 export type { CoreFactory, EngineEvent, EngineInit, TurnCore };
 
@@ -52,6 +54,10 @@ export class Engine {
   readonly relays: RelaySockets;
   private readonly turn: TurnCore;
   private readonly tcp: TcpTransport;
+  /** RFC 6062 TCP relays: peers' connections and the pipes to clients' data connections. */
+  private readonly tcpRelays: TcpRelayPipes;
+  /** Moves a ConnectionBind's connection to the engine that holds its peer connection. */
+  private readonly bindRouter: ConnectionBindRouter | undefined;
   /** The operator's requests (sessions, kill), answered between batches. */
   private readonly admin: AdminInbox;
   private nextTcpSweep = 0;
@@ -88,6 +94,14 @@ export class Engine {
         closed: () => {
           this.counters[SLOT.relaySockets] = this.relays.count;
         },
+        tcpOpened: (listener) => {
+          this.tcpRelays.listening(listener);
+          this.counters[SLOT.relaySockets] = this.relays.count;
+        },
+        tcpClosing: (listener) => {
+          this.tcpRelays.unlisten(listener);
+          this.counters[SLOT.relaySockets] = this.relays.count - 1;
+        },
       },
     );
     this.epoll.add(this.wake.fd, EPOLLIN);
@@ -96,14 +110,20 @@ export class Engine {
       this.epoll,
       {
         frame: (listener, client, frame, now) => {
+          if (this.bindRouter?.route(listener, frame, now)) return;
           this.out.ttl = -1; // a stream has no per-message TTL/TOS to carry
           this.out.tos = -1;
           this.turn.handleClientDatagram(listener, client, frame, now);
         },
-        closed: (listener) => this.turn.handleClientClosed(listener),
+        closed: (listener) => {
+          this.turn.handleClientClosed(listener);
+          this.tcpRelays.clientClosed(listener);
+        },
       },
       (message) => emit({ kind: "log", level: "warn", message: `engine ${init.index}: ${message}` }),
     );
+    this.bindRouter = init.handoff && new ConnectionBindRouter(init.handoff, init.index, this.tcp, this.wake.fd);
+    this.tcpRelays = new TcpRelayPipes(this.epoll, this.tcp, this.counters, init.index, (id) => this.relays.tcpListener(id));
     this.admin = new AdminInbox(init.admin, init.index, emit);
     this.out = new Outbox(send, this.counters, this.listeners, this.relays, this.tcp);
     const rfc5780 = config.rfc5780;
@@ -114,7 +134,13 @@ export class Engine {
       relays: this.relays,
       isTls: (id) => this.tcp.isTls(id),
       allocationEnded: (session) => emit({ kind: "usage", index: init.index, session, endedAt: Date.now() }),
+      tcpRelays: this.tcpRelays,
     });
+    this.tcpRelays.events = {
+      connected: (id, ok, now) => this.turn.handlePeerConnected?.(id, ok, now),
+      accepted: (relay, peer, id, now) => this.turn.handlePeerAccepted?.(relay, peer, id, now) === true,
+      closed: (id) => this.turn.handlePeerConnectionClosed?.(id),
+    };
   }
 
   /** Binds the listeners (engine-listeners.ts). Throws SyscallError (e.g. EADDRINUSE) with the address in the message. */
@@ -161,9 +187,10 @@ export class Engine {
       const socket = this.sockets.get(fd);
       if (socket === undefined) {
         if (fd === this.wake.fd) this.wake.drain();
-        else if (this.tcp.owns(fd)) {
+        else if (this.tcp.owns(fd) || this.tcpRelays.owns(fd)) {
           try {
-            this.tcp.handleEvent(fd, this.epoll.eventMask(i), now);
+            if (this.tcp.owns(fd)) this.tcp.handleEvent(fd, this.epoll.eventMask(i), now);
+            else this.tcpRelays.handleEvent(fd, this.epoll.eventMask(i), now);
           } catch (error) {
             this.reportCrash(error);
           }
@@ -185,6 +212,7 @@ export class Engine {
         this.reportCrash(error);
       }
     }
+    this.bindRouter?.receive(now);
     if (this.admin.pending) this.admin.answer(this.turn, (id) => this.tcp.closeConnection(id), now, (error) => this.reportCrash(error));
     if (now >= this.nextTcpSweep) {
       this.nextTcpSweep = now + 1000;
@@ -324,6 +352,7 @@ export class Engine {
 
   private shutdown(): void {
     this.flush();
+    this.tcpRelays.closeAll();
     this.tcp.closeAll();
     this.turn.closeAll();
     for (const l of this.listeners) l.udp.close(libc);

@@ -5,6 +5,7 @@
  * metrics ask (counters, sessions, drain, certificate reload), prints the recvmmsg stats line, and stops
  * everything cleanly.
  */
+import { createHandoffShared } from "./stream-handoff.ts";
 import { UdpCapabilities, formatRecvmmsgStats } from "../../ffi/index.ts";
 import type { RelayConfig } from "../config/resolve.ts";
 import { BLOCK_SLOTS, SLOT, counterBlocks, sumCounterBlocks } from "./counters.ts";
@@ -133,6 +134,7 @@ export class RelayServer {
     // One set of quota counters for the whole server: --total-quota and --user-quota span every engine.
     const quota = createQuotaShared();
     this.fleet!.beat(quota);
+    const handoff = createHandoffShared(config.relayThreads);
     return this.engines.start(config.relayThreads, (index) => ({
       index,
       config,
@@ -146,6 +148,7 @@ export class RelayServer {
       admin: this.admin.cells[index]!,
       connections: this.connectionTable,
       heapCensus: (this.heapCensusCells[index] = createHeapCensusShared()),
+      handoff,
       ...(this.tls ? { tlsSocketPath: this.tls.socketPaths[index]! } : {}),
     }));
   }

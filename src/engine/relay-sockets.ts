@@ -4,11 +4,12 @@
  * mapping its local address to the advertised one, and closing it. The engine's event loop learns of
  * each socket through `RelaySocketHooks` (epoll registration, flushing before a close).
  */
-import { UdpSocketState, canBindUdp, type UdpCapabilities } from "../../ffi/index.ts";
+import { UdpSocketState, canBindUdp, closeSocket, libc, openTcpRelayListener, type UdpCapabilities } from "../../ffi/index.ts";
 import { endpointFromBytes, type Family } from "../net/endpoint.ts";
 import { relayId, type RelayAllocator, type RelayHandle, type RelayId, type RelayOpenRequest, type RelayOpenResult } from "../turn/api.ts";
 import type { RelayAddress } from "../config/resolve.ts";
 import { PortPool, type PortPoolShared } from "./port-pool.ts";
+import type { TcpRelayListener } from "./tcp-relay-pipes.ts";
 
 export interface RelaySocket {
   readonly kind: "relay";
@@ -26,6 +27,9 @@ export interface RelaySocketHooks {
   closing(socket: RelaySocket): void;
   /** The socket is closed and its port back in the pool. */
   closed(socket: RelaySocket): void;
+  /** RFC 6062: a TCP relay's listening socket was opened, or is about to be closed. */
+  tcpOpened?(listener: TcpRelayListener): void;
+  tcpClosing?(listener: TcpRelayListener): void;
 }
 
 export interface RelaySocketOptions {
@@ -50,6 +54,8 @@ export class RelaySockets implements RelayAllocator {
   private readonly gro: boolean;
   private readonly hooks: RelaySocketHooks;
   private readonly byId = new Map<RelayId, RelaySocket>();
+  /** RFC 6062: TCP relays' listening sockets. */
+  private readonly tcpById = new Map<RelayId, TcpRelayListener>();
   private nextId = 1;
 
   constructor(options: RelaySocketOptions, hooks: RelaySocketHooks) {
@@ -68,7 +74,12 @@ export class RelaySockets implements RelayAllocator {
   }
 
   get count(): number {
-    return this.byId.size;
+    return this.byId.size + this.tcpById.size;
+  }
+
+  /** The listening socket of TCP relay `id` (RFC 6062), if any. */
+  tcpListener(id: RelayId): TcpRelayListener | undefined {
+    return this.tcpById.get(id);
   }
 
   /** Every live relay socket (for diagnostics and benches). */
@@ -82,8 +93,14 @@ export class RelaySockets implements RelayAllocator {
     const address = this.addresses[family];
     if (!address) return { ok: false, code: 440 };
     let udp: UdpSocketState | undefined;
+    let tcpFd = -1;
+    const tcp = request.kind === "fresh" && request.transport === "tcp";
     const bind = (port: number): boolean => {
       try {
+        if (tcp) {
+          tcpFd = openTcpRelayListener(address.local, port, 128);
+          return true;
+        }
         udp = UdpSocketState.open(
           { family, address: address.local, port, bufferSize: this.bufferSize, receiveTtlTos: true, receiveErrors: true, stickyTtlTos: true, gso: this.gso, gro: this.gro },
           this.caps,
@@ -117,6 +134,12 @@ export class RelaySockets implements RelayAllocator {
       if (request.reserveNext) reservationToken = this.pool.newToken(port + 1, family);
     }
     const handle: RelayHandle = { id: relayId(this.nextId++), address: endpointFromBytes(address.advertised, port) };
+    if (tcp) {
+      const listener: TcpRelayListener = { fd: tcpFd, handle, local: address.local, port };
+      this.tcpById.set(handle.id, listener);
+      this.hooks.tcpOpened?.(listener);
+      return { ok: true, relay: handle };
+    }
     const socket: RelaySocket = { kind: "relay", udp: udp!, family, port, handle };
     this.byId.set(handle.id, socket);
     this.hooks.opened(socket);
@@ -124,6 +147,14 @@ export class RelaySockets implements RelayAllocator {
   }
 
   close(relay: RelayHandle): void {
+    const listener = this.tcpById.get(relay.id);
+    if (listener !== undefined) {
+      this.hooks.tcpClosing?.(listener);
+      this.tcpById.delete(relay.id);
+      closeSocket(listener.fd, libc);
+      this.pool.release(listener.port);
+      return;
+    }
     const socket = this.byId.get(relay.id);
     if (!socket) return;
     this.hooks.closing(socket);

@@ -24,6 +24,18 @@ export interface Connection extends Buffered {
   counted: Uint8Array | null;
   /** Came through the TLS front end (a turns: client), for choosing --tls-alternate-server. */
   tls: boolean;
+  /** RFC 6062 §5.4: a data connection bound to a peer: its bytes go here, unframed (./tcp-transport.ts pipe). */
+  raw?: RawReader;
+  /** A piped connection whose reader asked for a pause: not read until resumeReading. */
+  paused?: boolean;
+}
+
+/** What reads a client connection that became a byte pipe (RFC 6062 §5.4, after ConnectionBind). */
+export interface RawReader {
+  /** Bytes the client sent: bytes[offset, offset + length), valid during the call. False: stop reading until resumeReading. */
+  data(bytes: Uint8Array, offset: number, length: number): boolean;
+  /** Everything written to the client has left (the backlog is empty again). */
+  drained(): void;
 }
 
 export class ConnectionTable {

@@ -15,7 +15,9 @@ import type { ConnectionId } from "../turn/api.ts";
 import { ConnectionLimits, createConnectionTable } from "./connection-limits.ts";
 import { SLOT } from "./counters.ts";
 import { MAX_FRAME, StreamBuffers } from "./stream-buffers.ts";
-import { ConnectionTable, type Connection } from "./tcp-connections.ts";
+import { ConnectionTable, type Connection, type RawReader } from "./tcp-connections.ts";
+import { readRaw, rawInterest } from "./tcp-raw.ts";
+import type { HandedConnection } from "./stream-handoff.ts";
 import { TcpListeners, type Origin } from "./tcp-listeners.ts";
 
 const MAX_READS_PER_WAKE = 16;
@@ -58,6 +60,8 @@ export class TcpTransport {
   private readonly outBuffer = new ArrayBuffer(MAX_FRAME + 4);
   private readonly outBytes = new Uint8Array(this.outBuffer);
   private readonly outAddress = ptr(this.outBuffer) as unknown as number;
+  /** Where piped connections (RFC 6062) are read into. */
+  private readonly rawScratch = new Uint8Array(new ArrayBuffer(1 << 16));
 
   constructor(epoll: Epoll, handlers: TcpHandlers, options: Partial<TcpTransportOptions> = {}) {
     this.epoll = epoll;
@@ -115,6 +119,7 @@ export class TcpTransport {
     const c = this.connections.withFd(fd);
     if (!c) return;
     if (mask & EPOLLOUT) this.writeBacklog(c);
+    if (c.paused && mask & (EPOLLERR | EPOLLHUP)) return this.close(c);
     if (mask & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) this.read(c, now);
   }
 
@@ -132,46 +137,58 @@ export class TcpTransport {
 
   private read(c: Connection, now: number): void {
     for (let round = 0; round < MAX_READS_PER_WAKE; round++) {
+      if (c.raw) return this.readPiped(c);
       if (c.end === c.bytes.length && !this.buffers.grow(c)) return this.close(c, true);
       const n = libc.read(c.fd, c.address + c.end, c.bytes.length - c.end);
       if (n === -EINTR) continue;
       if (n === -EAGAIN) return;
       if (n <= 0) return this.close(c); // 0: the client closed; < 0: reset
       c.end += n;
-      if (c.awaitingProxyHeader) {
-        const header = c.awaitingProxyHeader === "front" ? parseProxyV2(c.bytes, c.start, c.end) : parseProxyHeader(c.bytes, c.start, c.end);
-        if (header === -1) return this.close(c);
-        if (header === 0) continue;
-        if (c.awaitingProxyHeader === "balancer") {
-          if (header.client) c.client = header.client;
-          if (!this.options.limits.admit(c.client.address)) {
-            this.options.counters[SLOT.tcpRefused]!++;
-            return this.close(c);
-          }
-          c.counted = c.client.address;
-        } else c.client = header.client!;
-        c.start += header.length;
-        c.awaitingProxyHeader = null;
-      }
-      // A new connection has no allocation, so its first message is STUN, never ChannelData: anything
-      // else (a PROXY v1 line on the normal port, "PR..." read as channel 0x5052) is closed at once.
-      if (!c.spoke && c.start < c.end && (c.bytes[c.start]! & 0xc0) !== 0) return this.close(c, true);
-      for (;;) {
-        const frame = nextStreamFrame(c.bytes, c.start, c.end);
-        if (frame < 0) return this.close(c); // not STUN or ChannelData: the stream cannot be resynchronised
-        if (frame === 0) break;
-        c.spoke = true;
-        this.handlers.frame(c.id, c.client, c.bytes.subarray(c.start, c.start + frame), now);
-        if (!this.connections.has(c.fd)) return; // closed while handling
-        c.start += frame;
-      }
-      if (c.start === c.end) this.buffers.emptied(c);
-      else if (c.start > 0 && c.end === c.bytes.length) {
-        c.bytes.copyWithin(0, c.start, c.end);
-        c.end -= c.start;
-        c.start = 0;
+      if (!this.consume(c, now)) return;
+    }
+  }
+
+  /** Handles the buffered bytes: PROXY header, then whole frames. False when the connection closed or became a pipe. */
+  private consume(c: Connection, now: number): boolean {
+    if (c.awaitingProxyHeader) {
+      const header = c.awaitingProxyHeader === "front" ? parseProxyV2(c.bytes, c.start, c.end) : parseProxyHeader(c.bytes, c.start, c.end);
+      if (header === -1) return this.closed(c);
+      if (header === 0) return true;
+      if (c.awaitingProxyHeader === "balancer") {
+        if (header.client) c.client = header.client;
+        if (!this.options.limits.admit(c.client.address)) {
+          this.options.counters[SLOT.tcpRefused]!++;
+          return this.closed(c);
+        }
+        c.counted = c.client.address;
+      } else c.client = header.client!;
+      c.start += header.length;
+      c.awaitingProxyHeader = null;
+    }
+    // A new connection has no allocation, so its first message is STUN, never ChannelData: anything
+    // else (a PROXY v1 line on the normal port, "PR..." read as channel 0x5052) is closed at once.
+    if (!c.spoke && c.start < c.end && (c.bytes[c.start]! & 0xc0) !== 0) return this.closed(c, true);
+    for (;;) {
+      const frame = nextStreamFrame(c.bytes, c.start, c.end);
+      if (frame < 0) return this.closed(c); // not STUN or ChannelData: the stream cannot be resynchronised
+      if (frame === 0) break;
+      c.spoke = true;
+      const at = c.start;
+      c.start += frame; // first: a handler that pipes the connection takes the bytes after this frame
+      this.handlers.frame(c.id, c.client, c.bytes.subarray(at, at + frame), now);
+      if (!this.connections.has(c.fd) || this.connections.withFd(c.fd) !== c) return false; // closed or handed over while handling
+      if (c.raw) {
+        this.readPiped(c);
+        return false;
       }
     }
+    if (c.start === c.end) this.buffers.emptied(c);
+    else if (c.start > 0 && c.end === c.bytes.length) {
+      c.bytes.copyWithin(0, c.start, c.end);
+      c.end -= c.start;
+      c.start = 0;
+    }
+    return true;
   }
 
   /** Writes one frame to connection `id`, zero-padded to 4 bytes (RFC 8656 §12.5). False if it is gone. */
@@ -205,7 +222,7 @@ export class TcpTransport {
       this.close(c, true); // the client stopped reading: it cannot hold the server's memory hostage
       return false;
     }
-    if (wasEmpty) this.epoll.modify(c.fd, EPOLLIN | EPOLLRDHUP | EPOLLOUT);
+    if (wasEmpty) this.epoll.modify(c.fd, rawInterest(c));
     return true;
   }
 
@@ -221,7 +238,93 @@ export class TcpTransport {
       written += n;
     }
     this.buffers.consumedBacklog(c, written);
-    if (c.backlogLength === 0) this.epoll.modify(c.fd, EPOLLIN | EPOLLRDHUP);
+    if (c.backlogLength === 0) {
+      this.epoll.modify(c.fd, rawInterest(c));
+      c.raw?.drained();
+    }
+  }
+
+  /**
+   * RFC 6062 §5.4: connection `id` (its ConnectionBind just answered) becomes a byte pipe: from now on
+   * what the client sends goes to `reader` unframed, starting with any bytes after that request.
+   */
+  pipe(id: ConnectionId, reader: RawReader): boolean {
+    const c = this.connections.withId(id);
+    if (!c) return false;
+    c.raw = reader;
+    return true;
+  }
+
+  /** Writes bytes to a piped connection, queueing what the socket does not take (bounded: over --max-tcp-buffer closes it). */
+  writeRaw(id: ConnectionId, bytes: Uint8Array): boolean {
+    const c = this.connections.withId(id);
+    if (!c) return false;
+    if (c.backlogLength > 0) return this.queue(c, bytes);
+    const base = ptr(bytes) as unknown as number;
+    let written = 0;
+    while (written < bytes.length) {
+      const n = libc.write(c.fd, base + written, bytes.length - written);
+      if (n === -EINTR) continue;
+      if (n === -EAGAIN) break;
+      if (n < 0) {
+        this.close(c);
+        return false;
+      }
+      written += n;
+    }
+    return written === bytes.length || this.queue(c, bytes.subarray(written));
+  }
+
+  /** Bytes written to connection `id` that its socket has not taken yet. */
+  backlogOf(id: ConnectionId): number {
+    return this.connections.withId(id)?.backlogLength ?? 0;
+  }
+
+  /** A piped connection is read again (its reader had asked for a pause). */
+  resumeReading(id: ConnectionId): void {
+    const c = this.connections.withId(id);
+    if (!c || !c.paused) return;
+    c.paused = false;
+    this.epoll.modify(c.fd, rawInterest(c));
+  }
+
+  private readPiped(c: Connection): void {
+    const outcome = readRaw(c, this.rawScratch, MAX_READS_PER_WAKE);
+    if (outcome === "closed") return this.close(c);
+    if (outcome === "paused" && this.connections.has(c.fd)) this.epoll.modify(c.fd, rawInterest(c));
+  }
+
+  private closed(c: Connection, byLimit = false): false {
+    this.close(c, byLimit);
+    return false;
+  }
+
+  /**
+   * Takes connection `id` out of this transport without closing it (RFC 6062 §5.4: its ConnectionBind,
+   * the frame being handled, belongs to another engine): its fd, client, and the bytes after that frame.
+   * Undefined when it is gone or has replies pending (it cannot move then).
+   */
+  detach(id: ConnectionId): Omit<HandedConnection, "bytes"> & { rest: Uint8Array } | undefined {
+    const c = this.connections.withId(id);
+    if (!c || c.backlogLength > 0 || c.raw) return undefined;
+    this.connections.remove(c);
+    this.epoll.remove(c.fd);
+    this.buffers.closed(c);
+    return { fd: c.fd, client: c.client, tls: c.tls, counted: c.counted !== null, rest: c.bytes.slice(c.start, c.end) };
+  }
+
+  /** A connection another engine detached (./stream-handoff.ts): served here from now on, starting with the bytes it had read. */
+  adopt(handed: HandedConnection, now: number): void {
+    const c: Connection = {
+      ...this.buffers.fresh(), fd: handed.fd, id: this.connections.newId(), client: handed.client, openedAt: now, spoke: false,
+      awaitingProxyHeader: null, counted: handed.counted ? handed.client.address : null, tls: handed.tls,
+    };
+    this.connections.add(c);
+    this.epoll.add(c.fd, EPOLLIN | EPOLLRDHUP);
+    if (handed.bytes.length > c.bytes.length) return this.close(c, true);
+    c.bytes.set(handed.bytes);
+    c.end = handed.bytes.length;
+    this.consume(c, now);
   }
 
   /** `byLimit`: closed by a limit of ours (counted), not by the client or an error. */
@@ -246,7 +349,7 @@ export class TcpTransport {
     let closed = 0;
     for (const c of this.connections.snapshot()) {
       const age = now - c.openedAt;
-      if ((age > maxAgeMs || (!c.spoke && age > this.options.firstMessageTimeoutMs)) && !keep(c.id)) {
+      if (!c.raw && (age > maxAgeMs || (!c.spoke && age > this.options.firstMessageTimeoutMs)) && !keep(c.id)) {
         this.close(c, true);
         closed++;
       }

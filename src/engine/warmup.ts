@@ -92,6 +92,7 @@ export function warmupConfig(real: RelayConfig, password: string): RelayConfig {
     tcp: false,
     defaultFamily: "ipv4",
     noUdpRelay: false,
+    noTcpRelay: false,
     stunOnly: false,
     noStun: false,
     notes: [],

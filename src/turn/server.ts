@@ -11,7 +11,7 @@ import {
 import type { ClientPath, Millis, PeerConnectionId, ProtocolCounters, RelayId } from "./api.ts";
 import type { Endpoint as PeerEndpoint } from "../net/endpoint.ts";
 import { handleConnect } from "./handlers/connect.ts";
-import { handleConnectionBind } from "./handlers/connection-bind.ts";
+import { connectionBindNonceSource, handleConnectionBind } from "./handlers/connection-bind.ts";
 import { handleAllocate } from "./handlers/allocate.ts";
 import { handleBinding } from "./handlers/binding.ts";
 import { handleChannelBind } from "./handlers/channel-bind.ts";
@@ -223,7 +223,8 @@ export class TurnServer {
     }
 
     if (state.auth !== null) {
-      const result = state.auth.check(d, client, now, req.fingerprint);
+      const nonceSource = method === StunMethod.ConnectionBind ? connectionBindNonceSource(state, d, client) : client;
+      const result = state.auth.check(d, nonceSource, now, req.fingerprint);
       if (!result.ok) {
         // A 438 comes only after MESSAGE-INTEGRITY checked out: that client holds the key.
         if (result.code !== ErrorCode.StaleNonce && !state.mayAnswerUnauthenticated(client, now)) return;

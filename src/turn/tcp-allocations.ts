@@ -9,7 +9,17 @@ import { StunClass, StunMethod, StunWriter, writeConnectionId, writeXorAddress, 
 import type { ClientPath, ConnectionId, Millis, PeerConnectionId, TcpRelayIo } from "./api.ts";
 import type { Allocation } from "./allocation.ts";
 import { seal, type IntegrityKey } from "./responses.ts";
-import type { ServerState } from "./state.ts";
+import type { ProtocolCounters } from "./counters.ts";
+import type { TimerQueue } from "./timer-queue.ts";
+
+/** What these connections need of the server's state (ServerState; an interface, so no import cycle). */
+export interface TcpAllocationsHost {
+  readonly timers: Pick<TimerQueue<PeerConnection>, "schedule" | "cancel">;
+  readonly counters: ProtocolCounters;
+  readonly software: Uint8Array | undefined;
+  readonly maxPermissions: number;
+  reply(listener: ClientPath, client: Endpoint, response: Uint8Array): void;
+}
 
 /** RFC 6062 §5.2 (a Connect's connection attempt) and §5.3/§5.4 (a connection waiting for ConnectionBind): 30 s. */
 export const TCP_CONNECTION_TIMEOUT_MS = 30_000;
@@ -43,7 +53,7 @@ export class TcpAllocations {
   private readonly byAllocation = new Map<Allocation, Map<EndpointKey, PeerConnection>>();
 
   constructor(
-    private readonly state: ServerState,
+    private readonly state: TcpAllocationsHost,
     readonly io: TcpRelayIo | undefined,
     readonly timeoutMs: number,
   ) {}
