@@ -32,7 +32,12 @@ interface Pipe {
   fromEngine: Uint8Array;
   fromEngineLength: number;
   closed: boolean;
+  /** RFC 6062 §5.4: a data connection after its ConnectionBind success: its bytes are the peer's, not messages. */
+  raw?: boolean;
 }
+
+/** A ConnectionBind success response's message type (RFC 6062 §6.1): after it the engine's output is a byte pipe. */
+const CONNECTION_BIND_SUCCESS = 0x010b;
 
 export interface TlsFrontOptions extends TlsListenOptions {
   /** One Unix socket path per engine (TcpTransport.listenUnix). */
@@ -153,6 +158,7 @@ export class TlsFront {
    * some clients (turnutils_uclient among them) take each TLS read as exactly one message.
    */
   private fromEngine(pipe: Pipe, data: Uint8Array): void {
+    if (pipe.raw) return this.queue(pipe, "client", data);
     const needed = pipe.fromEngineLength + data.length;
     if (needed > pipe.fromEngine.length) {
       const size = Math.max(needed, pipe.fromEngine.length * 2, 4096);
@@ -170,7 +176,16 @@ export class TlsFront {
       if (frame === 0) break;
       this.queue(pipe, "client", pipe.fromEngine.subarray(start, start + frame));
       if (pipe.closed) return;
+      const type = (pipe.fromEngine[start]! << 8) | pipe.fromEngine[start + 1]!;
       start += frame;
+      if (type === CONNECTION_BIND_SUCCESS) {
+        // The peer's bytes follow, unframed (the engine pipes them from now on).
+        pipe.raw = true;
+        const rest = pipe.fromEngine.slice(start, pipe.fromEngineLength);
+        pipe.fromEngineLength = 0;
+        if (rest.length > 0) this.queue(pipe, "client", rest);
+        return;
+      }
     }
     pipe.fromEngine.copyWithin(0, start, pipe.fromEngineLength);
     pipe.fromEngineLength -= start;
