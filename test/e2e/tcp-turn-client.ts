@@ -62,6 +62,11 @@ export class TcpTurnClient {
     this.socket.end();
   }
 
+  /** Stops reading the socket: the kernel's buffers fill and the sender meets TCP back-pressure. */
+  pauseReading(): void {
+    this.socket.pause();
+  }
+
   private receive(data: Uint8Array): void {
     if (this.raw) return this.keep(data);
     const joined = new Uint8Array(this.buffer.length + data.length);
