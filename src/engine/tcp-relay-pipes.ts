@@ -19,6 +19,7 @@ import { SLOT } from "./counters.ts";
 import type { RawReader } from "./tcp-connections.ts";
 import type { TcpTransport } from "./tcp-transport.ts";
 import { ConnectionIds } from "./tcp-relay-ids.ts";
+import { ListenerPark, acceptWantsParking } from "./listener-park.ts";
 
 const CHUNK = 1 << 16;
 const MAX_READS_PER_WAKE = 16;
@@ -70,6 +71,8 @@ export class TcpRelayPipes implements TcpRelayIo {
   private readonly scratchAddress = ptr(this.scratch) as unknown as number;
   private readonly name = new Uint8Array(new ArrayBuffer(SOCKADDR_SLOT));
   private readonly nameLength = new Uint32Array(1);
+  /** Relayed addresses' listeners whose accept ran out of descriptors wait here (as the client listeners do). */
+  private readonly park: ListenerPark;
   /** Set by the engine once the core exists (the core is built with this as its TcpRelayIo). */
   events: TcpRelayEvents | undefined;
 
@@ -79,12 +82,16 @@ export class TcpRelayPipes implements TcpRelayIo {
     private readonly counters: Float64Array,
     engineIndex: number,
     private readonly listenerOf: (relay: RelayId) => TcpRelayListener | undefined,
+    warn?: (message: string) => void,
+    /** --max-tcp-buffer-total: what this engine's pipes may hold together; a pipe that needs more is closed. */
+    private readonly maxBuffered = Infinity,
   ) {
     this.ids = new ConnectionIds(engineIndex);
+    this.park = new ListenerPark(epoll, warn);
   }
 
   owns(fd: number): boolean {
-    return this.byFd.has(fd) || this.listeners.has(fd);
+    return this.byFd.has(fd) || this.listeners.has(fd) || this.park.owns(fd);
   }
 
   /** Whether connection id `id` was minted by this engine (a ConnectionBind for it belongs here). */
@@ -104,12 +111,15 @@ export class TcpRelayPipes implements TcpRelayIo {
 
   /** The allocation's relay closes: its listening socket leaves epoll (RelaySockets closes the fd). */
   unlisten(listener: TcpRelayListener): void {
-    if (this.listeners.delete(listener.fd)) this.epoll.remove(listener.fd);
+    if (!this.listeners.delete(listener.fd)) return;
+    if (this.park.isParked(listener.fd)) this.park.forget(listener.fd);
+    else this.epoll.remove(listener.fd);
   }
 
   handleEvent(fd: number, mask: number, now: number): void {
     const listener = this.listeners.get(fd);
     if (listener !== undefined) return this.accept(listener, now);
+    if (this.park.owns(fd)) return this.park.resume();
     const p = this.byFd.get(fd);
     if (p === undefined) return;
     if (p.state === "connecting") {
@@ -175,6 +185,11 @@ export class TcpRelayPipes implements TcpRelayIo {
       written += n;
     }
     if (written === length) return true;
+    if (this.counters[SLOT.tcpRelayBuffered]! + length - written > this.maxBuffered) {
+      this.counters[SLOT.tcpClosedByLimit]!++;
+      this.drop(p, (id) => this.events?.closed(id));
+      return false;
+    }
     p.backlog = bytes.slice(offset + written, offset + length);
     p.backlogAt = 0;
     this.counters[SLOT.tcpRelayBuffered]! += p.backlog.length;
@@ -244,6 +259,10 @@ export class TcpRelayPipes implements TcpRelayIo {
   private accept(listener: TcpRelayListener, now: number): void {
     for (let i = 0; i < 64; i++) {
       const fd = acceptConnection(listener.fd, this.name, this.nameLength, libc);
+      if (fd < 0 && acceptWantsParking(-fd)) {
+        this.counters[SLOT.tcpListenerParked]!++;
+        return this.park.park(listener.fd, -fd);
+      }
       if (fd < 0) return;
       const port = sockaddrPort(this.name, 0);
       const peer = sockaddrFamily(this.name, 0) === AF_INET
@@ -286,5 +305,6 @@ export class TcpRelayPipes implements TcpRelayIo {
   closeAll(): void {
     for (const p of [...this.byId.values()]) this.drop(p);
     for (const listener of [...this.listeners.values()]) this.unlisten(listener);
+    this.park.close();
   }
 }
