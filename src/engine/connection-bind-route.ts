@@ -7,6 +7,7 @@ import type { ConnectionId } from "../turn/api.ts";
 import { engineOfConnectionId } from "./tcp-relay-ids.ts";
 import { StreamHandoff, type HandoffShared } from "./stream-handoff.ts";
 import type { TcpTransport } from "./tcp-transport.ts";
+import { SLOT } from "./counters.ts";
 
 /** ConnectionBind's message type (RFC 6062 §6.1: method 0x00B, class request) and CONNECTION-ID's attribute type. */
 const CONNECTION_BIND_REQUEST = 0x000b;
@@ -32,7 +33,14 @@ export class ConnectionBindRouter {
   /** Set while a connection that could not be posted is taken back: it is then answered here (400). */
   private keeping = false;
 
-  constructor(shared: HandoffShared, private readonly index: number, private readonly tcp: TcpTransport, wakeFd: number) {
+  constructor(
+    shared: HandoffShared,
+    private readonly index: number,
+    private readonly tcp: TcpTransport,
+    wakeFd: number,
+    /** The engine's counter block (tcpRelayHandoffs). */
+    private readonly counters: Float64Array,
+  ) {
     this.handoff = new StreamHandoff(shared, index);
     this.handoff.publish(wakeFd);
   }
@@ -50,7 +58,10 @@ export class ConnectionBindRouter {
     bytes.set(frame);
     bytes.set(detached.rest, frame.length);
     const handed = { fd: detached.fd, client: detached.client, tls: detached.tls, counted: detached.counted, bytes };
-    if (this.handoff.post(owner, handed)) return true;
+    if (this.handoff.post(owner, handed)) {
+      this.counters[SLOT.tcpRelayHandoffs]!++;
+      return true;
+    }
     // No such engine, or its mailbox is full: served here after all, where the id is unknown (400).
     this.keeping = true;
     try {

@@ -22,6 +22,7 @@ export const ENGINE_COUNTERS = {
   tcpRelayBuffered: { kind: "gauge", help: "Bytes TCP relay connections hold for a side that reads slower than the other sends (at most --max-tcp-buffer per connection)" },
   tcpRelayBytesToPeer: { kind: "counter", help: "Bytes piped from clients' data connections to TCP peers" },
   tcpRelayBytesToClient: { kind: "counter", help: "Bytes piped from TCP peers to clients' data connections" },
+  tcpRelayHandoffs: { kind: "counter", help: "TCP relay data connections whose ConnectionBind reached another engine, moved to the engine holding their peer connection" },
   tcpRelayRefused: { kind: "counter", help: "Connections to a TCP relayed address closed at once: no permission for the peer's IP, or no room" },
 } as const satisfies Record<string, CounterSpec>;
 

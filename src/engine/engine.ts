@@ -122,7 +122,7 @@ export class Engine {
       },
       (message) => emit({ kind: "log", level: "warn", message: `engine ${init.index}: ${message}` }),
     );
-    this.bindRouter = init.handoff && new ConnectionBindRouter(init.handoff, init.index, this.tcp, this.wake.fd);
+    this.bindRouter = init.handoff && new ConnectionBindRouter(init.handoff, init.index, this.tcp, this.wake.fd, this.counters);
     this.tcpRelays = new TcpRelayPipes(this.epoll, this.tcp, this.counters, init.index, (id) => this.relays.tcpListener(id), (message) => emit({ kind: "log", level: "warn", message: `engine ${init.index}: TCP relay: ${message}` }), config.streams.maxBufferPerEngine);
     this.admin = new AdminInbox(init.admin, init.index, emit);
     this.out = new Outbox(send, this.counters, this.listeners, this.relays, this.tcp);

@@ -226,7 +226,7 @@ export class TcpRelayPipes implements TcpRelayIo {
       if (n === -EAGAIN) return;
       if (n <= 0) return this.drop(p, (id) => this.events?.closed(id));
       this.counters[SLOT.tcpRelayBytesToClient]! += n;
-      if (!this.tcp.writeRaw(p.client, this.scratch.subarray(0, n))) return; // the client is gone: its close dropped p
+      if (!this.tcp.send(p.client, this.scratch.subarray(0, n), true)) return; // the client is gone: its close dropped p
       this.holdClient(p);
     }
   }

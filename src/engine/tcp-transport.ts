@@ -191,11 +191,14 @@ export class TcpTransport {
     return true;
   }
 
-  /** Writes one frame to connection `id`, zero-padded to 4 bytes (RFC 8656 §12.5). False if it is gone. */
-  send(id: ConnectionId, data: Uint8Array): boolean {
+  /**
+   * Writes one frame to connection `id`, zero-padded to 4 bytes (RFC 8656 §12.5); `raw`: bytes of a piped
+   * connection (RFC 6062), unpadded. False if it is gone.
+   */
+  send(id: ConnectionId, data: Uint8Array, raw = false): boolean {
     const c = this.connections.withId(id);
     if (!c) return false;
-    const pad = streamPadding(data.length);
+    const pad = raw ? 0 : streamPadding(data.length);
     const total = data.length + pad;
     if (total > this.outBytes.length) return false;
     this.outBytes.set(data, 0);
@@ -253,26 +256,6 @@ export class TcpTransport {
     if (!c) return false;
     c.raw = reader;
     return true;
-  }
-
-  /** Writes bytes to a piped connection, queueing what the socket does not take (bounded: over --max-tcp-buffer closes it). */
-  writeRaw(id: ConnectionId, bytes: Uint8Array): boolean {
-    const c = this.connections.withId(id);
-    if (!c) return false;
-    if (c.backlogLength > 0) return this.queue(c, bytes);
-    const base = ptr(bytes) as unknown as number;
-    let written = 0;
-    while (written < bytes.length) {
-      const n = libc.write(c.fd, base + written, bytes.length - written);
-      if (n === -EINTR) continue;
-      if (n === -EAGAIN) break;
-      if (n < 0) {
-        this.close(c);
-        return false;
-      }
-      written += n;
-    }
-    return written === bytes.length || this.queue(c, bytes.subarray(written));
   }
 
   /** Bytes written to connection `id` that its socket has not taken yet. */

@@ -64,6 +64,7 @@ const FAMILIES = [
   { name: "bunturn_tcp_relay_binds_total", samples: "tcpConnectionBinds" },
   { name: "bunturn_tcp_relay_unbound_expired_total", samples: "tcpUnboundExpired" },
   { name: "bunturn_tcp_relay_refused_total", samples: "tcpRelayRefused" },
+  { name: "bunturn_tcp_relay_handoffs_total", samples: "tcpRelayHandoffs" },
   { name: "bunturn_tcp_relay_buffered_bytes", samples: "tcpRelayBuffered" },
   { name: "bunturn_tcp_relay_bytes_total", help: "Bytes piped between TCP relay data connections, by direction", samples: [['direction="client_to_peer"', "tcpRelayBytesToPeer"], ['direction="peer_to_client"', "tcpRelayBytesToClient"]] },
   { name: "turn_udp_recvmmsg_calls", samples: "calls" },

@@ -8,7 +8,10 @@ import { describe, expect } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PASSWORD, USER, closeAfterAll, e2eTest, freePort, runUclient, selfSignedCert, startBunturn, type UclientResult } from "./harness.ts";
+import {
+  PASSWORD, USER, closeAfterAll, e2eTest, freePort, runUclient, scrapeMetrics, selfSignedCert, startBunturn, startBunturnWithMetrics,
+  type UclientResult,
+} from "./harness.ts";
 
 const { running, closers } = closeAfterAll();
 
@@ -26,10 +29,18 @@ describe("turnutils_uclient -T (TCP relays, RFC 6062)", () => {
   // Two engines: a data connection lands on either, so half the ConnectionBinds cross to the other engine.
   for (const threads of [1, 2]) {
     e2eTest(`10 client pairs, ${threads} engine(s)`, async () => {
-      const s = await startBunturn({ args: ["--relay-threads", String(threads)] });
-      running.push(s);
+      const { server: s, url } = await startBunturnWithMetrics(running, { args: ["--relay-threads", String(threads)] });
       const r = await runUclient(["-T", "-u", USER, "-w", PASSWORD, "-p", String(s.port), "-n", "30", "-l", "200", "-m", "10", "127.0.0.1"]);
       expectClean(r, 300);
+      const metrics = await scrapeMetrics(url);
+      // Every connection made (Connect) and announced (ConnectionAttempt) was bound.
+      const binds = metrics.get("bunturn_tcp_relay_binds_total")!;
+      expect(binds).toBeGreaterThanOrEqual(20);
+      expect(binds).toBe(metrics.get('bunturn_tcp_relay_connects_total{result="ok"}')! + metrics.get("bunturn_tcp_relay_connection_attempts_total")!);
+      // With two engines some of the data connections reach the engine that does not hold their peer.
+      const handoffs = metrics.get("bunturn_tcp_relay_handoffs_total")!;
+      if (threads === 1) expect(handoffs).toBe(0);
+      else expect(handoffs).toBeGreaterThan(0);
     });
   }
 
