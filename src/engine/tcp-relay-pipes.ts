@@ -94,16 +94,6 @@ export class TcpRelayPipes implements TcpRelayIo {
     return this.byFd.has(fd) || this.listeners.has(fd) || this.park.owns(fd);
   }
 
-  /** Whether connection id `id` was minted by this engine (a ConnectionBind for it belongs here). */
-  isOurs(id: number): boolean {
-    return this.ids.isOurs(id);
-  }
-
-  /** A client connection piped to a peer: the sweep of idle connections leaves it alone. */
-  isPiped(client: ConnectionId): boolean {
-    return this.byClient.has(client);
-  }
-
   listening(listener: TcpRelayListener): void {
     this.listeners.set(listener.fd, listener);
     this.epoll.add(listener.fd, EPOLLIN);
@@ -135,6 +125,8 @@ export class TcpRelayPipes implements TcpRelayIo {
       if (mask & (EPOLLERR | EPOLLHUP)) this.drop(p, (id) => this.events?.closed(id));
       return;
     }
+    // Paused, the peer's socket is not read: an error or hang-up there ends the pipe (else epoll repeats it).
+    if (p.paused && mask & (EPOLLERR | EPOLLHUP)) return this.drop(p, (id) => this.events?.closed(id));
     if (mask & EPOLLOUT) this.writePeerBacklog(p);
     if (this.byFd.get(fd) === p && mask & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) this.readPeer(p);
   }
@@ -224,6 +216,8 @@ export class TcpRelayPipes implements TcpRelayIo {
       const n = libc.read(p.fd, this.scratchAddress, CHUNK);
       if (n === -EINTR) continue;
       if (n === -EAGAIN) return;
+      // The peer ended: read only while the client has nothing pending, so nothing is left behind (and
+      // the client's side is read only while the peer's has nothing pending: the same holds the other way).
       if (n <= 0) return this.drop(p, (id) => this.events?.closed(id));
       this.counters[SLOT.tcpRelayBytesToClient]! += n;
       if (!this.tcp.send(p.client, this.scratch.subarray(0, n), true)) return; // the client is gone: its close dropped p

@@ -178,6 +178,38 @@ describe("RFC 6062 TCP relays, the project's client", () => {
     expect(await udpTcpAllocate(s.port)).toBe(400);
   });
 
+  e2eTest("a side that sends 4 MiB and closes: the other side gets every byte before its connection closes", async () => {
+    const s = await server();
+    const size = 4 << 20;
+    const payload = new Uint8Array(size).map((_, i) => i % 251);
+    let peerSocket: Socket<undefined> | undefined;
+    let atPeer = 0;
+    let peerClosed = false;
+    const listener = Bun.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: { open: (sock) => { peerSocket = sock; }, data: (_sock, d) => { atPeer += d.length; }, close: () => { peerClosed = true; } },
+    });
+    closers.push(() => listener.stop(true));
+    const { control } = await tcpAllocation(s.port);
+    const data = await bind(s.port, control, connectionIdOf(await control.connect(ipv4Endpoint(0x7f000001, listener.port))));
+    expect(await pollUntil(() => peerSocket !== undefined, 2000)).toBe(true);
+    // Peer to client, then the peer closes.
+    await writeAll((b) => peerSocket!.write(b), payload);
+    peerSocket!.end();
+    expect(await pollUntil(() => data.closed, 10_000)).toBe(true);
+    expect(data.pipedBytes).toBe(size);
+    // Client to peer, then the client closes (a second pipe).
+    peerSocket = undefined;
+    const data2 = await bind(s.port, control, connectionIdOf(await control.connect(ipv4Endpoint(0x7f000001, listener.port))));
+    expect(await pollUntil(() => peerSocket !== undefined, 2000)).toBe(true);
+    peerClosed = false;
+    await writeAll((b) => data2.write(b), payload);
+    data2.close();
+    expect(await pollUntil(() => peerClosed, 10_000)).toBe(true);
+    expect(atPeer).toBe(size);
+  });
+
   e2eTest("Refresh 0 ends the allocation's connections (§5): the data connection and the peer's are closed", async () => {
     const s = await server();
     const peer = TcpPeer.listen();
@@ -187,6 +219,18 @@ describe("RFC 6062 TCP relays, the project's client", () => {
     expect(await pollUntil(() => data.closed && peer.closedCount === 1, 2000)).toBe(true);
   });
 });
+
+/** Writes all of `bytes` through a socket that may take part of it (Bun's write returns what it took). */
+async function writeAll(write: (b: Uint8Array) => number, bytes: Uint8Array): Promise<void> {
+  let at = 0;
+  const end = Date.now() + 10_000;
+  while (at < bytes.length && Date.now() < end) {
+    const n = write(bytes.subarray(at, Math.min(bytes.length, at + (1 << 16))));
+    at += n;
+    if (n === 0) await Bun.sleep(5);
+  }
+  expect(at).toBe(bytes.length);
+}
 
 /** An Allocate for TCP sent over UDP (with credentials): its error code. */
 async function udpTcpAllocate(port: number): Promise<number | undefined> {
