@@ -4,7 +4,7 @@
  * leaves epoll's read interest until it is resumed, so the client meets TCP's own back-pressure.
  */
 import { ptr } from "bun:ffi";
-import { EAGAIN, EINTR, EPOLLIN, EPOLLOUT, EPOLLRDHUP, libc } from "../../ffi/index.ts";
+import { EAGAIN, EINTR, EPOLLIN, EPOLLOUT, EPOLLRDHUP } from "../../ffi/index.ts";
 import type { Connection } from "./tcp-connections.ts";
 
 /** The epoll interest of a connection: reading unless paused, writing while it has a backlog. */
@@ -17,7 +17,13 @@ export function rawInterest(c: Connection): number {
  * reader. "closed": the client closed or failed; "paused": the reader asked to stop (c.paused is set);
  * "drained": nothing more to read now.
  */
-export function readRaw(c: Connection, scratch: Uint8Array, rounds: number): "closed" | "paused" | "drained" {
+export function readRaw(
+  c: Connection,
+  scratch: Uint8Array,
+  rounds: number,
+  /** The transport's own read of a connection (whatever it takes to get the client's bytes). */
+  receive: (c: Connection, address: number, length: number) => number,
+): "closed" | "paused" | "drained" {
   const reader = c.raw!;
   if (c.start < c.end) {
     const start = c.start;
@@ -28,7 +34,7 @@ export function readRaw(c: Connection, scratch: Uint8Array, rounds: number): "cl
   const address = ptr(scratch) as unknown as number;
   for (let round = 0; round < rounds; round++) {
     if (c.raw === undefined) return "drained";
-    const n = libc.read(c.fd, address, scratch.length);
+    const n = receive(c, address, scratch.length);
     if (n === -EINTR) continue;
     if (n === -EAGAIN) return "drained";
     if (n <= 0) return "closed";

@@ -139,7 +139,7 @@ export class TcpTransport {
     for (let round = 0; round < MAX_READS_PER_WAKE; round++) {
       if (c.raw) return this.readPiped(c);
       if (c.end === c.bytes.length && !this.buffers.grow(c)) return this.close(c, true);
-      const n = libc.read(c.fd, c.address + c.end, c.bytes.length - c.end);
+      const n = this.receive(c, c.address + c.end, c.bytes.length - c.end);
       if (n === -EINTR) continue;
       if (n === -EAGAIN) return;
       if (n <= 0) return this.close(c); // 0: the client closed; < 0: reset
@@ -272,10 +272,13 @@ export class TcpTransport {
   }
 
   private readPiped(c: Connection): void {
-    const outcome = readRaw(c, this.rawScratch, MAX_READS_PER_WAKE);
+    const outcome = readRaw(c, this.rawScratch, MAX_READS_PER_WAKE, this.receive);
     if (outcome === "closed") return this.close(c);
     if (outcome === "paused" && this.connections.has(c.fd)) this.epoll.modify(c.fd, rawInterest(c));
   }
+
+  /** What a connection's client sent, into memory at `address`: read(2)'s result. Framed and piped reads both come here. */
+  private readonly receive = (c: Connection, address: number, length: number): number => libc.read(c.fd, address, length);
 
   private closed(c: Connection, byLimit = false): false {
     this.close(c, byLimit);
