@@ -54,7 +54,7 @@ export type EngineEvent =
 export type TurnCore = Pick<
   TurnServer,
   "handleClientDatagram" | "handlePeerDatagram" | "handleClientClosed" | "handleTimeout" | "pollTimeout" | "hasAllocationOn" | "closeAll"
-> & Partial<Pick<TurnServer, "sessions" | "endSession" | "handlePeerConnected" | "handlePeerAccepted" | "handlePeerConnectionClosed">>;
+> & Partial<Pick<TurnServer, "sessions" | "endSession" | "handlePeerConnected" | "handlePeerAccepted" | "handlePeerConnectionClosed" | "handlePeerTraffic">>;
 
 /** Builds the core once the engine's sink and relay allocator exist (src/engine/core.ts: buildTurnServer). */
 export type CoreFactory = (io: CoreIo) => TurnCore;

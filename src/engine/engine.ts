@@ -140,6 +140,7 @@ export class Engine {
       connected: (id, ok, now) => this.turn.handlePeerConnected?.(id, ok, now),
       accepted: (relay, peer, id, now) => this.turn.handlePeerAccepted?.(relay, peer, id, now) === true,
       closed: (id) => this.turn.handlePeerConnectionClosed?.(id),
+      traffic: (id, toPeer, toClient) => this.turn.handlePeerTraffic?.(id, toPeer, toClient),
     };
   }
 

@@ -38,6 +38,8 @@ export interface TcpRelayEvents {
   connected(id: PeerConnectionId, ok: boolean, now: number): void;
   accepted(relay: RelayId, peer: Endpoint, id: PeerConnectionId, now: number): boolean;
   closed(id: PeerConnectionId): void;
+  /** Bytes piped each way through connection `id` (for its allocation's usage record). */
+  traffic(id: PeerConnectionId, toPeer: number, toClient: number): void;
 }
 
 class PeerSide implements RawReader {
@@ -164,6 +166,7 @@ export class TcpRelayPipes implements TcpRelayIo {
   toPeer(p: PeerSide, bytes: Uint8Array, offset: number, length: number): boolean {
     if (this.byId.get(p.id) !== p) return false;
     this.counters[SLOT.tcpRelayBytesToPeer]! += length;
+    this.events?.traffic(p.id, length, 0);
     const base = (ptr(bytes) as unknown as number) + offset;
     let written = 0;
     while (written < length) {
@@ -220,6 +223,7 @@ export class TcpRelayPipes implements TcpRelayIo {
       // the client's side is read only while the peer's has nothing pending: the same holds the other way).
       if (n <= 0) return this.drop(p, (id) => this.events?.closed(id));
       this.counters[SLOT.tcpRelayBytesToClient]! += n;
+      this.events?.traffic(p.id, 0, n);
       if (!this.tcp.send(p.client, this.scratch.subarray(0, n), true)) return; // the client is gone: its close dropped p
       this.holdClient(p);
     }

@@ -145,6 +145,17 @@ export class TurnServer {
     return a !== undefined && this.state.tcp.accepted(a, id, peer, now);
   }
 
+  /**
+   * Bytes piped through connection `id` since the last report, each way: they count in its allocation's
+   * usage (sessions list, usage record) as relayed data does.
+   */
+  handlePeerTraffic(id: PeerConnectionId, toPeer: number, toClient: number): void {
+    const a = this.state.tcp.get(id)?.allocation;
+    if (a === undefined) return;
+    a.bytesToPeer += toPeer;
+    a.bytesToClient += toClient;
+  }
+
   /** A peer connection closed in the engine (its peer, its client data connection, or an error): it is forgotten. */
   handlePeerConnectionClosed(id: PeerConnectionId): void {
     const c = this.state.tcp.get(id);

@@ -215,8 +215,14 @@ describe("RFC 6062 TCP relays, the project's client", () => {
     const peer = TcpPeer.listen();
     const { control } = await tcpAllocation(s.port);
     const data = await bind(s.port, control, connectionIdOf(await control.connect(peer.endpoint)));
+    data.write(new TextEncoder().encode("12345"));
+    expect(await pollUntil(() => peer.sockets[0]?.data.received === "12345", 2000)).toBe(true);
+    peer.sockets[0]!.write("abc");
+    expect(await pollUntil(() => data.pipedText() === "abc", 2000)).toBe(true);
     expect((await control.refresh(0)).ok).toBe(true);
     expect(await pollUntil(() => data.closed && peer.closedCount === 1, 2000)).toBe(true);
+    // The usage record counts what went through the pipe.
+    expect(await pollUntil(() => /usage \{[^\n]*"bytesToPeer":5,[^\n]*"bytesToClient":3,/.test(s.output()), 2000)).toBe(true);
   });
 });
 
