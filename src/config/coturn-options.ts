@@ -21,7 +21,6 @@ const refused = (why: string, argument: CoturnArgument = "optional", alias?: str
 
 const NO_DB = "only SQLite (--userdb), PostgreSQL (--psql-userdb), MySQL/MariaDB (--mysql-userdb) and Redis (--redis-userdb) user databases are supported";
 const NO_DHE = "DHE cipher suites are never offered (Bun's TLS is BoringSSL: ECDHE only), so no DH parameters are used";
-const NO_DTLS = "DTLS is not served (TURN over UDP, TCP and TLS only)";
 
 export const COTURN_NAMES: Record<string, CoturnName> = {
   // Other spellings of bunturn's own options.
@@ -36,7 +35,6 @@ export const COTURN_NAMES: Record<string, CoturnName> = {
   "no-tlsv1": accepted("TLS 1.0 is never offered (TLS 1.2 and 1.3 only)"),
   "no-tlsv1_1": accepted("TLS 1.1 is never offered (TLS 1.2 and 1.3 only)"),
   "no-sslv3": accepted("SSL 3 is never offered (TLS 1.2 and 1.3 only)"),
-  "no-dtls": accepted("DTLS is never served"),
   "no-cli": accepted("bunturn has no telnet CLI (see 'bunturn admin')"),
   "cli-ip": accepted("bunturn has no telnet CLI, so nothing listens there", "required"),
   "cli-port": accepted("bunturn has no telnet CLI, so nothing listens there", "required"),
@@ -62,7 +60,6 @@ export const COTURN_NAMES: Record<string, CoturnName> = {
   "relay-device": refused("binding to a device is not supported: use --relay-ip", "required", "i"),
   "aux-server": refused("auxiliary servers are not supported", "required"),
   "udp-self-balance": refused("UDP self-balancing is not supported"),
-  dtls: refused(NO_DTLS),
   "mongo-userdb": refused(NO_DB, "required", "J"),
   "prometheus-username-labels": refused("per-user labels make the metric set unbounded"),
   "prometheus-tls": refused("the metrics endpoint speaks plain HTTP: bind it to loopback or put a proxy in front"),

@@ -89,6 +89,8 @@ export interface RelayConfig {
   tcpProxyPort?: number;
   /** TURN over TLS (RFC 8656 §3.1): set when --cert and --pkey are given and --no-tls is not. */
   tls?: TlsConfig;
+  /** TURN over DTLS (coturn --dtls, ./resolve-dtls.ts): set with --dtls, --cert and --pkey. */
+  dtls?: DtlsConfig;
   /** Relay family of an Allocate without REQUESTED-ADDRESS-FAMILY (coturn -A / -K); "keep" = the client's. */
   defaultFamily: "ipv4" | "ipv6" | "keep";
   /** coturn --no-udp-relay: an Allocate for UDP gets 442. */
@@ -159,6 +161,20 @@ export interface TlsConfig {
   caFile?: string;
   /** coturn --no-tlsv1_2: TLS 1.3 only. */
   tls13Only: boolean;
+}
+
+export interface DtlsConfig {
+  /** --tls-listening-port: DTLS is served on UDP there too (and on the listening port's UDP listeners). */
+  port: number;
+  cert: string;
+  key: string;
+  passphrase?: string;
+  /** coturn --cipher-list (OpenSSL syntax) */
+  ciphers?: string;
+  /** --tls-handshake-timeout */
+  handshakeTimeoutMs: number;
+  /** --dtls-max-sessions: associations per engine. */
+  maxSessions: number;
 }
 
 export interface LogConfig {

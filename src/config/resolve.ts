@@ -17,6 +17,7 @@ import { resolveAddresses } from "./resolve-addresses.ts";
 import { resolveAuth } from "./resolve-auth.ts";
 import { resolveLog } from "./resolve-log.ts";
 import { resolveTls } from "./resolve-tls.ts";
+import { resolveDtls } from "./resolve-dtls.ts";
 import { resolveFleet } from "./resolve-fleet.ts";
 import { resolveRfc5780 } from "./resolve-rfc5780.ts";
 
@@ -92,6 +93,7 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
     udp: get<boolean>(raw, "no-udp") !== true,
     tcp: get<boolean>(raw, "no-tcp") !== true,
     ...resolveTls(raw),
+    ...resolveDtls(raw),
     defaultFamily: resolveDefaultFamily(raw),
     noUdpRelay: get<boolean>(raw, "no-udp-relay") === true,
     noTcpRelay: get<boolean>(raw, "no-tcp-relay") === true,
@@ -162,8 +164,8 @@ export function resolveConfig(raw: RawOptions): RelayConfig {
   });
   if (rfc5780) config.rfc5780 = rfc5780;
   else if (raw["alt-listening-port"] !== undefined) config.notes.push("--alt-listening-port: no effect without --rfc5780");
-  if (!config.udp && !config.tcp && config.tls === undefined && config.tcpProxyPort === undefined) {
-    throw new ConfigError("--no-udp and --no-tcp without TLS or --tcp-proxy-port leave nothing to listen on");
+  if (!config.udp && !config.tcp && config.tls === undefined && config.dtls === undefined && config.tcpProxyPort === undefined) {
+    throw new ConfigError("--no-udp and --no-tcp without TLS, DTLS or --tcp-proxy-port leave nothing to listen on");
   }
   return config;
 }

@@ -32,6 +32,8 @@ export interface CoreIo {
   relays: RelayAllocator;
   /** Whether a TCP connection came through the TLS front end (for --tls-alternate-server). */
   isTls?(connection: ConnectionId): boolean;
+  /** Whether a connection is a DTLS association (for the sessions list and usage records). */
+  isDtls?(connection: ConnectionId): boolean;
   /** Each allocation's end, with what it relayed (the usage record). */
   allocationEnded?(session: SessionInfo): void;
   /** --rfc5780: the engine's listeners by address (src/turn/nat-discovery.ts). */
@@ -90,6 +92,6 @@ export function buildTurnServer(inputs: CoreInputs, io: CoreIo, warn?: (message:
     noStun: config.noStun,
     ...(io.allocationEnded ? { allocationEnded: io.allocationEnded } : {}),
     ...(io.natDiscovery ? { natDiscovery: io.natDiscovery } : {}),
-    streamKind: (id) => (io.isTls?.(id) ? "tls" : "tcp"),
+    streamKind: (id) => (io.isDtls?.(id) ? "dtls" : io.isTls?.(id) ? "tls" : "tcp"),
   });
 }

@@ -24,6 +24,12 @@ export const ENGINE_COUNTERS = {
   tcpRelayBytesToClient: { kind: "counter", help: "Bytes piped from TCP peers to clients' data connections" },
   tcpRelayHandoffs: { kind: "counter", help: "TCP relay data connections whose ConnectionBind reached another engine, moved to the engine holding their peer connection" },
   tcpRelayRefused: { kind: "counter", help: "Connections to a TCP relayed address closed at once: no permission for the peer's IP, or no room" },
+  dtlsSessions: { kind: "gauge", help: "DTLS associations held now (in their handshake or established); none before a client's cookie proves its address" },
+  dtlsHelloVerifies: { kind: "counter", help: "DTLS ClientHellos answered with a HelloVerifyRequest (the stateless cookie exchange)" },
+  dtlsHandshakes: { kind: "counter", help: "DTLS handshakes completed" },
+  dtlsFailed: { kind: "counter", help: "DTLS associations or records that failed in OpenSSL (a bad handshake, a record that does not decrypt)" },
+  dtlsRefused: { kind: "counter", help: "DTLS ClientHellos dropped because the engine held its maximum of associations" },
+  dtlsClosedByTimeout: { kind: "counter", help: "DTLS associations closed for a timeout: an unfinished handshake, or silence without an allocation" },
 } as const satisfies Record<string, CounterSpec>;
 
 type Tables = typeof BATCH_STATS & typeof PROTOCOL_COUNTERS & typeof ENGINE_COUNTERS;

@@ -37,6 +37,8 @@ export interface EngineInit {
   connections?: ConnectionTableShared;
   /** Mailboxes for client connections moved between engines (stream-handoff.ts: RFC 6062 ConnectionBind); absent = one engine. */
   handoff?: HandoffShared;
+  /** Bumped by the main thread at each certificate reload (SIGUSR2): DTLS loads the files again. */
+  certificateGeneration?: Int32Array;
   /** Where the main thread asks for a count of this engine's live heap (heap-census.ts). */
   heapCensus?: HeapCensusShared;
 }

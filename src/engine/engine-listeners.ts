@@ -31,31 +31,34 @@ export function openListeners(
   init: EngineInit,
   caps: UdpCapabilities,
   tcp: TcpTransport,
-  addUdp: (udp: UdpSocketState, family: Family, label: string, local: Endpoint) => void,
+  addUdp: (udp: UdpSocketState, family: Family, label: string, local: Endpoint, dtlsOnly: boolean) => void,
 ): string[] {
   const { listenAddresses, listeningPort, sockBufSize, tcpProxyPort, udpGso: gso, udpGro: gro } = init.config;
   const { udp: withUdp, tcp: withTcp } = init.config;
   const balancers: string[] = [];
   const labels: string[] = [];
-  const transports = [withUdp ? "UDP" : "", withTcp ? "TCP" : ""].filter(Boolean).join("+");
+  const { dtls } = init.config;
+  const transports = [withUdp ? (dtls ? "UDP+DTLS" : "UDP") : "", withTcp ? "TCP" : ""].filter(Boolean).join("+");
+  const openUdp = (family: Family, address: Uint8Array, port: number) => UdpSocketState.open(
+    { family, address, port, reusePort: true, bufferSize: sockBufSize, receiveTtlTos: true, receiveErrors: true, stickyTtlTos: true, gso, gro },
+    caps,
+  );
   for (const { family, address, label, ip } of listenAddresses) {
     if (transports !== "") labels.push(`${label} (${transports})`);
     if (withUdp) {
-      const udp = UdpSocketState.open(
-        { family, address, port: listeningPort, reusePort: true, bufferSize: sockBufSize, receiveTtlTos: true, receiveErrors: true, stickyTtlTos: true, gso, gro },
-        caps,
-      );
-      addUdp(udp, family, label, endpointFromBytes(address, listeningPort));
+      addUdp(openUdp(family, address, listeningPort), family, label, endpointFromBytes(address, listeningPort), false);
       const alternatePort = rfc5780Port(init, address);
       if (alternatePort !== undefined) {
         const altLabel = formatHostPort(ip, alternatePort);
-        const alt = UdpSocketState.open(
-          { family, address, port: alternatePort, reusePort: true, bufferSize: sockBufSize, receiveTtlTos: true, receiveErrors: true, stickyTtlTos: true, gso, gro },
-          caps,
-        );
-        addUdp(alt, family, altLabel, endpointFromBytes(address, alternatePort));
+        addUdp(openUdp(family, address, alternatePort), family, altLabel, endpointFromBytes(address, alternatePort), false);
         labels.push(`${altLabel} (UDP, RFC 5780 alternate port)`);
       }
+    }
+    if (dtls && (dtls.port !== listeningPort || !withUdp)) {
+      // coturn serves DTLS on --tls-listening-port's UDP too; plain UDP there only when UDP is on.
+      const dtlsLabel = formatHostPort(ip, dtls.port);
+      addUdp(openUdp(family, address, dtls.port), family, dtlsLabel, endpointFromBytes(address, dtls.port), !withUdp);
+      labels.push(`${dtlsLabel} (${withUdp ? "UDP+DTLS" : "DTLS"})`);
     }
     if (withTcp) tcp.listen(family, address, listeningPort);
     if (tcpProxyPort !== undefined) {

@@ -13,7 +13,7 @@ import {
   CmsgInfo, ECONNREFUSED, EPOLLERR, EPOLLIN, Epoll, EventFd, MAX_DATAGRAM, RECV_BATCH_MAX, RecvBatch, SendBatch,
   SyscallError, UdpCapabilities, boundPort, groSegmentCount, libc, readErrorQueue, receiveBatch, receivedTtlTos, recordGroBuffer,
 } from "../../ffi/index.ts";
-import { listenerId } from "../turn/api.ts";
+import { listenerId, type ConnectionId } from "../turn/api.ts";
 import { NatDiscoveryTable } from "../turn/nat-discovery.ts";
 import type { CoreFactory, EngineEvent, EngineInit, TurnCore } from "./engine-init.ts";
 import { SLOT } from "./counters.ts";
@@ -26,6 +26,7 @@ import { engineTcpTransport, openListeners } from "./engine-listeners.ts";
 import { answerHeapCensus } from "./heap-census.ts";
 import { TcpRelayPipes } from "./tcp-relay-pipes.ts";
 import { ConnectionBindRouter } from "./connection-bind-route.ts";
+import { engineDtlsTransport, type DtlsTransport } from "./engine-dtls.ts";
 
 export type { CoreFactory, EngineEvent, EngineInit, TurnCore };
 
@@ -67,6 +68,10 @@ export class Engine {
   private readonly sources = new SourceCache();
   /** --rfc5780: the listeners by address, filled as they open (the core reads it). */
   private readonly natDiscovery: NatDiscoveryTable | undefined;
+  /** TURN over DTLS on the UDP listeners (--dtls); null without. */
+  readonly dtls: DtlsTransport | null;
+  /** The certificate generation the DTLS context was loaded at (a reload bumps init.certificateGeneration). */
+  private certificateSeen = 0;
 
   constructor(init: EngineInit, emit: (event: EngineEvent) => void, core: CoreFactory) {
     this.init = init;
@@ -128,11 +133,19 @@ export class Engine {
     this.out = new Outbox(send, this.counters, this.listeners, this.relays, this.tcp);
     const rfc5780 = config.rfc5780;
     this.natDiscovery = rfc5780 && new NatDiscoveryTable(rfc5780.alternates, config.listeningPort, rfc5780.altPort);
+    this.dtls = engineDtlsTransport(init, {
+      datagram: (id, client, arena, offset, length, now) => this.turn.handleClientDatagram(id, client, arena, now, offset, length),
+      closed: (id) => this.turn.handleClientClosed(id),
+      send: (listener, client, bytes, offset, length) => this.out.sendFromListener(listener, client, bytes, offset, length),
+    });
+    this.out.dtls = this.dtls;
+    if (init.certificateGeneration) this.certificateSeen = Atomics.load(init.certificateGeneration, 0);
     this.turn = core({
       ...(this.natDiscovery ? { natDiscovery: this.natDiscovery } : {}),
       sink: this.out,
       relays: this.relays,
-      isTls: (id) => this.tcp.isTls(id),
+      isTls: (id) => this.dtls?.owns(id) === true || this.tcp.isTls(id),
+      isDtls: (id) => this.dtls?.owns(id) === true,
       allocationEnded: (session) => emit({ kind: "usage", index: init.index, session, endedAt: Date.now() }),
       tcpRelays: this.tcpRelays,
     });
@@ -146,8 +159,8 @@ export class Engine {
 
   /** Binds the listeners (engine-listeners.ts). Throws SyscallError (e.g. EADDRINUSE) with the address in the message. */
   openListeners(): string[] {
-    return openListeners(this.init, this.caps, this.tcp, (udp, family, label, local) => {
-      const listener: UdpListener = { kind: "listener", id: listenerId(this.listeners.length), udp, family, label };
+    return openListeners(this.init, this.caps, this.tcp, (udp, family, label, local, dtlsOnly) => {
+      const listener: UdpListener = { kind: "listener", id: listenerId(this.listeners.length), udp, family, label, dtlsOnly };
       this.listeners.push(listener);
       this.natDiscovery?.register(listener.id, local);
       this.sockets.set(udp.fd, listener);
@@ -179,8 +192,10 @@ export class Engine {
   step(maxWaitMs: number): void {
     let now = Date.now();
     const due = this.turn.pollTimeout();
+    const dtlsDue = this.dtls?.pollTimeout();
     let timeout = maxWaitMs;
     if (due !== undefined) timeout = Math.max(0, Math.min(timeout, Math.ceil(due - now)));
+    if (dtlsDue !== undefined) timeout = Math.max(0, Math.min(timeout, Math.ceil(dtlsDue - now)));
     const ready = this.epoll.wait(timeout);
     now = Date.now();
     for (let i = 0; i < ready; i++) {
@@ -213,10 +228,19 @@ export class Engine {
         this.reportCrash(error);
       }
     }
+    if (dtlsDue !== undefined && now >= dtlsDue) {
+      try {
+        this.dtls!.handleTimeout(now); // DTLS handshake retransmissions
+      } catch (error) {
+        this.reportCrash(error);
+      }
+    }
     this.bindRouter?.receive(now);
-    if (this.admin.pending) this.admin.answer(this.turn, (id) => this.tcp.closeConnection(id), now, (error) => this.reportCrash(error));
+    if (this.admin.pending) this.admin.answer(this.turn, (id) => this.closeConnection(id), now, (error) => this.reportCrash(error));
     if (now >= this.nextTcpSweep) {
       this.nextTcpSweep = now + 1000;
+      this.dtls?.sweep(now, (id) => this.turn.hasAllocationOn(id));
+      if (this.dtls && this.init.certificateGeneration) this.reloadDtlsCertificate(this.init.certificateGeneration);
       this.tcp.sweep(now, TCP_UNALLOCATED_MS, (listener) => this.turn.hasAllocationOn(listener));
       this.tcp.sweepProxyHeaders(now, PROXY_HEADER_TIMEOUT_MS);
     }
@@ -243,7 +267,15 @@ export class Engine {
             continue;
           }
           try {
-            this.turn.handleClientDatagram(socket.id, this.sources.of(batch, i), arena, now, batch.datagramOffset(i), batch.length(i));
+            const offset = batch.datagramOffset(i);
+            const length = batch.length(i);
+            // RFC 7983 §7: a first byte of 20..63 is a DTLS record; STUN starts with 0..3, ChannelData 64..79.
+            const first = length > 0 ? arena[offset]! : 0;
+            if (first >= 20 && first <= 63 && this.dtls !== null) {
+              this.dtls.handleDatagram(socket, this.sources.of(batch, i), arena, batch.payloadAddress, offset, length, now);
+            } else if (!socket.dtlsOnly) {
+              this.turn.handleClientDatagram(socket.id, this.sources.of(batch, i), arena, now, offset, length);
+            }
           } catch (error) {
             // One bad datagram must not cost the others in the batch (other clients' traffic).
             this.reportCrash(error);
@@ -292,7 +324,9 @@ export class Engine {
       const length = Math.min(size, end - at);
       try {
         if (socket.kind === "listener") {
-          this.turn.handleClientDatagram(socket.id, source, arena, now, at, length);
+          const first = arena[at]!;
+          if (first >= 20 && first <= 63 && this.dtls !== null) this.dtls.handleDatagram(socket, source, arena, batch.payloadAddress, at, length, now);
+          else if (!socket.dtlsOnly) this.turn.handleClientDatagram(socket.id, source, arena, now, at, length);
         } else {
           if (at > start) this.out.guardHeaderRoom(arena, at);
           this.turn.handlePeerDatagram(socket.handle.id, source, arena, now, at, length);
@@ -334,6 +368,25 @@ export class Engine {
     this.out.flush();
   }
 
+  /** An operator's kill: the allocation's TCP/TLS connection or DTLS association closes with it. */
+  private closeConnection(id: ConnectionId): void {
+    if (this.dtls?.owns(id)) this.dtls.closeConnection(id);
+    else this.tcp.closeConnection(id);
+  }
+
+  /** SIGUSR2 (or the files changed): new DTLS associations use the certificate as it is now. */
+  private reloadDtlsCertificate(cell: Int32Array): void {
+    const generation = Atomics.load(cell, 0);
+    if (generation === this.certificateSeen) return;
+    this.certificateSeen = generation;
+    try {
+      this.dtls!.reloadCertificate();
+      this.emit({ kind: "log", level: "info", message: `engine ${this.init.index}: DTLS certificate reloaded` });
+    } catch (error) {
+      this.emit({ kind: "log", level: "error", message: `engine ${this.init.index}: DTLS certificate reload failed, keeping the old one: ${(error as Error).message}` });
+    }
+  }
+
   // --- bookkeeping ----------------------------------------------------------------------------------
 
   private lastCrashReport = 0;
@@ -352,6 +405,7 @@ export class Engine {
   }
 
   private shutdown(): void {
+    this.dtls?.closeAll(); // close_notify to each DTLS client, queued before the flush
     this.flush();
     this.tcpRelays.closeAll();
     this.tcp.closeAll();

@@ -12,7 +12,7 @@
 import { SendBatch, flushSendBatch, libc, type UdpSocketState } from "../../ffi/index.ts";
 import { CHANNEL_DATA_HEADER } from "../stun/index.ts";
 import type { Endpoint, Family } from "../net/endpoint.ts";
-import { isConnection, type ClientPath, type ListenerId, type RelayHandle, type TurnSink } from "../turn/api.ts";
+import { isConnection, type ClientPath, type ConnectionId, type ListenerId, type RelayHandle, type TurnSink } from "../turn/api.ts";
 import type { RelaySockets } from "./relay-sockets.ts";
 import type { TcpTransport } from "./tcp-transport.ts";
 
@@ -23,6 +23,14 @@ export interface UdpListener {
   readonly udp: UdpSocketState;
   readonly family: Family;
   readonly label: string;
+  /** Opened for DTLS alone (--dtls with --no-udp): plain datagrams are dropped. */
+  readonly dtlsOnly: boolean;
+}
+
+/** Where messages for a DTLS association go (dtls-transport.ts): encrypted, then queued here again. */
+export interface DtlsSink {
+  owns(id: number): boolean;
+  send(id: ConnectionId, bytes: Uint8Array, offset: number, length: number): void;
 }
 
 export class Outbox implements TurnSink {
@@ -38,6 +46,8 @@ export class Outbox implements TurnSink {
   private guardAt = -1;
   private guardArena: Uint8Array | null = null;
   private readonly guardSaved = new Uint8Array(CHANNEL_DATA_HEADER);
+  /** DTLS associations (connection ids of their own); null without --dtls. */
+  dtls: DtlsSink | null = null;
 
   constructor(batch: SendBatch, counters: Float64Array, listeners: readonly UdpListener[], relays: RelaySockets, tcp: TcpTransport) {
     this.batch = batch;
@@ -81,9 +91,15 @@ export class Outbox implements TurnSink {
     if (this.batch.full) this.flush();
   }
 
+  /** A datagram from a listener's socket (DTLS records): copied into the batch. */
+  sendFromListener(listener: UdpListener, client: Endpoint, bytes: Uint8Array, offset: number, length: number): void {
+    this.queue(listener.udp, client, bytes, offset, length, false);
+  }
+
   reply(listener: ClientPath, client: Endpoint, data: Uint8Array): void {
     if (isConnection(listener)) {
-      this.tcp.send(listener, data);
+      if (this.dtls?.owns(listener)) this.dtls.send(listener, data, 0, data.length);
+      else this.tcp.send(listener, data);
       return;
     }
     const l = this.listeners[listener];
@@ -92,6 +108,7 @@ export class Outbox implements TurnSink {
 
   relayToClient(listener: ClientPath, client: Endpoint, bytes: Uint8Array, offset: number, length: number): void {
     if (isConnection(listener)) {
+      if (this.dtls?.owns(listener)) return this.dtls.send(listener, bytes, offset, length);
       this.tcp.send(listener, bytes.subarray(offset, offset + length));
       return;
     }

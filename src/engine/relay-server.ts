@@ -36,6 +36,8 @@ export class RelayServer {
   private readonly control = new Int32Array(new SharedArrayBuffer(4 * CONTROL_CELLS));
   private readonly counters: Float64Array[];
   private readonly heapCensusCells: HeapCensusShared[] = [];
+  /** Bumped at each certificate reload; the engines reload their DTLS context when they see it move. */
+  private readonly certificateGeneration = new Int32Array(new SharedArrayBuffer(4));
   private readonly pool: PortPool;
   private statsTimer: ReturnType<typeof setInterval> | undefined;
   private lastLoggedCalls = 0;
@@ -149,6 +151,7 @@ export class RelayServer {
       connections: this.connectionTable,
       heapCensus: (this.heapCensusCells[index] = createHeapCensusShared()),
       handoff,
+      certificateGeneration: this.certificateGeneration,
       ...(this.tls ? { tlsSocketPath: this.tls.socketPaths[index]! } : {}),
     }));
   }
@@ -256,7 +259,13 @@ export class RelayServer {
    * again (TlsService.reloadCertificate); TLS connections already open keep their sessions.
    */
   reloadCertificate(cause: string): void {
+    if (this.config.dtls) {
+      // Each engine loads the DTLS certificate again at its next turn (within a second).
+      Atomics.add(this.certificateGeneration, 0, 1);
+      this.logger.info(`${cause}: DTLS certificate reload asked of the relay threads`);
+    }
     if (!this.tls?.started) {
+      if (this.config.dtls) return;
       this.logger.info(`${cause}: no TLS listener, no certificate to reload`);
       return;
     }

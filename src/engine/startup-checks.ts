@@ -57,6 +57,7 @@ export function probeListeners(config: RelayConfig, logger: Logger): ListenAddre
     try {
       closeSocket(openUdpSocket({ family, address, port: config.listeningPort }));
       if (config.tcp) closeSocket(openTcpListener({ family, address, port: config.listeningPort }));
+      if (config.dtls && config.dtls.port !== config.listeningPort) closeSocket(openUdpSocket({ family, address, port: config.dtls.port }));
 
       usable.push(listen);
     } catch (error) {

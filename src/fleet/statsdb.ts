@@ -181,7 +181,7 @@ export class StatsDb {
         const commands: Array<[string, string[]]> = [];
         if (!last || s.expiresAt > last.expiresAt) {
           const lifetime = Math.max(1, Math.round((s.expiresAt - now) / 1000));
-          const ssl = s.transport === "tls" ? "TLS" : "NONE";
+          const ssl = s.transport === "tls" ? "TLS" : s.transport === "dtls" ? "DTLS" : "NONE";
           const status = `${last ? "refreshed" : "new"} lifetime=${lifetime}, type=${s.transport.toUpperCase()}, remote=${s.client}, ssl=${ssl}, cipher=${ssl}`;
           const key = this.key(s.user, allocation, "status");
           commands.push(["SET", [key, status, "EX", String(lifetime + 60)]], ["PUBLISH", [key, status]]);

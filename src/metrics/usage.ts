@@ -13,7 +13,7 @@ export interface UsageRecord {
   user: string | null;
   realm: string;
   client: string;
-  transport: "udp" | "tcp" | "tls";
+  transport: "udp" | "tcp" | "tls" | "dtls";
   relays: string[];
   /** ISO 8601 (UTC). */
   start: string;

@@ -58,7 +58,7 @@ export class Allocation implements FiveTuple {
   /** Set by ServerState.add: the allocation's number for operators (sessions list, kill, usage record). */
   serial = 0;
   /** How the client reaches it, for operators; set by ServerState.add (a connection's kind is known while it is open). */
-  transport: "udp" | "tcp" | "tls" = "udp";
+  transport: "udp" | "tcp" | "tls" | "dtls" = "udp";
   /** Unix ms when it was made (the allocate handler's `now`). */
   startedAt: Millis = 0;
   /** Relayed application bytes and datagrams each way, for the sessions list and the usage record. */

@@ -14,7 +14,7 @@ export interface SessionInfo {
   user: string | null;
   realm: string;
   client: string;
-  transport: "udp" | "tcp" | "tls";
+  transport: "udp" | "tcp" | "tls" | "dtls";
   relays: string[];
   /** Hosts with a live permission (RFC 8656 §9), and the peers bound to channels (§12) as "0x4000=ADDR:PORT". */
   peers: string[];
@@ -40,7 +40,7 @@ function formatHostKey(key: EndpointKey): string {
 }
 
 /** Tells a TLS connection from a plain TCP one (the engine knows which listener accepted it). */
-export type StreamKind = (connection: ConnectionId) => "tcp" | "tls";
+export type StreamKind = (connection: ConnectionId) => "tcp" | "tls" | "dtls";
 
 export function describeSession(a: Allocation, realm: string, now: Millis): SessionInfo {
   const peers: string[] = [];

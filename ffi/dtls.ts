@@ -1,0 +1,210 @@
+/**
+ * DTLS 1.2 over OpenSSL with memory BIOs, for a UDP listener shared by many clients: the caller receives
+ * the datagrams (recvmmsg) and sends what OpenSSL produced, so one socket serves every client.
+ *
+ * - `DtlsListener`: one listening SSL, reused for every ClientHello that has not proven its address. It
+ *   runs DTLSv1_listen (RFC 6347 §4.2.1): a ClientHello without a valid cookie is answered with a
+ *   HelloVerifyRequest and leaves nothing behind; with a valid cookie, that SSL becomes the client's
+ *   `DtlsSession` (the ClientHello buffered inside it) and a fresh listening SSL takes its place. The
+ *   cookie itself is the caller's (`CookieJudge`), asked through two JSCallbacks.
+ * - `DtlsSession`: one client's association: feed it datagrams, take the records it writes.
+ * Results are numbers (see the DTLS_* codes), so the data path allocates nothing.
+ */
+import { JSCallback, ptr, toArrayBuffer, FFIType, type Pointer } from "bun:ffi";
+import { asPointer, libcrypto, libssl, openSslErrors, SSL_ERROR_WANT_READ, SSL_ERROR_ZERO_RETURN } from "./libssl.ts";
+import {
+  DTLS_COOKIE_MAX, DTLS_CTRL_GET_TIMEOUT, DTLS_CTRL_HANDLE_TIMEOUT, SSL_CTRL_SET_MTU, SSL_OP_NO_QUERY_MTU,
+  libcryptoDtls, libsslDtls,
+} from "./libssl-dtls.ts";
+import type { TlsContext } from "./tls-context.ts";
+
+/** OpenSSL needs another datagram before it can go on. */
+export const DTLS_WANT_READ = 0;
+/** The client sent close_notify. */
+export const DTLS_CLOSED = -1;
+/** The association failed (`failure` says why). */
+export const DTLS_FAILED = -2;
+
+/** The caller's stateless cookie: bound to the client of the datagram being listened to. */
+export interface CookieJudge {
+  /** Writes a cookie for the current client into `into` (up to 255 bytes); returns its length. */
+  generate(into: Uint8Array): number;
+  /** Whether `cookie` is one `generate` gave the current client and is still valid. */
+  verify(cookie: Uint8Array): boolean;
+}
+
+/** UDP payload OpenSSL fits its handshake records into (it cannot ask the kernel through a memory BIO). */
+export const DTLS_MTU = 1200;
+
+function memoryBio(): number {
+  return libcrypto.BIO_new(libcrypto.BIO_s_mem()) as unknown as number;
+}
+
+export class DtlsSession {
+  /** Why the last DTLS_FAILED happened. */
+  failure = "";
+  private readonly timeval = new BigInt64Array(2);
+
+  constructor(readonly ssl: number, private readonly inBio: number, private readonly outBio: number) {}
+
+  /** Hands one datagram (at a raw address) to OpenSSL. */
+  feed(address: number, length: number): void {
+    libcrypto.BIO_write(asPointer(this.inBio), asPointer(address), length);
+  }
+
+  /** 1 once the handshake is complete, DTLS_WANT_READ, or DTLS_FAILED. */
+  handshake(): number {
+    const r = libssl.SSL_do_handshake(asPointer(this.ssl));
+    return r === 1 ? 1 : this.outcome(r);
+  }
+
+  get established(): boolean {
+    return libsslDtls.SSL_is_init_finished(asPointer(this.ssl)) === 1;
+  }
+
+  /** Decrypts one record's payload to `address` (room for `capacity`): bytes, DTLS_WANT_READ, DTLS_CLOSED or DTLS_FAILED. */
+  read(address: number, capacity: number): number {
+    const r = libssl.SSL_read(asPointer(this.ssl), asPointer(address), capacity);
+    return r > 0 ? r : this.outcome(r);
+  }
+
+  /** Encrypts buffer[offset, offset + length) as one record: bytes taken or DTLS_FAILED. */
+  write(buffer: Uint8Array, offset: number, length: number): number {
+    const r = libssl.SSL_write(asPointer(this.ssl), ptr(buffer, offset), length);
+    return r > 0 ? r : this.outcome(r);
+  }
+
+  /** Records waiting to be sent. */
+  outputPending(): number {
+    return Number(libcrypto.BIO_ctrl_pending(asPointer(this.outBio)));
+  }
+
+  /** Moves up to `capacity` bytes of records to buffer[offset..]; returns how many. */
+  takeOutput(buffer: Uint8Array, offset: number, capacity: number): number {
+    const n = libcrypto.BIO_read(asPointer(this.outBio), ptr(buffer, offset), capacity);
+    return n > 0 ? n : 0;
+  }
+
+  /** Milliseconds until a flight must be sent again (DTLS_get_timeout), or -1 when no timer runs. */
+  retransmitIn(): number {
+    const running = Number(libsslDtls.SSL_ctrl(asPointer(this.ssl), DTLS_CTRL_GET_TIMEOUT, 0, ptr(this.timeval)));
+    if (running <= 0) return -1;
+    return Number(this.timeval[0]!) * 1000 + Math.ceil(Number(this.timeval[1]!) / 1000);
+  }
+
+  /** DTLSv1_handle_timeout: the last flight goes out again (into the output) when its timer expired. */
+  handleTimeout(): void {
+    if (Number(libsslDtls.SSL_ctrl(asPointer(this.ssl), DTLS_CTRL_HANDLE_TIMEOUT, 0, null)) < 0) openSslErrors();
+  }
+
+  /** Queues close_notify in the output. */
+  shutdown(): void {
+    if (libssl.SSL_shutdown(asPointer(this.ssl)) < 0) openSslErrors();
+  }
+
+  /** Frees the association and its BIOs. */
+  free(): void {
+    libssl.SSL_free(asPointer(this.ssl));
+  }
+
+  private outcome(r: number): number {
+    const error = libssl.SSL_get_error(asPointer(this.ssl), r);
+    if (error === SSL_ERROR_WANT_READ) return DTLS_WANT_READ;
+    if (error === SSL_ERROR_ZERO_RETURN) return DTLS_CLOSED;
+    this.failure = openSslErrors() || `SSL error ${error}`;
+    return DTLS_FAILED;
+  }
+}
+
+export class DtlsListener {
+  private context: TlsContext;
+  private ssl = 0;
+  private inBio = 0;
+  private outBio = 0;
+  private readonly peer: number;
+  private readonly generateCallback: JSCallback;
+  private readonly verifyCallback: JSCallback;
+
+  constructor(context: TlsContext, judge: CookieJudge) {
+    this.generateCallback = new JSCallback(
+      (_ssl: Pointer, cookie: Pointer, lengthCell: Pointer) => {
+        const n = judge.generate(new Uint8Array(toArrayBuffer(cookie, 0, DTLS_COOKIE_MAX)));
+        new Uint32Array(toArrayBuffer(lengthCell, 0, 4))[0] = n;
+        return 1;
+      },
+      { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+    );
+    this.verifyCallback = new JSCallback(
+      (_ssl: Pointer, cookie: Pointer, length: number) =>
+        length > 0 && length <= DTLS_COOKIE_MAX && judge.verify(new Uint8Array(toArrayBuffer(cookie, 0, length))) ? 1 : 0,
+      { args: [FFIType.ptr, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+    );
+    this.peer = libcryptoDtls.BIO_ADDR_new() as unknown as number;
+    this.context = context;
+    this.useContext(context);
+  }
+
+  /** New associations use `context` (a reloaded certificate); open ones keep theirs. */
+  useContext(context: TlsContext): void {
+    this.context = context;
+    const h = asPointer(context.handle);
+    context.setOptions(SSL_OP_NO_QUERY_MTU);
+    libsslDtls.SSL_CTX_set_cookie_generate_cb(h, this.generateCallback.ptr);
+    libsslDtls.SSL_CTX_set_cookie_verify_cb(h, this.verifyCallback.ptr);
+    if (this.ssl !== 0) this.dropListeningSsl();
+  }
+
+  /**
+   * Runs the cookie exchange on one datagram (at a raw address). Returns the client's new session when
+   * it carried a ClientHello with a valid cookie (the hello is inside, `handshake()` answers it);
+   * otherwise null, with a HelloVerifyRequest in the output when it was a ClientHello without one.
+   */
+  listen(address: number, length: number): DtlsSession | null {
+    if (this.ssl !== 0 && this.dirty()) this.dropListeningSsl();
+    if (this.ssl === 0) this.openListeningSsl();
+    libcrypto.BIO_write(asPointer(this.inBio), asPointer(address), length);
+    const r = libsslDtls.DTLSv1_listen(asPointer(this.ssl), asPointer(this.peer));
+    if (r <= 0) {
+      if (r < 0) openSslErrors(); // not a ClientHello, or a malformed one: nothing to answer
+      return null;
+    }
+    const session = new DtlsSession(this.ssl, this.inBio, this.outBio);
+    libsslDtls.SSL_ctrl(asPointer(this.ssl), SSL_CTRL_SET_MTU, DTLS_MTU, null);
+    this.ssl = 0; // the next ClientHello gets a fresh listening SSL
+    return session;
+  }
+
+  /** Moves the HelloVerifyRequest (if any) to buffer[offset..]; returns its length. */
+  takeOutput(buffer: Uint8Array, offset: number, capacity: number): number {
+    if (this.ssl === 0) return 0;
+    const n = libcrypto.BIO_read(asPointer(this.outBio), ptr(buffer, offset), capacity);
+    return n > 0 ? n : 0;
+  }
+
+  close(): void {
+    if (this.ssl !== 0) this.dropListeningSsl();
+    libcryptoDtls.BIO_ADDR_free(asPointer(this.peer));
+    this.generateCallback.close();
+    this.verifyCallback.close();
+  }
+
+  private openListeningSsl(): void {
+    const ssl = libssl.SSL_new(asPointer(this.context.handle)) as unknown as number;
+    if (!ssl) throw new Error(`SSL_new: ${openSslErrors()}`);
+    this.inBio = memoryBio();
+    this.outBio = memoryBio();
+    libssl.SSL_set_bio(asPointer(ssl), asPointer(this.inBio), asPointer(this.outBio)); // owned by ssl from now on
+    libssl.SSL_set_accept_state(asPointer(ssl));
+    this.ssl = ssl;
+  }
+
+  /** Bytes left from the last datagram (one DTLSv1_listen did not read whole, an answer not taken): they must not reach the next client. */
+  private dirty(): boolean {
+    return Number(libcrypto.BIO_ctrl_pending(asPointer(this.inBio))) > 0 || Number(libcrypto.BIO_ctrl_pending(asPointer(this.outBio))) > 0;
+  }
+
+  private dropListeningSsl(): void {
+    libssl.SSL_free(asPointer(this.ssl));
+    this.ssl = 0;
+  }
+}
