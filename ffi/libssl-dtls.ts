@@ -17,6 +17,8 @@ const { i32, i64, u64_fast, ptr } = FFIType;
 
 export const libsslDtls = dlopen("libssl.so.3", {
   DTLSv1_listen: { args: [ptr, ptr], returns: i32 },
+  /** For tests and probes: Bun has no DTLS client. */
+  DTLS_client_method: { args: [], returns: ptr },
   SSL_CTX_set_cookie_generate_cb: { args: [ptr, ptr], returns: FFIType.void },
   SSL_CTX_set_cookie_verify_cb: { args: [ptr, ptr], returns: FFIType.void },
   SSL_ctrl: { args: [ptr, i32, i64, ptr], returns: i64 },
