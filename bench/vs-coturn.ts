@@ -10,6 +10,20 @@ import { coturnVersion, startServer } from "./lib/servers.ts";
 import { emit } from "./lib/stats.ts";
 import { UCLIENT_LOAD_SPEC, loadOptionsFor, runUclientLoad, type LoadResult } from "./lib/uclient-load.ts";
 import { summarize } from "./ab.ts";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/** A one-day P-256 certificate for both servers (in the system's temporary directory). */
+function selfSignedPair(): { cert: string; key: string } {
+  const dir = mkdtempSync(join(tmpdir(), "bunturn-bench-dtls-"));
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  const gen = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+    "-subj", "/CN=localhost", "-keyout", key, "-out", cert], { stdout: "ignore", stderr: "pipe" });
+  if (gen.exitCode !== 0) throw new Error(`openssl: ${gen.stderr.toString()}`);
+  return { cert, key };
+}
 
 export const spec = {
   runs: { default: 3, help: "runs per server (alternated)" },
@@ -18,6 +32,7 @@ export const spec = {
   threads: { default: 2, help: "--relay-threads for both" },
   "bunturn-recvmmsg": { default: false, help: "run bunturn with --udp-recvmmsg (coturn 4.6.1 cannot)" },
   "coturn-bin": { default: "turnserver", help: "the coturn turnserver to run (e.g. one built from source)" },
+  dtls: { default: false, help: "TURN over DTLS (uclient -S over UDP), both servers with the same self-signed certificate" },
   ...UCLIENT_LOAD_SPEC,
 } satisfies ArgSpec;
 
@@ -26,25 +41,26 @@ export const usage = `bun run bench vs-coturn [options]\n${describeArgs(spec)}`;
 export async function main(argv: string[]): Promise<void> {
   const a = parseArgs(argv, spec);
   const version = coturnVersion(a["coturn-bin"]);
+  const dtls = a.dtls ? selfSignedPair() : undefined;
   for (const clients of numberList(a.clients)) {
     for (const size of numberList(a.sizes)) {
       const results: Record<"coturn" | "bunturn", LoadResult[]> = { coturn: [], bunturn: [] };
-      const load = loadOptionsFor(a, clients, size);
+      const load = { ...loadOptionsFor(a, clients, size), secure: a.dtls };
       const messages = load.messages;
       for (let run = 0; run < a.runs; run++) {
         for (const kind of ["coturn", "bunturn"] as const) {
           const recvmmsg = kind === "bunturn" && a["bunturn-recvmmsg"];
-          const server = await startServer({ kind, threads: a.threads, recvmmsg, coturnBin: a["coturn-bin"] });
+          const server = await startServer({ kind, threads: a.threads, recvmmsg, coturnBin: a["coturn-bin"], ...(dtls ? { dtls } : {}) });
           try {
             const r = await runUclientLoad(server, load);
             results[kind].push(r);
-            emit({ bench: "vs-coturn", variant: kind, run, clients, size, messages, threads: a.threads, warmupS: a["warmup-s"], recvmmsg, ...(kind === "coturn" ? { version } : {}), ...r });
+            emit({ bench: "vs-coturn", variant: kind, run, clients, size, messages, threads: a.threads, dtls: a.dtls, warmupS: a["warmup-s"], recvmmsg, ...(kind === "coturn" ? { version } : {}), ...r });
           } finally {
             await server.stop();
           }
         }
       }
-      emit(summarize("vs-coturn", { clients, size, runs: a.runs, threads: a.threads, bunturnRecvmmsg: a["bunturn-recvmmsg"] }, results.coturn, results.bunturn, "bunturn/coturn"));
+      emit(summarize("vs-coturn", { clients, size, runs: a.runs, threads: a.threads, dtls: a.dtls, bunturnRecvmmsg: a["bunturn-recvmmsg"] }, results.coturn, results.bunturn, "bunturn/coturn"));
     }
   }
 }

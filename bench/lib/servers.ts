@@ -29,6 +29,8 @@ export interface ServerOptions {
   coturnBin?: string;
   /** bunturn: the checkout to run (default: this one), e.g. a git worktree of another commit for an A/B of builds. */
   root?: string;
+  /** TURN over DTLS on the listening port with this certificate (bunturn and coturn 4.17: --dtls; coturn 4.6: on with a certificate). */
+  dtls?: { cert: string; key: string };
 }
 
 export interface Server extends Spawned {
@@ -42,6 +44,13 @@ export interface Server extends Spawned {
 export function coturnVersion(bin = "turnserver"): string {
   const r = Bun.spawnSync([bin, "--version"], { stdout: "pipe", stderr: "pipe" });
   return (r.stdout.toString() + r.stderr.toString()).trim().split("\n")[0] ?? "?";
+}
+
+/** coturn 4.6 serves DTLS whenever it has a certificate (--no-dtls stops it); 4.17 only with --dtls. */
+function coturnDtls(o: ServerOptions): string[] {
+  if (!o.dtls) return ["--no-dtls"];
+  const old = /^4\.[0-6]\./.test(coturnVersion(o.coturnBin));
+  return [...(old ? [] : ["--dtls"]), "--cert", o.dtls.cert, "--pkey", o.dtls.key, "--tls-listening-port", String(freePort())];
 }
 
 /** Each kind's relay range when the bench names none: its own, out of the ephemeral range (test/ports.ts). */
@@ -63,6 +72,7 @@ export async function startServer(o: ServerOptions): Promise<Server> {
       "--relay-threads", String(o.threads),
       ...(o.recvmmsg ? ["--udp-recvmmsg"] : []),
       ...(o.sendmmsg === false ? ["--no-udp-sendmmsg"] : []),
+      ...(o.dtls ? ["--dtls", "--cert", o.dtls.cert, "--pkey", o.dtls.key, "--no-tls", "--tls-listening-port", String(freePort())] : []),
       ...(o.extra ?? []),
     ];
   } else {
@@ -70,7 +80,7 @@ export async function startServer(o: ServerOptions): Promise<Server> {
     const dir = mkdtempSync(join(tmpdir(), "bunturn-bench-coturn-"));
     cleanup = () => rmSync(dir, { recursive: true, force: true });
     command = [
-      o.coturnBin ?? "turnserver", "-n", "--no-cli", "--log-file=stdout", "--simple-log", "--no-tls", "--no-dtls",
+      o.coturnBin ?? "turnserver", "-n", "--no-cli", "--log-file=stdout", "--simple-log", "--no-tls", ...coturnDtls(o),
       "--userdb", join(dir, "turndb"), "--pidfile", join(dir, "turnserver.pid"),
       "-L", "127.0.0.1", "-p", String(port), "--relay-ip", "127.0.0.1",
       "--min-port", String(minPort), "--max-port", String(maxPort), "--realm", REALM,
