@@ -32,6 +32,7 @@ export const spec = {
   threads: { default: 2, help: "--relay-threads for both" },
   "bunturn-recvmmsg": { default: false, help: "run bunturn with --udp-recvmmsg (coturn 4.6.1 cannot)" },
   "coturn-bin": { default: "turnserver", help: "the coturn turnserver to run (e.g. one built from source)" },
+  indications: { default: false, help: "uclient -s: Send and Data indications instead of channels (coturn 4.17.1 answers Debian's uclient -S ChannelBind with 400 over DTLS)" },
   dtls: { default: false, help: "TURN over DTLS (uclient -S over UDP), both servers with the same self-signed certificate" },
   ...UCLIENT_LOAD_SPEC,
 } satisfies ArgSpec;
@@ -45,7 +46,7 @@ export async function main(argv: string[]): Promise<void> {
   for (const clients of numberList(a.clients)) {
     for (const size of numberList(a.sizes)) {
       const results: Record<"coturn" | "bunturn", LoadResult[]> = { coturn: [], bunturn: [] };
-      const load = { ...loadOptionsFor(a, clients, size), secure: a.dtls };
+      const load = { ...loadOptionsFor(a, clients, size), secure: a.dtls, indications: a.indications };
       const messages = load.messages;
       for (let run = 0; run < a.runs; run++) {
         for (const kind of ["coturn", "bunturn"] as const) {
@@ -54,13 +55,13 @@ export async function main(argv: string[]): Promise<void> {
           try {
             const r = await runUclientLoad(server, load);
             results[kind].push(r);
-            emit({ bench: "vs-coturn", variant: kind, run, clients, size, messages, threads: a.threads, dtls: a.dtls, warmupS: a["warmup-s"], recvmmsg, ...(kind === "coturn" ? { version } : {}), ...r });
+            emit({ bench: "vs-coturn", variant: kind, run, clients, size, messages, threads: a.threads, dtls: a.dtls, indications: a.indications, warmupS: a["warmup-s"], recvmmsg, ...(kind === "coturn" ? { version } : {}), ...r });
           } finally {
             await server.stop();
           }
         }
       }
-      emit(summarize("vs-coturn", { clients, size, runs: a.runs, threads: a.threads, dtls: a.dtls, bunturnRecvmmsg: a["bunturn-recvmmsg"] }, results.coturn, results.bunturn, "bunturn/coturn"));
+      emit(summarize("vs-coturn", { clients, size, runs: a.runs, threads: a.threads, dtls: a.dtls, indications: a.indications, bunturnRecvmmsg: a["bunturn-recvmmsg"] }, results.coturn, results.bunturn, "bunturn/coturn"));
     }
   }
 }

@@ -51,6 +51,8 @@ export interface LoadOptions {
   warmupSeconds?: number;
   /** uclient -S: TLS/DTLS to the server (DTLS over UDP). */
   secure?: boolean;
+  /** uclient -s: Send and Data indications instead of channels. */
+  indications?: boolean;
 }
 
 export interface PeerStats {
@@ -242,7 +244,7 @@ function spawnUclients(server: Server, peerPort: number, o: LoadOptions, clients
 
 function uclientCommand(server: Server, peerPort: number, o: LoadOptions, clients: number): string[] {
   return [
-    "turnutils_uclient", "-c", ...(o.secure ? ["-S"] : []), "-u", USER, "-w", PASSWORD, "-e", "127.0.0.1", "-r", String(peerPort),
+    "turnutils_uclient", "-c", ...(o.secure ? ["-S"] : []), ...(o.indications ? ["-s"] : []), "-u", USER, "-w", PASSWORD, "-e", "127.0.0.1", "-r", String(peerPort),
     "-p", String(server.port), "-n", String(o.messages), "-l", String(o.size), "-m", String(clients),
     "-z", String(o.intervalMs), "127.0.0.1",
   ];
