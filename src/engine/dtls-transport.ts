@@ -57,6 +57,8 @@ class Association {
     readonly session: DtlsSession,
     readonly startedAt: number,
     public lastSeen: number,
+    /** ClientHello.random of the hello that created it: a late copy of that hello is no restart. */
+    readonly random: string,
   ) {}
 }
 
@@ -106,7 +108,7 @@ export class DtlsTransport {
     let table = this.byListener[listener.id];
     if (table === undefined) this.byListener[listener.id] = table = new Map();
     const a = table.get(client.key);
-    if (a === undefined || (a.established && isInitialClientHello(arena, offset, length))) {
+    if (a === undefined || (a.established && isNewClientHello(a, arena, offset, length))) {
       this.listen(listener, table, client, arena, address, offset, length, now, a);
       return;
     }
@@ -122,10 +124,6 @@ export class DtlsTransport {
     arena: Uint8Array, address: number, offset: number, length: number, now: number, previous: Association | undefined,
   ): void {
     if (arena[offset] !== CONTENT_HANDSHAKE) return; // nothing to say to a stranger's other records
-    if (previous === undefined && this.byId.size >= this.limits.maxSessions) {
-      this.counters[SLOT.dtlsRefused]!++;
-      return;
-    }
     // The cookie callbacks judge this client: inside DTLSv1_listen, and once more when OpenSSL processes
     // the buffered ClientHello in the first handshake step.
     this.cookies.client = client;
@@ -139,8 +137,15 @@ export class DtlsTransport {
       }
       return;
     }
+    if (previous === undefined && this.byId.size >= this.limits.maxSessions) {
+      // Charged only now that the address is proven: a spoofed flood cannot fill the table or this count.
+      this.cookies.client = null;
+      session.free();
+      this.counters[SLOT.dtlsRefused]!++;
+      return;
+    }
     if (previous !== undefined) this.close(previous, false); // the client started over from the same port
-    const a = new Association(this.mint(), listener, client, session, now, now);
+    const a = new Association(this.mint(), listener, client, session, now, now, helloRandom(arena, offset, length));
     table.set(client.key, a);
     this.byId.set(a.id, a);
     this.handshaking.add(a);
@@ -277,10 +282,21 @@ export class DtlsTransport {
   }
 }
 
-/** A ClientHello in epoch 0: a client (re)starting a handshake. */
-function isInitialClientHello(arena: Uint8Array, offset: number, length: number): boolean {
-  return length > DTLS_RECORD_HEADER && arena[offset] === CONTENT_HANDSHAKE && arena[offset + 3] === 0 && arena[offset + 4] === 0 &&
-    arena[offset + DTLS_RECORD_HEADER] === CLIENT_HELLO;
+/** Where ClientHello.random starts: record header, handshake header (12), client_version (2). */
+const RANDOM_AT = DTLS_RECORD_HEADER + 12 + 2;
+const RANDOM_BYTES = 32;
+
+/** A ClientHello in epoch 0 with another random than the one `a` began with: its client started over. */
+function isNewClientHello(a: Association, arena: Uint8Array, offset: number, length: number): boolean {
+  return length >= RANDOM_AT + RANDOM_BYTES && arena[offset] === CONTENT_HANDSHAKE && arena[offset + 3] === 0 && arena[offset + 4] === 0 &&
+    arena[offset + DTLS_RECORD_HEADER] === CLIENT_HELLO && helloRandom(arena, offset, length) !== a.random;
+}
+
+function helloRandom(arena: Uint8Array, offset: number, length: number): string {
+  if (length < RANDOM_AT + RANDOM_BYTES) return "";
+  let text = "";
+  for (let k = offset + RANDOM_AT; k < offset + RANDOM_AT + RANDOM_BYTES; k++) text += String.fromCharCode(arena[k]!);
+  return text;
 }
 
 const recordCount = { count: 0, allApplicationData: true };

@@ -47,7 +47,9 @@ function setup(limits: Partial<DtlsLimits> = {}) {
   const arena = new Uint8Array(65536);
   const address = ptr(arena) as unknown as number;
   /** One datagram from `from`, as the engine hands it over (at offset 8 of its receive slot). */
+  const delivered: Uint8Array[] = [];
   const deliver = (from: Endpoint, bytes: Uint8Array, now = Date.now()) => {
+    delivered.push(bytes.slice());
     arena.set(bytes, 8);
     transport.handleDatagram(listener, from, arena, address, 8, bytes.length, now);
   };
@@ -62,7 +64,7 @@ function setup(limits: Partial<DtlsLimits> = {}) {
     }
     return client.handshake();
   };
-  return { transport, counters, sent, received, closed, deliver, converse };
+  return { transport, counters, sent, received, closed, delivered, deliver, converse };
 }
 
 test("a ClientHello without a cookie gets a HelloVerifyRequest and leaves no association", () => {
@@ -130,7 +132,7 @@ test("past --dtls-max-sessions a proven client is refused and counted", () => {
   expect(converse(first, clientAt(10))).toBe(true);
   expect(converse(second, clientAt(11))).toBe(false);
   expect(transport.size).toBe(1);
-  expect(counters[SLOT.dtlsRefused]).toBeGreaterThan(0);
+  expect(counters[SLOT.dtlsRefused]).toBe(1); // charged once the cookie proved the address, not per ClientHello
   first.free();
   second.free();
   transport.closeAll();
@@ -195,5 +197,22 @@ test("a client that starts over from the same address and port gets a new associ
   expect(received[0]!.id).not.toBe(closed[0]);
   first.free();
   second.free();
+  transport.closeAll();
+});
+
+test("a late copy of the ClientHello that began an association does not restart it", () => {
+  const { transport, closed, received, delivered, deliver, converse } = setup();
+  const dave = clientAt(50);
+  const client = new DtlsTestClient();
+  expect(converse(client, dave)).toBe(true);
+  const helloWithCookie = delivered[1]!; // the first was the ClientHello without one
+  expect(helloWithCookie[13]).toBe(1);
+  deliver(dave, helloWithCookie);
+  expect(transport.size).toBe(1);
+  expect(closed).toEqual([]);
+  client.write(new TextEncoder().encode("still here"));
+  deliver(dave, client.takeOutput()!);
+  expect(received.map((r) => r.text)).toEqual(["still here"]);
+  client.free();
   transport.closeAll();
 });
