@@ -45,9 +45,10 @@ export class WarmupTraffic {
   private readonly send = new SendBatch(64, 2048);
   private readonly sockets: UdpSocketState[] = [];
   private readonly clients: Client[] = [];
-  private readonly channelPeer: UdpSocketState;
+  /** Two channel peers: one sends its echoes as UDP_SEGMENT trains (GRO buffers at the relay), one datagram by datagram. */
+  private readonly channelPeers: UdpSocketState[];
   private readonly indicationPeer: UdpSocketState;
-  private readonly channelPeerAt: Endpoint;
+  private readonly channelPeersAt: Endpoint[];
   private readonly indicationPeerAt: Endpoint;
   private readonly server: Endpoint;
   private readonly payloads = { small: new Uint8Array(100), rtp: new Uint8Array(1200), last: new Uint8Array(250), audio: new Uint8Array(160) };
@@ -58,9 +59,9 @@ export class WarmupTraffic {
 
   constructor(serverPort: number, private readonly turn: () => void) {
     this.server = endpointFromBytes(LOOPBACK, serverPort);
-    this.channelPeer = this.track(openLoopback(this.caps, true));
+    this.channelPeers = [true, false].map((gso) => this.track(openLoopback(this.caps, gso)));
     this.indicationPeer = this.track(openLoopback(this.caps, true));
-    this.channelPeerAt = endpointFromBytes(LOOPBACK, boundPort(this.channelPeer.fd));
+    this.channelPeersAt = this.channelPeers.map((peer) => endpointFromBytes(LOOPBACK, boundPort(peer.fd)));
     this.indicationPeerAt = endpointFromBytes(LOOPBACK, boundPort(this.indicationPeer.fd));
     const p = this.payloads;
     this.channelData = { small: encodeChannelData(CHANNEL, p.small), rtp: encodeChannelData(CHANNEL, p.rtp), last: encodeChannelData(CHANNEL, p.last), audio: encodeChannelData(CHANNEL, p.audio) };
@@ -71,10 +72,15 @@ export class WarmupTraffic {
     return udp;
   }
 
-  /** Opens `count` clients and takes each through Allocate (401 then signed), CreatePermission and ChannelBind. */
+  /**
+   * Opens `count` clients and takes each through Allocate (401 then signed), CreatePermission and
+   * ChannelBind. Every other client sends its bursts and frames as UDP_SEGMENT trains (which loopback
+   * delivers to the relay's UDP_GRO listener as one buffer, as a NIC's GRO would); the others datagram
+   * by datagram, as from a NIC without GRO. Likewise for the channel peers, client k's being peer k mod 2.
+   */
   setUp(count: number, username: string, password: string): void {
     for (let k = 0; k < count; k++) {
-      const udp = this.track(openLoopback(this.caps, true));
+      const udp = this.track(openLoopback(this.caps, k % 2 === 0));
       const challenge = this.request(udp, StunMethod.Allocate, (w) => writeRequestedTransport(w, 17));
       if (challenge.cls !== StunClass.ErrorResponse) throw new Error("warm-up: the first Allocate was not challenged");
       const realm = readText(challenge.realm!, 0, challenge.realm!.length, Attr.Realm)!;
@@ -87,7 +93,7 @@ export class WarmupTraffic {
       this.expectSuccess(client, StunMethod.CreatePermission, (w) => writeXorAddress(w, Attr.XorPeerAddress, this.indicationPeerAt));
       this.expectSuccess(client, StunMethod.ChannelBind, (w) => {
         writeChannelNumber(w, CHANNEL);
-        writeXorAddress(w, Attr.XorPeerAddress, this.channelPeerAt);
+        writeXorAddress(w, Attr.XorPeerAddress, this.channelPeersAt[k % 2]!);
       });
       this.clients.push(client);
     }
@@ -117,7 +123,7 @@ export class WarmupTraffic {
     }
     this.flush();
     this.turn();
-    this.echo(this.channelPeer);
+    for (const peer of this.channelPeers) this.echo(peer);
     this.echo(this.indicationPeer);
     this.turn();
     for (const c of this.clients) this.returned += this.drain(c.udp);
