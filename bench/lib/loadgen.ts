@@ -18,7 +18,8 @@
  * `seconds` being the time that target was loaded, sleeps and preemptions the server's voluntary and
  * involuntary context switches over the data phase, `sent` and `received` datagrams. With `marksS`
  * (seconds into the data phase) each target also gets `marks`: [{atS, received, sent, cpu}], `cpu` being
- * the server's CPU seconds per thread name since before the allocations (bench/coldstart.ts); the first
+ * the server's CPU seconds per thread name since before the allocations, summed per thread id between
+ * marks (bench/coldstart.ts); the first
  * mark (atS 0) is taken when the allocations and channel bindings are done.
  *
  *   bun bench/lib/loadgen.ts '<json LoadgenConfig>'
@@ -50,8 +51,9 @@ interface Mark {
 }
 
 const cfg = JSON.parse(process.argv[2] ?? "{}") as LoadgenConfig;
-/** Each server's threads before the first request: the marks count from here. */
-const beforeSetup = cfg.targets.map((t) => threadCpu(t.pid));
+/** Each server's threads at the last mark (first: before the first request), and CPU per thread name since then. */
+const lastSeen = cfg.targets.map((t) => threadCpu(t.pid));
+const cumulative = cfg.targets.map(() => new Map<string, number>());
 
 interface Target {
   tc: TurnClients;
@@ -149,10 +151,17 @@ function answer(t: Target, c: TurnClientSocket, n: number): void {
   for (let u = 0; u < units; u++) sendMessages(t, c, shape.unit);
 }
 
+/**
+ * Adds what each live thread used since the last mark, by thread id, to its name's total: a thread
+ * that ended since takes only its last interval with it (summing whole-process readings instead would
+ * subtract all of its time, and could even go backwards).
+ */
 function mark(atS: number): void {
   targets.forEach((t, k) => {
-    const cpu = Object.fromEntries(threadCpuDelta(beforeSetup[k]!, threadCpu(t.pid)));
-    t.marks.push({ atS, received: t.received, sent: t.sent, cpu });
+    const now = threadCpu(t.pid);
+    for (const [name, used] of threadCpuDelta(lastSeen[k]!, now)) cumulative[k]!.set(name, (cumulative[k]!.get(name) ?? 0) + used);
+    lastSeen[k] = now;
+    t.marks.push({ atS, received: t.received, sent: t.sent, cpu: Object.fromEntries(cumulative[k]!) });
   });
 }
 const marksS = [...(cfg.marksS ?? [])].sort((a, b) => a - b);
