@@ -54,11 +54,12 @@ function ephemeralPorts(): { minPort: number; maxPort: number } {
 
 /**
  * The throwaway engine's configuration: the operator's data-path settings (batching, GSO/GRO, buffer
- * sizes, lifetimes, stream limits), everything else its own. Built field by field, not spread from the
- * real one, so that an option added later (another listener, a database) stays out until it is chosen here.
+ * sizes, lifetimes, stream limits), everything else its own. Chosen field by field: every other field of
+ * the real one (an option added later: another listener, a database) is left undefined, keeping its place,
+ * so that the object has the real one's shape (JSC compiles property reads for the shapes it has seen).
  */
 export function warmupConfig(real: RelayConfig, password: string): RelayConfig {
-  return {
+  const chosen: RelayConfig = {
     listeningIps: ["127.0.0.1"],
     listeningPort: 0,
     ...ephemeralPorts(),
@@ -105,6 +106,15 @@ export function warmupConfig(real: RelayConfig, password: string): RelayConfig {
     drainMinAllocations: 0,
     fleet: { capacity: 0, addresses: [], port: 0 },
   };
+  return sameShape(real, chosen);
+}
+
+/** `chosen`'s values in `real`'s key order; keys of `real` that `chosen` lacks are there, undefined. */
+function sameShape<T extends object>(real: T, chosen: T): T {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(real)) out[key] = (chosen as Record<string, unknown>)[key];
+  for (const [key, value] of Object.entries(chosen)) if (!(key in out)) out[key] = value;
+  return out as T;
 }
 
 /**
@@ -115,16 +125,17 @@ export function warmUp(real: EngineInit, budgetMs: number): WarmupReport {
   const started = performance.now();
   const password = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("hex");
   const config = warmupConfig(real.config, password);
-  const init: EngineInit = {
+  // Shared memory as the real engine has it (typed arrays over SharedArrayBuffers), but its own.
+  const init = sameShape<EngineInit>(real, {
     index: real.index,
     config,
     pool: PortPool.createShared(config.minPort, config.maxPort),
     capabilityCells: UdpCapabilities.sharedCells({ recvmmsg: config.udpRecvmmsg, sendmmsg: config.udpSendmmsg }),
-    counters: new Float64Array(BLOCK_SLOTS),
-    control: new Int32Array(CONTROL_CELLS),
+    counters: new Float64Array(new SharedArrayBuffer(BLOCK_SLOTS * 8)),
+    control: new Int32Array(new SharedArrayBuffer(CONTROL_CELLS * 4)),
     nonceSecret: crypto.getRandomValues(new Uint8Array(32)),
     quota: createQuotaShared(),
-  };
+  });
   const quiet = () => {};
   let engine: Engine | undefined;
   let traffic: WarmupTraffic | undefined;

@@ -16,7 +16,7 @@ import type { EngineInit } from "../../src/engine/engine-init.ts";
 import { PortPool } from "../../src/engine/port-pool.ts";
 import { createQuotaShared, localAllocations } from "../../src/engine/quota.ts";
 import { RelayServer } from "../../src/engine/relay-server.ts";
-import { warmUp } from "../../src/engine/warmup.ts";
+import { warmUp, warmupConfig } from "../../src/engine/warmup.ts";
 import { EchoPeer, TurnClient, relayedEcho } from "../fuzz/turn-client.ts";
 import { freePort, relayRange } from "../ports.ts";
 
@@ -54,6 +54,21 @@ function expectUntouched(init: EngineInit): void {
   expect(localAllocations(init.quota)).toBe(0);
   expect([...init.capabilityCells]).toEqual([1, 1]);
 }
+
+describe("warmupConfig", () => {
+  test("keeps the data-path settings; its own listener, relay address, user, peer policy and limits; every other field undefined", () => {
+    const real = { ...configFor(["--no-udp-gso", "--user-quota", "1", "--max-bps", "1000", "--denied-peer-ip", "127.0.0.1"]), controlSocket: "/x", usageLog: "/y", pidfile: "/z", someFutureListener: { port: 1 } };
+    const warm = warmupConfig(real, "secret") as RelayConfig & Record<string, unknown>;
+    expect(Object.keys(warm).slice(0, Object.keys(real).length)).toEqual(Object.keys(real));
+    expect([warm.udpGso, warm.udpGro, warm.sockBufSize, warm.realm]).toEqual([false, real.udpGro, real.sockBufSize, real.realm]);
+    expect([warm.listeningIps, warm.listeningPort, warm.relayIps, warm.tcp]).toEqual([["127.0.0.1"], 0, ["127.0.0.1"], false]);
+    expect(warm.auth).toEqual({ kind: "long-term", users: [["warmup", "secret"]] });
+    expect(warm.peerPolicy).toEqual({ allowLoopback: true });
+    expect([warm.userQuota, warm.maxBps, warm.warmupMs]).toEqual([0, 0, 0]);
+    expect([warm.controlSocket, warm.usageLog, warm.pidfile, warm.someFutureListener]).toEqual([undefined, undefined, undefined, undefined]);
+    expect(warm.minPort === real.minPort && warm.maxPort === real.maxPort).toBe(false);
+  });
+});
 
 describe("warmUp (in this thread)", () => {
   test("relays traffic through its own engine, then leaves the real counters, pool, quota and descriptors as they were", () => {
