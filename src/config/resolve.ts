@@ -21,7 +21,7 @@ import { resolveDtls } from "./resolve-dtls.ts";
 import { resolveFleet } from "./resolve-fleet.ts";
 import { resolveRfc5780 } from "./resolve-rfc5780.ts";
 
-/** Start-up warm-up per engine (src/engine/warmup.ts, engines in parallel): iteration 15 of docs/PerformanceIterationLog.md. */
+/** Start-up warm-up per engine (src/engine/warmup.ts, engines in parallel): iteration 16 of docs/PerformanceIterationLog.md. */
 const WARMUP_MS = 400;
 
 export type { AuthConfig, ExternalIp, ListenAddress, LogConfig, RelayAddress, RelayConfig, TlsConfig };

@@ -4,7 +4,7 @@
  * has compiled the relay path to its upper tiers before the first real client arrives (compiled code
  * belongs to the functions, which every Engine in the Worker shares). Without it, the first seconds of
  * real traffic cost about twice the steady state per datagram (docs/PerformanceIterationLog.md,
- * iteration 15).
+ * iteration 16).
  *
  * The throwaway engine shares nothing with the real one: its own epoll, a UDP listener on 127.0.0.1
  * port 0 (no TCP, no TLS), relay sockets on 127.0.0.1 from a private port pool over the kernel's
