@@ -62,6 +62,8 @@ export class Engine {
   /** The operator's requests (sessions, kill), answered between batches. */
   private readonly admin: AdminInbox;
   private nextTcpSweep = 0;
+  /** Date.now() when epoll_wait last returned. */
+  private lastWake = Date.now();
   /** The UDP listeners, by the core's listener id. */
   readonly listeners: UdpListener[] = [];
   private readonly sockets = new Map<number, UdpListener | RelaySocket>();
@@ -190,14 +192,14 @@ export class Engine {
    * start-up warm-up (warmup.ts) can drive a throwaway engine through the same code.
    */
   step(maxWaitMs: number): void {
-    let now = Date.now();
     const due = this.turn.pollTimeout();
     const dtlsDue = this.dtls?.pollTimeout();
     let timeout = maxWaitMs;
-    if (due !== undefined) timeout = Math.max(0, Math.min(timeout, Math.ceil(due - now)));
-    if (dtlsDue !== undefined) timeout = Math.max(0, Math.min(timeout, Math.ceil(dtlsDue - now)));
+    // The clock as of the last wake-up (one Date.now() per turn, as the loop always had).
+    if (due !== undefined) timeout = Math.max(0, Math.min(timeout, Math.ceil(due - this.lastWake)));
+    if (dtlsDue !== undefined) timeout = Math.max(0, Math.min(timeout, Math.ceil(dtlsDue - this.lastWake)));
     const ready = this.epoll.wait(timeout);
-    now = Date.now();
+    const now = (this.lastWake = Date.now());
     for (let i = 0; i < ready; i++) {
       const fd = this.epoll.eventToken(i);
       const socket = this.sockets.get(fd);
