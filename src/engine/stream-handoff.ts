@@ -19,8 +19,8 @@ export const HANDOFF_BYTES = 4096;
 const FREE = 0;
 const WRITING = 1;
 const READY = 2;
-/** Int32 cells per slot: state, fd, port, address length, flags, byte count, then 4 cells of address. */
-const CELLS = 10;
+/** Int32 cells per slot: state, fd, port, address length, flags, byte count, 4 cells of address, accept time (s). */
+const CELLS = 11;
 const FLAG_TLS = 1;
 const FLAG_COUNTED = 2;
 
@@ -48,6 +48,8 @@ export interface HandedConnection {
   counted: boolean;
   /** Bytes read from it already, not handled yet. */
   bytes: Uint8Array;
+  /** When it was accepted (Unix ms; crosses in whole seconds): moving does not restart its idle clock. */
+  openedAt: number;
 }
 
 export class StreamHandoff {
@@ -78,6 +80,7 @@ export class StreamHandoff {
       cells[at + 4] = (c.tls ? FLAG_TLS : 0) | (c.counted ? FLAG_COUNTED : 0);
       cells[at + 5] = c.bytes.length;
       new Uint8Array(cells.buffer, (at + 6) * 4, 16).set(c.client.address);
+      cells[at + 10] = Math.floor(c.openedAt / 1000);
       bytes.set(c.bytes, (target * SLOTS + slot) * HANDOFF_BYTES);
       Atomics.store(cells, at, READY);
       EventFd.signal(wakeFd);
@@ -102,6 +105,7 @@ export class StreamHandoff {
         tls: (cells[at + 4]! & FLAG_TLS) !== 0,
         counted: (cells[at + 4]! & FLAG_COUNTED) !== 0,
         bytes: bytes.slice(start, start + cells[at + 5]!),
+        openedAt: cells[at + 10]! * 1000,
       };
       Atomics.store(cells, at, FREE);
       adopt(c);

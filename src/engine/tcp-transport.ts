@@ -296,13 +296,13 @@ export class TcpTransport {
     this.connections.remove(c);
     this.epoll.remove(c.fd);
     this.buffers.closed(c);
-    return { fd: c.fd, client: c.client, tls: c.tls, counted: c.counted !== null, rest: c.bytes.slice(c.start, c.end) };
+    return { fd: c.fd, client: c.client, tls: c.tls, counted: c.counted !== null, openedAt: c.openedAt, rest: c.bytes.slice(c.start, c.end) };
   }
 
   /** A connection another engine detached (./stream-handoff.ts): served here from now on, starting with the bytes it had read. */
   adopt(handed: HandedConnection, now: number): void {
     const c: Connection = {
-      ...this.buffers.fresh(), fd: handed.fd, id: this.connections.newId(), client: handed.client, openedAt: now, spoke: false,
+      ...this.buffers.fresh(), fd: handed.fd, id: this.connections.newId(), client: handed.client, openedAt: Math.min(now, handed.openedAt), spoke: false,
       awaitingProxyHeader: null, counted: handed.counted ? handed.client.address : null, tls: handed.tls,
     };
     this.connections.add(c);

@@ -12,7 +12,7 @@ import { HANDOFF_BYTES, StreamHandoff, createHandoffShared, type HandedConnectio
 import { ConnectionIds, engineOfConnectionId } from "../../src/engine/tcp-relay-ids.ts";
 
 function handed(fd: number, bytes = new Uint8Array([1, 2, 3])): HandedConnection {
-  return { fd, client: parseEndpoint("2001:db8::5", 40000), tls: true, counted: false, bytes };
+  return { fd, client: parseEndpoint("2001:db8::5", 40000), tls: true, counted: false, bytes, openedAt: 1_700_000_123_456 };
 }
 
 describe("StreamHandoff", () => {
@@ -33,6 +33,7 @@ describe("StreamHandoff", () => {
       expect(got[0]!.tls).toBe(true);
       expect(got[0]!.counted).toBe(false);
       expect([...got[0]!.bytes]).toEqual([1, 2, 3]);
+      expect(got[0]!.openedAt).toBe(1_700_000_123_000); // whole seconds: its idle clock goes on
       owner.receive((c) => got.push(c));
       expect(got).toHaveLength(1); // taken once
     } finally {
