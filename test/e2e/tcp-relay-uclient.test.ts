@@ -66,6 +66,7 @@ describe("turnutils_uclient -T (TCP relays, RFC 6062)", () => {
     const s = await startBunturn({ args: ["--no-tcp-relay"] });
     running.push(s);
     const r = await runUclient(["-T", "-u", USER, "-w", PASSWORD, "-p", String(s.port), "-n", "5", "-m", "1", "127.0.0.1"], 10000);
+    expect(r.output).toContain("error 442 (Unsupported Transport Protocol)");
     expect(r.received).toBeLessThanOrEqual(0);
   });
 });
