@@ -17,6 +17,7 @@
  */
 import { DTLS_CLOSED, DTLS_FAILED, DtlsListener, type DtlsSession } from "../../ffi/dtls.ts";
 import { DTLS_RECORD_HEADER } from "../../ffi/libssl-dtls.ts";
+import { CONTENT_HANDSHAKE, countRecords, helloRandom, isNewClientHello } from "./dtls-records.ts";
 import type { TlsContext } from "../../ffi/tls-context.ts";
 import type { Endpoint, EndpointKey } from "../net/endpoint.ts";
 import { connectionId, type ConnectionId } from "../turn/api.ts";
@@ -26,9 +27,6 @@ import type { UdpListener } from "./outbox.ts";
 
 /** DTLS ids are minted from here, far above the TCP ones (tcp-connections.ts), so `owns` is one comparison. */
 export const FIRST_DTLS_CONNECTION_ID = 2 ** 40;
-const CONTENT_HANDSHAKE = 22;
-const CONTENT_APPLICATION_DATA = 23;
-const CLIENT_HELLO = 1;
 
 export interface DtlsHandlers {
   /** A decrypted datagram: arena[offset, offset + length), from `client` over association `id`. */
@@ -108,7 +106,7 @@ export class DtlsTransport {
     let table = this.byListener[listener.id];
     if (table === undefined) this.byListener[listener.id] = table = new Map();
     const a = table.get(client.key);
-    if (a === undefined || (a.established && isNewClientHello(a, arena, offset, length))) {
+    if (a === undefined || (a.established && isNewClientHello(a.random, arena, offset, length))) {
       this.listen(listener, table, client, arena, address, offset, length, now, a);
       return;
     }
@@ -280,36 +278,4 @@ export class DtlsTransport {
   private mint(): ConnectionId {
     return connectionId(this.nextId++);
   }
-}
-
-/** Where ClientHello.random starts: record header, handshake header (12), client_version (2). */
-const RANDOM_AT = DTLS_RECORD_HEADER + 12 + 2;
-const RANDOM_BYTES = 32;
-
-/** A ClientHello in epoch 0 with another random than the one `a` began with: its client started over. */
-function isNewClientHello(a: Association, arena: Uint8Array, offset: number, length: number): boolean {
-  return length >= RANDOM_AT + RANDOM_BYTES && arena[offset] === CONTENT_HANDSHAKE && arena[offset + 3] === 0 && arena[offset + 4] === 0 &&
-    arena[offset + DTLS_RECORD_HEADER] === CLIENT_HELLO && helloRandom(arena, offset, length) !== a.random;
-}
-
-function helloRandom(arena: Uint8Array, offset: number, length: number): string {
-  if (length < RANDOM_AT + RANDOM_BYTES) return "";
-  let text = "";
-  for (let k = offset + RANDOM_AT; k < offset + RANDOM_AT + RANDOM_BYTES; k++) text += String.fromCharCode(arena[k]!);
-  return text;
-}
-
-const recordCount = { count: 0, allApplicationData: true };
-/** How many records the datagram holds (RFC 6347 §4.1: several may share one), and whether all are application data. */
-function countRecords(arena: Uint8Array, offset: number, length: number): typeof recordCount {
-  let count = 0;
-  let all = true;
-  const end = offset + length;
-  for (let at = offset; at + DTLS_RECORD_HEADER <= end; at += DTLS_RECORD_HEADER + ((arena[at + 11]! << 8) | arena[at + 12]!)) {
-    count++;
-    if (arena[at] !== CONTENT_APPLICATION_DATA) all = false;
-  }
-  recordCount.count = Math.max(count, 1);
-  recordCount.allApplicationData = all;
-  return recordCount;
 }
