@@ -34,9 +34,9 @@ const live = { cert: join(dir, "live.crt"), key: join(dir, "live.key") };
 copyFileSync(first.cert, live.cert);
 copyFileSync(first.key, live.key);
 
-/** bunturn with DTLS on (the certificate in `live`), its TLS port free too. */
-function dtlsArgs(extra: string[] = []): string[] {
-  return ["--dtls", "--cert", live.cert, "--pkey", live.key, "--tls-listening-port", String(freePort()), ...extra];
+/** bunturn with DTLS on (the certificate in `live`), its TLS port free too (or `tlsPort`). */
+function dtlsArgs(extra: string[] = [], tlsPort = freePort()): string[] {
+  return ["--dtls", "--cert", live.cert, "--pkey", live.key, "--tls-listening-port", String(tlsPort), ...extra];
 }
 
 async function peer(): Promise<Running> {
@@ -58,7 +58,8 @@ function expectClean(r: UclientResult, messages: number): void {
 /** What comes back to `datagrams` sent from one fresh UDP socket within `ms`. */
 async function exchange(port: number, datagrams: Uint8Array[], ms = 400, address = "127.0.0.1"): Promise<Uint8Array[]> {
   const replies: Uint8Array[] = [];
-  const socket = await Bun.udpSocket({ hostname: address, socket: { data: (_s, data) => void replies.push(new Uint8Array(data)) } });
+  // An ICMP port unreachable (nothing listening there) is no answer either.
+  const socket = await Bun.udpSocket({ hostname: address, socket: { data: (_s, data) => void replies.push(new Uint8Array(data)), error: () => {} } });
   for (const d of datagrams) socket.send(d, port, "127.0.0.1");
   await Bun.sleep(ms);
   socket.close();
@@ -84,6 +85,22 @@ describe("TURN over DTLS", () => {
       expectClean(r, 250);
     });
   }
+
+  e2eTest("DTLS on UDP --tls-listening-port too; with --no-udp only there, and plain STUN there is dropped", async () => {
+    const tlsPort = freePort();
+    const s = await startBunturn({ args: dtlsArgs(["--no-tls"], tlsPort) });
+    running.push(s);
+    const p = await peer();
+    expectClean(await runUclient(["-S", "-u", USER, "-w", PASSWORD, "-e", "127.0.0.1", "-r", String(p.port), "-p", String(tlsPort), "-n", "20", "-l", "100", "-m", "1", "127.0.0.1"]), 20);
+    expect((await exchange(tlsPort, [bindingRequest()])).length).toBe(1); // UDP is on: plain STUN there too, as coturn
+    const tlsPortOnly = freePort();
+    const d = await startBunturn({ args: dtlsArgs(["--no-tls", "--no-udp"], tlsPortOnly) });
+    running.push(d);
+    expect(d.output()).toContain(`127.0.0.1:${tlsPortOnly} (DTLS)`);
+    expectClean(await runUclient(["-S", "-u", USER, "-w", PASSWORD, "-e", "127.0.0.1", "-r", String(p.port), "-p", String(tlsPortOnly), "-n", "20", "-l", "100", "-m", "1", "127.0.0.1"]), 20);
+    expect(await exchange(tlsPortOnly, [bindingRequest()])).toEqual([]);
+    expect(await exchange(d.port, [initialClientHello()])).toEqual([]); // nothing on the listening port's UDP
+  });
 
   e2eTest("plain STUN and ChannelData still work on the same port with DTLS on", async () => {
     const s = await startBunturn({ args: dtlsArgs() });
