@@ -5,7 +5,7 @@
  */
 import type { Endpoint, EndpointKey, Family } from "../net/endpoint.ts";
 import type {
-  AllocateAdmission, AllocationQuota, ClientPath, CredentialStore, Millis, NatDiscovery, ProtocolCounters, RelayAllocator, RelayHandle, RelayId, TcpRelayIo, TurnSink,
+  AllocateAdmission, AllocationQuota, ClientPath, ConnectionId, CredentialStore, Millis, NatDiscovery, ProtocolCounters, RelayAllocator, RelayHandle, RelayId, TcpRelayIo, TurnSink,
 } from "./api.ts";
 import { isConnection } from "./api.ts";
 import { Allocation } from "./allocation.ts";
@@ -195,6 +195,11 @@ export class ServerState {
   removeListener(listener: ClientPath): void {
     const table = this.byListener.get(listener);
     if (table !== undefined) for (const a of [...table.values()]) this.remove(a);
+  }
+
+  /** Whether `path` is a TCP or TLS connection (RFC 6062's client connections), not UDP or a DTLS association. */
+  isStream(path: ClientPath): path is ConnectionId {
+    return isConnection(path) && this.streamKind?.(path) !== "dtls";
   }
 
   hasAllocationOn(listener: ClientPath): boolean {

@@ -80,6 +80,16 @@ describe("RFC 6062 §5.1: Allocate for TCP", () => {
     expect(allocateTcp(setup(false).control).errorCode).toBe(442);
   });
 
+  test("over DTLS (a connection of the core, but datagrams): 400, and no ConnectionBind either", () => {
+    const io = new FakeTcpRelays();
+    const dtlsId = FIRST_CONNECTION_ID + 100;
+    const h = harness({ tcpRelays: io, streamKind: (id) => (id === dtlsId ? "dtls" : "tcp") });
+    const dtls = h.client("192.0.2.50", 40000, undefined, dtlsId);
+    expect(allocateTcp(dtls).errorCode).toBe(400);
+    expect(bind(dtls, 0x200).errorCode).toBe(400);
+    expect(allocateTcp(h.client("192.0.2.50", 40001, undefined, CONTROL)).ok).toBe(true);
+  });
+
   test("a TCP allocation has no channels: ChannelBind gets 400", () => {
     const { control } = setup();
     allocateTcp(control);

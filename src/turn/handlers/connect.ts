@@ -3,21 +3,20 @@
  * Connect (§5.2): a connection from the relayed address to a peer the client has a permission for,
  * answered once the engine reports the outcome (CONNECTION-ID, or 447 after a failure or 30 s).
  */
-import { isConnection } from "../api.ts";
 import { Attr, ErrorCode, readXorAddress } from "../../stun/index.ts";
 import type { RequestContext } from "../request.ts";
 import { PeerConnection } from "../tcp-allocations.ts";
 
 /**
  * RFC 6062 §5.1: why an Allocate with REQUESTED-TRANSPORT TCP is refused, or 0. Refused with 442 where
- * TCP relays are off (coturn --no-tcp-relay); with 400 over UDP (a TCP allocation needs a stream to the
- * client, as coturn answers) and with EVEN-PORT, RESERVATION-TOKEN or DONT-FRAGMENT, which only mean
+ * TCP relays are off (coturn --no-tcp-relay); with 400 over UDP or DTLS (the client connection must be
+ * TCP or TLS, as coturn answers too) and with EVEN-PORT, RESERVATION-TOKEN or DONT-FRAGMENT, which only mean
  * something for UDP; a dual allocation is not offered for TCP.
  */
 export function tcpAllocateRefusal(req: RequestContext): number {
   const { d, state } = req;
   if (state.tcp.io === undefined) return ErrorCode.UnsupportedTransportProtocol;
-  if (!isConnection(req.listener)) return ErrorCode.BadRequest;
+  if (!state.isStream(req.listener)) return ErrorCode.BadRequest;
   if (d.indexOf(Attr.EvenPort) >= 0 || d.indexOf(Attr.ReservationToken) >= 0 || d.indexOf(Attr.DontFragment) >= 0) return ErrorCode.BadRequest;
   if (d.indexOf(Attr.AdditionalAddressFamily) >= 0) return ErrorCode.BadRequest;
   return 0;

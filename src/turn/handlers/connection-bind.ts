@@ -4,7 +4,7 @@
  * and this client connection speaks no more STUN.
  */
 import type { Endpoint } from "../../net/endpoint.ts";
-import { isConnection, peerConnectionId } from "../api.ts";
+import { peerConnectionId } from "../api.ts";
 import { Attr, ErrorCode, readConnectionId, type StunDecoder } from "../../stun/index.ts";
 import type { RequestContext } from "../request.ts";
 import type { ServerState } from "../state.ts";
@@ -31,7 +31,7 @@ export function handleConnectionBind(req: RequestContext): void {
   const { d, state } = req;
   const listener = req.listener;
   // §5.4: only over TCP or TLS, and on a connection that is not a control connection (no allocation on it).
-  if (!isConnection(listener) || req.allocation !== undefined || state.hasAllocationOn(listener)) return req.fail(ErrorCode.BadRequest);
+  if (!state.isStream(listener) || req.allocation !== undefined || state.hasAllocationOn(listener)) return req.fail(ErrorCode.BadRequest);
   // §5.4: an unknown CONNECTION-ID, or one that is still connecting or bound already: 400.
   const c = namedConnection(state, d);
   if (c === undefined || c.state !== "awaiting-bind") return req.fail(ErrorCode.BadRequest);
