@@ -35,6 +35,8 @@ export interface DtlsHandlers {
   closed(id: ConnectionId): void;
   /** Queues a datagram from the listener's socket to `client` (bytes are copied). */
   send(listener: UdpListener, client: Endpoint, bytes: Uint8Array, offset: number, length: number): void;
+  /** OpenSSL refused a proven client's handshake or record: why (for the verbose log). */
+  failed?(client: Endpoint, why: string): void;
 }
 
 export interface DtlsLimits {
@@ -165,6 +167,7 @@ export class DtlsTransport {
     }
     if (r === DTLS_FAILED) {
       this.counters[SLOT.dtlsFailed]!++;
+      this.handlers.failed?.(a.client, a.session.failure);
       this.close(a, false);
       return false;
     }
@@ -186,7 +189,10 @@ export class DtlsTransport {
         continue;
       }
       if (n === DTLS_CLOSED || n === DTLS_FAILED) {
-        if (n === DTLS_FAILED) this.counters[SLOT.dtlsFailed]!++;
+        if (n === DTLS_FAILED) {
+          this.counters[SLOT.dtlsFailed]!++;
+          this.handlers.failed?.(a.client, a.session.failure);
+        }
         this.close(a, n === DTLS_FAILED);
         return;
       }

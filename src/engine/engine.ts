@@ -14,6 +14,7 @@ import {
   SyscallError, UdpCapabilities, boundPort, groSegmentCount, libc, readErrorQueue, receiveBatch, receivedTtlTos, recordGroBuffer,
 } from "../../ffi/index.ts";
 import { listenerId, type ConnectionId } from "../turn/api.ts";
+import { formatEndpoint, type Endpoint } from "../net/endpoint.ts";
 import { NatDiscoveryTable } from "../turn/nat-discovery.ts";
 import type { CoreFactory, EngineEvent, EngineInit, TurnCore } from "./engine-init.ts";
 import { SLOT } from "./counters.ts";
@@ -139,6 +140,7 @@ export class Engine {
       datagram: (id, client, arena, offset, length, now) => this.turn.handleClientDatagram(id, client, arena, now, offset, length),
       closed: (id) => this.turn.handleClientClosed(id),
       send: (listener, client, bytes, offset, length) => this.out.sendFromListener(listener, client, bytes, offset, length),
+      ...(config.verbose ? { failed: (client: Endpoint, why: string) => this.logDtlsFailure(client, why) } : {}),
     });
     this.out.dtls = this.dtls;
     if (init.certificateGeneration) this.certificateSeen = Atomics.load(init.certificateGeneration, 0);
@@ -368,6 +370,15 @@ export class Engine {
 
   private flush(): void {
     this.out.flush();
+  }
+
+  private lastDtlsFailureLog = 0;
+  /** -v: why OpenSSL refused a DTLS client (one line a second at most: a client can make it fail at will). */
+  private logDtlsFailure(client: Endpoint, why: string): void {
+    const now = Date.now();
+    if (now - this.lastDtlsFailureLog < 1000) return;
+    this.lastDtlsFailureLog = now;
+    this.emit({ kind: "log", level: "debug", message: `engine ${this.init.index}: DTLS with ${formatEndpoint(client)} failed: ${why}` });
   }
 
   /** An operator's kill: the allocation's TCP/TLS connection or DTLS association closes with it. */
