@@ -3,7 +3,7 @@
  * Non-blocking listeners and connections; reads and writes are plain read(2)/write(2) on the fd.
  */
 import {
-  AF_INET, AF_INET6, AF_UNIX, IPPROTO_IPV6, IPPROTO_TCP, IPV6_V6ONLY, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM,
+  AF_INET, AF_INET6, IPPROTO_IPV6, IPPROTO_TCP, IPV6_V6ONLY, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM,
   SOL_SOCKET, SO_REUSEADDR, SO_REUSEPORT, TCP_NODELAY,
 } from "./constants.ts";
 import { check } from "./errno.ts";
@@ -50,29 +50,4 @@ export function acceptConnection(fd: number, name: Uint8Array, lenCell: Uint32Ar
   const conn = sys.accept4(fd, name, lenCell, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (conn >= 0) setIntOption(conn, IPPROTO_TCP, TCP_NODELAY, 1, sys);
   return conn;
-}
-
-/** struct sockaddr_un: sa_family_t, then a NUL-terminated path of at most 107 bytes. */
-const SOCKADDR_UN_PATH = 2;
-const SOCKADDR_UN_SIZE = 110;
-
-/**
- * A Unix stream listener at `path` (the TLS front end hands decrypted connections to an engine through
- * one). The path's directory must be private to this process: whoever can connect is trusted.
- */
-export function openUnixListener(path: string, sys: Syscalls = libc): number {
-  const encoded = new TextEncoder().encode(path);
-  if (encoded.length > SOCKADDR_UN_SIZE - SOCKADDR_UN_PATH - 1) throw new RangeError(`unix socket path too long: ${path}`);
-  const fd = check("socket", sys.socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  try {
-    const name = new Uint8Array(new ArrayBuffer(SOCKADDR_UN_SIZE));
-    name[0] = AF_UNIX;
-    name.set(encoded, SOCKADDR_UN_PATH);
-    check("bind", sys.bind(fd, name, SOCKADDR_UN_PATH + encoded.length + 1));
-    check("listen", sys.listen(fd, 1024));
-    return fd;
-  } catch (error) {
-    sys.close(fd);
-    throw error;
-  }
 }

@@ -24,39 +24,49 @@ export const TLS_CLOSED = -1;
 export const TLS_FAILED = -2;
 
 export class TlsSession {
-  readonly ssl: number;
-  /** Memory mode: ciphertext from the peer goes in here… */
-  private readonly inBio: number;
-  /** …and ciphertext for the peer comes out here. 0 on a socket. */
-  private readonly outBio: number;
   /** Why the last TLS_FAILED happened. */
   failure = "";
 
-  private constructor(context: TlsContext, fd: number, server: boolean) {
+  /**
+   * `inBio`: in memory mode, ciphertext from the peer goes in here; `outBio`: ciphertext for the peer
+   * comes out here. Both 0 on a socket.
+   */
+  private constructor(readonly ssl: number, private readonly inBio: number, private readonly outBio: number) {}
+
+  private static create(context: TlsContext, server: boolean): number {
     const ssl = libssl.SSL_new(asPointer(context.handle)) as unknown as number;
     if (!ssl) throw new Error(`SSL_new: ${openSslErrors()}`);
-    this.ssl = ssl;
-    if (fd >= 0) {
-      libssl.SSL_set_fd(asPointer(ssl), fd);
-      this.inBio = 0;
-      this.outBio = 0;
-    } else {
-      this.inBio = libcrypto.BIO_new(libcrypto.BIO_s_mem()) as unknown as number;
-      this.outBio = libcrypto.BIO_new(libcrypto.BIO_s_mem()) as unknown as number;
-      libssl.SSL_set_bio(asPointer(ssl), asPointer(this.inBio), asPointer(this.outBio)); // owned by ssl from now on
-    }
     if (server) libssl.SSL_set_accept_state(asPointer(ssl));
     else libssl.SSL_set_connect_state(asPointer(ssl));
+    return ssl;
   }
 
   /** A session the caller feeds and drains (memory BIOs). */
   static inMemory(context: TlsContext, server = true): TlsSession {
-    return new TlsSession(context, -1, server);
+    const ssl = TlsSession.create(context, server);
+    const inBio = libcrypto.BIO_new(libcrypto.BIO_s_mem()) as unknown as number;
+    const outBio = libcrypto.BIO_new(libcrypto.BIO_s_mem()) as unknown as number;
+    libssl.SSL_set_bio(asPointer(ssl), asPointer(inBio), asPointer(outBio)); // owned by ssl from now on
+    return new TlsSession(ssl, inBio, outBio);
   }
 
   /** A session that reads and writes `fd` itself (needed for kernel TLS). */
   static onSocket(context: TlsContext, fd: number, server = true): TlsSession {
-    return new TlsSession(context, fd, server);
+    const ssl = TlsSession.create(context, server);
+    libssl.SSL_set_fd(asPointer(ssl), fd);
+    return new TlsSession(ssl, 0, 0);
+  }
+
+  /**
+   * The same OpenSSL session under a new owner (a connection handed to another thread: OpenSSL's
+   * objects belong to the process, and one thread at a time uses them). The old wrapper must not be
+   * used again, nor freed.
+   */
+  static adopt(ssl: number, onSocket: boolean): TlsSession {
+    if (onSocket) return new TlsSession(ssl, 0, 0);
+    const inBio = libssl.SSL_get_rbio(asPointer(ssl)) as unknown as number;
+    const outBio = libssl.SSL_get_wbio(asPointer(ssl)) as unknown as number;
+    return new TlsSession(ssl, inBio, outBio);
   }
 
   /** 1 when the handshake is complete, TLS_WANT_READ, TLS_WANT_WRITE, or TLS_FAILED. */

@@ -18,9 +18,9 @@ export interface StreamLimits {
   tlsHandshakeTimeoutMs: number;
   /** A TCP client (TLS: after the handshake) that has sent no whole message by then is closed. */
   firstMessageTimeoutMs: number;
-  /** Bytes one connection may hold: unread replies (and the TLS front end's pending bytes each way). */
+  /** Bytes one connection may hold: unread replies (TLS: encrypted ones). */
   maxBufferPerConnection: number;
-  /** Bytes all connections of one engine (or of the TLS front end) may hold together, partial frames included. */
+  /** Bytes all connections of one engine may hold together, partial frames included. */
   maxBufferPerEngine: number;
 }
 

@@ -37,7 +37,7 @@ export class EngineAdmission implements AllocateAdmission {
   constructor(
     alternates: Alternates,
     private readonly control: Int32Array,
-    /** Whether a TCP connection came through the TLS front end. */
+    /** Whether a TCP connection is TLS. */
     private readonly isTls: (connection: ConnectionId) => boolean,
     private readonly fleet?: FleetAdmission,
   ) {

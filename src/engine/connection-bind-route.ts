@@ -57,7 +57,8 @@ export class ConnectionBindRouter {
     const bytes = new Uint8Array(frame.length + detached.rest.length);
     bytes.set(frame);
     bytes.set(detached.rest, frame.length);
-    const handed = { fd: detached.fd, client: detached.client, tls: detached.tls, counted: detached.counted, openedAt: detached.openedAt, bytes };
+    const { rest: _, ...moving } = detached;
+    const handed = { ...moving, bytes };
     if (this.handoff.post(owner, handed)) {
       this.counters[SLOT.tcpRelayHandoffs]!++;
       return true;

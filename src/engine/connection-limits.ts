@@ -1,7 +1,6 @@
 /**
- * Caps on TCP and TLS client connections, shared by every engine and the TLS front end (main thread)
- * through SharedArrayBuffers: the kernel spreads one source's connections over all engines, and TLS
- * connections are accepted in the main thread, so only shared counts can be exact.
+ * Caps on TCP and TLS client connections, shared by every engine through SharedArrayBuffers: the
+ * kernel spreads one source's connections over all engines, so only shared counts can be exact.
  *
  * - A total: connections on the whole server (one Int32 cell, atomic add, undone when over).
  * - Per source: an IPv4 address, or an IPv6 /64 (what one subscriber usually holds), in an open-addressing

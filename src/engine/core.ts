@@ -30,7 +30,7 @@ export interface CoreInputs {
 export interface CoreIo {
   sink: TurnSink;
   relays: RelayAllocator;
-  /** Whether a TCP connection came through the TLS front end (for --tls-alternate-server). */
+  /** Whether a TCP connection is TLS (for --tls-alternate-server). */
   isTls?(connection: ConnectionId): boolean;
   /** Whether a connection is a DTLS association (for the sessions list and usage records). */
   isDtls?(connection: ConnectionId): boolean;

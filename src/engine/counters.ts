@@ -14,8 +14,8 @@ export const ENGINE_COUNTERS = {
   icmpErrors: { kind: "counter", help: "ICMP errors read from socket error queues" },
   ttlDropped: { kind: "counter", help: "Datagrams dropped because they arrived with TTL 0" },
   crashes: { kind: "counter", help: "Exceptions caught in an engine's loop (a bug: the datagrams in hand were lost)" },
-  tcpConnections: { kind: "gauge", help: "TCP and TLS client connections open now in the engines (TLS: once the handshake is done)" },
-  tcpRefused: { kind: "counter", help: "TCP connections reset at accept: over --max-tcp-connections or --max-tcp-connections-per-ip" },
+  tcpConnections: { kind: "gauge", help: "TCP and TLS client connections open now in the engines" },
+  tcpRefused: { kind: "counter", help: "TCP and TLS connections reset at accept: over --max-tcp-connections or --max-tcp-connections-per-ip" },
   tcpClosedByLimit: { kind: "counter", help: "TCP and TLS connections closed for a limit: buffered bytes, a timeout, a first message that is not STUN" },
   tcpListenerParked: { kind: "counter", help: "Times a TCP listener was parked for 100 ms because accept ran out of descriptors or memory" },
   /** RFC 6062 TCP relays (./tcp-relay-pipes.ts). */
@@ -30,6 +30,8 @@ export const ENGINE_COUNTERS = {
   dtlsFailed: { kind: "counter", help: "DTLS associations or records that failed in OpenSSL (a bad handshake, a record that does not decrypt)" },
   dtlsRefused: { kind: "counter", help: "DTLS ClientHellos dropped because the engine held its maximum of associations" },
   dtlsClosedByTimeout: { kind: "counter", help: "DTLS associations closed for a timeout: an unfinished handshake, or silence without an allocation" },
+  tlsHandshakes: { kind: "counter", help: "TLS handshakes completed in the engines" },
+  tlsKernel: { kind: "counter", help: "TLS connections whose records the kernel encrypts and decrypts (kTLS)" },
 } as const satisfies Record<string, CounterSpec>;
 
 type Tables = typeof BATCH_STATS & typeof PROTOCOL_COUNTERS & typeof ENGINE_COUNTERS;

@@ -31,14 +31,16 @@ export interface EngineInit {
   fleetRedirect?: Int32Array;
   /** Allocation and bandwidth counts shared by every engine (coturn --user-quota, --total-quota, --bps-capacity). */
   quota: QuotaShared;
-  /** Unix socket where the main thread's TLS front end hands this engine decrypted streams. */
-  tlsSocketPath?: string;
-  /** TCP/TLS connection counts shared by every engine and the TLS front end; absent = this engine's own. */
+  /**
+   * Certificate generations (tls-service.ts): cell 0 is bumped by the main thread at each reload
+   * (SIGUSR2, the files changed); the engine loads the files again (TLS and DTLS contexts) and stores
+   * the generation its TLS context has in cell 1 + index.
+   */
+  certificateGeneration?: Int32Array;
+  /** TCP/TLS connection counts shared by every engine; absent = this engine's own. */
   connections?: ConnectionTableShared;
   /** Mailboxes for client connections moved between engines (stream-handoff.ts: RFC 6062 ConnectionBind); absent = one engine. */
   handoff?: HandoffShared;
-  /** Bumped by the main thread at each certificate reload (SIGUSR2): DTLS loads the files again. */
-  certificateGeneration?: Int32Array;
   /** Where the main thread asks for a count of this engine's live heap (heap-census.ts). */
   heapCensus?: HeapCensusShared;
 }

@@ -1,18 +1,22 @@
 /**
  * What an engine listens on, from the configuration: a UDP listener per listening address (shared with
  * the other engines through SO_REUSEPORT), the TCP transport with its listeners on the same addresses,
- * the load balancers' --tcp-proxy-port, and the TLS front end's hand-over socket.
+ * the load balancers' --tcp-proxy-port, and the TLS ports (--tls-listening-port, --tls-proxy-port).
  */
 import { type Epoll, type UdpCapabilities, UdpSocketState } from "../../ffi/index.ts";
 import { endpointFromBytes, formatHostPort, type Endpoint, type Family } from "../net/endpoint.ts";
 import { ConnectionLimits, createConnectionTable } from "./connection-limits.ts";
 import type { EngineInit } from "./engine-init.ts";
+import { kernelTlsAvailable, serverContext } from "./engine-tls.ts";
 import { TcpTransport, type TcpHandlers } from "./tcp-transport.ts";
 
 /** The engine's TCP transport, with the stream limits of the configuration and the shared connection caps. */
 export function engineTcpTransport(init: EngineInit, epoll: Epoll, handlers: TcpHandlers, warn: (message: string) => void): TcpTransport {
-  const { streams } = init.config;
+  const { streams, tls } = init.config;
+  const kernelTls = tls !== undefined && kernelTlsAvailable();
   return new TcpTransport(epoll, handlers, {
+    ...(tls ? { tls: { context: () => serverContext(tls, kernelTls), onSocket: kernelTls } } : {}),
+    tlsHandshakeTimeoutMs: streams.tlsHandshakeTimeoutMs,
     limits: new ConnectionLimits(init.connections ?? createConnectionTable(), { total: streams.maxConnections, perSource: streams.maxConnectionsPerIp }),
     maxBufferPerConnection: streams.maxBufferPerConnection,
     maxBufferPerEngine: streams.maxBufferPerEngine,
@@ -33,7 +37,7 @@ export function openListeners(
   tcp: TcpTransport,
   addUdp: (udp: UdpSocketState, family: Family, label: string, local: Endpoint, dtlsOnly: boolean) => void,
 ): string[] {
-  const { listenAddresses, listeningPort, sockBufSize, tcpProxyPort, udpGso: gso, udpGro: gro } = init.config;
+  const { listenAddresses, listeningPort, sockBufSize, tcpProxyPort, tlsProxyPort, tls, udpGso: gso, udpGro: gro } = init.config;
   const { udp: withUdp, tcp: withTcp } = init.config;
   const balancers: string[] = [];
   const labels: string[] = [];
@@ -65,8 +69,10 @@ export function openListeners(
       tcp.listenBalancer(family, address, tcpProxyPort);
       balancers.push(`${formatHostPort(ip, tcpProxyPort)} (TCP, PROXY protocol)`);
     }
+    // TURN over TLS, terminated here (tls-connection.ts); the main thread logs these ports' labels.
+    if (tls) tcp.listenTls(family, address, tls.port);
+    if (tls && tlsProxyPort !== undefined) tcp.listenTls(family, address, tlsProxyPort, true);
   }
-  if (init.tlsSocketPath) tcp.listenUnix(init.tlsSocketPath);
   return [...labels, ...balancers];
 }
 

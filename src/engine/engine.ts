@@ -24,6 +24,7 @@ import { RelaySockets, type RelaySocket } from "./relay-sockets.ts";
 import { SourceCache } from "./sources.ts";
 import type { TcpTransport } from "./tcp-transport.ts";
 import { engineTcpTransport, openListeners } from "./engine-listeners.ts";
+import { CertificateReloads } from "./engine-tls.ts";
 import { answerHeapCensus } from "./heap-census.ts";
 import { TcpRelayPipes } from "./tcp-relay-pipes.ts";
 import { ConnectionBindRouter } from "./connection-bind-route.ts";
@@ -65,6 +66,8 @@ export class Engine {
   private nextTcpSweep = 0;
   /** Date.now() when epoll_wait last returned. */
   private lastWake = Date.now();
+  /** SIGUSR2 or changed files: a new TLS context for new connections (engine-tls.ts). */
+  private readonly certificates: CertificateReloads | undefined;
   /** The UDP listeners, by the core's listener id. */
   readonly listeners: UdpListener[] = [];
   private readonly sockets = new Map<number, UdpListener | RelaySocket>();
@@ -133,6 +136,10 @@ export class Engine {
     this.bindRouter = init.handoff && new ConnectionBindRouter(init.handoff, init.index, this.tcp, this.wake.fd, this.counters);
     this.tcpRelays = new TcpRelayPipes(this.epoll, this.tcp, this.counters, init.index, (id) => this.relays.tcpListener(id), (message) => emit({ kind: "log", level: "warn", message: `engine ${init.index}: TCP relay: ${message}` }), config.streams.maxBufferPerEngine);
     this.admin = new AdminInbox(init.admin, init.index, emit);
+    const tls = this.tcp.tls;
+    if (tls && init.certificateGeneration) {
+      this.certificates = new CertificateReloads(init.certificateGeneration, init.index, () => tls.reload(), (message) => emit({ kind: "log", level: "error", message }));
+    }
     this.out = new Outbox(send, this.counters, this.listeners, this.relays, this.tcp);
     const rfc5780 = config.rfc5780;
     this.natDiscovery = rfc5780 && new NatDiscoveryTable(rfc5780.alternates, config.listeningPort, rfc5780.altPort);
@@ -194,6 +201,7 @@ export class Engine {
    * start-up warm-up (warmup.ts) can drive a throwaway engine through the same code.
    */
   step(maxWaitMs: number): void {
+    this.certificates?.check();
     const due = this.turn.pollTimeout();
     const dtlsDue = this.dtls?.pollTimeout();
     let timeout = maxWaitMs;

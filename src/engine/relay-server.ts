@@ -21,7 +21,7 @@ import { UsageLog, usageRecord } from "../metrics/usage.ts";
 import { EngineAdmin, type Session } from "./admin-channel.ts";
 import { EngineWorkers, type RelayHooks } from "./engine-workers.ts";
 import { StartupError, connectionCap, probeListeners } from "./startup-checks.ts";
-import { TlsService } from "./tls-service.ts";
+import { TlsService, createCertificateCells } from "./tls-service.ts";
 import { Fleet, type LocalLoad } from "../fleet/fleet.ts";
 import { VERSION } from "../version.ts";
 import type { Logger } from "../logger.ts";
@@ -36,8 +36,11 @@ export class RelayServer {
   private readonly control = new Int32Array(new SharedArrayBuffer(4 * CONTROL_CELLS));
   private readonly counters: Float64Array[];
   private readonly heapCensusCells: HeapCensusShared[] = [];
-  /** Bumped at each certificate reload; the engines reload their DTLS context when they see it move. */
-  private readonly certificateGeneration = new Int32Array(new SharedArrayBuffer(4));
+  /**
+   * Bumped at each certificate reload; the engines reload their TLS and DTLS contexts when they see it
+   * move, and confirm the TLS one (tls-service.ts).
+   */
+  private readonly certificateGeneration: Int32Array;
   private readonly pool: PortPool;
   private statsTimer: ReturnType<typeof setInterval> | undefined;
   private lastLoggedCalls = 0;
@@ -48,9 +51,9 @@ export class RelayServer {
   /** Operator requests to the engines (sessions, kill). */
   private readonly admin: EngineAdmin;
   private readonly usage: UsageLog;
-  /** Set with --cert/--pkey: the hand-over sockets exist before the engines start, the front end after. */
+  /** Set with --cert/--pkey: the certificate checked before the engines start, its files watched after. */
   private readonly tls: TlsService | undefined;
-  /** TCP and TLS connection counts, per source and in total, shared by the engines and the TLS front end. */
+  /** TCP and TLS connection counts, per source and in total, shared by the engines. */
   private readonly connectionTable: ConnectionTableShared = createConnectionTable();
   readonly connections: ConnectionLimits;
   /** What this relay shares with a fleet (nonce key, quotas, load, statistics); a fleet of one without options. */
@@ -69,7 +72,12 @@ export class RelayServer {
       (index) => this.engines.serving(index) && !this.stopping,
     );
     this.usage = new UsageLog(logger, config.usageLog);
-    if (config.tls) this.tls = new TlsService(config.tls, config.relayThreads, logger);
+    this.certificateGeneration = createCertificateCells(config.relayThreads);
+    if (config.tls) {
+      this.tls = new TlsService(config.tls, this.certificateGeneration, () => {
+        for (let i = 0; i < config.relayThreads; i++) this.engines.wake(i);
+      }, logger);
+    }
   }
 
   static async start(config: RelayConfig, logger: Logger, hooks: RelayHooks = {}): Promise<RelayServer> {
@@ -85,6 +93,12 @@ export class RelayServer {
       throw new StartupError((error as Error).message);
     }
     try {
+      server.tls?.check();
+    } catch (error) {
+      await server.stop();
+      throw new StartupError(`cannot serve TLS on port ${config.tls!.port}: ${(error as Error).message}`);
+    }
+    try {
       server.listeners.push(...(await server.spawnEngines()));
     } catch (error) {
       await server.stop();
@@ -94,22 +108,8 @@ export class RelayServer {
     if (config.udpRecvmmsgLog) {
       server.statsTimer = setInterval(() => server.logRecvmmsgStats(), config.logStatsInterval * 1000);
     }
-    if (server.tls) {
-      try {
-        server.listeners.push(...server.tls.start(listeningIps, server.connections, config.streams, () => server.reloadCertificate("certificate files changed")));
-      } catch (error) {
-        await server.stop();
-        throw new StartupError(`cannot serve TLS on port ${config.tls!.port}: ${(error as Error).message}`);
-      }
-    }
-    if (server.tls && config.tlsProxyPort !== undefined) {
-      try {
-        server.listeners.push(...(await server.tls.startBalancer(listeningIps, config.tlsProxyPort, server.connections, config.streams)));
-      } catch (error) {
-        await server.stop();
-        throw new StartupError(`cannot serve TLS on --tls-proxy-port ${config.tlsProxyPort}: ${(error as Error).message}`);
-      }
-    }
+    // The engines listen on the TLS ports themselves (engine-listeners.ts); here the files are watched.
+    if (server.tls) server.listeners.push(...server.tls.start(listeningIps, config.tlsProxyPort, () => server.reloadCertificate("certificate files changed")));
     if (config.controlSocket) {
       try {
         server.controlSocket = ControlSocket.start(config.controlSocket, server);
@@ -152,7 +152,6 @@ export class RelayServer {
       heapCensus: (this.heapCensusCells[index] = createHeapCensusShared()),
       handoff,
       certificateGeneration: this.certificateGeneration,
-      ...(this.tls ? { tlsSocketPath: this.tls.socketPaths[index]! } : {}),
     }));
   }
 
@@ -255,21 +254,22 @@ export class RelayServer {
   }
 
   /**
-   * coturn's SIGUSR2, or the certificate files changed: the TLS front end loads the certificate and key
-   * again (TlsService.reloadCertificate); TLS connections already open keep their sessions.
+   * coturn's SIGUSR2, or the certificate files changed: the engines load the certificate and key again
+   * for new connections (TlsService.reloadCertificate); TLS connections already open keep their sessions.
    */
   reloadCertificate(cause: string): void {
+    if (this.tls?.serving) {
+      // Once the pair loads, the generation moves: the engines' TLS and DTLS contexts both follow it.
+      this.tls.reloadCertificate(cause);
+      return;
+    }
     if (this.config.dtls) {
       // Each engine loads the DTLS certificate again at its next turn (within a second).
       Atomics.add(this.certificateGeneration, 0, 1);
       this.logger.info(`${cause}: DTLS certificate reload asked of the relay threads`);
-    }
-    if (!this.tls?.started) {
-      if (this.config.dtls) return;
-      this.logger.info(`${cause}: no TLS listener, no certificate to reload`);
       return;
     }
-    this.tls.reloadCertificate(cause);
+    this.logger.info(`${cause}: no TLS listener, no certificate to reload`);
   }
 
   /** Asks every engine to stop, waits until each has closed its sockets, then ends the Workers. */
@@ -286,6 +286,5 @@ export class RelayServer {
     Atomics.store(this.control, CONTROL_STOP, 1);
     await this.engines.stop();
     await this.fleet?.stop();
-    this.tls?.removeDirectory();
   }
 }

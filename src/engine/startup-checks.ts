@@ -19,9 +19,9 @@ export class StartupError extends Error {
 
 /**
  * The cap on TCP and TLS client connections. The soft descriptor limit is raised to the hard one first
- * (every engine's and the TLS front end's sockets are descriptors of this one process). Without
- * --max-tcp-connections the cap is a quarter of the limit (at least 256): a TLS connection takes 3
- * descriptors (its socket and both ends of its hand-over stream), and the rest stays for relay sockets.
+ * (every engine's sockets are descriptors of this one process). Without --max-tcp-connections the cap
+ * is a quarter of the limit (at least 256): each TCP or TLS connection takes one descriptor, and the
+ * rest stays for relay sockets (one or two per allocation) and everything else.
  * Reaching the limit anyway (relay sockets, other descriptors) parks the listeners instead of spinning.
  */
 export function connectionCap(config: RelayConfig, logger: Logger): number {
@@ -34,8 +34,8 @@ export function connectionCap(config: RelayConfig, logger: Logger): number {
         `${config.streams.maxConnectionsPerIp || "unlimited"} per source address; descriptor limit ${limit.soft}`,
     );
   }
-  if (configured > 0 && configured * 3 > limit.soft) {
-    logger.warn(`--max-tcp-connections ${configured} can exceed the descriptor limit (${limit.soft}; a TLS connection takes 3); raise LimitNOFILE or ulimit -n`);
+  if (configured > 0 && configured * 2 > limit.soft) {
+    logger.warn(`--max-tcp-connections ${configured} can exceed the descriptor limit (${limit.soft}; each connection and its allocation's relay socket take one each); raise LimitNOFILE or ulimit -n`);
   }
   return cap;
 }

@@ -19,10 +19,15 @@ export const HANDOFF_BYTES = 4096;
 const FREE = 0;
 const WRITING = 1;
 const READY = 2;
-/** Int32 cells per slot: state, fd, port, address length, flags, byte count, 4 cells of address, accept time (s). */
-const CELLS = 11;
+/**
+ * Int32 cells per slot: state, fd, port, address length, flags, byte count, 4 cells of address, accept
+ * time (s), then the TLS session's address (low, high 32 bits).
+ */
+const CELLS = 13;
 const FLAG_TLS = 1;
 const FLAG_COUNTED = 2;
+const FLAG_TLS_ON_SOCKET = 4;
+const TWO_32 = 2 ** 32;
 
 export interface HandoffShared {
   /** Per engine: its wake eventfd (0 until it started), then its slots' cells. */
@@ -44,6 +49,10 @@ export interface HandedConnection {
   fd: number;
   client: Endpoint;
   tls: boolean;
+  /** With `tls`: the address of its OpenSSL session (SSL *), which the new owner wraps (tls-connection.ts). */
+  session: number;
+  /** With `tls`: the session reads and writes the socket itself (kTLS mode), not memory BIOs. */
+  onSocket: boolean;
   /** Its source is counted in the connection caps (the new owner releases it when it closes). */
   counted: boolean;
   /** Bytes read from it already, not handled yet. */
@@ -77,7 +86,9 @@ export class StreamHandoff {
       cells[at + 1] = c.fd;
       cells[at + 2] = c.client.port;
       cells[at + 3] = c.client.address.length;
-      cells[at + 4] = (c.tls ? FLAG_TLS : 0) | (c.counted ? FLAG_COUNTED : 0);
+      cells[at + 4] = (c.tls ? FLAG_TLS : 0) | (c.counted ? FLAG_COUNTED : 0) | (c.onSocket ? FLAG_TLS_ON_SOCKET : 0);
+      cells[at + 11] = c.session % TWO_32;
+      cells[at + 12] = Math.floor(c.session / TWO_32);
       cells[at + 5] = c.bytes.length;
       new Uint8Array(cells.buffer, (at + 6) * 4, 16).set(c.client.address);
       cells[at + 10] = Math.floor(c.openedAt / 1000);
@@ -103,6 +114,8 @@ export class StreamHandoff {
         fd: cells[at + 1]!,
         client: endpointFromBytes(address, cells[at + 2]!),
         tls: (cells[at + 4]! & FLAG_TLS) !== 0,
+        session: (cells[at + 11]! >>> 0) + cells[at + 12]! * TWO_32,
+        onSocket: (cells[at + 4]! & FLAG_TLS_ON_SOCKET) !== 0,
         counted: (cells[at + 4]! & FLAG_COUNTED) !== 0,
         bytes: bytes.slice(start, start + cells[at + 5]!),
         openedAt: cells[at + 10]! * 1000,

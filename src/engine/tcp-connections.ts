@@ -6,6 +6,18 @@ import type { Endpoint } from "../net/endpoint.ts";
 import { FIRST_CONNECTION_ID, connectionId, type ConnectionId } from "../turn/api.ts";
 import { SLOT } from "./counters.ts";
 import type { Buffered } from "./stream-buffers.ts";
+import type { TlsSession } from "../../ffi/tls-session.ts";
+
+/** One connection's TLS state (tls-connection.ts). */
+export interface TlsLink {
+  session: TlsSession;
+  /** OpenSSL reads and writes the socket (kTLS possible); else memory BIOs. */
+  onSocket: boolean;
+  /** The handshake has completed. */
+  ready: boolean;
+  /** When it completed (the first-message timeout counts from here). */
+  readyAt: number;
+}
 
 export interface Connection extends Buffered {
   fd: number;
@@ -16,14 +28,14 @@ export interface Connection extends Buffered {
   /** Whether a whole message has arrived yet: a client that sends none is closed sooner. */
   spoke: boolean;
   /**
-   * The stream starts with a PROXY header naming the real client: "front" from the TLS front end (v2,
-   * trusted), "balancer" from a load balancer on --tcp-proxy-port (v1 or v2, within a deadline); null once read.
+   * The stream starts with a PROXY header naming the real client: "balancer" from a load balancer on
+   * --tcp-proxy-port or --tls-proxy-port (v1 or v2, within a deadline); null once read.
    */
-  awaitingProxyHeader: "front" | "balancer" | null;
-  /** The source address counted in the connection caps; null for proxied streams (the front end counts those). */
+  awaitingProxyHeader: "balancer" | null;
+  /** The source address counted in the connection caps; null until a balancer's header names it. */
   counted: Uint8Array | null;
-  /** Came through the TLS front end (a turns: client), for choosing --tls-alternate-server. */
-  tls: boolean;
+  /** TLS terminated here in the engine (tls-connection.ts), a turns: client; null for TCP. */
+  link: TlsLink | null;
   /** RFC 6062 §5.4: a data connection bound to a peer: its bytes go here, unframed (./tcp-transport.ts pipe). */
   raw?: RawReader;
   /** A piped connection whose reader asked for a pause: not read until resumeReading. */

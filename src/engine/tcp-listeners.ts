@@ -1,35 +1,34 @@
 /**
- * The TCP transport's listening sockets and their accept loop: the normal port (its clients are counted
- * in the connection caps here, at accept), the load balancers' --tcp-proxy-port and the TLS front end's
- * Unix socket (whose streams start with a PROXY header naming the client), and the parking of a listener
- * while the process is out of descriptors (listener-park.ts).
+ * The TCP transport's listening sockets and their accept loop: the normal port and the TLS port (their
+ * clients are counted in the connection caps here, at accept), the load balancers' --tcp-proxy-port and
+ * --tls-proxy-port (whose streams start with a PROXY header naming the client), and the parking of a
+ * listener while the process is out of descriptors (listener-park.ts).
  */
 import {
   AF_INET, EPOLLIN, type Epoll, SOCKADDR_SLOT, acceptConnection, closeSocket, libc, openTcpListener,
-  openUnixListener, sockaddrFamily, sockaddrIn6Address, sockaddrInAddress, sockaddrPort,
+  sockaddrFamily, sockaddrIn6Address, sockaddrInAddress, sockaddrPort,
 } from "../../ffi/index.ts";
 import { ipv4Endpoint, ipv6Endpoint, type Endpoint, type Family } from "../net/endpoint.ts";
 import type { ConnectionLimits } from "./connection-limits.ts";
 import { SLOT } from "./counters.ts";
 import { ListenerPark, acceptWantsParking } from "./listener-park.ts";
 
-/** Stands in for a proxied connection's client until its PROXY header has been read. */
-const UNKNOWN_CLIENT = ipv4Endpoint(0, 0);
-
 const MAX_ACCEPTS_PER_WAKE = 64;
 
 /**
- * Where an accepted connection came from: "direct" on the normal port; "front" from the TLS front end
- * (a PROXY v2 header, trusted); "balancer" from a load balancer on --tcp-proxy-port (v1 or v2).
+ * Where an accepted connection came from: "direct" on the normal port; "balancer" from a load balancer
+ * on --tcp-proxy-port (a PROXY v1 or v2 header); "tls" on
+ * the TLS port (terminated in the engine, tls-connection.ts); "tlsBalancer" on --tls-proxy-port (a PROXY
+ * header in clear, then TLS).
  */
-export type Origin = "direct" | "front" | "balancer";
+export type Origin = "direct" | "balancer" | "tls" | "tlsBalancer";
 
 export class TcpListeners {
   private readonly listeners = new Set<number>();
-  /** Unix listeners the TLS front end connects to; their connections carry a PROXY header. */
-  private readonly proxiedListeners = new Set<number>();
   /** --tcp-proxy-port listeners: a load balancer's connections, each starting with a PROXY v1 or v2 header. */
   private readonly balancerListeners = new Set<number>();
+  /** TLS listeners (--tls-listening-port, and --tls-proxy-port among the balancer ones). */
+  private readonly tlsListeners = new Set<number>();
   private readonly park: ListenerPark;
   private readonly name = new Uint8Array(new ArrayBuffer(SOCKADDR_SLOT));
   private readonly nameLength = new Uint32Array(1);
@@ -58,12 +57,10 @@ export class TcpListeners {
     return fd;
   }
 
-  /** A listener for decrypted TLS streams from the front end in the main thread (src/engine/tls-front.ts). */
-  listenUnix(path: string): number {
-    const fd = openUnixListener(path);
-    this.listeners.add(fd);
-    this.proxiedListeners.add(fd);
-    this.epoll.add(fd, EPOLLIN);
+  /** A TLS listener: `balancer` for --tls-proxy-port (a PROXY header before the TLS). */
+  listenTls(family: Family, address: Uint8Array, port: number, balancer: boolean): number {
+    const fd = balancer ? this.listenBalancer(family, address, port) : this.listen(family, address, port);
+    this.tlsListeners.add(fd);
     return fd;
   }
 
@@ -94,24 +91,28 @@ export class TcpListeners {
         return this.park.park(listenerFd, -fd);
       }
       if (fd < 0) return; // EAGAIN, or a connection that died in the queue
-      const origin: Origin = this.proxiedListeners.has(listenerFd) ? "front" : this.balancerListeners.has(listenerFd) ? "balancer" : "direct";
+      const origin = this.originOf(listenerFd);
       const port = sockaddrPort(this.name, 0);
       const client =
-        origin === "front"
-          ? UNKNOWN_CLIENT
-          : sockaddrFamily(this.name, 0) === AF_INET
-            ? ipv4Endpoint(sockaddrInAddress(this.name, 0), port)
-            : ipv6Endpoint(sockaddrIn6Address(this.name, 0), port);
-      // Over a cap: closed at once (the client sees its connection reset). Proxied streams were counted
-      // by the TLS front end when their client connected; a balancer's are counted by the client its
-      // header names (the balancer's own address would hit the per-source cap).
-      if (origin === "direct" && !this.limits.admit(client.address)) {
+        sockaddrFamily(this.name, 0) === AF_INET
+          ? ipv4Endpoint(sockaddrInAddress(this.name, 0), port)
+          : ipv6Endpoint(sockaddrIn6Address(this.name, 0), port);
+      // Over a cap: closed at once, before any TLS work (the client sees its connection reset). A
+      // balancer's connections are counted by the client its header names (the balancer's own address
+      // would hit the per-source cap).
+      if ((origin === "direct" || origin === "tls") && !this.limits.admit(client.address)) {
         closeSocket(fd, libc);
         this.counters[SLOT.tcpRefused]!++;
         continue;
       }
       accepted(fd, client, origin);
     }
+  }
+
+  private originOf(listenerFd: number): Origin {
+    const tls = this.tlsListeners.has(listenerFd);
+    if (this.balancerListeners.has(listenerFd)) return tls ? "tlsBalancer" : "balancer";
+    return tls ? "tls" : "direct";
   }
 
   /** Closes every listening socket (parked ones are out of epoll already) and the park. */
@@ -122,8 +123,8 @@ export class TcpListeners {
       closeSocket(fd, libc);
     }
     this.listeners.clear();
-    this.proxiedListeners.clear();
     this.balancerListeners.clear();
+    this.tlsListeners.clear();
     this.park.close();
   }
 }

@@ -10,7 +10,7 @@ import { ptr } from "bun:ffi";
 import { EAGAIN, EINTR, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, type Epoll, closeSocket, libc } from "../../ffi/index.ts";
 import type { Endpoint, Family } from "../net/endpoint.ts";
 import { nextStreamFrame, streamPadding } from "../stun/stream-framing.ts";
-import { parseProxyHeader, parseProxyV2 } from "../net/proxy-protocol.ts";
+import { parseProxyHeader } from "../net/proxy-protocol.ts";
 import type { ConnectionId } from "../turn/api.ts";
 import { ConnectionLimits, createConnectionTable } from "./connection-limits.ts";
 import { SLOT } from "./counters.ts";
@@ -19,11 +19,12 @@ import { ConnectionTable, type Connection, type RawReader } from "./tcp-connecti
 import { readRaw, rawInterest } from "./tcp-raw.ts";
 import type { HandedConnection } from "./stream-handoff.ts";
 import { TcpListeners, type Origin } from "./tcp-listeners.ts";
+import { TlsEngine, type TlsEngineOptions, type TlsHost } from "./tls-connection.ts";
 
 const MAX_READS_PER_WAKE = 16;
 
 export interface TcpTransportOptions {
-  /** Caps on connections per source and in total, shared by all engines and the TLS front end. */
+  /** Caps on connections per source and in total (TCP and TLS), shared by all engines. */
   limits: ConnectionLimits;
   /** Bytes of unread replies one connection may hold before it is closed. */
   maxBufferPerConnection: number;
@@ -31,6 +32,10 @@ export interface TcpTransportOptions {
   maxBufferPerEngine: number;
   /** A connection that has sent no whole message this long after it was accepted is closed (by sweep). */
   firstMessageTimeoutMs: number;
+  /** TLS served here (tls-connection.ts): the context and the session mode; absent = no TLS listener. */
+  tls?: Omit<TlsEngineOptions, "counters">;
+  /** A TLS client that has not finished its handshake this long after it was accepted is closed (by sweep). */
+  tlsHandshakeTimeoutMs: number;
   /** The engine's counter block (counters.ts): tcpConnections, tcpRefused, tcpClosedByLimit, tcpListenerParked. */
   counters: Float64Array;
   warn(message: string): void;
@@ -41,6 +46,7 @@ const DEFAULTS: TcpTransportOptions = {
   maxBufferPerConnection: 1 << 20,
   maxBufferPerEngine: 64 << 20,
   firstMessageTimeoutMs: 60_000,
+  tlsHandshakeTimeoutMs: 10_000,
   counters: new Float64Array(SLOT.tcpListenerParked + 1),
   warn: () => {},
 };
@@ -62,6 +68,8 @@ export class TcpTransport {
   private readonly outAddress = ptr(this.outBuffer) as unknown as number;
   /** Where piped connections (RFC 6062) are read into. */
   private readonly rawScratch = new Uint8Array(new ArrayBuffer(1 << 16));
+  /** TLS terminated in this engine; null without a TLS listener. */
+  readonly tls: TlsEngine | null;
 
   constructor(epoll: Epoll, handlers: TcpHandlers, options: Partial<TcpTransportOptions> = {}) {
     this.epoll = epoll;
@@ -70,6 +78,26 @@ export class TcpTransport {
     this.listening = new TcpListeners(epoll, this.options.limits, this.options.counters, this.options.warn);
     this.connections = new ConnectionTable(this.options.counters);
     this.buffers = new StreamBuffers(this.options);
+    this.tls = this.options.tls ? new TlsEngine({ ...this.options.tls, counters: this.options.counters }, this.tlsHost) : null;
+  }
+
+  /** What the TLS layer calls back into: framing, buffers, raw writes, closing. */
+  private readonly tlsHost: TlsHost = {
+    consume: (c, now) => this.consume(c, now),
+    grow: (c) => this.buffers.grow(c),
+    writeRaw: (c, bytes, address, length) => this.writeBytes(c, bytes, address, length),
+    queue: (c, bytes) => this.queue(c, bytes),
+    close: (c, byLimit) => this.close(c, byLimit),
+    isOpen: (c) => this.connections.withFd(c.fd) === c,
+    armWritable: (c) => this.epoll.modify(c.fd, EPOLLIN | EPOLLRDHUP | EPOLLOUT),
+    paused: (c) => {
+      if (this.connections.withFd(c.fd) === c) this.epoll.modify(c.fd, rawInterest(c));
+    },
+  };
+
+  /** A TLS listener (the TLS port; `balancer`: --tls-proxy-port, a PROXY header in clear first). */
+  listenTls(family: Family, address: Uint8Array, port: number, balancer = false): number {
+    return this.listening.listenTls(family, address, port, balancer);
   }
 
   listen(family: Family, address: Uint8Array, port: number): number {
@@ -86,14 +114,9 @@ export class TcpTransport {
     return this.listening.listenBalancer(family, address, port);
   }
 
-  /** A listener for decrypted TLS streams from the front end in the main thread (src/engine/tls-front.ts). */
-  listenUnix(path: string): number {
-    return this.listening.listenUnix(path);
-  }
-
-  /** Whether the connection's client reached the server over TLS (through the front end). */
+  /** Whether the connection's client reached the server over TLS (for --tls-alternate-server). */
   isTls(id: ConnectionId): boolean {
-    return this.connections.withId(id)?.tls === true;
+    return this.connections.withId(id)?.link != null;
   }
 
   owns(fd: number): boolean {
@@ -118,24 +141,26 @@ export class TcpTransport {
     if (this.listening.owns(fd)) return this.listening.handleEvent(fd, this.accepted);
     const c = this.connections.withFd(fd);
     if (!c) return;
-    if (mask & EPOLLOUT) this.writeBacklog(c);
+    if (mask & EPOLLOUT) this.writeBacklog(c, now);
     if (c.paused && mask & (EPOLLERR | EPOLLHUP)) return this.close(c);
     if (mask & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) this.read(c, now);
   }
 
   /** A connection the listeners accepted (and, on the normal port, admitted under the caps). */
   private readonly accepted = (fd: number, client: Endpoint, origin: Origin): void => {
-    const proxied = origin === "front";
+    const direct = origin === "direct" || origin === "tls";
+    const tls = (origin === "tls" || origin === "tlsBalancer") && this.tls !== null;
     const c: Connection = {
       ...this.buffers.fresh(), fd, id: this.connections.newId(), client, openedAt: Date.now(), spoke: false,
-      awaitingProxyHeader: origin === "direct" ? null : origin, counted: origin === "direct" ? client.address : null,
-      tls: proxied, // the TLS front end's streams are the only "front" ones
+      awaitingProxyHeader: direct ? null : "balancer", counted: direct ? client.address : null,
+      link: tls ? this.tls!.open(fd, origin === "tlsBalancer") : null,
     };
     this.connections.add(c);
     this.epoll.add(fd, EPOLLIN | EPOLLRDHUP);
   };
 
   private read(c: Connection, now: number): void {
+    if (c.link && !c.awaitingProxyHeader) return this.tls!.read(c, c.link, now);
     for (let round = 0; round < MAX_READS_PER_WAKE; round++) {
       if (c.raw) return this.readPiped(c);
       if (c.end === c.bytes.length && !this.buffers.grow(c)) return this.close(c, true);
@@ -151,19 +176,24 @@ export class TcpTransport {
   /** Handles the buffered bytes: PROXY header, then whole frames. False when the connection closed or became a pipe. */
   private consume(c: Connection, now: number): boolean {
     if (c.awaitingProxyHeader) {
-      const header = c.awaitingProxyHeader === "front" ? parseProxyV2(c.bytes, c.start, c.end) : parseProxyHeader(c.bytes, c.start, c.end);
+      const header = parseProxyHeader(c.bytes, c.start, c.end);
       if (header === -1) return this.closed(c);
       if (header === 0) return true;
-      if (c.awaitingProxyHeader === "balancer") {
-        if (header.client) c.client = header.client;
-        if (!this.options.limits.admit(c.client.address)) {
-          this.options.counters[SLOT.tcpRefused]!++;
-          return this.closed(c);
-        }
-        c.counted = c.client.address;
-      } else c.client = header.client!;
+      if (header.client) c.client = header.client;
+      if (!this.options.limits.admit(c.client.address)) {
+        this.options.counters[SLOT.tcpRefused]!++;
+        return this.closed(c);
+      }
+      c.counted = c.client.address;
       c.start += header.length;
       c.awaitingProxyHeader = null;
+      if (c.link) {
+        // --tls-proxy-port: what followed the header is the client's first TLS bytes.
+        this.tls!.feedEarly(c.link, c.bytes, c.start, c.end);
+        c.start = c.end = 0;
+        if (this.tls!.resume(c, c.link, now)) this.tls!.read(c, c.link, now);
+        return false;
+      }
     }
     // A new connection has no allocation, so its first message is STUN, never ChannelData: anything
     // else (a PROXY v1 line on the normal port, "PR..." read as channel 0x5052) is closed at once.
@@ -203,10 +233,16 @@ export class TcpTransport {
     if (total > this.outBytes.length) return false;
     this.outBytes.set(data, 0);
     this.outBytes.fill(0, data.length, total);
-    if (c.backlogLength > 0) return this.queue(c, this.outBytes.subarray(0, total));
+    if (c.link) return this.tls!.send(c, c.link, this.outBytes, total);
+    return this.writeBytes(c, this.outBytes, this.outAddress, total);
+  }
+
+  /** Writes bytes[0, total) (at `address`) to the socket; what it does not take joins the backlog. */
+  private writeBytes(c: Connection, bytes: Uint8Array, address: number, total: number): boolean {
+    if (c.backlogLength > 0) return this.queue(c, bytes.subarray(0, total));
     let written = 0;
     while (written < total) {
-      const n = libc.write(c.fd, this.outAddress + written, total - written);
+      const n = libc.write(c.fd, address + written, total - written);
       if (n === -EINTR) continue;
       if (n === -EAGAIN) break;
       if (n < 0) {
@@ -215,8 +251,7 @@ export class TcpTransport {
       }
       written += n;
     }
-    if (written < total) return this.queue(c, this.outBytes.subarray(written, total));
-    return true;
+    return written === total || this.queue(c, bytes.subarray(written, total));
   }
 
   private queue(c: Connection, rest: Uint8Array): boolean {
@@ -229,7 +264,8 @@ export class TcpTransport {
     return true;
   }
 
-  private writeBacklog(c: Connection): void {
+  private writeBacklog(c: Connection, now: number): void {
+    if (c.link?.onSocket) return this.writeTlsBacklog(c, now);
     if (!c.backlog || c.backlogLength === 0) return;
     const base = ptr(c.backlog) as unknown as number;
     let written = 0;
@@ -240,11 +276,21 @@ export class TcpTransport {
       if (n < 0) return this.close(c);
       written += n;
     }
-    this.buffers.consumedBacklog(c, written);
+    this.backlogWritten(c, written);
+  }
+
+  private backlogWritten(c: Connection, written: number): void {
+    if (written > 0) this.buffers.consumedBacklog(c, written);
     if (c.backlogLength === 0) {
       this.epoll.modify(c.fd, rawInterest(c));
       c.raw?.drained();
     }
+  }
+
+  /** TLS on the socket (kTLS): OpenSSL writes the plaintext backlog, or the handshake goes on. */
+  private writeTlsBacklog(c: Connection, now: number): void {
+    const written = this.tls!.writeBacklog(c, c.link!, now);
+    if (written >= 0 && this.connections.withFd(c.fd) === c) this.backlogWritten(c, written);
   }
 
   /**
@@ -269,9 +315,11 @@ export class TcpTransport {
     if (!c || !c.paused) return;
     c.paused = false;
     this.epoll.modify(c.fd, rawInterest(c));
+    if (c.link) this.tls!.readPiped(c, c.link, Date.now()); // what OpenSSL decrypted already is not on the socket
   }
 
   private readPiped(c: Connection): void {
+    if (c.link) return this.tls!.readPiped(c, c.link, Date.now());
     const outcome = readRaw(c, this.rawScratch, MAX_READS_PER_WAKE, this.receive);
     if (outcome === "closed") return this.close(c);
     if (outcome === "paused" && this.connections.has(c.fd)) this.epoll.modify(c.fd, rawInterest(c));
@@ -296,21 +344,25 @@ export class TcpTransport {
     this.connections.remove(c);
     this.epoll.remove(c.fd);
     this.buffers.closed(c);
-    return { fd: c.fd, client: c.client, tls: c.tls, counted: c.counted !== null, openedAt: c.openedAt, rest: c.bytes.slice(c.start, c.end) };
+    // A TLS session goes along (OpenSSL's objects belong to the process): the new owner wraps the same SSL.
+    const session = c.link ? this.tls!.detach(c.link) : 0;
+    return { fd: c.fd, client: c.client, tls: c.link !== null, session, onSocket: c.link?.onSocket === true, counted: c.counted !== null, openedAt: c.openedAt, rest: c.bytes.slice(c.start, c.end) };
   }
 
   /** A connection another engine detached (./stream-handoff.ts): served here from now on, starting with the bytes it had read. */
   adopt(handed: HandedConnection, now: number): void {
     const c: Connection = {
       ...this.buffers.fresh(), fd: handed.fd, id: this.connections.newId(), client: handed.client, openedAt: Math.min(now, handed.openedAt), spoke: false,
-      awaitingProxyHeader: null, counted: handed.counted ? handed.client.address : null, tls: handed.tls,
+      awaitingProxyHeader: null, counted: handed.counted ? handed.client.address : null,
+      link: handed.tls && this.tls ? this.tls.adopt(handed.session, handed.onSocket, now) : null,
     };
     this.connections.add(c);
     this.epoll.add(c.fd, EPOLLIN | EPOLLRDHUP);
     if (handed.bytes.length > c.bytes.length) return this.close(c, true);
     c.bytes.set(handed.bytes);
     c.end = handed.bytes.length;
-    this.consume(c, now);
+    // Then what OpenSSL had decrypted already, which is not on the socket any more.
+    if (this.consume(c, now) && c.link) this.tls!.resume(c, c.link, now);
   }
 
   /** `byLimit`: closed by a limit of ours (counted), not by the client or an error. */
@@ -318,8 +370,10 @@ export class TcpTransport {
     if (!this.connections.remove(c)) return;
     if (byLimit) this.options.counters[SLOT.tcpClosedByLimit]!++;
     this.epoll.remove(c.fd);
+    if (c.link && c.backlogLength === 0) this.tls!.goodbye(c.fd, c.link);
     closeSocket(c.fd, libc);
     this.buffers.closed(c);
+    if (c.link) this.tls!.closed(c.link);
     if (c.counted) this.options.limits.release(c.counted);
     this.handlers.closed(c.id);
   }
@@ -335,7 +389,10 @@ export class TcpTransport {
     let closed = 0;
     for (const c of this.connections.snapshot()) {
       const age = now - c.openedAt;
-      if (!c.raw && (age > maxAgeMs || (!c.spoke && age > this.options.firstMessageTimeoutMs)) && !keep(c.id)) {
+      // A TLS client's first-message clock starts when its handshake is done (--tls-handshake-timeout before).
+      const handshaking = c.link !== null && !c.link.ready;
+      const silent = !c.spoke && (handshaking ? age > this.options.tlsHandshakeTimeoutMs : now - (c.link?.readyAt ?? c.openedAt) > this.options.firstMessageTimeoutMs);
+      if (!c.raw && (age > maxAgeMs || silent) && !keep(c.id)) {
         this.close(c, true);
         closed++;
       }
@@ -367,5 +424,6 @@ export class TcpTransport {
   closeAll(): void {
     for (const c of this.connections.snapshot()) this.close(c);
     this.listening.closeAll();
+    this.tls?.close();
   }
 }

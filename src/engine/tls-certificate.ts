@@ -1,5 +1,5 @@
 /**
- * The TLS certificate and key as the front end uses them (tls-front.ts): read from disk as text at
+ * The TLS certificate and key as the main thread checks them (tls-service.ts): read from disk as text at
  * start and at each reload, described for the log, and watched for changes. A renewal tool (certbot,
  * acme.sh) replaces the files, often by moving a symbolic link; the watch compares what stat() of the
  * followed path says (inode, size, modification time) every few seconds, so a renewal is noticed

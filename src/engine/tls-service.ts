@@ -1,109 +1,94 @@
 /**
- * The TLS ports as the server runs them: a private directory for the engines' hand-over sockets, the
- * front end that terminates TLS (tls-front.ts) with the certificate files' watch that reloads it, and
- * --tls-proxy-port's terminator behind a balancer (tls-balancer.ts), both handing streams to the same
- * engine sockets.
+ * The main thread's side of TURN over TLS, which the engines terminate themselves (tls-connection.ts):
+ * the certificate is checked here before the engines start (a clear start-up error with OpenSSL's
+ * reason), its files are watched, and a reload (SIGUSR2, or the files changed) is checked here first,
+ * then handed to the engines through a shared generation cell: each builds a new OpenSSL context for
+ * new connections (open ones keep theirs) and marks the generation it loaded, and the log line comes
+ * once every engine has, so a client that connects after it sees the new certificate.
  */
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { TlsFront } from "./tls-front.ts";
-import { TlsBalancer } from "./tls-balancer.ts";
-import { CertificateWatch } from "./tls-certificate.ts";
-import { bunTlsSettings } from "./tls-settings.ts";
-import type { ConnectionLimits } from "./connection-limits.ts";
 import { formatHostPort } from "../net/endpoint.ts";
 import type { TlsConfig } from "../config/resolve.ts";
-import type { StreamLimits } from "../config/stream-limits.ts";
 import type { Logger } from "../logger.ts";
+import { serverContext } from "./engine-tls.ts";
+import { CertificateWatch, describeCertificate, readTlsMaterial } from "./tls-certificate.ts";
+
+/** Cell 0: the generation asked for; cell 1 + i: the one engine i has loaded. */
+export function createCertificateCells(engines: number): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(4 * (1 + engines)));
+}
+
+/** How long the log waits for every engine to confirm a reload. */
+const RELOAD_CONFIRM_MS = 5_000;
 
 export class TlsService {
-  /** One hand-over socket path per engine (TcpTransport.listenUnix), in the private directory. */
-  readonly socketPaths: string[] = [];
-  /** A private directory (0700), so only this process can hand streams to the engines; removed at stop. */
-  private readonly directory: string;
-  private front: TlsFront | undefined;
   private certificateWatch: CertificateWatch | undefined;
-  private balancer: TlsBalancer | undefined;
+  private certificate = "";
+  private started = false;
 
   constructor(
     private readonly tls: TlsConfig,
-    engines: number,
+    readonly cells: Int32Array,
+    private readonly wakeEngines: () => void,
     private readonly logger: Logger,
-  ) {
-    this.directory = mkdtempSync(join(tmpdir(), "bunturn-tls-"));
-    chmodSync(this.directory, 0o700);
-    for (let i = 0; i < engines; i++) this.socketPaths.push(join(this.directory, `engine-${i}.sock`));
+  ) {}
+
+  /** Throws an Error with OpenSSL's reason when the certificate, key or settings do not load. */
+  check(): void {
+    serverContext(this.tls, false).free();
+    this.certificate = describeCertificate(readTlsMaterial(this.tls.cert, this.tls.key).cert);
+    this.logger.debug(`TLS certificate ${this.tls.cert}: ${this.certificate}`);
   }
 
-  /** Whether the front end was started (start did not throw). */
-  get started(): boolean {
-    return this.front !== undefined;
-  }
-
-  /** Listens on every listening address (once the engines listen on their paths); returns the labels. */
-  start(listeningIps: string[], limits: ConnectionLimits, streams: StreamLimits, onFilesChanged: () => void): string[] {
-    const { tls, logger } = this;
-    const front = (this.front = TlsFront.start({
-      listeningIps,
-      port: tls.port,
-      cert: tls.cert,
-      key: tls.key,
-      settings: bunTlsSettings(tls),
-      enginePaths: this.socketPaths,
-      limits,
-      handshakeTimeoutMs: streams.tlsHandshakeTimeoutMs,
-      maxBufferPerConnection: streams.maxBufferPerConnection,
-      maxBufferTotal: streams.maxBufferPerEngine,
-      onError: (message) => logger.warn(message),
-    }));
-    logger.debug(`TLS certificate ${tls.cert}: ${front.certificate}`);
-    this.certificateWatch = new CertificateWatch([tls.cert, tls.key], onFilesChanged);
+  /** Once the engines listen: watches the files; returns the TLS listeners' labels. */
+  start(listeningIps: string[], proxyPort: number | undefined, onFilesChanged: () => void): string[] {
+    this.started = true;
+    this.certificateWatch = new CertificateWatch([this.tls.cert, this.tls.key], onFilesChanged);
     this.certificateWatch.start();
-    return listeningIps.map((ip) => `${formatHostPort(ip, tls.port)} (TLS)`);
+    return [
+      ...listeningIps.map((ip) => `${formatHostPort(ip, this.tls.port)} (TLS)`),
+      ...(proxyPort === undefined ? [] : listeningIps.map((ip) => `${formatHostPort(ip, proxyPort)} (TLS, PROXY protocol)`)),
+    ];
   }
 
-  /** --tls-proxy-port: listens for a balancer's PROXY header then TLS; returns the labels. */
-  async startBalancer(listeningIps: string[], port: number, limits: ConnectionLimits, streams: StreamLimits): Promise<string[]> {
-    const logger = this.logger;
-    this.balancer = await TlsBalancer.start({
-      listeningIps,
-      port,
-      tls: this.tls,
-      enginePaths: this.socketPaths,
-      limits,
-      handshakeTimeoutMs: streams.tlsHandshakeTimeoutMs,
-      onError: (message) => logger.warn(message),
-    });
-    return listeningIps.map((ip) => `${formatHostPort(ip, port)} (TLS, PROXY protocol)`);
+  get serving(): boolean {
+    return this.started;
   }
 
   /**
-   * Loads the certificate and key again (TlsFront.reloadCertificate); TLS connections already open keep
-   * their sessions. A pair that does not load leaves the old one in use, and the log says why.
+   * Loads the certificate and key again; TLS connections already open keep their sessions. A pair that
+   * does not load leaves the old one in use, and the log says why.
    */
   reloadCertificate(cause: string): void {
-    const front = this.front;
-    if (front === undefined) return;
     this.certificateWatch?.settle();
     const file = this.tls.cert;
+    let description: string;
     try {
-      front.reloadCertificate();
-      this.logger.info(`${cause}: TLS certificate reloaded from ${file} (${front.certificate}); open TLS connections keep their sessions`);
+      this.check();
+      description = this.certificate;
     } catch (error) {
-      this.logger.warn(`${cause}: TLS certificate NOT reloaded from ${file}: ${(error as Error).message}; still serving ${front.certificate}`);
+      this.logger.warn(`${cause}: TLS certificate NOT reloaded from ${file}: ${(error as Error).message}; still serving ${this.certificate}`);
+      return;
+    }
+    const generation = Atomics.add(this.cells, 0, 1) + 1;
+    this.wakeEngines();
+    void this.confirmed(generation).then((all) => {
+      const note = all ? "" : " (not every relay thread has confirmed yet)";
+      this.logger.info(`${cause}: TLS certificate reloaded from ${file} (${description}); open TLS connections keep their sessions${note}`);
+    });
+  }
+
+  private async confirmed(generation: number): Promise<boolean> {
+    const deadline = Date.now() + RELOAD_CONFIRM_MS;
+    for (;;) {
+      let all = true;
+      for (let i = 1; i < this.cells.length; i++) if (Atomics.load(this.cells, i) < generation) all = false;
+      if (all) return true;
+      if (Date.now() > deadline) return false;
+      await Bun.sleep(2);
     }
   }
 
-  /** Stops accepting and watching; the engines may still hold their hand-over sockets. */
   stop(): void {
     this.certificateWatch?.stop();
-    this.front?.stop();
-    this.balancer?.stop();
-  }
-
-  /** After the engines have closed their hand-over sockets. */
-  removeDirectory(): void {
-    rmSync(this.directory, { recursive: true, force: true });
   }
 }

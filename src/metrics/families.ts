@@ -73,6 +73,8 @@ const FAMILIES = [
   { name: "bunturn_dtls_failures_total", samples: "dtlsFailed" },
   { name: "bunturn_dtls_refused_total", samples: "dtlsRefused" },
   { name: "bunturn_dtls_closed_by_timeout_total", samples: "dtlsClosedByTimeout" },
+  { name: "bunturn_tls_handshakes_total", samples: "tlsHandshakes" },
+  { name: "bunturn_tls_kernel_connections_total", samples: "tlsKernel" },
   { name: "turn_udp_recvmmsg_calls", samples: "calls" },
   { name: "turn_udp_recvmmsg_packets", samples: "packets" },
   { name: "bunturn_udp_recvmmsg_wouldblock_total", samples: "wouldblock" },

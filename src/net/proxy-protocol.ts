@@ -1,7 +1,6 @@
 /**
- * The PROXY protocol (HAProxy's proxy-protocol.txt): v2 (section 2.2, binary), which the TLS front end
- * writes at the start of each decrypted stream it hands to an engine, and v1 (section 2.1, one text
- * line) or v2 from a load balancer on --tcp-proxy-port. Either way the engine sees the client's real
+ * The PROXY protocol (HAProxy's proxy-protocol.txt): v1 (section 2.1, one text line) or v2 (section
+ * 2.2, binary) from a load balancer on --tcp-proxy-port or --tls-proxy-port. The engine sees the client's real
  * address as the 5-tuple (XOR-MAPPED-ADDRESS, permissions, quotas, rate limits). Only TCP over IPv4/IPv6
  * with the PROXY command names a client; LOCAL (v2) and UNKNOWN (v1), a balancer's own health check,
  * keep the connection's own address. Strict and bounded: anything else closes the connection.

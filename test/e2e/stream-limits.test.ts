@@ -134,7 +134,7 @@ function threadsCpu(pid: number): number {
   return ticks / 100;
 }
 
-test("out of descriptors, neither the engines' TCP listeners nor the TLS listener spin, and both serve again when descriptors come back", async () => {
+test("out of descriptors, neither the engines' TCP listeners nor their TLS listeners spin, and both serve again when descriptors come back", async () => {
   const port = freePort();
   const tlsPort = freePort();
   const [min, max] = relayRange(10);
@@ -150,20 +150,19 @@ test("out of descriptors, neither the engines' TCP listeners nor the TLS listene
   const conns: Conn[] = [];
   try {
     // Far more connections than the relay has descriptors (TCP alone is twice its limit), so each engine
-    // and the TLS front end have connections pending when they run out; the rest wait in the kernel's queues.
+    // has connections pending when it runs out; the rest wait in the kernel's queues. The engines accept
+    // TLS on their own listeners, which park like the TCP ones.
     const opening: Array<Promise<Conn>> = [];
     for (let i = 0; i < 400; i++) opening.push(open(port));
     for (let i = 0; i < 100; i++) opening.push(open(tlsPort));
     for (const p of opening) void p.then((c) => conns.push(c));
-    // Both engines' TCP listeners and the TLS listener ran out of descriptors.
+    // Both engines' listeners ran out of descriptors.
     const exhausted = () =>
-      /engine 0: TCP accept failed \(EMFILE/.test(chunks.join("")) && /engine 1: TCP accept failed \(EMFILE/.test(chunks.join("")) &&
-      chunks.join("").includes("TLS: out of file descriptors");
+      /engine 0: TCP accept failed \(EMFILE/.test(chunks.join("")) && /engine 1: TCP accept failed \(EMFILE/.test(chunks.join(""));
     const deadline = Date.now() + 10000;
     while (!exhausted() && Date.now() < deadline) await Bun.sleep(50);
     expect(chunks.join("")).toMatch(/engine 0: TCP accept failed \(EMFILE/);
     expect(chunks.join("")).toMatch(/engine 1: TCP accept failed \(EMFILE/);
-    expect(chunks.join("")).toContain("TLS: out of file descriptors");
     await Bun.sleep(300);
     const before = threadsCpu(proc.pid);
     const started = Date.now();
@@ -178,7 +177,6 @@ test("out of descriptors, neither the engines' TCP listeners nor the TLS listene
     expect(await tcp.binding(3000)).toBe(true);
     const tls = await open(tlsPort, { tls: true });
     expect(await tls.binding(3000)).toBe(true);
-    expect(chunks.join("")).toContain("TLS: file descriptors free again");
     tcp.socket.destroy();
     tls.socket.destroy();
     expect(proc.exitCode).toBeNull();

@@ -12,7 +12,8 @@ import { HANDOFF_BYTES, StreamHandoff, createHandoffShared, type HandedConnectio
 import { ConnectionIds, engineOfConnectionId } from "../../src/engine/tcp-relay-ids.ts";
 
 function handed(fd: number, bytes = new Uint8Array([1, 2, 3])): HandedConnection {
-  return { fd, client: parseEndpoint("2001:db8::5", 40000), tls: true, counted: false, bytes, openedAt: 1_700_000_123_456 };
+  // An OpenSSL session's address as x86-64 user space has them (above 2^32): it must cross whole.
+  return { fd, client: parseEndpoint("2001:db8::5", 40000), tls: true, session: 0x7f12_3456_7898, onSocket: false, counted: false, bytes, openedAt: 1_700_000_123_456 };
 }
 
 describe("StreamHandoff", () => {
@@ -31,6 +32,8 @@ describe("StreamHandoff", () => {
       expect(got[0]!.fd).toBe(77);
       expect(got[0]!.client.key).toBe(parseEndpoint("2001:db8::5", 40000).key);
       expect(got[0]!.tls).toBe(true);
+      expect(got[0]!.session).toBe(0x7f12_3456_7898);
+      expect(got[0]!.onSocket).toBe(false);
       expect(got[0]!.counted).toBe(false);
       expect([...got[0]!.bytes]).toEqual([1, 2, 3]);
       expect(got[0]!.openedAt).toBe(1_700_000_123_000); // whole seconds: its idle clock goes on

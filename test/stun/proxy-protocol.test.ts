@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { PROXY_V1_MAX, encodeProxyV2, parseProxyHeader, parseProxyV2 } from "../../src/net/proxy-protocol.ts";
 import { formatEndpoint, parseEndpoint } from "../../src/net/endpoint.ts";
 
-describe("PROXY protocol v2 header (TLS front end to engine)", () => {
+describe("PROXY protocol v2 header (a balancer to --tcp-proxy-port or --tls-proxy-port)", () => {
   for (const [client, server] of [["198.51.100.7", "127.0.0.1"], ["2001:db8::5", "::1"]] as const) {
     test(`round-trips ${client}`, () => {
       const header = encodeProxyV2(parseEndpoint(client, 40000), parseEndpoint(server, 5349));

@@ -1,0 +1,278 @@
+/**
+ * TLS on the engine's TCP connections (RFC 8656 §3.1, `turns:`): the handshake, decryption into the
+ * connection's input buffer (where tcp-transport.ts frames it as for TCP) and encryption of replies,
+ * in the engine's epoll loop, through OpenSSL (ffi/tls-session.ts).
+ *
+ * In user space (the default) each session has memory BIOs: the engine reads ciphertext into one
+ * scratch buffer per engine and feeds it, and what OpenSSL writes goes out through the transport's
+ * own write path, so --max-tcp-buffer, --max-tcp-buffer-total and the write backlog apply to the
+ * ciphertext exactly as to TCP bytes. Where the kernel offers kTLS, sessions run on the socket instead
+ * (OpenSSL hands the keys to the kernel only through a socket BIO): OpenSSL reads and writes the fd, the
+ * backlog holds plaintext, and once the kernel has both directions SSL_read/SSL_write are plain
+ * read(2)/write(2) underneath.
+ */
+import { ptr } from "bun:ffi";
+import { EAGAIN, EINTR, libc } from "../../ffi/index.ts";
+import type { TlsContext } from "../../ffi/tls-context.ts";
+import { TLS_CLOSED, TLS_FAILED, TLS_WANT_READ, TLS_WANT_WRITE, TlsSession } from "../../ffi/tls-session.ts";
+import { SLOT } from "./counters.ts";
+import { MAX_FRAME } from "./stream-buffers.ts";
+import type { Connection, TlsLink } from "./tcp-connections.ts";
+
+export type { TlsLink };
+
+const MAX_READS_PER_WAKE = 16;
+/** Ciphertext read per read(2): a few full records. */
+const CIPHER_SCRATCH = 64 * 1024;
+
+
+/** What the TLS layer needs of the transport that owns the connection. */
+export interface TlsHost {
+  /** Frames bytes[start, end) of `c` as for TCP; false when `c` was closed meanwhile. */
+  consume(c: Connection, now: number): boolean;
+  /** Room at the end of a full input buffer (tcp: StreamBuffers.grow). */
+  grow(c: Connection): boolean;
+  /** Writes raw bytes to the socket, queueing what does not fit; false when `c` was closed. */
+  writeRaw(c: Connection, bytes: Uint8Array, address: number, length: number): boolean;
+  /** Queues bytes behind the backlog (socket mode: plaintext OpenSSL will write later); false when closed. */
+  queue(c: Connection, bytes: Uint8Array): boolean;
+  close(c: Connection, byLimit?: boolean): void;
+  isOpen(c: Connection): boolean;
+  /** Socket mode: the handshake waits for the socket to take its next flight (EPOLLOUT). */
+  armWritable(c: Connection): void;
+  /** A piped connection's reader asked for a pause (c.paused is set): epoll's interest follows. */
+  paused(c: Connection): void;
+}
+
+export interface TlsEngineOptions {
+  /** Builds the server context; called at start and at each certificate reload. */
+  context: () => TlsContext;
+  /** Sessions on the socket, for kTLS (kernelTlsAvailable()). */
+  onSocket: boolean;
+  /** The engine's counter block: tlsHandshakes, tlsKernel. */
+  counters: Float64Array;
+}
+
+export class TlsEngine {
+  private context: TlsContext;
+  private readonly cipher = new Uint8Array(new ArrayBuffer(CIPHER_SCRATCH));
+  private readonly cipherAddress = ptr(this.cipher) as unknown as number;
+  /** Encrypted output of one frame (a 64 KiB frame is 5 records). */
+  private readonly sealed = new Uint8Array(new ArrayBuffer(MAX_FRAME + 1024));
+  private readonly sealedAddress = ptr(this.sealed) as unknown as number;
+  /** Plaintext of a piped connection (RFC 6062), on its way to the reader. */
+  private readonly plain = new Uint8Array(new ArrayBuffer(CIPHER_SCRATCH));
+
+  constructor(private readonly options: TlsEngineOptions, private readonly host: TlsHost) {
+    this.context = options.context();
+  }
+
+  /** A new context for new connections; open ones keep theirs. Throws (old one kept) when it does not load. */
+  reload(): void {
+    const next = this.options.context();
+    this.context.free();
+    this.context = next;
+  }
+
+  /**
+   * The TLS state of a newly accepted connection, waiting for its ClientHello. `inMemory`: bytes of it
+   * were read already (after a PROXY header), which only memory BIOs can be given.
+   */
+  open(fd: number, inMemory = false): TlsLink {
+    const onSocket = this.options.onSocket && !inMemory;
+    const session = onSocket ? TlsSession.onSocket(this.context, fd) : TlsSession.inMemory(this.context);
+    return { session, onSocket, ready: false, readyAt: 0 };
+  }
+
+  /** Bytes that arrived in clear before the TLS (after a balancer's PROXY header) are the first ciphertext. */
+  feedEarly(link: TlsLink, bytes: Uint8Array, start: number, end: number): void {
+    if (!link.onSocket) link.session.feed(bytes, start, end - start);
+  }
+
+  /** Bytes already fed (feedEarly): handshake and plaintext as far as they go; false when `c` was closed. */
+  resume(c: Connection, link: TlsLink, now: number): boolean {
+    return this.advance(c, link, now);
+  }
+
+  /** The socket is readable: ciphertext in, plaintext framed (or, piped, handed to the reader). */
+  read(c: Connection, link: TlsLink, now: number): void {
+    if (link.onSocket) {
+      this.advance(c, link, now);
+      return;
+    }
+    for (let round = 0; round < MAX_READS_PER_WAKE && !c.paused; round++) {
+      const n = libc.read(c.fd, this.cipherAddress, CIPHER_SCRATCH);
+      if (n === -EINTR) continue;
+      if (n === -EAGAIN) return;
+      if (n <= 0) return this.host.close(c); // 0: the client closed; < 0: reset
+      link.session.feed(this.cipher, 0, n);
+      if (!this.advance(c, link, now)) return;
+      if (n < CIPHER_SCRATCH) return; // drained: save the EAGAIN read
+    }
+  }
+
+  /** Handshake, then every plaintext byte OpenSSL holds; false when `c` was closed. */
+  private advance(c: Connection, link: TlsLink, now: number): boolean {
+    if (!link.ready) {
+      const h = link.session.handshake();
+      if (!this.flush(c, link)) return false;
+      if (h === TLS_FAILED) {
+        this.host.close(c, true);
+        return false;
+      }
+      if (h === TLS_WANT_WRITE) this.host.armWritable(c);
+      if (h !== 1) return true;
+      link.ready = true;
+      link.readyAt = now;
+      this.options.counters[SLOT.tlsHandshakes]!++;
+      if (link.onSocket && link.session.kernelSends() && link.session.kernelReceives()) this.options.counters[SLOT.tlsKernel]!++;
+    }
+    for (;;) {
+      if (c.raw) return this.pipe(c, link);
+      if (c.end === c.bytes.length && !this.host.grow(c)) {
+        this.host.close(c, true);
+        return false;
+      }
+      const n = link.session.read(c.bytes, c.end, c.bytes.length - c.end);
+      if (n > 0) {
+        c.end += n;
+        if (!this.host.consume(c, now)) return false;
+        continue;
+      }
+      if (n === TLS_WANT_READ || n === TLS_WANT_WRITE) return this.flush(c, link);
+      this.flush(c, link); // close_notify or an alert back, best effort
+      if (this.host.isOpen(c)) this.host.close(c, n !== TLS_CLOSED);
+      return false;
+    }
+  }
+
+  /**
+   * RFC 6062 §5.4, a data connection that became a byte pipe: the plaintext goes to its reader unframed,
+   * until the reader asks for a pause (its peer is slow); OpenSSL keeps the rest until readPiped.
+   */
+  private pipe(c: Connection, link: TlsLink): boolean {
+    const reader = c.raw!;
+    if (c.start < c.end) {
+      const start = c.start;
+      const end = c.end;
+      c.start = c.end = 0;
+      if (!reader.data(c.bytes, start, end - start)) return this.pause(c);
+    }
+    for (;;) {
+      if (!this.host.isOpen(c)) return false;
+      const n = link.session.read(this.plain, 0, this.plain.length);
+      if (n > 0) {
+        if (!reader.data(this.plain, 0, n)) return this.pause(c);
+        continue;
+      }
+      if (n === TLS_WANT_READ || n === TLS_WANT_WRITE) return this.flush(c, link);
+      this.flush(c, link);
+      if (this.host.isOpen(c)) this.host.close(c, n !== TLS_CLOSED);
+      return false;
+    }
+  }
+
+  private pause(c: Connection): false {
+    c.paused = true;
+    this.host.paused(c);
+    return false;
+  }
+
+  /** A piped connection's bytes after its ConnectionBind, and what OpenSSL holds (also on resume). */
+  readPiped(c: Connection, link: TlsLink, now: number): void {
+    if (this.host.isOpen(c) && !c.paused) this.advance(c, link, now);
+  }
+
+  /** The connection moves to another engine: its session goes along, not freed (stream-handoff.ts). */
+  detach(link: TlsLink): number {
+    return link.session.ssl;
+  }
+
+  /** A connection handed over by another engine, with its established session. */
+  adopt(ssl: number, onSocket: boolean, now: number): TlsLink {
+    return { session: TlsSession.adopt(ssl, onSocket), onSocket, ready: true, readyAt: now };
+  }
+
+  /** Encrypts one frame (one record, as coturn writes them) and sends it; false when `c` was closed. */
+  send(c: Connection, link: TlsLink, frame: Uint8Array, length: number): boolean {
+    if (!link.ready) return false;
+    if (link.onSocket) return this.sendOnSocket(c, link, frame, length);
+    for (let done = 0; done < length; ) {
+      const n = link.session.write(frame, done, length - done);
+      if (n <= 0) {
+        this.host.close(c);
+        return false;
+      }
+      done += n;
+    }
+    return this.flush(c, link);
+  }
+
+  /** Socket mode: OpenSSL writes; what the socket does not take waits as plaintext in the backlog. */
+  private sendOnSocket(c: Connection, link: TlsLink, frame: Uint8Array, length: number): boolean {
+    if (c.backlogLength > 0) return this.host.queue(c, frame.subarray(0, length));
+    let done = 0;
+    while (done < length) {
+      const n = link.session.write(frame, done, length - done);
+      if (n === TLS_WANT_WRITE) break;
+      if (n <= 0) {
+        this.host.close(c);
+        return false;
+      }
+      done += n;
+    }
+    return done === length || this.host.queue(c, frame.subarray(done, length));
+  }
+
+  /** Socket mode, the socket is writable: the plaintext backlog goes on (or the handshake, if it waited). */
+  writeBacklog(c: Connection, link: TlsLink, now: number): number {
+    if (!link.ready) {
+      this.advance(c, link, now);
+      return 0;
+    }
+    if (!c.backlog) return 0;
+    let written = 0;
+    while (written < c.backlogLength) {
+      const n = link.session.write(c.backlog, written, c.backlogLength - written);
+      if (n === TLS_WANT_WRITE) break;
+      if (n <= 0) {
+        this.host.close(c);
+        return -1;
+      }
+      written += n;
+    }
+    return written;
+  }
+
+  /** Memory mode: what OpenSSL wrote (handshake, records, alerts) goes to the socket. */
+  private flush(c: Connection, link: TlsLink): boolean {
+    if (link.onSocket) return true;
+    for (;;) {
+      const n = link.session.takeOutput(this.sealed, 0, this.sealed.length);
+      if (n === 0) return true;
+      if (!this.host.writeRaw(c, this.sealed, this.sealedAddress, n)) return false;
+    }
+  }
+
+  /**
+   * The server closes the connection: a close_notify first, best effort (one write, no backlog), so
+   * the client reads a clean end rather than "unexpected eof" (RFC 8446 §6.1).
+   */
+  goodbye(fd: number, link: TlsLink): void {
+    if (!link.ready) return;
+    link.session.shutdown();
+    if (link.onSocket) return;
+    const n = link.session.takeOutput(this.sealed, 0, this.sealed.length);
+    if (n > 0) libc.write(fd, this.sealedAddress, n);
+  }
+
+  /** The connection is gone: its session (and BIOs) are freed. */
+  closed(link: TlsLink): void {
+    link.session.free();
+  }
+
+  /** Engine stop: the context's last reference goes with the last session. */
+  close(): void {
+    this.context.free();
+  }
+}
