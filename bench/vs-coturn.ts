@@ -4,6 +4,7 @@
  * range size, --relay-threads, loopback peers allowed, both on 127.0.0.1. coturn 4.6.1 has no
  * --udp-recvmmsg, so it reads one datagram per system call; bunturn runs with --bunturn-recvmmsg as given.
  * One JSON line per run, then a summary line per configuration with the bunturn/coturn ratios.
+ * --transport tcp or tls puts uclient on TCP (-t) or TLS (-t -S; both servers get the same certificate).
  */
 import { describeArgs, numberList, parseArgs, type ArgSpec } from "./lib/args.ts";
 import { coturnVersion, startServer } from "./lib/servers.ts";
@@ -24,6 +25,9 @@ function selfSignedPair(): { cert: string; key: string } {
   if (gen.exitCode !== 0) throw new Error(`openssl: ${gen.stderr.toString()}`);
   return { cert, key };
 }
+
+/** The TLS certificate (--transport tls), made once. */
+let certificate: { cert: string; key: string } | undefined;
 
 export const spec = {
   runs: { default: 3, help: "runs per server (alternated)" },
@@ -47,21 +51,22 @@ export async function main(argv: string[]): Promise<void> {
     for (const size of numberList(a.sizes)) {
       const results: Record<"coturn" | "bunturn", LoadResult[]> = { coturn: [], bunturn: [] };
       const load = { ...loadOptionsFor(a, clients, size), secure: a.dtls, indications: a.indications };
+      const tls = load.transport === "tls" ? (certificate ??= selfSignedPair()) : undefined;
       const messages = load.messages;
       for (let run = 0; run < a.runs; run++) {
         for (const kind of ["coturn", "bunturn"] as const) {
           const recvmmsg = kind === "bunturn" && a["bunturn-recvmmsg"];
-          const server = await startServer({ kind, threads: a.threads, recvmmsg, coturnBin: a["coturn-bin"], ...(dtls ? { dtls } : {}) });
+          const server = await startServer({ kind, threads: a.threads, recvmmsg, coturnBin: a["coturn-bin"], ...(dtls ? { dtls } : {}), ...(tls ? { tls } : {}) });
           try {
             const r = await runUclientLoad(server, load);
             results[kind].push(r);
-            emit({ bench: "vs-coturn", variant: kind, run, clients, size, messages, threads: a.threads, dtls: a.dtls, indications: a.indications, warmupS: a["warmup-s"], recvmmsg, ...(kind === "coturn" ? { version } : {}), ...r });
+            emit({ bench: "vs-coturn", variant: kind, run, clients, size, messages, transport: load.transport, threads: a.threads, dtls: a.dtls, indications: a.indications, warmupS: a["warmup-s"], recvmmsg, ...(kind === "coturn" ? { version } : {}), ...r });
           } finally {
             await server.stop();
           }
         }
       }
-      emit(summarize("vs-coturn", { clients, size, runs: a.runs, threads: a.threads, dtls: a.dtls, indications: a.indications, bunturnRecvmmsg: a["bunturn-recvmmsg"] }, results.coturn, results.bunturn, "bunturn/coturn"));
+      emit(summarize("vs-coturn", { clients, size, transport: load.transport, runs: a.runs, threads: a.threads, dtls: a.dtls, indications: a.indications, bunturnRecvmmsg: a["bunturn-recvmmsg"] }, results.coturn, results.bunturn, "bunturn/coturn"));
     }
   }
 }

@@ -31,11 +31,15 @@ export interface ServerOptions {
   root?: string;
   /** TURN over DTLS on the listening port with this certificate (bunturn and coturn 4.17: --dtls; coturn 4.6: on with a certificate). */
   dtls?: { cert: string; key: string };
+  /** TURN over TLS on a port of its own, with this certificate and key (both servers); absent: no TLS. */
+  tls?: { cert: string; key: string };
 }
 
 export interface Server extends Spawned {
   kind: "bunturn" | "coturn";
   port: number;
+  /** The TLS port when started with `tls`. */
+  tlsPort?: number;
   threads: number;
   /** The command line, for the log. */
   command: string[];
@@ -58,6 +62,8 @@ const defaultRanges = new Map<ServerOptions["kind"], [number, number]>();
 
 export async function startServer(o: ServerOptions): Promise<Server> {
   const port = freePort();
+  const tlsPort = o.tls ? freePort() : undefined;
+  const tlsArgs = o.tls ? ["--cert", o.tls.cert, "--pkey", o.tls.key, "--tls-listening-port", String(tlsPort)] : [];
   if (o.minPort === undefined && !defaultRanges.has(o.kind)) defaultRanges.set(o.kind, relayRange(3900));
   const minPort = o.minPort ?? defaultRanges.get(o.kind)![0];
   const maxPort = o.maxPort ?? (o.minPort === undefined ? defaultRanges.get(o.kind)![1] : o.minPort + 3899);
@@ -72,6 +78,7 @@ export async function startServer(o: ServerOptions): Promise<Server> {
       "--relay-threads", String(o.threads),
       ...(o.recvmmsg ? ["--udp-recvmmsg"] : []),
       ...(o.sendmmsg === false ? ["--no-udp-sendmmsg"] : []),
+      ...tlsArgs,
       ...(o.dtls ? ["--dtls", "--cert", o.dtls.cert, "--pkey", o.dtls.key, "--no-tls", "--tls-listening-port", String(freePort())] : []),
       ...(o.extra ?? []),
     ];
@@ -80,7 +87,7 @@ export async function startServer(o: ServerOptions): Promise<Server> {
     const dir = mkdtempSync(join(tmpdir(), "bunturn-bench-coturn-"));
     cleanup = () => rmSync(dir, { recursive: true, force: true });
     command = [
-      o.coturnBin ?? "turnserver", "-n", "--no-cli", "--log-file=stdout", "--simple-log", "--no-tls", ...coturnDtls(o),
+      o.coturnBin ?? "turnserver", "-n", "--no-cli", "--log-file=stdout", "--simple-log", ...(o.tls ? tlsArgs : ["--no-tls"]), ...coturnDtls(o),
       "--userdb", join(dir, "turndb"), "--pidfile", join(dir, "turnserver.pid"),
       "-L", "127.0.0.1", "-p", String(port), "--relay-ip", "127.0.0.1",
       "--min-port", String(minPort), "--max-port", String(maxPort), "--realm", REALM,
@@ -98,6 +105,7 @@ export async function startServer(o: ServerOptions): Promise<Server> {
     ...s,
     kind: o.kind,
     port,
+    ...(tlsPort !== undefined ? { tlsPort } : {}),
     threads: o.threads,
     command,
     stop: async (t?: number) => {

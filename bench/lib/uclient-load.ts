@@ -17,6 +17,7 @@ export const UCLIENT_LOAD_SPEC = {
   interval: { default: 0, help: "uclient -z, ms" },
   "warmup-s": { default: 15, help: "seconds of the same load first, thrown away, so JIT tiering is over (0: the server is measured cold)" },
   timeout: { default: 60, help: "seconds before a run is cut" },
+  transport: { default: "udp", help: "client transport: udp, tcp (uclient -t) or tls (-t -S, to the servers' TLS port)" },
 } satisfies ArgSpec;
 
 /** Long enough that /proc's 10 ms ticks are noise at 1 client (~8 s at uclient's pace) and at 100. */
@@ -28,8 +29,15 @@ export function messagesFor(clients: number, given: number): number {
 export function loadOptionsFor(a: Args<typeof UCLIENT_LOAD_SPEC>, clients: number, size: number): LoadOptions {
   return {
     clients, procs: clients === 1 ? 1 : Math.min(a.procs, clients), messages: messagesFor(clients, a.messages), size,
-    intervalMs: a.interval, timeoutMs: a.timeout * 1000, warmupSeconds: a["warmup-s"],
+    intervalMs: a.interval, timeoutMs: a.timeout * 1000, warmupSeconds: a["warmup-s"], transport: transportOf(a.transport),
   };
+}
+
+export type Transport = "udp" | "tcp" | "tls";
+
+function transportOf(name: string): Transport {
+  if (name === "udp" || name === "tcp" || name === "tls") return name;
+  throw new Error(`--transport: udp, tcp or tls, not ${name}`);
 }
 
 export interface LoadOptions {
@@ -49,6 +57,8 @@ export interface LoadOptions {
    * seconds (for bunturn: JIT tiering; for both: first allocations, page faults). 0: measured cold.
    */
   warmupSeconds?: number;
+  /** How uclient reaches the server: UDP (default), TCP (-t) or TLS (-t -S, the server's tlsPort). */
+  transport?: Transport;
   /** uclient -S: TLS/DTLS to the server (DTLS over UDP). */
   secure?: boolean;
   /** uclient -s: Send and Data indications instead of channels. */
@@ -243,9 +253,12 @@ function spawnUclients(server: Server, peerPort: number, o: LoadOptions, clients
 }
 
 function uclientCommand(server: Server, peerPort: number, o: LoadOptions, clients: number): string[] {
+  const tls = o.transport === "tls";
+  if (tls && server.tlsPort === undefined) throw new Error("--transport tls: this bench starts its servers without TLS (vs-coturn has it)");
   return [
-    "turnutils_uclient", "-c", ...(o.secure ? ["-S"] : []), ...(o.indications ? ["-s"] : []), "-u", USER, "-w", PASSWORD, "-e", "127.0.0.1", "-r", String(peerPort),
-    "-p", String(server.port), "-n", String(o.messages), "-l", String(o.size), "-m", String(clients),
+    "turnutils_uclient", "-c", ...(o.secure || tls ? ["-S"] : []), ...(o.transport === "tcp" || tls ? ["-t"] : []), ...(o.indications ? ["-s"] : []),
+    "-u", USER, "-w", PASSWORD, "-e", "127.0.0.1", "-r", String(peerPort),
+    "-p", String(tls ? server.tlsPort! : server.port), "-n", String(o.messages), "-l", String(o.size), "-m", String(clients),
     "-z", String(o.intervalMs), "127.0.0.1",
   ];
 }
