@@ -251,6 +251,7 @@ export class TlsEngine {
       const n = link.session.takeOutput(this.sealed, 0, this.sealed.length);
       if (n === 0) return true;
       if (!this.host.writeRaw(c, this.sealed, this.sealedAddress, n)) return false;
+      if (n < this.sealed.length) return true; // the BIO is empty: no second call to learn it
     }
   }
 
