@@ -20,7 +20,7 @@ const refused = (why: string, argument: CoturnArgument = "optional", alias?: str
   alias ? { status: "refused", why, argument, alias } : { status: "refused", why, argument };
 
 const NO_DB = "only SQLite (--userdb), PostgreSQL (--psql-userdb), MySQL/MariaDB (--mysql-userdb) and Redis (--redis-userdb) user databases are supported";
-const NO_DHE = "DHE cipher suites are never offered (Bun's TLS is BoringSSL: ECDHE only), so no DH parameters are used";
+const NO_DHE = "DHE suites named in --cipher-list use OpenSSL's built-in groups, sized to the key: no DH parameter file is read";
 
 export const COTURN_NAMES: Record<string, CoturnName> = {
   // Other spellings of bunturn's own options.
