@@ -36,6 +36,7 @@ export const spec = {
   threads: { default: 2, help: "--relay-threads for both" },
   "bunturn-recvmmsg": { default: false, help: "run bunturn with --udp-recvmmsg (coturn 4.6.1 cannot)" },
   "coturn-bin": { default: "turnserver", help: "the coturn turnserver to run (e.g. one built from source)" },
+  "bunturn-args": { default: "", help: "extra options of bunturn, space-separated (e.g. \"--no-warmup\")" },
   indications: { default: false, help: "uclient -s: Send and Data indications instead of channels (coturn 4.17.1 answers Debian's uclient -S ChannelBind with 400 over DTLS)" },
   dtls: { default: false, help: "TURN over DTLS (uclient -S over UDP), both servers with the same self-signed certificate" },
   ...UCLIENT_LOAD_SPEC,
