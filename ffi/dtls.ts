@@ -9,13 +9,22 @@
  *   cookie itself is the caller's (`CookieJudge`), asked through two JSCallbacks.
  * - `DtlsSession`: one client's association: feed it datagrams, take the records it writes.
  * Results are numbers (see the DTLS_* codes), so the data path allocates nothing.
+ *
+ * Traps, each met once (the symbols are in libssl.ts):
+ * - DTLSv1_listen writes the client's address into a BIO_ADDR (never NULL: it clears it when the BIO
+ *   cannot tell, and a NULL there is a crash); one is allocated per listener and reused.
+ * - The cookie callbacks are JSCallbacks: OpenSSL calls them synchronously inside DTLSv1_listen, on the
+ *   thread that called it, so they run in the same Worker and see the datagram being judged. It calls the
+ *   verify callback once more when the new session's first handshake step reads the buffered ClientHello.
+ * - DTLS_get_timeout (SSL_ctrl 73) fills a struct timeval (two 64-bit words) with the time left.
+ * - A memory BIO keeps no datagram boundaries: what OpenSSL writes in one go is split back into
+ *   records by the caller, and a datagram DTLSv1_listen did not read whole must not prefix the next.
  */
 import { JSCallback, ptr, toArrayBuffer, FFIType, type Pointer } from "bun:ffi";
-import { asPointer, libcrypto, libssl, openSslErrors, SSL_ERROR_WANT_READ, SSL_ERROR_ZERO_RETURN } from "./libssl.ts";
 import {
-  DTLS_COOKIE_MAX, DTLS_CTRL_GET_TIMEOUT, DTLS_CTRL_HANDLE_TIMEOUT, SSL_CTRL_SET_MTU, SSL_OP_NO_QUERY_MTU,
-  libcryptoDtls, libsslDtls,
-} from "./libssl-dtls.ts";
+  DTLS_COOKIE_MAX, DTLS_CTRL_GET_TIMEOUT, DTLS_CTRL_HANDLE_TIMEOUT, SSL_CTRL_SET_MTU, SSL_ERROR_WANT_READ, SSL_ERROR_ZERO_RETURN,
+  SSL_OP_NO_QUERY_MTU, asPointer, libcrypto, libssl, openSslErrors,
+} from "./libssl.ts";
 import type { TlsContext } from "./tls-context.ts";
 
 /** OpenSSL needs another datagram before it can go on. */
@@ -59,7 +68,7 @@ export class DtlsSession {
   }
 
   get established(): boolean {
-    return libsslDtls.SSL_is_init_finished(asPointer(this.ssl)) === 1;
+    return libssl.SSL_is_init_finished(asPointer(this.ssl)) === 1;
   }
 
   /** Decrypts one record's payload to `address` (room for `capacity`): bytes, DTLS_WANT_READ, DTLS_CLOSED or DTLS_FAILED. */
@@ -87,14 +96,14 @@ export class DtlsSession {
 
   /** Milliseconds until a flight must be sent again (DTLS_get_timeout), or -1 when no timer runs. */
   retransmitIn(): number {
-    const running = Number(libsslDtls.SSL_ctrl(asPointer(this.ssl), DTLS_CTRL_GET_TIMEOUT, 0, ptr(this.timeval)));
+    const running = Number(libssl.SSL_ctrl(asPointer(this.ssl), DTLS_CTRL_GET_TIMEOUT, 0, ptr(this.timeval)));
     if (running <= 0) return -1;
     return Number(this.timeval[0]!) * 1000 + Math.ceil(Number(this.timeval[1]!) / 1000);
   }
 
   /** DTLSv1_handle_timeout: the last flight goes out again (into the output) when its timer expired. */
   handleTimeout(): void {
-    if (Number(libsslDtls.SSL_ctrl(asPointer(this.ssl), DTLS_CTRL_HANDLE_TIMEOUT, 0, null)) < 0) openSslErrors();
+    if (Number(libssl.SSL_ctrl(asPointer(this.ssl), DTLS_CTRL_HANDLE_TIMEOUT, 0, null)) < 0) openSslErrors();
   }
 
   /** Queues close_notify in the output. */
@@ -139,7 +148,7 @@ export class DtlsListener {
         length > 0 && length <= DTLS_COOKIE_MAX && judge.verify(new Uint8Array(toArrayBuffer(cookie, 0, length))) ? 1 : 0,
       { args: [FFIType.ptr, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
     );
-    this.peer = libcryptoDtls.BIO_ADDR_new() as unknown as number;
+    this.peer = libcrypto.BIO_ADDR_new() as unknown as number;
     this.context = context;
     this.useContext(context);
   }
@@ -149,8 +158,8 @@ export class DtlsListener {
     this.context = context;
     const h = asPointer(context.handle);
     context.setOptions(SSL_OP_NO_QUERY_MTU);
-    libsslDtls.SSL_CTX_set_cookie_generate_cb(h, this.generateCallback.ptr);
-    libsslDtls.SSL_CTX_set_cookie_verify_cb(h, this.verifyCallback.ptr);
+    libssl.SSL_CTX_set_cookie_generate_cb(h, this.generateCallback.ptr);
+    libssl.SSL_CTX_set_cookie_verify_cb(h, this.verifyCallback.ptr);
     if (this.ssl !== 0) this.dropListeningSsl();
   }
 
@@ -163,13 +172,13 @@ export class DtlsListener {
     if (this.ssl !== 0 && this.dirty()) this.dropListeningSsl();
     if (this.ssl === 0) this.openListeningSsl();
     libcrypto.BIO_write(asPointer(this.inBio), asPointer(address), length);
-    const r = libsslDtls.DTLSv1_listen(asPointer(this.ssl), asPointer(this.peer));
+    const r = libssl.DTLSv1_listen(asPointer(this.ssl), asPointer(this.peer));
     if (r <= 0) {
       if (r < 0) openSslErrors(); // not a ClientHello, or a malformed one: nothing to answer
       return null;
     }
     const session = new DtlsSession(this.ssl, this.inBio, this.outBio);
-    libsslDtls.SSL_ctrl(asPointer(this.ssl), SSL_CTRL_SET_MTU, DTLS_MTU, null);
+    libssl.SSL_ctrl(asPointer(this.ssl), SSL_CTRL_SET_MTU, DTLS_MTU, null);
     this.ssl = 0; // the next ClientHello gets a fresh listening SSL
     return session;
   }
@@ -183,7 +192,7 @@ export class DtlsListener {
 
   close(): void {
     if (this.ssl !== 0) this.dropListeningSsl();
-    libcryptoDtls.BIO_ADDR_free(asPointer(this.peer));
+    libcrypto.BIO_ADDR_free(asPointer(this.peer));
     this.generateCallback.close();
     this.verifyCallback.close();
   }

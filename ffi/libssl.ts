@@ -17,8 +17,8 @@
  * - An SSL holds a reference on its SSL_CTX: freeing the context (certificate reload) while connections
  *   still use it is safe, the last SSL_free() releases it.
  *
- * DTLS: DTLS_server_method is bound here; the few DTLS-only symbols (cookie callbacks, DTLSv1_listen,
- * timers) belong in the `dtlsSymbols` table below, so the whole OpenSSL surface stays in this file.
+ * DTLS: DTLS_server_method above, and the DTLS-only symbols (the cookie exchange, the timers) in the
+ * `dtlsSymbols` table below; ffi/dtls.ts uses them and says what to watch for.
  */
 import { dlopen, FFIType, type Pointer } from "bun:ffi";
 
@@ -77,13 +77,24 @@ const cryptoSymbols = {
   ERR_get_error: { args: [], returns: u64_fast },
   ERR_error_string_n: { args: [u64_fast, ptr, u64_fast], returns: FFIType.void },
   ERR_clear_error: { args: [], returns: FFIType.void },
+  /** DTLSv1_listen writes the client's address into one (never NULL: it clears it, a crash on NULL). */
+  BIO_ADDR_new: { args: [], returns: ptr },
+  BIO_ADDR_free: { args: [ptr], returns: FFIType.void },
 } as const;
 
 /**
- * DTLS-only symbols (DTLSv1_listen, SSL_CTX_set_cookie_generate_cb/verify_cb, DTLSv1_handle_timeout,
- * DTLS_get_timeout through SSL_ctrl...): added here by the DTLS transport, opened from libssl.
+ * DTLS-only (ffi/dtls.ts): the stateless cookie exchange (DTLSv1_listen and the cookie callbacks, RFC 6347
+ * §4.2.1), the retransmission timer (DTLS_get_timeout, DTLSv1_handle_timeout and the MTU are SSL_ctrl
+ * commands), and a client method for tests (Bun has no DTLS client).
  */
-const dtlsSymbols = {} as const;
+const dtlsSymbols = {
+  DTLS_client_method: { args: [], returns: ptr },
+  DTLSv1_listen: { args: [ptr, ptr], returns: i32 },
+  SSL_CTX_set_cookie_generate_cb: { args: [ptr, ptr], returns: FFIType.void },
+  SSL_CTX_set_cookie_verify_cb: { args: [ptr, ptr], returns: FFIType.void },
+  SSL_ctrl: { args: [ptr, i32, i64, ptr], returns: i64 },
+  SSL_is_init_finished: { args: [ptr], returns: i32 },
+} as const;
 
 export const libssl = dlopen("libssl.so.3", { ...sslSymbols, ...dtlsSymbols }).symbols;
 export const libcrypto = dlopen("libcrypto.so.3", cryptoSymbols).symbols;
@@ -132,6 +143,18 @@ export const TLS1_2_VERSION = 0x0303;
 export const TLS1_3_VERSION = 0x0304;
 export const DTLS1_VERSION = 0xfeff;
 export const DTLS1_2_VERSION = 0xfefd;
+
+// DTLS (ssl.h, dtls1.h)
+export const SSL_CTRL_SET_MTU = 17;
+export const SSL_CTRL_SET_MAX_CERT_LIST = 51;
+export const DTLS_CTRL_GET_TIMEOUT = 73;
+export const DTLS_CTRL_HANDLE_TIMEOUT = 74;
+export const SSL_OP_NO_QUERY_MTU = 2 ** 12;
+export const SSL_OP_NO_TICKET = 2 ** 14;
+/** DTLS1_COOKIE_LENGTH: room OpenSSL gives the generate callback. */
+export const DTLS_COOKIE_MAX = 255;
+/** The DTLS record header: type, version (2), epoch (2), sequence number (6), length (2). */
+export const DTLS_RECORD_HEADER = 13;
 
 export const SSL_VERIFY_PEER = 0x1;
 export const SSL_VERIFY_FAIL_IF_NO_PEER_CERT = 0x2;

@@ -2,7 +2,7 @@
  * What the DTLS transport reads of a datagram before OpenSSL does (RFC 6347 §4.1, §4.2): the record
  * headers (how many records, whether all carry application data) and a ClientHello's random.
  */
-import { DTLS_RECORD_HEADER } from "../../ffi/libssl-dtls.ts";
+import { DTLS_RECORD_HEADER } from "../../ffi/libssl.ts";
 
 export const CONTENT_HANDSHAKE = 22;
 const CONTENT_APPLICATION_DATA = 23;

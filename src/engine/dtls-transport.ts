@@ -16,7 +16,7 @@
  *   handshake timeout, and an association without an allocation closed after `unallocatedMs` of silence.
  */
 import { DTLS_CLOSED, DTLS_FAILED, DtlsListener, type DtlsSession } from "../../ffi/dtls.ts";
-import { DTLS_RECORD_HEADER } from "../../ffi/libssl-dtls.ts";
+import { DTLS_RECORD_HEADER } from "../../ffi/libssl.ts";
 import { CONTENT_HANDSHAKE, countRecords, helloRandom, isNewClientHello } from "./dtls-records.ts";
 import type { TlsContext } from "../../ffi/tls-context.ts";
 import type { Endpoint, EndpointKey } from "../net/endpoint.ts";

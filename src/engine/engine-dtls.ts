@@ -2,8 +2,7 @@
  * The engine's DTLS transport from the configuration (--dtls): the OpenSSL context built from --cert and
  * --pkey (DTLS 1.2 only, coturn's --cipher-list), the per-engine limits, and the engine's counters.
  */
-import { DTLS1_2_VERSION, SSL_CTRL_SET_MIN_PROTO_VERSION } from "../../ffi/libssl.ts";
-import { SSL_CTRL_SET_MAX_CERT_LIST, SSL_OP_NO_TICKET } from "../../ffi/libssl-dtls.ts";
+import { DTLS1_2_VERSION, SSL_CTRL_SET_MAX_CERT_LIST, SSL_CTRL_SET_MIN_PROTO_VERSION, SSL_OP_NO_TICKET } from "../../ffi/libssl.ts";
 import { TlsContext } from "../../ffi/tls-context.ts";
 import type { DtlsConfig } from "../config/relay-config.ts";
 import type { EngineInit } from "./engine-init.ts";

@@ -4,7 +4,6 @@
  */
 import { ptr } from "bun:ffi";
 import { asPointer, libcrypto, libssl, openSslErrors } from "../../ffi/libssl.ts";
-import { libsslDtls } from "../../ffi/libssl-dtls.ts";
 
 export class DtlsTestClient {
   private readonly context: number;
@@ -13,7 +12,7 @@ export class DtlsTestClient {
   private readonly outBio: number;
 
   constructor() {
-    this.context = libssl.SSL_CTX_new(libsslDtls.DTLS_client_method()) as unknown as number;
+    this.context = libssl.SSL_CTX_new(libssl.DTLS_client_method()) as unknown as number;
     this.ssl = libssl.SSL_new(asPointer(this.context)) as unknown as number;
     this.inBio = libcrypto.BIO_new(libcrypto.BIO_s_mem()) as unknown as number;
     this.outBio = libcrypto.BIO_new(libcrypto.BIO_s_mem()) as unknown as number;

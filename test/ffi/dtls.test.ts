@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DTLS_WANT_READ, DtlsListener, type CookieJudge } from "../../ffi/dtls.ts";
-import { DTLS_RECORD_HEADER } from "../../ffi/libssl-dtls.ts";
+import { DTLS_RECORD_HEADER } from "../../ffi/libssl.ts";
 import { TlsContext } from "../../ffi/tls-context.ts";
 import { DtlsTestClient } from "./dtls-client.ts";
 
