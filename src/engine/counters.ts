@@ -28,7 +28,7 @@ export const ENGINE_COUNTERS = {
   dtlsHelloVerifies: { kind: "counter", help: "DTLS ClientHellos answered with a HelloVerifyRequest (the stateless cookie exchange)" },
   dtlsHandshakes: { kind: "counter", help: "DTLS handshakes completed" },
   dtlsFailed: { kind: "counter", help: "DTLS associations or records that failed in OpenSSL (a bad handshake, a record that does not decrypt)" },
-  dtlsRefused: { kind: "counter", help: "DTLS ClientHellos dropped because the engine held its maximum of associations" },
+  dtlsRefused: { kind: "counter", help: "DTLS clients dropped after their cookie proved their address, because the engine held --dtls-max-sessions associations" },
   dtlsClosedByTimeout: { kind: "counter", help: "DTLS associations closed for a timeout: an unfinished handshake, or silence without an allocation" },
   tlsHandshakes: { kind: "counter", help: "TLS handshakes completed in the engines" },
   tlsKernel: { kind: "counter", help: "TLS connections whose records the kernel encrypts and decrypts (kTLS)" },
