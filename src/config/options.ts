@@ -79,6 +79,7 @@ export const OPTIONS = {
   dtls: { kind: "boolean", description: "Serve TURN over DTLS 1.2 (needs --cert and --pkey) on the listening port's UDP listeners and on UDP --tls-listening-port (coturn 4.17: off unless asked for)" },
   "no-dtls": { kind: "boolean", description: "No DTLS even with --dtls (coturn's deprecated switch)" },
   "dtls-max-sessions": { kind: "number", default: 2048, description: "DTLS associations per relay thread at most (about 65 KB of OpenSSL memory each); a client whose cookie proved its address beyond that is dropped (bunturn_dtls_refused_total)" },
+  "dtls-max-sessions-per-ip": { kind: "number", default: 256, description: "Of those, from one IPv4 address or IPv6 /64 per relay thread at most (one source cannot take every slot); beyond it, dropped like --dtls-max-sessions" },
   "no-tlsv1_2": { kind: "boolean", description: "TLS 1.3 only (TLS 1.0 and 1.1 are never offered)" },
   "udp-sendmmsg": { kind: "boolean", default: true, description: "Send batched UDP with sendmmsg (--no-udp-sendmmsg: one sendmsg per datagram)" },
   "server-name": { kind: "string", default: "bunturn", description: "SOFTWARE attribute value" },

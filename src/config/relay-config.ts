@@ -175,6 +175,8 @@ export interface DtlsConfig {
   handshakeTimeoutMs: number;
   /** --dtls-max-sessions: associations per engine. */
   maxSessions: number;
+  /** --dtls-max-sessions-per-ip: of those, from one IPv4 address or IPv6 /64. */
+  maxSessionsPerIp: number;
 }
 
 export interface LogConfig {

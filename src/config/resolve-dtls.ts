@@ -25,6 +25,7 @@ export function resolveDtls(raw: RawOptions): Pick<RelayConfig, "dtls"> {
     key,
     handshakeTimeoutMs: handshake * 1000,
     maxSessions: checkPositive(get<number>(raw, "dtls-max-sessions"), "dtls-max-sessions"),
+    maxSessionsPerIp: checkPositive(get<number>(raw, "dtls-max-sessions-per-ip"), "dtls-max-sessions-per-ip"),
   };
   const passphrase = get<string | undefined>(raw, "pkey-pwd");
   if (passphrase !== undefined) dtls.passphrase = passphrase;

@@ -42,6 +42,8 @@ export interface DtlsHandlers {
 export interface DtlsLimits {
   /** Associations this engine holds at most; a cookie-proven ClientHello beyond it is dropped and counted. */
   maxSessions: number;
+  /** Of those, from one IPv4 address or IPv6 /64 at most (one source must not take every slot). */
+  maxSessionsPerSource: number;
   handshakeTimeoutMs: number;
   unallocatedMs: number;
 }
@@ -68,6 +70,8 @@ export class DtlsTransport {
   private readonly byListener: Array<Map<EndpointKey, Association>> = [];
   private readonly byId = new Map<ConnectionId, Association>();
   private readonly handshaking = new Set<Association>();
+  /** Associations per source (sourceKey), for maxSessionsPerSource. */
+  private readonly perSource = new Map<EndpointKey, number>();
   private nextId = FIRST_DTLS_CONNECTION_ID;
   private context: TlsContext;
   /** Records out of OpenSSL, split into datagrams from here. */
@@ -137,7 +141,9 @@ export class DtlsTransport {
       }
       return;
     }
-    if (previous === undefined && this.byId.size >= this.limits.maxSessions) {
+    const source = sourceKey(client);
+    const fromSource = this.perSource.get(source) ?? 0;
+    if (previous === undefined && (this.byId.size >= this.limits.maxSessions || fromSource >= this.limits.maxSessionsPerSource)) {
       // Charged only now that the address is proven: a spoofed flood cannot fill the table or this count.
       this.cookies.client = null;
       session.free();
@@ -148,6 +154,7 @@ export class DtlsTransport {
     const a = new Association(this.mint(), listener, client, session, now, now, helloRandom(arena, offset, length));
     table.set(client.key, a);
     this.byId.set(a.id, a);
+    this.perSource.set(source, (this.perSource.get(source) ?? 0) + 1);
     this.handshaking.add(a);
     this.counters[SLOT.dtlsSessions] = this.byId.size;
     this.advanceHandshake(a, now);
@@ -271,6 +278,10 @@ export class DtlsTransport {
   private close(a: Association, silently: boolean): void {
     if (!this.byId.delete(a.id)) return;
     this.byListener[a.listener.id]?.delete(a.client.key);
+    const source = sourceKey(a.client);
+    const left = (this.perSource.get(source) ?? 1) - 1;
+    if (left > 0) this.perSource.set(source, left);
+    else this.perSource.delete(source);
     this.handshaking.delete(a);
     if (!silently && a.established) {
       a.session.shutdown();
@@ -284,4 +295,9 @@ export class DtlsTransport {
   private mint(): ConnectionId {
     return connectionId(this.nextId++);
   }
+}
+
+/** The source a per-source cap counts: an IPv4 address, or an IPv6 /64 (what one subscriber usually holds). */
+function sourceKey(client: Endpoint): EndpointKey {
+  return client.family === 4 ? client.hostKey : (client.hostKey as string).slice(0, 16);
 }

@@ -37,7 +37,7 @@ export function engineDtlsTransport(init: EngineInit, handlers: DtlsHandlers): D
   if (dtls === undefined) return null;
   return new DtlsTransport(
     () => dtlsContext(dtls),
-    { maxSessions: dtls.maxSessions, handshakeTimeoutMs: dtls.handshakeTimeoutMs, unallocatedMs: DTLS_UNALLOCATED_MS },
+    { maxSessions: dtls.maxSessions, maxSessionsPerSource: dtls.maxSessionsPerIp, handshakeTimeoutMs: dtls.handshakeTimeoutMs, unallocatedMs: DTLS_UNALLOCATED_MS },
     handlers,
     init.counters,
   );

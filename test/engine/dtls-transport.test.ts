@@ -35,8 +35,8 @@ function setup(limits: Partial<DtlsLimits> = {}) {
   const received: Array<{ id: ConnectionId; text: string }> = [];
   const closed: ConnectionId[] = [];
   const transport = new DtlsTransport(
-    () => dtlsContext({ port: 0, cert, key, handshakeTimeoutMs: 10_000, maxSessions: 100 }),
-    { maxSessions: 100, handshakeTimeoutMs: 10_000, unallocatedMs: 60_000, ...limits },
+    () => dtlsContext({ port: 0, cert, key, handshakeTimeoutMs: 10_000, maxSessions: 100, maxSessionsPerIp: 100 }),
+    { maxSessions: 100, maxSessionsPerSource: 100, handshakeTimeoutMs: 10_000, unallocatedMs: 60_000, ...limits },
     {
       datagram: (id, _client, arena, offset, length) => received.push({ id, text: new TextDecoder().decode(arena.subarray(offset, offset + length)) }),
       closed: (id) => closed.push(id),
@@ -165,6 +165,32 @@ test("a flight that gets no answer is sent again when its DTLS timer expires; th
   expect(transport.size).toBe(0);
   expect(counters[SLOT.dtlsClosedByTimeout]).toBe(1);
   client.free();
+  transport.closeAll();
+});
+
+test("one source (an IPv4 address, an IPv6 /64) gets at most --dtls-max-sessions-per-ip; others still get theirs; a closed one frees its slot", () => {
+  const { transport, counters, converse } = setup({ maxSessionsPerSource: 2 });
+  const sameHost = (port: number) => endpointFromBytes(new Uint8Array([192, 0, 2, 7]), port);
+  const sameSlash64 = (last: number, port: number) => endpointFromBytes(new Uint8Array([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, last]), port);
+  const clients: DtlsTestClient[] = [];
+  const run = (from: Endpoint) => {
+    const c = new DtlsTestClient();
+    clients.push(c);
+    return converse(c, from);
+  };
+  expect(run(sameHost(1001))).toBe(true);
+  expect(run(sameHost(1002))).toBe(true);
+  expect(run(sameHost(1003))).toBe(false);
+  expect(run(sameSlash64(1, 2001))).toBe(true);
+  expect(run(sameSlash64(2, 2002))).toBe(true);
+  expect(run(sameSlash64(3, 2003))).toBe(false); // another address, the same /64
+  expect(run(clientAt(60))).toBe(true);
+  expect(transport.size).toBe(5);
+  expect(counters[SLOT.dtlsRefused]).toBe(2);
+  transport.sweep(Date.now() + 120_000, () => false); // all silent, none allocated: closed
+  expect(transport.size).toBe(0);
+  expect(run(sameHost(1004))).toBe(true);
+  for (const c of clients) c.free();
   transport.closeAll();
 });
 
