@@ -15,7 +15,7 @@
  * - Timers: handshake retransmission (DTLS_get_timeout, driven by the engine's epoll timeout), the
  *   handshake timeout, and an association without an allocation closed after `unallocatedMs` of silence.
  */
-import { DTLS_CLOSED, DTLS_FAILED, DtlsListener, type DtlsSession } from "../../ffi/dtls.ts";
+import { DTLS_CLOSED, DTLS_FAILED, DtlsListener } from "../../ffi/dtls.ts";
 import { DTLS_RECORD_HEADER } from "../../ffi/libssl.ts";
 import { CONTENT_HANDSHAKE, countRecords, helloRandom, isNewClientHello } from "./dtls-records.ts";
 import type { TlsContext } from "../../ffi/tls-context.ts";
@@ -24,45 +24,12 @@ import { connectionId, type ConnectionId } from "../turn/api.ts";
 import { SLOT } from "./counters.ts";
 import { DtlsCookies } from "./dtls-cookie.ts";
 import type { UdpListener } from "./outbox.ts";
+import { Association, sourceKey, type DtlsHandlers, type DtlsLimits } from "./dtls-association.ts";
+
+export type { DtlsHandlers, DtlsLimits };
 
 /** DTLS ids are minted from here, far above the TCP ones (tcp-connections.ts), so `owns` is one comparison. */
 export const FIRST_DTLS_CONNECTION_ID = 2 ** 40;
-
-export interface DtlsHandlers {
-  /** A decrypted datagram: arena[offset, offset + length), from `client` over association `id`. */
-  datagram(id: ConnectionId, client: Endpoint, arena: Uint8Array, offset: number, length: number, now: number): void;
-  /** Association `id` ended (its allocation ends with it). */
-  closed(id: ConnectionId): void;
-  /** Queues a datagram from the listener's socket to `client` (bytes are copied). */
-  send(listener: UdpListener, client: Endpoint, bytes: Uint8Array, offset: number, length: number): void;
-  /** OpenSSL refused a proven client's handshake or record: why (for the verbose log). */
-  failed?(client: Endpoint, why: string): void;
-}
-
-export interface DtlsLimits {
-  /** Associations this engine holds at most; a cookie-proven ClientHello beyond it is dropped and counted. */
-  maxSessions: number;
-  /** Of those, from one IPv4 address or IPv6 /64 at most (one source must not take every slot). */
-  maxSessionsPerSource: number;
-  handshakeTimeoutMs: number;
-  unallocatedMs: number;
-}
-
-class Association {
-  established = false;
-  /** When OpenSSL wants its last flight sent again (ms), or Infinity. */
-  retransmitAt = Infinity;
-  constructor(
-    readonly id: ConnectionId,
-    readonly listener: UdpListener,
-    readonly client: Endpoint,
-    readonly session: DtlsSession,
-    readonly startedAt: number,
-    public lastSeen: number,
-    /** ClientHello.random of the hello that created it: a late copy of that hello is no restart. */
-    readonly random: string,
-  ) {}
-}
 
 export class DtlsTransport {
   readonly cookies: DtlsCookies;
@@ -295,9 +262,4 @@ export class DtlsTransport {
   private mint(): ConnectionId {
     return connectionId(this.nextId++);
   }
-}
-
-/** The source a per-source cap counts: an IPv4 address, or an IPv6 /64 (what one subscriber usually holds). */
-function sourceKey(client: Endpoint): EndpointKey {
-  return client.family === 4 ? client.hostKey : (client.hostKey as string).slice(0, 16);
 }
