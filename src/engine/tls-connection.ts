@@ -139,7 +139,9 @@ export class TlsEngine {
         if (!this.host.consume(c, now)) return false;
         continue;
       }
-      if (n === TLS_WANT_READ || n === TLS_WANT_WRITE) return this.flush(c, link);
+      // Once established, reading writes nothing the next reply's flush would not carry (a KeyUpdate
+      // answer waits for it), so only the handshake's own output is flushed here.
+      if (n === TLS_WANT_READ || n === TLS_WANT_WRITE) return link.onSocket || this.flush(c, link);
       this.flush(c, link); // close_notify or an alert back, best effort
       if (this.host.isOpen(c)) this.host.close(c, n !== TLS_CLOSED);
       return false;
