@@ -36,10 +36,16 @@ export interface Connection extends Buffered {
   counted: Uint8Array | null;
   /** TLS terminated here in the engine (tls-connection.ts), a turns: client; null for TCP. */
   link: TlsLink | null;
-  /** RFC 6062 §5.4: a data connection bound to a peer: its bytes go here, unframed (./tcp-transport.ts pipe). */
+  /** RFC 6062 §5.4: a data connection bound to a peer: its bytes go here, unframed (./tcp-reading.ts pipe). */
   raw?: RawReader;
   /** A piped connection whose reader asked for a pause: not read until resumeReading. */
   paused?: boolean;
+}
+
+/** Where the transport hands what its connections carry: each whole frame, and each close. */
+export interface TcpHandlers {
+  frame(connection: ConnectionId, client: Endpoint, frame: Uint8Array, now: number): void;
+  closed(connection: ConnectionId): void;
 }
 
 /** What reads a client connection that became a byte pipe (RFC 6062 §5.4, after ConnectionBind). */
