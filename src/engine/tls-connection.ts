@@ -213,17 +213,8 @@ export class TlsEngine {
   /** Socket mode: OpenSSL writes; what the socket does not take waits as plaintext in the backlog. */
   private sendOnSocket(c: Connection, link: TlsLink, frame: Uint8Array, length: number): boolean {
     if (c.backlogLength > 0) return this.host.queue(c, frame.subarray(0, length));
-    let done = 0;
-    while (done < length) {
-      const n = link.session.write(frame, done, length - done);
-      if (n === TLS_WANT_WRITE) break;
-      if (n <= 0) {
-        this.host.close(c);
-        return false;
-      }
-      done += n;
-    }
-    return done === length || this.host.queue(c, frame.subarray(done, length));
+    const done = this.writeThrough(c, link, frame, length);
+    return done === length || (done >= 0 && this.host.queue(c, frame.subarray(done, length)));
   }
 
   /** Socket mode, the socket is writable: the plaintext backlog goes on (or the handshake, if it waited). */
@@ -232,18 +223,22 @@ export class TlsEngine {
       this.advance(c, link, now);
       return 0;
     }
-    if (!c.backlog) return 0;
-    let written = 0;
-    while (written < c.backlogLength) {
-      const n = link.session.write(c.backlog, written, c.backlogLength - written);
+    return c.backlog ? this.writeThrough(c, link, c.backlog, c.backlogLength) : 0;
+  }
+
+  /** Socket mode: bytes[0, length) through OpenSSL until the socket is full; how many went, -1 when `c` closed. */
+  private writeThrough(c: Connection, link: TlsLink, bytes: Uint8Array, length: number): number {
+    let done = 0;
+    while (done < length) {
+      const n = link.session.write(bytes, done, length - done);
       if (n === TLS_WANT_WRITE) break;
       if (n <= 0) {
         this.host.close(c);
         return -1;
       }
-      written += n;
+      done += n;
     }
-    return written;
+    return done;
   }
 
   /** Memory mode: what OpenSSL wrote (handshake, records, alerts) goes to the socket. */
