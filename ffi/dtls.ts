@@ -22,17 +22,18 @@
  */
 import { JSCallback, ptr, toArrayBuffer, FFIType, type Pointer } from "bun:ffi";
 import {
-  DTLS_COOKIE_MAX, DTLS_CTRL_GET_TIMEOUT, DTLS_CTRL_HANDLE_TIMEOUT, SSL_CTRL_SET_MTU, SSL_ERROR_WANT_READ, SSL_ERROR_ZERO_RETURN,
-  SSL_OP_NO_QUERY_MTU, asPointer, libcrypto, libssl, openSslErrors,
+  DTLS_COOKIE_MAX, DTLS_CTRL_GET_TIMEOUT, DTLS_CTRL_HANDLE_TIMEOUT, SSL_CTRL_SET_MTU, SSL_OP_NO_QUERY_MTU, asPointer, libcrypto,
+  libssl, openSslErrors,
 } from "./libssl.ts";
+import { memoryBio, SSL_CLOSED, SSL_FAILED, SSL_WANT_READ, SslConnection } from "./ssl-connection.ts";
 import type { TlsContext } from "./tls-context.ts";
 
 /** OpenSSL needs another datagram before it can go on. */
-export const DTLS_WANT_READ = 0;
+export const DTLS_WANT_READ = SSL_WANT_READ;
 /** The client sent close_notify. */
-export const DTLS_CLOSED = -1;
+export const DTLS_CLOSED = SSL_CLOSED;
 /** The association failed (`failure` says why). */
-export const DTLS_FAILED = -2;
+export const DTLS_FAILED = SSL_FAILED;
 
 /** The caller's stateless cookie: bound to the client of the datagram being listened to. */
 export interface CookieJudge {
@@ -45,26 +46,21 @@ export interface CookieJudge {
 /** UDP payload OpenSSL fits its handshake records into (it cannot ask the kernel through a memory BIO). */
 export const DTLS_MTU = 1200;
 
-function memoryBio(): number {
-  return libcrypto.BIO_new(libcrypto.BIO_s_mem()) as unknown as number;
-}
-
-export class DtlsSession {
-  /** Why the last DTLS_FAILED happened. */
-  failure = "";
+/**
+ * handshake (1, DTLS_WANT_READ or DTLS_FAILED), write (one record: bytes taken or DTLS_FAILED),
+ * outputPending, takeOutput (records for the client), shutdown and free are SslConnection's
+ * (ssl-connection.ts); its memory BIOs never ask to wait for room.
+ */
+export class DtlsSession extends SslConnection {
   private readonly timeval = new BigInt64Array(2);
 
-  constructor(readonly ssl: number, private readonly inBio: number, private readonly outBio: number) {}
+  constructor(ssl: number, inBio: number, outBio: number) {
+    super(ssl, inBio, outBio);
+  }
 
   /** Hands one datagram (at a raw address) to OpenSSL. */
   feed(address: number, length: number): void {
     libcrypto.BIO_write(asPointer(this.inBio), asPointer(address), length);
-  }
-
-  /** 1 once the handshake is complete, DTLS_WANT_READ, or DTLS_FAILED. */
-  handshake(): number {
-    const r = libssl.SSL_do_handshake(asPointer(this.ssl));
-    return r === 1 ? 1 : this.outcome(r);
   }
 
   get established(): boolean {
@@ -77,23 +73,6 @@ export class DtlsSession {
     return r > 0 ? r : this.outcome(r);
   }
 
-  /** Encrypts buffer[offset, offset + length) as one record: bytes taken or DTLS_FAILED. */
-  write(buffer: Uint8Array, offset: number, length: number): number {
-    const r = libssl.SSL_write(asPointer(this.ssl), ptr(buffer, offset), length);
-    return r > 0 ? r : this.outcome(r);
-  }
-
-  /** Records waiting to be sent. */
-  outputPending(): number {
-    return Number(libcrypto.BIO_ctrl_pending(asPointer(this.outBio)));
-  }
-
-  /** Moves up to `capacity` bytes of records to buffer[offset..]; returns how many. */
-  takeOutput(buffer: Uint8Array, offset: number, capacity: number): number {
-    const n = libcrypto.BIO_read(asPointer(this.outBio), ptr(buffer, offset), capacity);
-    return n > 0 ? n : 0;
-  }
-
   /** Milliseconds until a flight must be sent again (DTLS_get_timeout), or -1 when no timer runs. */
   retransmitIn(): number {
     const running = Number(libssl.SSL_ctrl(asPointer(this.ssl), DTLS_CTRL_GET_TIMEOUT, 0, ptr(this.timeval)));
@@ -104,24 +83,6 @@ export class DtlsSession {
   /** DTLSv1_handle_timeout: the last flight goes out again (into the output) when its timer expired. */
   handleTimeout(): void {
     if (Number(libssl.SSL_ctrl(asPointer(this.ssl), DTLS_CTRL_HANDLE_TIMEOUT, 0, null)) < 0) openSslErrors();
-  }
-
-  /** Queues close_notify in the output. */
-  shutdown(): void {
-    if (libssl.SSL_shutdown(asPointer(this.ssl)) < 0) openSslErrors();
-  }
-
-  /** Frees the association and its BIOs. */
-  free(): void {
-    libssl.SSL_free(asPointer(this.ssl));
-  }
-
-  private outcome(r: number): number {
-    const error = libssl.SSL_get_error(asPointer(this.ssl), r);
-    if (error === SSL_ERROR_WANT_READ) return DTLS_WANT_READ;
-    if (error === SSL_ERROR_ZERO_RETURN) return DTLS_CLOSED;
-    this.failure = openSslErrors() || `SSL error ${error}`;
-    return DTLS_FAILED;
   }
 }
 

@@ -8,31 +8,21 @@
  * Results are numbers, never objects, so the hot path allocates nothing: see each method.
  */
 import { ptr } from "bun:ffi";
-import {
-  asPointer, BIO_CTRL_GET_KTLS_RECV, BIO_CTRL_GET_KTLS_SEND, libcrypto, libssl, openSslErrors, SSL_ERROR_WANT_READ,
-  SSL_ERROR_WANT_WRITE, SSL_ERROR_ZERO_RETURN,
-} from "./libssl.ts";
+import { asPointer, BIO_CTRL_GET_KTLS_RECV, BIO_CTRL_GET_KTLS_SEND, libcrypto, libssl, openSslErrors } from "./libssl.ts";
+import { memoryBio, SSL_CLOSED, SSL_FAILED, SSL_WANT_READ, SSL_WANT_WRITE, SslConnection } from "./ssl-connection.ts";
 import type { TlsContext } from "./tls-context.ts";
 
 /** `handshake()`, `read()`, `write()`: OpenSSL needs more input before it can go on. */
-export const TLS_WANT_READ = 0;
+export const TLS_WANT_READ = SSL_WANT_READ;
 /** On a socket only: the socket is full; call again with the same bytes when it is writable. */
-export const TLS_WANT_WRITE = -3;
+export const TLS_WANT_WRITE = SSL_WANT_WRITE;
 /** `read()`: the peer sent close_notify. */
-export const TLS_CLOSED = -1;
+export const TLS_CLOSED = SSL_CLOSED;
 /** The connection failed; `failure` says why (OpenSSL's text). */
-export const TLS_FAILED = -2;
+export const TLS_FAILED = SSL_FAILED;
 
-export class TlsSession {
-  /** Why the last TLS_FAILED happened. */
-  failure = "";
-
-  /**
-   * `inBio`: in memory mode, ciphertext from the peer goes in here; `outBio`: ciphertext for the peer
-   * comes out here. Both 0 on a socket.
-   */
-  private constructor(readonly ssl: number, private readonly inBio: number, private readonly outBio: number) {}
-
+/** handshake, write, takeOutput, shutdown and free are SslConnection's (ssl-connection.ts). */
+export class TlsSession extends SslConnection {
   private static create(context: TlsContext, server: boolean): number {
     const ssl = libssl.SSL_new(asPointer(context.handle)) as unknown as number;
     if (!ssl) throw new Error(`SSL_new: ${openSslErrors()}`);
@@ -44,8 +34,8 @@ export class TlsSession {
   /** A session the caller feeds and drains (memory BIOs). */
   static inMemory(context: TlsContext, server = true): TlsSession {
     const ssl = TlsSession.create(context, server);
-    const inBio = libcrypto.BIO_new(libcrypto.BIO_s_mem()) as unknown as number;
-    const outBio = libcrypto.BIO_new(libcrypto.BIO_s_mem()) as unknown as number;
+    const inBio = memoryBio();
+    const outBio = memoryBio();
     libssl.SSL_set_bio(asPointer(ssl), asPointer(inBio), asPointer(outBio)); // owned by ssl from now on
     return new TlsSession(ssl, inBio, outBio);
   }
@@ -69,12 +59,6 @@ export class TlsSession {
     return new TlsSession(ssl, inBio, outBio);
   }
 
-  /** 1 when the handshake is complete, TLS_WANT_READ, TLS_WANT_WRITE, or TLS_FAILED. */
-  handshake(): number {
-    const r = libssl.SSL_do_handshake(asPointer(this.ssl));
-    return r === 1 ? 1 : this.outcome(r);
-  }
-
   /** Memory mode: hands `length` bytes of ciphertext at `offset` to OpenSSL (all of them: the BIO grows). */
   feed(buffer: Uint8Array, offset: number, length: number): void {
     if (length > 0) libcrypto.BIO_write(asPointer(this.inBio), ptr(buffer, offset), length);
@@ -84,28 +68,6 @@ export class TlsSession {
   read(buffer: Uint8Array, offset: number, capacity: number): number {
     const r = libssl.SSL_read(asPointer(this.ssl), ptr(buffer, offset), capacity);
     return r > 0 ? r : this.outcome(r);
-  }
-
-  /** Encrypts `length` bytes as one record (up to 16 KiB each): bytes taken, TLS_WANT_WRITE or TLS_FAILED. */
-  write(buffer: Uint8Array, offset: number, length: number): number {
-    const r = libssl.SSL_write(asPointer(this.ssl), ptr(buffer, offset), length);
-    return r > 0 ? r : this.outcome(r);
-  }
-
-  /** Memory mode: ciphertext waiting to be sent. */
-  outputPending(): number {
-    return Number(libcrypto.BIO_ctrl_pending(asPointer(this.outBio)));
-  }
-
-  /** Memory mode: moves up to `capacity` bytes of ciphertext into buffer at offset; returns how many. */
-  takeOutput(buffer: Uint8Array, offset: number, capacity: number): number {
-    const n = libcrypto.BIO_read(asPointer(this.outBio), ptr(buffer, offset), capacity);
-    return n > 0 ? n : 0;
-  }
-
-  /** Queues close_notify (memory mode: in the output, to be sent like any bytes). */
-  shutdown(): void {
-    if (libssl.SSL_shutdown(asPointer(this.ssl)) < 0) openSslErrors();
   }
 
   /** On a socket: whether the kernel now encrypts what is written (SSL_OP_ENABLE_KTLS took). */
@@ -128,19 +90,5 @@ export class TlsSession {
   describe(): string {
     const cipher = libssl.SSL_get_current_cipher(asPointer(this.ssl));
     return `${libssl.SSL_get_version(asPointer(this.ssl))} ${cipher ? libssl.SSL_CIPHER_get_name(cipher) : "(none)"}`;
-  }
-
-  /** Frees the connection and its BIOs. */
-  free(): void {
-    libssl.SSL_free(asPointer(this.ssl));
-  }
-
-  private outcome(r: number): number {
-    const error = libssl.SSL_get_error(asPointer(this.ssl), r);
-    if (error === SSL_ERROR_WANT_READ) return TLS_WANT_READ;
-    if (error === SSL_ERROR_WANT_WRITE) return TLS_WANT_WRITE;
-    if (error === SSL_ERROR_ZERO_RETURN) return TLS_CLOSED;
-    this.failure = openSslErrors() || `SSL error ${error}`;
-    return TLS_FAILED;
   }
 }
