@@ -1,22 +1,9 @@
 /** Configuration that cannot work is refused at start, one line each (src/config/host-checks.ts). */
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { parseArgv } from "../../src/cli/argv.ts";
-import { ConfigError, resolveConfig } from "../../src/config/resolve.ts";
 import { parseEndpoint } from "../../src/net/endpoint.ts";
 import { PeerPolicy } from "../../src/turn/peer-policy.ts";
-
-const resolve = (argv: string[]) => resolveConfig(parseArgv(argv).raw);
-
-function refusal(argv: string[]): string {
-  try {
-    resolve(argv);
-  } catch (e) {
-    if (e instanceof ConfigError) return e.message;
-    throw e;
-  }
-  throw new Error(`expected a ConfigError for ${argv.join(" ")}`);
-}
+import { refusal, resolve } from "./resolve-argv.ts";
 
 describe("refused at start, one line", () => {
   test.each([

@@ -1,22 +1,11 @@
 /** --rfc5780 and --alt-listening-port resolved (src/config/resolve-rfc5780.ts), or refused with one line. */
 import { describe, expect, test } from "bun:test";
-import { parseArgv } from "../../src/cli/argv.ts";
-import { ConfigError, resolveConfig } from "../../src/config/resolve.ts";
+import { resolveConfig } from "../../src/config/resolve.ts";
 import { parseTurnserverConf } from "../../src/config/turnserver-conf.ts";
 import { formatIp } from "../../src/net/endpoint.ts";
+import { refusal, resolve } from "./resolve-argv.ts";
 
-const resolve = (argv: string[]) => resolveConfig(parseArgv(argv).raw);
 const TWO = ["--listening-ip", "127.0.0.1", "--listening-ip", "127.0.0.2"];
-
-function refusal(argv: string[]): string {
-  try {
-    resolve(argv);
-  } catch (e) {
-    if (e instanceof ConfigError) return e.message;
-    throw e;
-  }
-  throw new Error(`expected a ConfigError for ${argv.join(" ")}`);
-}
 
 describe("--rfc5780", () => {
   test("off by default: no alternate addresses", () => {
