@@ -21,7 +21,7 @@
  * the server process (all threads, /proc/PID/task/*\/schedstat) over the data phase, and relayed datagrams per second while it was loaded.
  */
 import { join } from "node:path";
-import { UsageError, describeArgs, numberList, parseArgs, type ArgSpec, type Args } from "./lib/args.ts";
+import { UsageError, describeArgs, numberList, parseArgs, wordList, type ArgSpec, type Args } from "./lib/args.ts";
 import { ROOT, cpuSeconds, freePort, relayRange, spawn, waitFor } from "./lib/proc.ts";
 import { coturnVersion, startServer } from "./lib/servers.ts";
 import { emit, median, pairedRatio, ratio, round } from "./lib/stats.ts";
@@ -85,7 +85,6 @@ const RELAY_RANGES = new Map<Exclude<Variant, "forwarder">, [number, number]>();
 /** coturn-mp's per-thread relay sockets (--multiplex-peer-port: two ports per relay thread), taken once. */
 let multiplexPeerPort = 0;
 
-const words = (text: string) => text.split(" ").filter(Boolean);
 
 async function startVariant(variant: Variant, peerPort: number, lifetimeS: number, a: RunOptions): Promise<Started> {
   if (variant !== "forwarder") {
@@ -95,7 +94,7 @@ async function startVariant(variant: Variant, peerPort: number, lifetimeS: numbe
     const kind = variant.startsWith("coturn") ? "coturn" : "bunturn";
     const root = variant === "base" ? a.base : undefined;
     const extra = variant === "coturn-mp" ? ["--multiplex-peer", "--udp-gso", "--multiplex-peer-port", String(multiplexPeerPort)]
-      : words(variant === "base" ? a["base-args"] : variant === "bunturn" ? a["bunturn-args"] : "");
+      : wordList(variant === "base" ? a["base-args"] : variant === "bunturn" ? a["bunturn-args"] : "");
     const server = await startServer({
       kind, threads: a.threads, recvmmsg: kind === "bunturn" && a.recvmmsg, minPort, maxPort, extra, coturnBin: a["coturn-bin"], ...(root ? { root } : {}),
     });

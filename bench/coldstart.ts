@@ -14,7 +14,7 @@
  * --steady-s seconds of the run), with each thread name's share.
  */
 import { join } from "node:path";
-import { UsageError, describeArgs, numberList, parseArgs, type ArgSpec } from "./lib/args.ts";
+import { UsageError, describeArgs, numberList, parseArgs, wordList, type ArgSpec } from "./lib/args.ts";
 import { ROOT, relayRange, spawn } from "./lib/proc.ts";
 import { startServer, type Server } from "./lib/servers.ts";
 import { emit, median, pairedRatio, round } from "./lib/stats.ts";
@@ -48,7 +48,6 @@ interface Mark {
   cpu: Record<string, number>;
 }
 
-const words = (text: string) => text.split(" ").filter(Boolean);
 const total = (cpu: Record<string, number>) => Object.values(cpu).reduce((t, s) => t + s, 0);
 
 /** CPU µs per relayed datagram between two marks, in all and per thread name (each datagram back at a client was relayed twice). */
@@ -68,8 +67,8 @@ async function oneRun(a: ReturnType<typeof parseArgs<typeof spec>>, run: number)
   const lifetimeS = a.seconds + 120;
   const peer = await startEchoPeer(lifetimeS, 2 * a.clients, 0);
   const variants = [
-    { name: "A", root: a["a-root"] || undefined, extra: words(a["a-args"]) },
-    { name: "B", root: a["b-root"] || undefined, extra: words(a["b-args"]) },
+    { name: "A", root: a["a-root"] || undefined, extra: wordList(a["a-args"]) },
+    { name: "B", root: a["b-root"] || undefined, extra: wordList(a["b-args"]) },
   ];
   // Alternate which variant is launched first.
   if (run % 2) variants.reverse();

@@ -48,3 +48,8 @@ export function numberList(text: string): number[] {
     return n;
   });
 }
+
+/** Space-separated words (extra relay options given as one argument, "--no-udp-gso --no-udp-gro"). */
+export function wordList(text: string): string[] {
+  return text.split(" ").filter(Boolean);
+}

@@ -11,6 +11,7 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { wordList } from "./args.ts";
 import { freePort, relayRange } from "./proc.ts";
 
 const [root = join(import.meta.dir, "../.."), batchText = "1", sizeText = "100", warmText = "200000", wakesText = "400000", recvmmsgText = "1", extraArgsText = ""] = process.argv.slice(2);
@@ -37,7 +38,7 @@ const CLIENT = parseEndpoint("127.0.0.1", 39998);
 const [minPort, maxPort] = relayRange();
 const config = resolveConfig(parseArgv([
   "--listening-ip", "127.0.0.1", "--listening-port", String(freePort()), "--relay-ip", "127.0.0.1", "--min-port", String(minPort), "--max-port", String(maxPort),
-  "--no-auth", "--allow-loopback-peers", "--relay-threads", "1", "--no-tcp", ...(recvmmsgText === "1" ? ["--udp-recvmmsg"] : []), ...extraArgsText.split(" ").filter(Boolean),
+  "--no-auth", "--allow-loopback-peers", "--relay-threads", "1", "--no-tcp", ...(recvmmsgText === "1" ? ["--udp-recvmmsg"] : []), ...wordList(extraArgsText),
 ]).raw);
 // Stop and drain flags (admission.ts CONTROL_CELLS); a checkout from before the drain reads only [0].
 const control = new Int32Array(new SharedArrayBuffer(4 * 8));
