@@ -6,7 +6,7 @@ import {
   AF_INET, AF_INET6, IPPROTO_IPV6, IPPROTO_TCP, IPV6_V6ONLY, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM,
   SOL_SOCKET, SO_REUSEADDR, SO_REUSEPORT, TCP_NODELAY,
 } from "./constants.ts";
-import { check } from "./errno.ts";
+import { EAGAIN, EINTR, check } from "./errno.ts";
 import { SOCKADDR_SLOT } from "./layout.ts";
 import { libc, type Syscalls } from "./libc.ts";
 import { writeSockaddr } from "./sockaddr.ts";
@@ -50,4 +50,21 @@ export function acceptConnection(fd: number, name: Uint8Array, lenCell: Uint32Ar
   const conn = sys.accept4(fd, name, lenCell, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (conn >= 0) setIntOption(conn, IPPROTO_TCP, TCP_NODELAY, 1, sys);
   return conn;
+}
+
+/**
+ * Writes up to `length` bytes at `address` to a non-blocking stream socket, as many as it takes now
+ * (EINTR retried): how many it took (fewer than `length` when it is full), or -errno when the connection
+ * failed (whatever was written before is then of no use: the caller closes it).
+ */
+export function writeSome(fd: number, address: number, length: number, sys: Syscalls = libc): number {
+  let written = 0;
+  while (written < length) {
+    const n = sys.write(fd, address + written, length - written);
+    if (n === -EINTR) continue;
+    if (n === -EAGAIN) break;
+    if (n < 0) return n;
+    written += n;
+  }
+  return written;
 }

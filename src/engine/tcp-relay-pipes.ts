@@ -11,7 +11,7 @@ import { ptr } from "bun:ffi";
 import {
   AF_INET, EAGAIN, EINTR, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, type Epoll, SOCKADDR_SLOT,
   acceptConnection, closeSocket, connectResult, libc, sockaddrFamily, sockaddrIn6Address, sockaddrInAddress,
-  sockaddrPort, startTcpRelayConnect,
+  sockaddrPort, startTcpRelayConnect, writeSome,
 } from "../../ffi/index.ts";
 import { ipv4Endpoint, ipv6Endpoint, type Endpoint } from "../net/endpoint.ts";
 import { peerConnectionId, type ConnectionId, type PeerConnectionId, type RelayHandle, type RelayId, type TcpRelayIo } from "../turn/api.ts";
@@ -167,17 +167,10 @@ export class TcpRelayPipes implements TcpRelayIo {
     if (this.byId.get(p.id) !== p) return false;
     this.counters[SLOT.tcpRelayBytesToPeer]! += length;
     this.events?.traffic(p.id, length, 0);
-    const base = (ptr(bytes) as unknown as number) + offset;
-    let written = 0;
-    while (written < length) {
-      const n = libc.write(p.fd, base + written, length - written);
-      if (n === -EINTR) continue;
-      if (n === -EAGAIN) break;
-      if (n < 0) {
-        this.drop(p, (id) => this.events?.closed(id));
-        return false;
-      }
-      written += n;
+    const written = writeSome(p.fd, (ptr(bytes) as unknown as number) + offset, length);
+    if (written < 0) {
+      this.drop(p, (id) => this.events?.closed(id));
+      return false;
     }
     if (written === length) return true;
     if (this.counters[SLOT.tcpRelayBuffered]! + length - written > this.maxBuffered) {
@@ -195,14 +188,10 @@ export class TcpRelayPipes implements TcpRelayIo {
   private writePeerBacklog(p: PeerSide): void {
     const backlog = p.backlog;
     if (backlog === null) return;
-    const base = ptr(backlog) as unknown as number;
-    while (p.backlogAt < backlog.length) {
-      const n = libc.write(p.fd, base + p.backlogAt, backlog.length - p.backlogAt);
-      if (n === -EINTR) continue;
-      if (n === -EAGAIN) return;
-      if (n < 0) return this.drop(p, (id) => this.events?.closed(id));
-      p.backlogAt += n;
-    }
+    const written = writeSome(p.fd, (ptr(backlog) as unknown as number) + p.backlogAt, backlog.length - p.backlogAt);
+    if (written < 0) return this.drop(p, (id) => this.events?.closed(id));
+    p.backlogAt += written;
+    if (p.backlogAt < backlog.length) return;
     this.counters[SLOT.tcpRelayBuffered]! -= backlog.length;
     p.backlog = null;
     this.epoll.modify(p.fd, this.peerInterest(p));

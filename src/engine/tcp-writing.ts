@@ -6,7 +6,7 @@
  * memory hostage. TLS connections encrypt through tls-connection.ts, which writes back through here.
  */
 import { ptr } from "bun:ffi";
-import { EAGAIN, EINTR, type Epoll, libc } from "../../ffi/index.ts";
+import { type Epoll, writeSome } from "../../ffi/index.ts";
 import { streamPadding } from "../stun/stream-framing.ts";
 import type { ConnectionId } from "../turn/api.ts";
 import { MAX_FRAME, type StreamBuffers } from "./stream-buffers.ts";
@@ -47,16 +47,10 @@ export class TcpWriter {
   /** Writes bytes[0, total) (at `address`) to the socket; what it does not take joins the backlog. */
   writeBytes(c: Connection, bytes: Uint8Array, address: number, total: number): boolean {
     if (c.backlogLength > 0) return this.queue(c, bytes.subarray(0, total));
-    let written = 0;
-    while (written < total) {
-      const n = libc.write(c.fd, address + written, total - written);
-      if (n === -EINTR) continue;
-      if (n === -EAGAIN) break;
-      if (n < 0) {
-        this.close(c);
-        return false;
-      }
-      written += n;
+    const written = writeSome(c.fd, address, total);
+    if (written < 0) {
+      this.close(c);
+      return false;
     }
     return written === total || this.queue(c, bytes.subarray(written, total));
   }
@@ -76,15 +70,8 @@ export class TcpWriter {
   writeBacklog(c: Connection, now: number): void {
     if (c.link?.onSocket) return this.writeTlsBacklog(c, now);
     if (!c.backlog || c.backlogLength === 0) return;
-    const base = ptr(c.backlog) as unknown as number;
-    let written = 0;
-    while (written < c.backlogLength) {
-      const n = libc.write(c.fd, base + written, c.backlogLength - written);
-      if (n === -EINTR) continue;
-      if (n === -EAGAIN) break;
-      if (n < 0) return this.close(c);
-      written += n;
-    }
+    const written = writeSome(c.fd, ptr(c.backlog) as unknown as number, c.backlogLength);
+    if (written < 0) return this.close(c);
     this.backlogWritten(c, written);
   }
 
