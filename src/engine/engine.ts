@@ -10,8 +10,7 @@
  * socket run.
  */
 import {
-  CmsgInfo, ECONNREFUSED, EPOLLERR, EPOLLIN, Epoll, EventFd, MAX_DATAGRAM, RECV_BATCH_MAX, RecvBatch, SendBatch,
-  SyscallError, UdpCapabilities, boundPort, groSegmentCount, libc, readErrorQueue, receiveBatch, receivedTtlTos, recordGroBuffer,
+  EPOLLERR, EPOLLIN, Epoll, EventFd, MAX_DATAGRAM, RECV_BATCH_MAX, RecvBatch, SendBatch, SyscallError, UdpCapabilities, boundPort, libc,
 } from "../../ffi/index.ts";
 import { listenerId, type ConnectionId } from "../turn/api.ts";
 import { formatEndpoint, type Endpoint } from "../net/endpoint.ts";
@@ -21,7 +20,6 @@ import { SLOT } from "./counters.ts";
 import { AdminInbox } from "./admin-inbox.ts";
 import { Outbox, type UdpListener } from "./outbox.ts";
 import { RelaySockets, type RelaySocket } from "./relay-sockets.ts";
-import { SourceCache } from "./sources.ts";
 import type { TcpTransport } from "./tcp-transport.ts";
 import { engineTcpTransport, openListeners } from "./engine-listeners.ts";
 import { CertificateReloads } from "./engine-tls.ts";
@@ -29,11 +27,10 @@ import { answerHeapCensus } from "./heap-census.ts";
 import { TcpRelayPipes } from "./tcp-relay-pipes.ts";
 import { ConnectionBindRouter } from "./connection-bind-route.ts";
 import { engineDtlsTransport, type DtlsTransport } from "./engine-dtls.ts";
+import { UdpDrain } from "./udp-drain.ts";
 
 export type { CoreFactory, EngineEvent, EngineInit, TurnCore };
 
-/** Datagrams per socket per wake before the others get a turn: fairness under load. */
-const MAX_BATCHES_PER_WAKE = 8;
 /** A TCP/TLS connection without an allocation is closed after this long: each holds an fd and a buffer. */
 const TCP_UNALLOCATED_MS = 60_000;
 /** A load balancer's connection on --tcp-proxy-port that has not sent its PROXY header by then is closed. */
@@ -51,8 +48,8 @@ export class Engine {
    * alignment). Public so that a bench can play the kernel and write datagrams where the iovecs point.
    */
   readonly recv = new RecvBatch(RECV_BATCH_MAX, MAX_DATAGRAM, 8);
-  private readonly cmsg = new CmsgInfo();
-  private readonly errInfo = new CmsgInfo();
+  /** What a readable UDP socket gets: its datagrams to the core or DTLS (udp-drain.ts). */
+  private readonly udp: UdpDrain;
   private readonly out: Outbox;
   readonly relays: RelaySockets;
   private readonly turn: TurnCore;
@@ -71,7 +68,6 @@ export class Engine {
   /** The UDP listeners, by the core's listener id. */
   readonly listeners: UdpListener[] = [];
   private readonly sockets = new Map<number, UdpListener | RelaySocket>();
-  private readonly sources = new SourceCache();
   /** --rfc5780: the listeners by address, filled as they open (the core reads it). */
   private readonly natDiscovery: NatDiscoveryTable | undefined;
   /** TURN over DTLS on the UDP listeners (--dtls); null without. */
@@ -166,6 +162,11 @@ export class Engine {
       closed: (id) => this.turn.handlePeerConnectionClosed?.(id),
       traffic: (id, toPeer, toClient) => this.turn.handlePeerTraffic?.(id, toPeer, toClient),
     };
+    this.udp = new UdpDrain({
+      recv: this.recv, counters: this.counters, out: this.out, relays: this.relays, turn: this.turn, dtls: this.dtls,
+      reportCrash: (error) => this.reportCrash(error),
+      ...(config.verbose ? { debug: (message: string) => emit({ kind: "log", level: "debug", message }) } : {}),
+    });
   }
 
   /** Binds the listeners (engine-listeners.ts). Throws SyscallError (e.g. EADDRINUSE) with the address in the message. */
@@ -226,8 +227,8 @@ export class Engine {
         continue;
       }
       try {
-        if (this.epoll.eventMask(i) & EPOLLERR) this.drainErrorQueue(socket);
-        this.drain(socket, now);
+        if (this.epoll.eventMask(i) & EPOLLERR) this.udp.drainErrorQueue(socket);
+        this.udp.drain(socket, now);
       } catch (error) {
         // A bug must cost at most the datagrams in hand, never the engine and its other sessions.
         this.reportCrash(error);
@@ -258,122 +259,6 @@ export class Engine {
     }
     this.flush();
     if (this.init.heapCensus) answerHeapCensus(this.init.heapCensus);
-  }
-
-  private drain(socket: UdpListener | RelaySocket, now: number): void {
-    const batch = this.recv;
-    const arena = batch.payload;
-    for (let round = 0; round < MAX_BATCHES_PER_WAKE; round++) {
-      const n = receiveBatch(socket.udp, batch, this.counters, libc);
-      if (n < 0) {
-        // A pending socket error (an ICMP error reported through IP_RECVERR): read it and go on.
-        if (!this.drainErrorQueue(socket)) return;
-        continue;
-      }
-      if (n === 0) return;
-      if (socket.kind === "listener") {
-        for (let i = 0; i < n; i++) {
-          if (!this.prepareDatagram(i)) continue;
-          if (this.cmsg.groSize > 0 && batch.length(i) > this.cmsg.groSize) {
-            this.handleGroBuffer(socket, i, now);
-            continue;
-          }
-          try {
-            const offset = batch.datagramOffset(i);
-            const length = batch.length(i);
-            // RFC 7983 §7: a first byte of 20..63 is a DTLS record; STUN starts with 0..3, ChannelData 64..79.
-            const first = length > 0 ? arena[offset]! : 0;
-            if (first >= 20 && first <= 63 && this.dtls !== null) {
-              this.dtls.handleDatagram(socket, this.sources.of(batch, i), arena, batch.payloadAddress, offset, length, now);
-            } else if (!socket.dtlsOnly) {
-              this.turn.handleClientDatagram(socket.id, this.sources.of(batch, i), arena, now, offset, length);
-            }
-          } catch (error) {
-            // One bad datagram must not cost the others in the batch (other clients' traffic).
-            this.reportCrash(error);
-          }
-        }
-      } else {
-        const relayId = socket.handle.id;
-        for (let i = 0; i < n; i++) {
-          if (!this.prepareDatagram(i)) continue;
-          if (this.cmsg.groSize > 0 && batch.length(i) > this.cmsg.groSize) {
-            this.handleGroBuffer(socket, i, now);
-            if (this.relays.get(relayId) === undefined) break;
-            continue;
-          }
-          try {
-            this.turn.handlePeerDatagram(relayId, this.sources.of(batch, i), arena, now, batch.datagramOffset(i), batch.length(i));
-          } catch (error) {
-            this.reportCrash(error);
-          }
-          // The core may have closed this relay while handling (it never does for peer data today).
-          if (this.relays.get(relayId) === undefined) break;
-        }
-      }
-      // Sends may point into the receive slots (zero-copy): they must leave before the next receive.
-      this.flush();
-      if (n < batch.capacity) return; // a short batch: the queue was empty a moment ago
-      if (socket.kind === "relay" && this.relays.get(socket.handle.id) === undefined) return;
-    }
-  }
-
-  /**
-   * A UDP_GRO buffer (--udp-gro): segments of the cmsg's gso_size, the last possibly shorter, each handled
-   * as its own datagram with the buffer's source and TTL/TOS. On a relay socket the core puts a
-   * ChannelData header in the 4 bytes before a segment, which inside the buffer are the previous
-   * segment's tail: the Outbox is told, sends that header from a slot of its own and puts the tail back.
-   */
-  private handleGroBuffer(socket: UdpListener | RelaySocket, i: number, now: number): void {
-    const batch = this.recv;
-    const arena = batch.payload;
-    const size = this.cmsg.groSize;
-    const start = batch.datagramOffset(i);
-    const end = start + batch.length(i);
-    recordGroBuffer(this.counters, groSegmentCount(end - start, size));
-    const source = this.sources.of(batch, i);
-    for (let at = start; at < end; at += size) {
-      const length = Math.min(size, end - at);
-      try {
-        if (socket.kind === "listener") {
-          const first = arena[at]!;
-          if (first >= 20 && first <= 63 && this.dtls !== null) this.dtls.handleDatagram(socket, source, arena, batch.payloadAddress, at, length, now);
-          else if (!socket.dtlsOnly) this.turn.handleClientDatagram(socket.id, source, arena, now, at, length);
-        } else {
-          if (at > start) this.out.guardHeaderRoom(arena, at);
-          this.turn.handlePeerDatagram(socket.handle.id, source, arena, now, at, length);
-        }
-      } catch (error) {
-        this.reportCrash(error);
-      }
-      this.out.releaseHeaderRoom();
-      if (socket.kind === "relay" && this.relays.get(socket.handle.id) === undefined) return;
-    }
-  }
-
-  /** Reads TTL/TOS of datagram i. False when it must be dropped (arrived with TTL 0). */
-  private prepareDatagram(i: number): boolean {
-    const info = receivedTtlTos(this.recv, i, this.cmsg);
-    this.out.ttl = info.ttl;
-    this.out.tos = info.tos;
-    if (info.ttl === 0) {
-      this.counters[SLOT.ttlDropped]!++;
-      return false;
-    }
-    return true;
-  }
-
-  /** Drains the IP_RECVERR queue: ICMP errors from peers or clients are counted, never fatal. */
-  private drainErrorQueue(socket: UdpListener | RelaySocket): boolean {
-    let any = false;
-    while (readErrorQueue(socket.udp, this.recv, this.errInfo, libc)) {
-      any = true;
-      this.counters[SLOT.icmpErrors]!++;
-      if (this.init.config.verbose && this.errInfo.errno === ECONNREFUSED) {
-        this.emit({ kind: "log", level: "debug", message: `ICMP port unreachable from port ${this.recv.sourcePort(0)} (fd ${socket.udp.fd})` });
-      }
-    }
-    return any;
   }
 
   private flush(): void {
