@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { bindingRequest } from "../binding-request.ts";
 import { initialClientHello } from "../ffi/dtls-client.ts";
 import {
-  PASSWORD, USER, closeAfterAll, e2eTest, freePort, runUclient, scrapeMetrics, pollUntil, startBunturn, startBunturnWithMetrics, startPeer,
+  PASSWORD, USER, closeAfterAll, e2eTest, freePort, runUclient, scrapeMetrics, pollUntil, selfSignedCert, startBunturn, startBunturnWithMetrics, startPeer,
   type Running, type UclientResult,
 } from "./harness.ts";
 
@@ -19,17 +19,9 @@ const { running, closers } = closeAfterAll();
 const dir = mkdtempSync(join(tmpdir(), "bunturn-dtls-e2e-"));
 closers.push(() => rmSync(dir, { recursive: true, force: true }));
 
-function certificate(name: string): { cert: string; key: string } {
-  const cert = join(dir, `${name}.crt`);
-  const key = join(dir, `${name}.key`);
-  const gen = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-    "-subj", `/CN=${name}`, "-keyout", key, "-out", cert], { stdout: "ignore", stderr: "pipe" });
-  if (gen.exitCode !== 0) throw new Error(`openssl failed: ${gen.stderr.toString()}`);
-  return { cert, key };
-}
-
-const first = certificate("first");
-const second = certificate("second");
+/** Two certificates a reload swaps, told apart by their CN. */
+const first = selfSignedCert(mkdtempSync(join(dir, "first-")), "first");
+const second = selfSignedCert(mkdtempSync(join(dir, "second-")), "second");
 const live = { cert: join(dir, "live.crt"), key: join(dir, "live.key") };
 copyFileSync(first.cert, live.cert);
 copyFileSync(first.key, live.key);

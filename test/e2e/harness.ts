@@ -157,12 +157,12 @@ export async function runCli(args: string[], timeoutMs = 15000): Promise<{ code:
   return { code, output: chunks.join("") };
 }
 
-/** A one-day self-signed P-256 certificate for CN=localhost, written to dir/cert.pem and dir/key.pem by openssl. */
-export function selfSignedCert(dir: string): { cert: string; key: string } {
+/** A one-day self-signed P-256 certificate for CN=`commonName`, written to dir/cert.pem and dir/key.pem by openssl. */
+export function selfSignedCert(dir: string, commonName = "localhost"): { cert: string; key: string } {
   const cert = join(dir, "cert.pem");
   const key = join(dir, "key.pem");
   const gen = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-    "-subj", "/CN=localhost", "-keyout", key, "-out", cert], { stdout: "ignore", stderr: "pipe" });
+    "-subj", `/CN=${commonName}`, "-keyout", key, "-out", cert], { stdout: "ignore", stderr: "pipe" });
   if (gen.exitCode !== 0) throw new Error(`openssl failed: ${gen.stderr.toString()}`);
   return { cert, key };
 }

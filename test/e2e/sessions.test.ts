@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatEndpoint, parseEndpoint } from "../../src/net/endpoint.ts";
 import { TurnClient } from "../fuzz/turn-client.ts";
-import { PASSWORD, ROOT, USER, e2eTest, freePort, runUclient, startBunturn, startPeer, type Running } from "./harness.ts";
+import { PASSWORD, ROOT, USER, e2eTest, freePort, runUclient, selfSignedCert, startBunturn, startPeer, type Running } from "./harness.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "bunturn-sessions-"));
 const socketPath = join(dir, "control.sock");
@@ -147,11 +147,7 @@ e2eTest("without --usage-log the record is one log line, 'usage {...}': at Refre
 });
 
 e2eTest("a TLS client's usage record says tls (turnutils_uclient -t -S)", async () => {
-  const cert = join(dir, "cert.pem");
-  const key = join(dir, "key.pem");
-  const gen = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-    "-subj", "/CN=localhost", "-keyout", key, "-out", cert], { stdout: "ignore", stderr: "pipe" });
-  expect(gen.exitCode).toBe(0);
+  const { cert, key } = selfSignedCert(dir);
   const tlsPort = freePort();
   const tlsUsage = join(dir, "tls-usage.jsonl");
   const tls = await startBunturn({ args: ["--cert", cert, "--pkey", key, "--tls-listening-port", String(tlsPort), "--usage-log", tlsUsage] });

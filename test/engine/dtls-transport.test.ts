@@ -15,15 +15,12 @@ import { DtlsTransport, type DtlsLimits } from "../../src/engine/dtls-transport.
 import type { UdpListener } from "../../src/engine/outbox.ts";
 import { endpointFromBytes, type Endpoint } from "../../src/net/endpoint.ts";
 import { listenerId, type ConnectionId } from "../../src/turn/api.ts";
+import { selfSignedCert } from "../e2e/harness.ts";
 import { DtlsTestClient, initialClientHello } from "../ffi/dtls-client.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "bunturn-dtls-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const cert = join(dir, "cert.pem");
-const key = join(dir, "key.pem");
-const made = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-  "-subj", "/CN=localhost", "-keyout", key, "-out", cert], { stdout: "ignore", stderr: "pipe" });
-if (made.exitCode !== 0) throw new Error(`openssl: ${made.stderr.toString()}`);
+const { cert, key } = selfSignedCert(dir);
 
 // Never opened: the transport only hands it back with what it sends.
 const listener: UdpListener = { kind: "listener", id: listenerId(0), udp: null as unknown as UdpSocketState, family: 4, label: "test", dtlsOnly: false };

@@ -10,15 +10,12 @@ import { join } from "node:path";
 import { DTLS_WANT_READ, DtlsListener, type CookieJudge } from "../../ffi/dtls.ts";
 import { DTLS_RECORD_HEADER } from "../../ffi/libssl.ts";
 import { TlsContext } from "../../ffi/tls-context.ts";
+import { selfSignedCert } from "../e2e/harness.ts";
 import { DtlsTestClient } from "./dtls-client.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "bunturn-ffi-dtls-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const certFile = join(dir, "cert.pem");
-const keyFile = join(dir, "key.pem");
-const made = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-  "-subj", "/CN=localhost", "-keyout", keyFile, "-out", certFile], { stdout: "ignore", stderr: "pipe" });
-if (made.exitCode !== 0) throw new Error(`openssl: ${made.stderr.toString()}`);
+const { cert: certFile, key: keyFile } = selfSignedCert(dir);
 
 /** A judge that hands out one fixed cookie and counts its calls. */
 function judge(cookie = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8])) {
