@@ -13,7 +13,6 @@ import {
   EPOLLERR, EPOLLIN, Epoll, EventFd, MAX_DATAGRAM, RECV_BATCH_MAX, RecvBatch, SendBatch, SyscallError, UdpCapabilities, boundPort, libc,
 } from "../../ffi/index.ts";
 import { listenerId, type ConnectionId } from "../turn/api.ts";
-import { formatEndpoint, type Endpoint } from "../net/endpoint.ts";
 import { NatDiscoveryTable } from "../turn/nat-discovery.ts";
 import type { CoreFactory, EngineEvent, EngineInit, TurnCore } from "./engine-init.ts";
 import { SLOT } from "./counters.ts";
@@ -26,7 +25,7 @@ import { CertificateReloads } from "./engine-tls.ts";
 import { answerHeapCensus } from "./heap-census.ts";
 import { TcpRelayPipes } from "./tcp-relay-pipes.ts";
 import { ConnectionBindRouter } from "./connection-bind-route.ts";
-import { engineDtlsTransport, type DtlsTransport } from "./engine-dtls.ts";
+import { DtlsCertificateReloads, dtlsFailureLog, engineDtlsTransport, type DtlsTransport } from "./engine-dtls.ts";
 import { UdpDrain } from "./udp-drain.ts";
 
 export type { CoreFactory, EngineEvent, EngineInit, TurnCore };
@@ -72,8 +71,8 @@ export class Engine {
   private readonly natDiscovery: NatDiscoveryTable | undefined;
   /** TURN over DTLS on the UDP listeners (--dtls); null without. */
   readonly dtls: DtlsTransport | null;
-  /** The certificate generation the DTLS context was loaded at (a reload bumps init.certificateGeneration). */
-  private certificateSeen = 0;
+  /** SIGUSR2 or changed files: a new DTLS context for new associations (engine-dtls.ts). */
+  private readonly dtlsCertificates: DtlsCertificateReloads | undefined;
 
   constructor(init: EngineInit, emit: (event: EngineEvent) => void, core: CoreFactory) {
     this.init = init;
@@ -143,10 +142,10 @@ export class Engine {
       datagram: (id, client, arena, offset, length, now) => this.turn.handleClientDatagram(id, client, arena, now, offset, length),
       closed: (id) => this.turn.handleClientClosed(id),
       send: (listener, client, bytes, offset, length) => this.out.sendFromListener(listener, client, bytes, offset, length),
-      ...(config.verbose ? { failed: (client: Endpoint, why: string) => this.logDtlsFailure(client, why) } : {}),
+      ...(config.verbose ? { failed: dtlsFailureLog(init.index, emit) } : {}),
     });
     this.out.dtls = this.dtls;
-    if (init.certificateGeneration) this.certificateSeen = Atomics.load(init.certificateGeneration, 0);
+    if (this.dtls && init.certificateGeneration) this.dtlsCertificates = new DtlsCertificateReloads(init.certificateGeneration, this.dtls, init.index, emit);
     this.turn = core({
       ...(this.natDiscovery ? { natDiscovery: this.natDiscovery } : {}),
       sink: this.out,
@@ -253,7 +252,7 @@ export class Engine {
     if (now >= this.nextTcpSweep) {
       this.nextTcpSweep = now + 1000;
       this.dtls?.sweep(now, (id) => this.turn.hasAllocationOn(id));
-      if (this.dtls && this.init.certificateGeneration) this.reloadDtlsCertificate(this.init.certificateGeneration);
+      this.dtlsCertificates?.check();
       this.tcp.sweep(now, TCP_UNALLOCATED_MS, (listener) => this.turn.hasAllocationOn(listener));
       this.tcp.sweepProxyHeaders(now, PROXY_HEADER_TIMEOUT_MS);
     }
@@ -265,32 +264,10 @@ export class Engine {
     this.out.flush();
   }
 
-  private lastDtlsFailureLog = 0;
-  /** -v: why OpenSSL refused a DTLS client (one line a second at most: a client can make it fail at will). */
-  private logDtlsFailure(client: Endpoint, why: string): void {
-    const now = Date.now();
-    if (now - this.lastDtlsFailureLog < 1000) return;
-    this.lastDtlsFailureLog = now;
-    this.emit({ kind: "log", level: "debug", message: `engine ${this.init.index}: DTLS with ${formatEndpoint(client)} failed: ${why}` });
-  }
-
   /** An operator's kill: the allocation's TCP/TLS connection or DTLS association closes with it. */
   private closeConnection(id: ConnectionId): void {
     if (this.dtls?.owns(id)) this.dtls.closeConnection(id);
     else this.tcp.closeConnection(id);
-  }
-
-  /** SIGUSR2 (or the files changed): new DTLS associations use the certificate as it is now. */
-  private reloadDtlsCertificate(cell: Int32Array): void {
-    const generation = Atomics.load(cell, 0);
-    if (generation === this.certificateSeen) return;
-    this.certificateSeen = generation;
-    try {
-      this.dtls!.reloadCertificate();
-      this.emit({ kind: "log", level: "info", message: `engine ${this.init.index}: DTLS certificate reloaded` });
-    } catch (error) {
-      this.emit({ kind: "log", level: "error", message: `engine ${this.init.index}: DTLS certificate reload failed, keeping the old one: ${(error as Error).message}` });
-    }
   }
 
   // --- bookkeeping ----------------------------------------------------------------------------------
