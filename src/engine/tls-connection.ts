@@ -1,6 +1,6 @@
 /**
  * TLS on the engine's TCP connections (RFC 8656 §3.1, `turns:`): the handshake, decryption into the
- * connection's input buffer (where tcp-transport.ts frames it as for TCP) and encryption of replies,
+ * connection's input buffer (where tcp-reading.ts frames it as for TCP) and encryption of replies,
  * in the engine's epoll loop, through OpenSSL (ffi/tls-session.ts).
  *
  * In user space (the default) each session has memory BIOs: the engine reads ciphertext into one
