@@ -57,11 +57,12 @@ export async function main(argv: string[]): Promise<void> {
       for (let run = 0; run < a.runs; run++) {
         for (const kind of ["coturn", "bunturn"] as const) {
           const recvmmsg = kind === "bunturn" && a["bunturn-recvmmsg"];
-          const server = await startServer({ kind, threads: a.threads, recvmmsg, coturnBin: a["coturn-bin"], ...(dtls ? { dtls } : {}), ...(tls ? { tls } : {}) });
+          const extra = kind === "bunturn" ? a["bunturn-args"].split(" ").filter(Boolean) : [];
+          const server = await startServer({ kind, threads: a.threads, recvmmsg, coturnBin: a["coturn-bin"], extra, ...(dtls ? { dtls } : {}), ...(tls ? { tls } : {}) });
           try {
             const r = await runUclientLoad(server, load);
             results[kind].push(r);
-            emit({ bench: "vs-coturn", variant: kind, run, clients, size, messages, transport: load.transport, threads: a.threads, dtls: a.dtls, indications: a.indications, warmupS: a["warmup-s"], recvmmsg, ...(kind === "coturn" ? { version } : {}), ...r });
+            emit({ bench: "vs-coturn", variant: kind, run, clients, size, messages, transport: load.transport, threads: a.threads, dtls: a.dtls, indications: a.indications, warmupS: a["warmup-s"], recvmmsg, ...(kind === "bunturn" ? { bunturnArgs: a["bunturn-args"] } : {}), ...(kind === "coturn" ? { version } : {}), ...r });
           } finally {
             await server.stop();
           }
