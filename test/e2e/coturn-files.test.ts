@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bindUnixDatagram, libc } from "../../ffi/index.ts";
-import { ROOT, e2eTest, freePort, relayRange, runUclient, spawnUntil, startPeer, stopProcess, type Running, type UclientResult } from "./harness.ts";
+import { ROOT, e2eTest, freePort, pollUntil, relayRange, runUclient, spawnUntil, startPeer, stopProcess, type Running, type UclientResult } from "./harness.ts";
 
 const FIXTURES = join(ROOT, "test/fixtures/coturn");
 const dir = mkdtempSync(join(tmpdir(), "bunturn-coturn-files-"));
@@ -158,7 +158,11 @@ describe("published turnserver.conf files", () => {
     const stripped = join(dir, "coturn-docker-without-mysql.conf");
     writeFileSync(stripped, readFileSync(file, "utf8").replace(/^mysql-userdb=.*\n/m, ""));
     const s = await startWith(stripped, ["--cert", cert, "--pkey", key]);
-    const password = /created user 'bunturn' with password '([^']+)'/.exec(s.output())![1]!;
+    // The password line is a warning (stderr) printed after "listening on" (stdout): the two pipes are
+    // read independently, so it may arrive a moment after the line startWith waited for.
+    const generated = /created user 'bunturn' with password '([^']+)'/;
+    expect(await pollUntil(() => generated.test(s.output()), 5000)).toBe(true);
+    const password = generated.exec(s.output())![1]!;
     expect(s.output()).toContain("realm example.org");
     const credentials = ["-u", "bunturn", "-w", password];
     expectRelayed(await relayUdp(s, credentials, await peer()), 40);
