@@ -104,6 +104,15 @@ export async function startRelay(argv: readonly string[], hooks: Pick<RelayHooks
   process.on("SIGUSR1", () => onDrain());
   let onCertificateReload = () => logger.info("SIGUSR2: no certificate to reload yet (starting)");
   process.on("SIGUSR2", () => onCertificateReload());
+  // SIGTERM/SIGINT too: without a handler the kernel ends the process at once (exit 143), even in the
+  // moment between "listening on" and the line that installs the real stop. Until then, stop = exit.
+  let onStop = (signal: string): void => {
+    logger.info(`${signal}: stopping (during start-up)`);
+    removePidfile(pidfile);
+    process.exit(0);
+  };
+  process.on("SIGINT", () => onStop("SIGINT"));
+  process.on("SIGTERM", () => onStop("SIGTERM"));
   try {
     config = loadConfig(argv);
     try {
@@ -170,8 +179,7 @@ export async function startRelay(argv: readonly string[], hooks: Pick<RelayHooks
         process.exit(0);
       });
     };
-    process.on("SIGINT", () => stop("SIGINT"));
-    process.on("SIGTERM", () => stop("SIGTERM"));
+    onStop = stop;
     onReload = () => reload(logger, logging, config.log.file);
     // coturn's SIGUSR1: drain, then stop with exit 0 once --drain-min-allocations is reached.
     const drain = new Drain(server, config.drainMinAllocations, logger, (reason) => stop(reason));

@@ -72,6 +72,8 @@ export interface BunturnOptions {
   /** Run this command instead of `bun src/cli/main.ts` (the compiled binary). */
   command?: string[];
   cwd?: string;
+  /** Resolve once this appears in the output instead of the "listening on" line. */
+  ready?: RegExp;
   auth?: "users" | "none" | "custom";
   /** Tests relay to 127.0.0.1 peers, which a safe server refuses: allowed unless set to false. */
   allowLoopback?: boolean;
@@ -100,7 +102,7 @@ export async function startBunturn(options: BunturnOptions = {}): Promise<Runnin
     ...(auth === "users" ? ["--lt-cred-mech", "--user", `${USER}:${PASSWORD}`] : auth === "none" ? ["--no-auth"] : []),
     ...(options.args ?? []),
   ];
-  const { proc, chunks } = await spawnUntil(cmd, READY, 15000, options.cwd ?? ROOT);
+  const { proc, chunks } = await spawnUntil(cmd, options.ready ?? READY, 15000, options.cwd ?? ROOT);
   return { proc, port, relayPorts: [min, max], output: () => chunks.join(""), stop: () => stopProcess(proc) };
 }
 

@@ -1,7 +1,8 @@
 /**
  * SIGHUP and SIGUSR2 never kill the relay (systemctl reload sends SIGHUP): each is logged, and the relay
  * answers Binding requests on every engine after each, with and without --log-file. SIGHUP reopens the
- * log file when there is one. (SIGUSR1 drains: test/e2e/drain.test.ts.)
+ * log file when there is one. SIGTERM during start-up stops the relay cleanly (exit 0), as after it.
+ * (SIGUSR1 drains: test/e2e/drain.test.ts.)
  */
 import { afterAll, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
@@ -62,3 +63,13 @@ for (const withLogFile of [false, true]) {
     expect(await relay.stop()).toBe(0);
   }, 30000);
 }
+
+test("SIGTERM while the engines are still starting: a clean stop (exit 0), not the kernel's default (143)", async () => {
+  // At -v the connection limits are said before the engines start; their warm-up then takes 400 ms more
+  // before the listeners open and "listening on" is printed.
+  const relay = await startBunturn({ args: ["-v", "--relay-threads", "2"], ready: /TCP\/TLS clients: at most/ });
+  running.push(relay);
+  relay.proc.kill("SIGTERM");
+  expect(await relay.proc.exited).toBe(0);
+  expect(relay.output()).toContain("SIGTERM: stopping");
+});
