@@ -104,12 +104,18 @@ export async function startRelay(argv: readonly string[], hooks: Pick<RelayHooks
   process.on("SIGUSR1", () => onDrain());
   let onCertificateReload = () => logger.info("SIGUSR2: no certificate to reload yet (starting)");
   process.on("SIGUSR2", () => onCertificateReload());
+  // What every exit releases once the relay's engines are stopped (or were never started).
+  const release = async () => {
+    await mirror?.stop();
+    removePidfile(pidfile);
+    logging?.close();
+  };
   // SIGTERM/SIGINT too: without a handler the kernel ends the process at once (exit 143), even in the
   // moment between "listening on" and the line that installs the real stop. Until then, stop = exit.
   let onStop = (signal: string): void => {
     logger.info(`${signal}: stopping (during start-up)`);
-    removePidfile(pidfile);
-    process.exit(0);
+    onStop = () => {}; // a second signal while releasing changes nothing
+    void release().then(() => process.exit(0));
   };
   process.on("SIGINT", () => onStop("SIGINT"));
   process.on("SIGTERM", () => onStop("SIGTERM"));
@@ -141,11 +147,7 @@ export async function startRelay(argv: readonly string[], hooks: Pick<RelayHooks
       if (stopping) return;
       stopping = true;
       logger.error(`${message}; exiting so that the service manager restarts the relay`);
-      void server.stop().then(() => mirror?.stop()).then(() => {
-        removePidfile(pidfile);
-        logging?.close();
-        process.exit(1);
-      });
+      void server.stop().then(release).then(() => process.exit(1));
     };
     const server = await RelayServer.start(config, logger, { ...hooks, onEngineDeath });
     if (mirror !== undefined) server.addMetrics(() => mirror!.metrics());
@@ -173,11 +175,7 @@ export async function startRelay(argv: readonly string[], hooks: Pick<RelayHooks
       stopping = true;
       logger.info(`${signal}: stopping`);
       drain?.cancel();
-      server.stop().then(() => mirror?.stop()).then(() => {
-        removePidfile(pidfile);
-        logging?.close();
-        process.exit(0);
-      });
+      void server.stop().then(release).then(() => process.exit(0));
     };
     onStop = stop;
     onReload = () => reload(logger, logging, config.log.file);
