@@ -14,6 +14,9 @@
  * (bursts of --burst equal datagrams) or `call` (30 video frames a second cut into RTP-sized datagrams
  * plus 50 audio datagrams a second, per client, echoed back); --gso sends each burst or frame as one
  * UDP_SEGMENT message from the load generator and the echo peer: on loopback that models a NIC's GRO.
+ * With --gro their own sockets receive with UDP_GRO too: on loopback a sender's system call pays the
+ * delivery to the receiver (the cut, the queue, the wake-up), so a GSO message then costs its sender one
+ * delivery instead of one per datagram, as on a network, where that work is the far host's.
  * Both relays with --relay-threads --threads and relay ranges outside the ephemeral ports the load
  * generator's sockets get. By default every run starts all variants and the load takes turns between
  * them in --slice-ms slices (on this noisy 2-core machine, separate runs moved ±15 % from one to the
@@ -39,6 +42,7 @@ export const spec = {
   load: { default: "window", help: "window | burst | call (bench/lib/load-shapes.ts)" },
   burst: { default: 16, help: "burst load: equal datagrams per burst" },
   gso: { default: false, help: "load generator and echo peer send bursts/frames with UDP_SEGMENT (on loopback: a NIC's GRO)" },
+  gro: { default: false, help: "with --gso: the load generator's and echo peer's sockets receive with UDP_GRO (on loopback a sender pays the receiver's delivery: a GSO message then costs one, as on a network)" },
   peers: { default: 1, help: "echo peer ports, client k on port k mod peers (0: one per client)" },
   fps: { default: 30, help: "call load: video frames per second per client" },
   "frame-bytes": { default: 6250, help: "call load: bytes per video frame (6250 = 1.5 Mbit/s at 30 fps)" },
@@ -121,7 +125,7 @@ async function runTogether(variants: Variant[], clients: number, a: RunOptions) 
   // own, since coturn-mp refuses a peer endpoint another session holds.
   const phases = a["warmup-s"] > 0 ? 2 : 1;
   const sockets = a.peers > 0 ? a.peers : clients * phases;
-  const peer = await startEchoPeer(lifetimeS, sockets, a.gso ? Math.max(a.size, a["rtp-size"], a["audio-size"]) : 0);
+  const peer = await startEchoPeer(lifetimeS, sockets, a.gso ? Math.max(a.size, a["rtp-size"], a["audio-size"]) : 0, a.gso && a.gro);
   const started: Started[] = [];
   try {
     for (const v of variants) started.push(await startVariant(v, peer.port, lifetimeS, a));
@@ -130,7 +134,7 @@ async function runTogether(variants: Variant[], clients: number, a: RunOptions) 
     const generate = async (seconds: number, phase: number) => {
       const peerPorts = a.peers > 0 ? peer.ports : peer.ports.slice(phase * clients, (phase + 1) * clients);
       const config: LoadgenConfig = {
-        clients, seconds, sliceMs: a["slice-ms"], peerPorts, gso: a.gso, shape: a.load as ShapeName, size: a.size, window,
+        clients, seconds, sliceMs: a["slice-ms"], peerPorts, gso: a.gso, gro: a.gso && a.gro, shape: a.load as ShapeName, size: a.size, window,
         burst: a.burst, fps: a.fps, frameBytes: a["frame-bytes"], rtpSize: a["rtp-size"], audioSize: a["audio-size"], audioPps: a["audio-pps"],
         targets: started.map((s) => ({ mode: s.variant === "forwarder" ? "raw" : "turn", port: s.port, pid: s.pid })),
       };
@@ -156,7 +160,7 @@ async function runTogether(variants: Variant[], clients: number, a: RunOptions) 
       const relayed = 2 * g.received;
       return {
         variant: variants[k]!, clients, load: a.load, window: a.load === "call" ? 0 : window, size: a.load === "call" ? `${a["frame-bytes"]}/${a["rtp-size"]}+${a["audio-size"]}` : a.size,
-        gso: gen.gso, recvmmsg: a.recvmmsg, setupOk: g.setupOk, lossPct: round(100 * (1 - g.received / g.sent), 2),
+        gso: gen.gso, gro: a.gso && a.gro, recvmmsg: a.recvmmsg, setupOk: g.setupOk, lossPct: round(100 * (1 - g.received / g.sent), 2),
         relayed, seconds: round(g.seconds, 3), relayedPps: Math.round(relayed / g.seconds),
         serverCpuS: round(g.serverCpuS, 2), serverCpuUsPerPkt: round((g.serverCpuS / relayed) * 1e6, 3),
         serverCpuPct: round((100 * g.serverCpuS) / g.seconds, 1),
@@ -198,7 +202,7 @@ export async function main(argv: string[]): Promise<void> {
     if (variants.includes("coturn-mp") && a.peers > 0 && a.peers < clients) throw new UsageError("coturn-mp tells sessions apart by peer: --peers 0 (one per client)");
     const fields = ["serverCpuUsPerPkt", "relayedPps", "lossPct", "serverCpuPct", "sleepsPerKpkt", "preemptionsPerKpkt", "loadgenCpuPct", "peerCpuPct"] as const;
     const summary: Record<string, unknown> = {
-      bench: "ceiling", summary: true, clients, load: a.load, gso: a.gso, peers: a.peers, size: a.size, runs: a.runs,
+      bench: "ceiling", summary: true, clients, load: a.load, gso: a.gso, gro: a.gso && a.gro, peers: a.peers, size: a.size, runs: a.runs,
       ...(variants.some((v) => v.startsWith("coturn")) ? { coturn: coturnVersion(a["coturn-bin"]) } : {}), threads: a.threads, recvmmsg: a.recvmmsg, sliceMs: a["slice-ms"] };
     for (const f of fields) {
       const medians: Record<string, number> = {};

@@ -7,7 +7,9 @@
  * equal datagrams from one 5-tuple (a video frame cut into RTP packets). A message no longer than the
  * segment size leaves as a plain datagram, so one socket can send the frames and the audio.
  */
-import { SOL_UDP, UDP_MAX_SEGMENTS, UDP_SEGMENT, setIntOption, type UdpSocketState } from "../../ffi/index.ts";
+import {
+  type CmsgInfo, type RecvBatch, SOL_UDP, UDP_GRO, UDP_MAX_SEGMENTS, UDP_SEGMENT, groSegmentCount, receivedTtlTos, setIntOption, type UdpSocketState,
+} from "../../ffi/index.ts";
 
 /** The kernel's caps on one GSO message: segments, and bytes (one UDP datagram's worth). */
 export const GSO_MAX_SEGMENTS = UDP_MAX_SEGMENTS;
@@ -22,32 +24,24 @@ export function setSegmentSize(socket: UdpSocketState, size: number): boolean {
   return setIntOption(socket.fd, SOL_UDP, UDP_SEGMENT, size) === 0;
 }
 
+/**
+ * UDP_GRO on one of the bench's own receiving sockets (`ceiling --gro`): a GSO message sent to it arrives
+ * as one buffer instead of being cut at delivery. On loopback the sender's system call delivers what it
+ * sends (segmentation, the receiver's queue, its wake-up): with GRO here a GSO sender pays one delivery
+ * per message, as on a network, where the cut is the NIC's and the delivery the far host's.
+ */
+export function setGro(socket: UdpSocketState): boolean {
+  return setIntOption(socket.fd, SOL_UDP, UDP_GRO, 1) === 0;
+}
+
+/** Datagrams in received entry i (a GRO buffer holds several; see groSegmentCount). */
+export function datagramsIn(batch: RecvBatch, i: number, info: CmsgInfo): number {
+  return groSegmentCount(batch.length(i), receivedTtlTos(batch, i, info).groSize);
+}
+
 /** `count` copies of `datagram` back to back: one GSO message of `count` equal segments. */
 export function repeat(datagram: Uint8Array, count: number): Uint8Array {
   const out = new Uint8Array(datagram.length * count);
   for (let k = 0; k < count; k++) out.set(datagram, k * datagram.length);
   return out;
-}
-
-/**
- * Groups datagrams into GSO messages for one socket whose segment size is `segment`: consecutive
- * datagrams to the same destination join a message while each (but the last) is exactly `segment`
- * bytes long and the message stays within the kernel's caps; anything longer than `segment` cannot go
- * on this socket (it would be cut) and is reported by the caller's check. `flushRun` receives the
- * index range [from, to) of each message.
- */
-export function runsOf(count: number, length: (i: number) => number, sameDestination: (i: number, j: number) => boolean, segment: number, flushRun: (from: number, to: number) => void): void {
-  let from = 0;
-  let bytes = 0;
-  for (let i = 0; i < count; i++) {
-    const len = length(i);
-    const joins = i > from && length(i - 1) === segment && sameDestination(from, i) && i - from < GSO_MAX_SEGMENTS && bytes + len <= GSO_MAX_BYTES;
-    if (i > from && !joins) {
-      flushRun(from, i);
-      from = i;
-      bytes = 0;
-    }
-    bytes += len;
-  }
-  if (count > from) flushRun(from, count);
 }

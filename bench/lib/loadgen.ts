@@ -4,7 +4,8 @@
  * topped up every 200 ms; paced `call`). A target of mode `turn` is a TURN server: each client
  * allocates and binds channel 0x4000 to its peer first (bench/lib/turn-client.ts), client k to peer port
  * k mod the number of peer ports; mode `raw` sends the same bytes to a plain forwarder. With `gso` the
- * clients send each burst or frame as one UDP_SEGMENT message (bench/lib/gso.ts).
+ * clients send each burst or frame as one UDP_SEGMENT message (bench/lib/gso.ts); with `gro` they also
+ * receive with UDP_GRO (a relay's GSO message arrives as one buffer, counted as its datagrams).
  *
  * With several targets the load alternates between them in slices of `sliceMs`: one target at a time
  * is loaded while the others sit idle, so every target sees the same machine, minute by minute, and the
@@ -24,9 +25,9 @@
  *
  *   bun bench/lib/loadgen.ts '<json LoadgenConfig>'
  */
-import { RecvBatch, SendBatch, flushSendBatch, libc, newStats, receiveBatch } from "../../ffi/index.ts";
+import { CmsgInfo, RecvBatch, SendBatch, flushSendBatch, libc, newStats, receiveBatch } from "../../ffi/index.ts";
 import { parseEndpoint } from "../../src/net/endpoint.ts";
-import { setSegmentSize } from "./gso.ts";
+import { datagramsIn, setGro, setSegmentSize } from "./gso.ts";
 import { Shape, type Message, type ShapeOptions } from "./load-shapes.ts";
 import { contextSwitches, threadCpu, threadCpuDelta, threadCpuSeconds } from "./proc.ts";
 import { PASSWORD, USER } from "./servers.ts";
@@ -38,6 +39,8 @@ export interface LoadgenConfig extends ShapeOptions {
   sliceMs: number;
   peerPorts: number[];
   gso: boolean;
+  /** The clients' sockets receive with UDP_GRO (bench/lib/gso.ts, setGro). */
+  gro?: boolean;
   targets: { mode: "turn" | "raw"; port: number; pid: number }[];
   /** Seconds into the data phase at which to record each server's CPU per thread name and the counts. */
   marksS?: number[];
@@ -93,7 +96,16 @@ const shape = new Shape(cfg, cfg.gso);
 let gso = cfg.gso;
 if (gso) for (const t of targets) for (const c of t.active) gso = setSegmentSize(c.udp, shape.segment) && gso;
 if (cfg.gso && !gso) throw new Error("the kernel refused UDP_SEGMENT on the load generator's sockets");
-const recv = new RecvBatch(16, 2048);
+if (cfg.gro) for (const t of targets) for (const c of t.active) if (!setGro(c.udp)) throw new Error("the kernel refused UDP_GRO on the load generator's sockets");
+const recv = new RecvBatch(16, cfg.gro ? 65536 : 2048);
+const info = new CmsgInfo();
+/** Datagrams in the n entries just received (GRO buffers hold several). */
+const datagramsOf = (n: number) => {
+  if (!cfg.gro) return n;
+  let d = 0;
+  for (let i = 0; i < n; i++) d += datagramsIn(recv, i, info);
+  return d;
+};
 const send = new SendBatch(64, gso ? 65536 : 2048);
 const stats = newStats();
 const flush = () => {
@@ -196,8 +208,9 @@ while ((now = performance.now()) < end) {
     for (let round = 0; round < 8; round++) {
       const n = receiveBatch(client.udp, recv, stats, libc);
       if (n <= 0) break;
-      current.received += n;
-      if (current.index.has(fd)) answer(current, client, n);
+      const datagrams = datagramsOf(n);
+      current.received += datagrams;
+      if (current.index.has(fd)) answer(current, client, datagrams);
       if (n < 16) break;
     }
     seenAt.set(fd, now);

@@ -76,9 +76,9 @@ export interface PeerStats {
  * The echo peer (bench/lib/echo-peer.ts): `sockets` ports (`port` the first, `ports` all of them), echoing
  * runs of equal datagrams as UDP_SEGMENT messages when `gsoSegment` > 0.
  */
-export async function startEchoPeer(maxSeconds: number, sockets = 1, gsoSegment = 0): Promise<Spawned & { port: number; ports: number[]; finish(): Promise<PeerStats & { cpu: number }> }> {
+export async function startEchoPeer(maxSeconds: number, sockets = 1, gsoSegment = 0, gro = false): Promise<Spawned & { port: number; ports: number[]; finish(): Promise<PeerStats & { cpu: number }> }> {
   const port = freePort();
-  const s = spawn(["bun", join(ROOT, "bench/lib/echo-peer.ts"), "127.0.0.1", String(port), String(maxSeconds), String(sockets), String(gsoSegment)], { stdin: "pipe" });
+  const s = spawn(["bun", join(ROOT, "bench/lib/echo-peer.ts"), "127.0.0.1", String(port), String(maxSeconds), String(sockets), String(gsoSegment), gro ? "1" : "0"], { stdin: "pipe" });
   await waitFor(s, "echo peer", () => /ready [\d,]+\n/.test(s.output()), 10000);
   const ports = /ready ([\d,]+)\n/.exec(s.output())![1]!.split(",").map(Number);
   return {
