@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import {
-  CmsgInfo, EINVAL, addressOf, EIO, GSO_REFUSALS_BEFORE_OFF, MMSGHDR, RecvBatch, SendBatch, STAT, UDP_MAX_SEGMENTS, flushSendBatch,
+  CmsgInfo, EINVAL, addressOf, EIO, GSO_REFUSALS_BEFORE_OFF, MMSGHDR, MSGHDR, RecvBatch, SendBatch, STAT, UDP_MAX_SEGMENTS, flushSendBatch,
   groSegmentCount, libc, newStats, receiveBatch, receivedTtlTos, type Syscalls,
 } from "../../ffi/index.ts";
 import { LOOPBACK4, LOOPBACK6, SocketScope, waitReadable, type TestSocket } from "./helpers.ts";
@@ -67,6 +67,52 @@ describe("UDP_SEGMENT send and UDP_GRO receive on loopback", () => {
     expect(whole.length).toBe(16 * 1200);
     expect(groSegmentCount(whole.length, info.groSize)).toBe(16);
     for (let k = 0; k < 16; k++) expect(whole.subarray(k * 1200, (k + 1) * 1200)).toEqual(fill(1200, k));
+  });
+
+  test("one datagram on GSO and GRO sockets: its own msghdr without a control message, received without a UDP_GRO one", () => {
+    const tx = scope.open(4, { gso: true });
+    const rx = scope.open(4, { gro: true, receiveTtlTos: true });
+    const send = new SendBatch(64);
+    const sent: Array<{ entry: boolean; controlLength: number }> = [];
+    const sys = Object.create(libc) as Syscalls;
+    sys.sendmsg = (f, msg, flags) => {
+      const address = msg as number;
+      const entry = address >= send.vecAddress && address < send.vecAddress + send.capacity * MMSGHDR.size;
+      sent.push({ entry, controlLength: entry ? send.u32[(address - send.vecAddress + MSGHDR.controllen) >>> 2]! : -1 });
+      return libc.sendmsg(f, msg, flags);
+    };
+    send.push(tx.udp, LOOPBACK4, rx.port, fill(100, 1));
+    const stats = newStats();
+    flushSendBatch(send, stats, sys);
+    expect(sent).toEqual([{ entry: true, controlLength: 0 }]);
+    expect(stats[STAT.gsoSends]).toBe(0);
+    expect(stats[STAT.sendPackets]).toBe(1);
+    expect(waitReadable(rx.fd)).toBe(true);
+    const batch = new RecvBatch();
+    expect(receiveBatch(rx.udp, batch, newStats())).toBe(1);
+    const info = receivedTtlTos(batch, 0, new CmsgInfo());
+    expect(info.groSize).toBe(0);
+    expect(info.ttl).toBeGreaterThan(0); // the TTL/TOS messages still come
+    expect(batch.datagram(0)).toEqual(fill(100, 1));
+  });
+
+  test("a burst of 16 x 100 bytes: one GSO message, one GRO buffer cut every 100 bytes", () => {
+    const tx = scope.open(4, { gso: true });
+    const rx = scope.open(4, { gro: true, receiveTtlTos: true });
+    const send = new SendBatch(64);
+    for (let k = 0; k < 16; k++) send.push(tx.udp, LOOPBACK4, rx.port, fill(100, k));
+    const stats = newStats();
+    flushSendBatch(send, stats);
+    expect(stats[STAT.gsoSends]).toBe(1);
+    expect(stats[STAT.gsoSegments]).toBe(16);
+    expect(waitReadable(rx.fd)).toBe(true);
+    const batch = new RecvBatch();
+    expect(receiveBatch(rx.udp, batch, newStats())).toBe(1);
+    const info = receivedTtlTos(batch, 0, new CmsgInfo());
+    expect(info.groSize).toBe(100);
+    const whole = batch.datagram(0);
+    expect(groSegmentCount(whole.length, info.groSize)).toBe(16);
+    for (let k = 0; k < 16; k++) expect(whole.subarray(k * 100, (k + 1) * 100)).toEqual(fill(100, k));
   });
 
   test("without UDP_GRO the receiver gets the burst as 16 datagrams (the kernel cut it)", () => {
