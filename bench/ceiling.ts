@@ -73,6 +73,7 @@ interface GenResult {
   setupOk: number;
   sleeps: number;
   preemptions: number;
+  threads: Record<string, { sleeps: number; preemptions: number; cpuS: number }>;
 }
 
 type RunOptions = Args<typeof spec>;
@@ -89,6 +90,16 @@ const RELAY_RANGES = new Map<Exclude<Variant, "forwarder">, [number, number]>();
 /** coturn-mp's per-thread relay sockets (--multiplex-peer-port: two ports per relay thread), taken once. */
 let multiplexPeerPort = 0;
 
+
+/** Each thread name's sleeps, preemptions and CPU ms per 1000 relayed datagrams; threads that did nothing are left out. */
+function perThread(threads: GenResult["threads"], relayed: number): Record<string, { sleeps: number; preemptions: number; cpuMs: number }> {
+  const out: Record<string, { sleeps: number; preemptions: number; cpuMs: number }> = {};
+  for (const [name, t] of Object.entries(threads)) {
+    if (t.sleeps === 0 && t.preemptions === 0 && t.cpuS === 0) continue;
+    out[name] = { sleeps: round((1000 * t.sleeps) / relayed, 2), preemptions: round((1000 * t.preemptions) / relayed, 2), cpuMs: round((1e6 * t.cpuS) / relayed, 3) };
+  }
+  return out;
+}
 
 async function startVariant(variant: Variant, peerPort: number, lifetimeS: number, a: RunOptions): Promise<Started> {
   if (variant !== "forwarder") {
@@ -166,6 +177,8 @@ async function runTogether(variants: Variant[], clients: number, a: RunOptions) 
         serverCpuPct: round((100 * g.serverCpuS) / g.seconds, 1),
         // Per 1000 relayed datagrams: how often the server slept for want of work, and was preempted with work.
         sleepsPerKpkt: round((1000 * g.sleeps) / relayed, 2), preemptionsPerKpkt: round((1000 * g.preemptions) / relayed, 2),
+        // Which threads sleep and wake, and what each costs, per 1000 relayed datagrams.
+        threadsPerKpkt: perThread(g.threads, relayed),
         // Shared by the variants of an interleaved run: the whole data phase.
         loadgenCpuPct: round((100 * gen.genCpuS) / wall, 1), peerCpuPct: round((100 * peerCpuS) / wall, 1),
       };

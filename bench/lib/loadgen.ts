@@ -15,9 +15,10 @@
  *
  * Reads each server's CPU (all its threads, /proc/PID/task/*\/schedstat) at the start and end of the
  * data phase and prints one JSON line:
- * {"targets":[{received,sent,seconds,serverCpuS,setupOk,sleeps,preemptions}, …],"genCpuS":…,"gso":…},
+ * {"targets":[{received,sent,seconds,serverCpuS,setupOk,sleeps,preemptions,threads}, …],"genCpuS":…,"gso":…},
  * `seconds` being the time that target was loaded, sleeps and preemptions the server's voluntary and
- * involuntary context switches over the data phase, `sent` and `received` datagrams. With `marksS`
+ * involuntary context switches over the data phase (`threads`: the same and CPU seconds per thread
+ * name), `sent` and `received` datagrams. With `marksS`
  * (seconds into the data phase) each target also gets `marks`: [{atS, received, sent, cpu}], `cpu` being
  * the server's CPU seconds per thread name since before the allocations, summed per thread id between
  * marks (bench/coldstart.ts); the first
@@ -29,7 +30,7 @@ import { CmsgInfo, RecvBatch, SendBatch, flushSendBatch, libc, newStats, receive
 import { parseEndpoint } from "../../src/net/endpoint.ts";
 import { datagramsIn, setGro, setSegmentSize } from "./gso.ts";
 import { Shape, type Message, type ShapeOptions } from "./load-shapes.ts";
-import { contextSwitches, threadCpu, threadCpuDelta, threadCpuSeconds } from "./proc.ts";
+import { contextSwitches, threadActivity, threadActivityDelta, threadCpu, threadCpuDelta, threadCpuSeconds, type ThreadActivity } from "./proc.ts";
 import { PASSWORD, USER } from "./servers.ts";
 import { TurnClients, type TurnClientSocket } from "./turn-client.ts";
 
@@ -70,6 +71,7 @@ interface Target {
   pid: number;
   cpu0: number;
   switches0: { voluntary: number; involuntary: number };
+  threads0: Map<number, ThreadActivity>;
   loadedMs: number;
   sent: number;
   received: number;
@@ -89,7 +91,7 @@ const targets: Target[] = cfg.targets.map(({ mode, port, pid }) => {
   }
   const n = active.length;
   const index = new Map(active.map((c, k) => [c.fd, k]));
-  return { tc, active, index, credit: new Int32Array(n), nextVideo: new Float64Array(n), nextAudio: new Float64Array(n), pid, cpu0: 0, switches0: { voluntary: 0, involuntary: 0 }, loadedMs: 0, sent: 0, received: 0, marks: [] };
+  return { tc, active, index, credit: new Int32Array(n), nextVideo: new Float64Array(n), nextAudio: new Float64Array(n), pid, cpu0: 0, switches0: { voluntary: 0, involuntary: 0 }, threads0: new Map(), loadedMs: 0, sent: 0, received: 0, marks: [] };
 });
 if (targets.length === 0) throw new Error("no target");
 const shape = new Shape(cfg, cfg.gso);
@@ -184,6 +186,7 @@ const own0 = process.cpuUsage();
 for (const t of targets) {
   t.cpu0 = threadCpuSeconds(t.pid);
   t.switches0 = contextSwitches(t.pid);
+  t.threads0 = threadActivity(t.pid);
 }
 const t0 = performance.now();
 const end = t0 + cfg.seconds * 1000;
@@ -233,6 +236,7 @@ const results = targets.map((t) => {
   return {
     received: t.received, sent: t.sent, seconds: t.loadedMs / 1000, serverCpuS: threadCpuSeconds(t.pid) - t.cpu0, setupOk: t.active.length,
     sleeps: switches.voluntary - t.switches0.voluntary, preemptions: switches.involuntary - t.switches0.involuntary,
+    threads: threadActivityDelta(t.threads0, threadActivity(t.pid)),
     ...(marksS.length ? { marks: t.marks } : {}),
   };
 });

@@ -66,6 +66,44 @@ export function contextSwitches(pid: number): { voluntary: number; involuntary: 
   return out;
 }
 
+/** Per live thread: its name, voluntary and involuntary context switches and CPU seconds (schedstat). */
+export interface ThreadActivity {
+  name: string;
+  voluntary: number;
+  involuntary: number;
+  seconds: number;
+}
+
+export function threadActivity(pid: number): Map<number, ThreadActivity> {
+  const out = new Map<number, ThreadActivity>();
+  forEachThread(pid, (tid, dir) => {
+    const status = readFileSync(`${dir}/status`, "utf8");
+    out.set(tid, {
+      name: readFileSync(`${dir}/comm`, "utf8").trim(),
+      voluntary: Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0),
+      involuntary: Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0),
+      seconds: Number(readFileSync(`${dir}/schedstat`, "utf8").split(" ")[0]) / 1e9,
+    });
+  });
+  return out;
+}
+
+/**
+ * What each thread name did between two threadActivity() readings (threads of one name summed; a thread
+ * born meanwhile counts from zero, one that ended is missing): which threads wake, and what they cost.
+ */
+export function threadActivityDelta(before: Map<number, ThreadActivity>, after: Map<number, ThreadActivity>): Record<string, { sleeps: number; preemptions: number; cpuS: number }> {
+  const out: Record<string, { sleeps: number; preemptions: number; cpuS: number }> = {};
+  for (const [tid, t] of after) {
+    const b = before.get(tid);
+    const sum = (out[t.name] ??= { sleeps: 0, preemptions: 0, cpuS: 0 });
+    sum.sleeps += t.voluntary - (b?.voluntary ?? 0);
+    sum.preemptions += t.involuntary - (b?.involuntary ?? 0);
+    sum.cpuS += t.seconds - (b?.seconds ?? 0);
+  }
+  return out;
+}
+
 /** Calls read with each live thread's /proc directory; a thread that ends meanwhile is skipped. */
 function forEachThread(pid: number, read: (tid: number, dir: string) => void): void {
   let tids: string[] = [];
