@@ -17,6 +17,11 @@ export interface TlsLink {
   ready: boolean;
   /** When it completed (the first-message timeout counts from here). */
   readyAt: number;
+  /**
+   * Memory mode: OpenSSL holds no ciphertext (checked after a read that ended wanting more, or known after
+   * a lone record was taken whole), so the next read starts at a record header (tls-connection.ts).
+   */
+  drained: boolean;
 }
 
 export interface Connection extends Buffered {

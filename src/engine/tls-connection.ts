@@ -22,6 +22,8 @@ import type { Connection, TlsLink } from "./tcp-connections.ts";
 export type { TlsLink };
 
 const MAX_READS_PER_WAKE = 16;
+/** A TLS record's header: type, legacy version (2), length (2) (RFC 8446 §5.1). */
+const RECORD_HEADER = 5;
 /** Ciphertext read per read(2): a few full records. */
 const CIPHER_SCRATCH = 64 * 1024;
 
@@ -81,12 +83,14 @@ export class TlsEngine {
   open(fd: number, inMemory = false): TlsLink {
     const onSocket = this.options.onSocket && !inMemory;
     const session = onSocket ? TlsSession.onSocket(this.context, fd) : TlsSession.inMemory(this.context);
-    return { session, onSocket, ready: false, readyAt: 0 };
+    return { session, onSocket, ready: false, readyAt: 0, drained: false };
   }
 
   /** Bytes that arrived in clear before the TLS (after a balancer's PROXY header) are the first ciphertext. */
   feedEarly(link: TlsLink, bytes: Uint8Array, start: number, end: number): void {
-    if (!link.onSocket) link.session.feed(bytes, start, end - start);
+    if (link.onSocket) return;
+    link.drained = false;
+    link.session.feed(bytes, start, end - start);
   }
 
   /** Bytes already fed (feedEarly): handshake and plaintext as far as they go; false when `c` was closed. */
@@ -105,15 +109,25 @@ export class TlsEngine {
       if (n === -EINTR) continue;
       if (n === -EAGAIN) return;
       if (n <= 0) return this.host.close(c); // 0: the client closed; < 0: reset
+      // At a record boundary, bytes that are exactly one record (RFC 8446 §5.1: 5-byte header, then
+      // `length` bytes) are all OpenSSL will hold: advance() can stop once it has decrypted them.
+      const lone = link.drained && n === RECORD_HEADER + ((this.cipher[3]! << 8) | this.cipher[4]!);
+      link.drained = false;
       link.session.feed(this.cipher, 0, n);
-      if (!this.advance(c, link, now)) return;
+      if (!this.advance(c, link, now, lone)) return;
       if (n < CIPHER_SCRATCH) return; // drained: save the EAGAIN read
     }
   }
 
-  /** Handshake, then every plaintext byte OpenSSL holds; false when `c` was closed. */
-  private advance(c: Connection, link: TlsLink, now: number): boolean {
+  /**
+   * Handshake, then every plaintext byte OpenSSL holds; false when `c` was closed. `lone`: what was fed
+   * since OpenSSL last held nothing is one whole record, so a read that returns less than the room it
+   * had has taken it all: no second SSL_read only to hear WANT_READ (one relayed message per wake-up
+   * is one record per read at a paced load).
+   */
+  private advance(c: Connection, link: TlsLink, now: number, lone = false): boolean {
     if (!link.ready) {
+      lone = false;
       const h = link.session.handshake();
       if (!this.flush(c, link)) return false;
       if (h === TLS_FAILED) {
@@ -133,15 +147,22 @@ export class TlsEngine {
         this.host.close(c, true);
         return false;
       }
-      const n = link.session.read(c.bytes, c.end, c.bytes.length - c.end);
+      const room = c.bytes.length - c.end;
+      const n = link.session.read(c.bytes, c.end, room);
       if (n > 0) {
         c.end += n;
         if (!this.host.consume(c, now)) return false;
+        if (lone && n < room && !c.raw) return (link.drained = true);
+        lone = false;
         continue;
       }
-      // Once established, reading writes nothing the next reply's flush would not carry (a KeyUpdate
-      // answer waits for it), so only the handshake's own output is flushed here.
-      if (n === TLS_WANT_READ || n === TLS_WANT_WRITE) return link.onSocket || this.flush(c, link);
+      if (n === TLS_WANT_READ || n === TLS_WANT_WRITE) {
+        if (link.onSocket) return true;
+        link.drained = link.session.holdsNoInput();
+        // Alerts and post-handshake messages OpenSSL answered (a KeyUpdate) leave with this flush; after
+        // a lone application record there is nothing to flush, and the next reply's flush carries all.
+        return this.flush(c, link);
+      }
       this.flush(c, link); // close_notify or an alert back, best effort
       if (this.host.isOpen(c)) this.host.close(c, n !== TLS_CLOSED);
       return false;
@@ -192,7 +213,7 @@ export class TlsEngine {
 
   /** A connection handed over by another engine, with its established session. */
   adopt(ssl: number, onSocket: boolean, now: number): TlsLink {
-    return { session: TlsSession.adopt(ssl, onSocket), onSocket, ready: true, readyAt: now };
+    return { session: TlsSession.adopt(ssl, onSocket), onSocket, ready: true, readyAt: now, drained: false };
   }
 
   /** Encrypts one frame (one record, as coturn writes them) and sends it; false when `c` was closed. */
