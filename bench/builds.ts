@@ -3,13 +3,15 @@
  * A = the checkout given by --base (e.g. `git worktree add /tmp/base HEAD`), B = --other or this checkout.
  * Besides the usual load record, each run reports the server's CPU per thread name during the measured
  * phase (from /proc/PID/task/*: the engine Workers, the main thread, JSC's GC and JIT helper threads), as
- * µs per relayed packet, so the summary says which threads a change moved.
+ * µs per relayed packet, so the summary says which threads a change moved. --transport tls: both builds
+ * serve TLS with one self-signed certificate.
  */
 import { describeArgs, numberList, parseArgs, type ArgSpec } from "./lib/args.ts";
 import { startServer } from "./lib/servers.ts";
 import { emit } from "./lib/stats.ts";
 import { UCLIENT_LOAD_SPEC, loadOptionsFor, runUclientLoad, type LoadResult } from "./lib/uclient-load.ts";
 import { summarize } from "./ab.ts";
+import { selfSignedPair } from "./vs-coturn.ts";
 
 export const spec = {
   base: { default: "", help: "checkout of build A (required)" },
@@ -22,6 +24,9 @@ export const spec = {
   ...UCLIENT_LOAD_SPEC,
 } satisfies ArgSpec;
 
+/** The TLS certificate (--transport tls), made once, the same for both builds. */
+let certificate: { cert: string; key: string } | undefined;
+
 export const usage = `bun run bench builds --base DIR [options]\n${describeArgs(spec)}`;
 
 export async function main(argv: string[]): Promise<void> {
@@ -32,10 +37,11 @@ export async function main(argv: string[]): Promise<void> {
     for (const size of numberList(a.sizes)) {
       const results: Record<string, LoadResult[]> = { A: [], B: [] };
       const load = loadOptionsFor(a, clients, size);
+      const tls = load.transport === "tls" ? (certificate ??= selfSignedPair()) : undefined;
       const messages = load.messages;
       for (let run = 0; run < a.runs; run++) {
         for (const b of builds) {
-          const server = await startServer({ kind: "bunturn", threads: a.threads, recvmmsg: a.recvmmsg, root: b.root });
+          const server = await startServer({ kind: "bunturn", threads: a.threads, recvmmsg: a.recvmmsg, root: b.root, ...(tls ? { tls } : {}) });
           try {
             const r = await runUclientLoad(server, load);
             results[b.name]!.push(r);

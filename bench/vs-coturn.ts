@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 /** A one-day P-256 certificate for both servers (in the system's temporary directory). */
-function selfSignedPair(): { cert: string; key: string } {
+export function selfSignedPair(): { cert: string; key: string } {
   const dir = mkdtempSync(join(tmpdir(), "bunturn-bench-dtls-"));
   const cert = join(dir, "cert.pem");
   const key = join(dir, "key.pem");

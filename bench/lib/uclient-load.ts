@@ -146,6 +146,8 @@ export interface LoadResult {
   serverCpuUsPerPktFine: number;
   /** CPU µs per relayed datagram by thread name (bunturn: "Worker" = engines, "bun" = main thread, JSC's helpers). */
   serverCpuUsPerPktByThread: Record<string, number>;
+  /** bunturn: each engine thread ("Worker") on its own, CPU µs per relayed datagram (of all the server relayed), by thread id. */
+  serverCpuUsPerPktByEngine: number[];
   serverCpuPct: number;
   uclientCpuS: number;
   uclientCpuPctMax: number;
@@ -173,7 +175,8 @@ export async function runUclientLoad(server: Server, o: LoadOptions): Promise<Lo
     for (const u of uclients) await u.stop(1000);
   }
   const cpu1 = cpuSeconds(server.pid);
-  const byThread = threadCpuDelta(threads0, threadCpu(server.pid));
+  const threads1 = threadCpu(server.pid);
+  const byThread = threadCpuDelta(threads0, threads1);
   const p = await peer.finish();
   const wall = (Date.now() - started) / 1000;
   const sums = uclients.map((u) => ({ ...parseUclient(u.output()), cpu: cpuOf(u) }));
@@ -187,6 +190,8 @@ export async function runUclientLoad(server: Server, o: LoadOptions): Promise<Lo
   const threadsCpuS = [...byThread.values()].reduce((x, y) => x + y, 0);
   const serverCpuUsPerPktByThread: Record<string, number> = {};
   for (const [name, cpu] of byThread) if (cpu > 0) serverCpuUsPerPktByThread[name] = round((cpu / relayed) * 1e6, 3);
+  const serverCpuUsPerPktByEngine = [...threads1].filter(([, t]) => t.name === "Worker").sort(([a], [b]) => a - b)
+    .map(([tid, t]) => round(((t.seconds - (threads0.get(tid)?.seconds ?? 0)) / relayed) * 1e6, 3));
   const uclientCpuS = sums.reduce((a, s) => a + s.cpu, 0);
   const uclientCpuPctMax = Math.max(...sums.map((s) => (100 * s.cpu) / wall));
   const serverCpuPct = (100 * serverCpuS) / windowS;
@@ -216,6 +221,7 @@ export async function runUclientLoad(server: Server, o: LoadOptions): Promise<Lo
     serverCpuSPerMpkt: round((serverCpuS / relayed) * 1e6, 2),
     serverCpuUsPerPktFine: round((threadsCpuS / relayed) * 1e6, 3),
     serverCpuUsPerPktByThread,
+    serverCpuUsPerPktByEngine,
     serverCpuPct: round(serverCpuPct, 1),
     uclientCpuS: round(uclientCpuS, 2),
     uclientCpuPctMax: round(uclientCpuPctMax, 1),
