@@ -4,7 +4,7 @@
  * operator would: the voluntary context switches of the process's threads in /proc over an idle window
  * (each is one sleep, so one wake-up). A poll every few milliseconds, or a timer firing per engine at
  * a media rate, shows up here as hundreds of wake-ups. Under the call-shaped load the engine threads
- * make nearly all of the process's wake-ups (docs/PerformanceIterationLog.md, iteration 20).
+ * make nearly all of the process's wake-ups (docs/PerformanceIterationLog.md, iteration 21).
  */
 import { expect, test } from "bun:test";
 import { readFileSync, readdirSync } from "node:fs";
