@@ -21,10 +21,11 @@ import { RelayPath } from "./relay-path.ts";
 import { admissionOf, redirectUnauthenticated, refuseAuthenticated } from "./redirect.ts";
 import { RequestContext } from "./request.ts";
 import { seal, startError } from "./responses.ts";
-import { ServerState, type TurnServerOptions } from "./state.ts";
+import type { TurnServerOptions } from "./server-options.ts";
+import { ServerState } from "./state.ts";
 import type { SessionInfo } from "./sessions.ts";
 
-export type { TurnServerOptions } from "./state.ts";
+export type { TurnServerOptions } from "./server-options.ts";
 export type { SessionInfo } from "./sessions.ts";
 
 export class TurnServer {
