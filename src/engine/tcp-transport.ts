@@ -5,7 +5,7 @@
  * Its parts: listening and accepting in tcp-listeners.ts, the open connections in tcp-connections.ts,
  * reading and framing in tcp-reading.ts, writing with the bounded backlog in tcp-writing.ts, moving a
  * connection between engines (RFC 6062 §5.4) in tcp-handover.ts, buffers and their budget in
- * stream-buffers.ts, TLS in tls-connection.ts.
+ * stream-buffers.ts, TLS in tls-connection.ts (in) and tls-writing.ts (out).
  */
 import { EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, type Epoll, closeSocket, libc } from "../../ffi/index.ts";
 import type { Endpoint, Family } from "../net/endpoint.ts";
@@ -196,7 +196,7 @@ export class TcpTransport {
     if (!this.connections.remove(c)) return;
     if (byLimit) this.options.counters[SLOT.tcpClosedByLimit]!++;
     this.epoll.remove(c.fd);
-    if (c.link && c.backlogLength === 0) this.tls!.goodbye(c.fd, c.link);
+    if (c.link && c.backlogLength === 0) this.tls!.writer.goodbye(c.fd, c.link);
     closeSocket(c.fd, libc);
     this.buffers.closed(c);
     if (c.link) this.tls!.closed(c.link);

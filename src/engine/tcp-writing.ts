@@ -3,7 +3,7 @@
  * to 4 bytes (RFC 8656 §12.5) or, on a piped connection (RFC 6062 §5.4), raw; what the socket does not
  * take joins the connection's bounded backlog (stream-buffers.ts), written when epoll says it is
  * writable. A client that stops reading past --max-tcp-buffer is closed: it cannot hold the server's
- * memory hostage. TLS connections encrypt through tls-connection.ts, which writes back through here.
+ * memory hostage. TLS connections encrypt through tls-writing.ts, which writes back through here.
  */
 import { ptr } from "bun:ffi";
 import { type Epoll, writeSome } from "../../ffi/index.ts";
@@ -40,7 +40,7 @@ export class TcpWriter {
     if (total > this.outBytes.length) return false;
     this.outBytes.set(data, 0);
     this.outBytes.fill(0, data.length, total);
-    if (c.link) return this.tls!.send(c, c.link, this.outBytes, total);
+    if (c.link) return this.tls!.writer.send(c, c.link, this.outBytes, total);
     return this.writeBytes(c, this.outBytes, this.outAddress, total);
   }
 

@@ -1,7 +1,7 @@
 /**
- * TLS on the engine's TCP connections (RFC 8656 §3.1, `turns:`): the handshake, decryption into the
- * connection's input buffer (where tcp-reading.ts frames it as for TCP) and encryption of replies,
- * in the engine's epoll loop, through OpenSSL (ffi/tls-session.ts).
+ * TLS on the engine's TCP connections (RFC 8656 §3.1, `turns:`): the sessions' lifecycle, the handshake
+ * and decryption into the connection's input buffer (where tcp-reading.ts frames it as for TCP), in the
+ * engine's epoll loop, through OpenSSL (ffi/tls-session.ts). Encryption of replies is tls-writing.ts.
  *
  * In user space (the default) each session has memory BIOs: the engine reads ciphertext into one
  * scratch buffer per engine and feeds it, and what OpenSSL writes goes out through the transport's
@@ -16,8 +16,8 @@ import { EAGAIN, EINTR, libc } from "../../ffi/index.ts";
 import type { TlsContext } from "../../ffi/tls-context.ts";
 import { TLS_CLOSED, TLS_FAILED, TLS_WANT_READ, TLS_WANT_WRITE, TlsSession } from "../../ffi/tls-session.ts";
 import { SLOT } from "./counters.ts";
-import { MAX_FRAME } from "./stream-buffers.ts";
 import type { Connection, TlsLink } from "./tcp-connections.ts";
+import { TlsWriter } from "./tls-writing.ts";
 
 export type { TlsLink };
 
@@ -26,7 +26,6 @@ const MAX_READS_PER_WAKE = 16;
 const RECORD_HEADER = 5;
 /** Ciphertext read per read(2): a few full records. */
 const CIPHER_SCRATCH = 64 * 1024;
-
 
 /** What the TLS layer needs of the transport that owns the connection. */
 export interface TlsHost {
@@ -59,14 +58,15 @@ export class TlsEngine {
   private context: TlsContext;
   private readonly cipher = new Uint8Array(new ArrayBuffer(CIPHER_SCRATCH));
   private readonly cipherAddress = ptr(this.cipher) as unknown as number;
-  /** Encrypted output of one frame (a 64 KiB frame is 5 records). */
-  private readonly sealed = new Uint8Array(new ArrayBuffer(MAX_FRAME + 1024));
-  private readonly sealedAddress = ptr(this.sealed) as unknown as number;
   /** Plaintext of a piped connection (RFC 6062), on its way to the reader. */
   private readonly plain = new Uint8Array(new ArrayBuffer(CIPHER_SCRATCH));
 
+  /** The encrypting side (tls-writing.ts); the TCP writer sends replies through it directly. */
+  readonly writer: TlsWriter;
+
   constructor(private readonly options: TlsEngineOptions, private readonly host: TlsHost) {
     this.context = options.context();
+    this.writer = new TlsWriter(host);
   }
 
   /** A new context for new connections; open ones keep theirs. Throws (old one kept) when it does not load. */
@@ -129,7 +129,7 @@ export class TlsEngine {
     if (!link.ready) {
       lone = false;
       const h = link.session.handshake();
-      if (!this.flush(c, link)) return false;
+      if (!this.writer.flush(c, link)) return false;
       if (h === TLS_FAILED) {
         this.host.close(c, true);
         return false;
@@ -161,9 +161,9 @@ export class TlsEngine {
         link.drained = link.session.holdsNoInput();
         // Alerts and post-handshake messages OpenSSL answered (a KeyUpdate) leave with this flush; after
         // a lone application record there is nothing to flush, and the next reply's flush carries all.
-        return this.flush(c, link);
+        return this.writer.flush(c, link);
       }
-      this.flush(c, link); // close_notify or an alert back, best effort
+      this.writer.flush(c, link); // close_notify or an alert back, best effort
       if (this.host.isOpen(c)) this.host.close(c, n !== TLS_CLOSED);
       return false;
     }
@@ -188,8 +188,8 @@ export class TlsEngine {
         if (!reader.data(this.plain, 0, n)) return this.pause(c);
         continue;
       }
-      if (n === TLS_WANT_READ || n === TLS_WANT_WRITE) return this.flush(c, link);
-      this.flush(c, link);
+      if (n === TLS_WANT_READ || n === TLS_WANT_WRITE) return this.writer.flush(c, link);
+      this.writer.flush(c, link);
       if (this.host.isOpen(c)) this.host.close(c, n !== TLS_CLOSED);
       return false;
     }
@@ -216,73 +216,13 @@ export class TlsEngine {
     return { session: TlsSession.adopt(ssl, onSocket), onSocket, ready: true, readyAt: now, drained: false };
   }
 
-  /** Encrypts one frame (one record, as coturn writes them) and sends it; false when `c` was closed. */
-  send(c: Connection, link: TlsLink, frame: Uint8Array, length: number): boolean {
-    if (!link.ready) return false;
-    if (link.onSocket) return this.sendOnSocket(c, link, frame, length);
-    for (let done = 0; done < length; ) {
-      const n = link.session.write(frame, done, length - done);
-      if (n <= 0) {
-        this.host.close(c);
-        return false;
-      }
-      done += n;
-    }
-    return this.flush(c, link);
-  }
-
-  /** Socket mode: OpenSSL writes; what the socket does not take waits as plaintext in the backlog. */
-  private sendOnSocket(c: Connection, link: TlsLink, frame: Uint8Array, length: number): boolean {
-    if (c.backlogLength > 0) return this.host.queue(c, frame.subarray(0, length));
-    const done = this.writeThrough(c, link, frame, length);
-    return done === length || (done >= 0 && this.host.queue(c, frame.subarray(done, length)));
-  }
-
   /** Socket mode, the socket is writable: the plaintext backlog goes on (or the handshake, if it waited). */
   writeBacklog(c: Connection, link: TlsLink, now: number): number {
     if (!link.ready) {
       this.advance(c, link, now);
       return 0;
     }
-    return c.backlog ? this.writeThrough(c, link, c.backlog, c.backlogLength) : 0;
-  }
-
-  /** Socket mode: bytes[0, length) through OpenSSL until the socket is full; how many went, -1 when `c` closed. */
-  private writeThrough(c: Connection, link: TlsLink, bytes: Uint8Array, length: number): number {
-    let done = 0;
-    while (done < length) {
-      const n = link.session.write(bytes, done, length - done);
-      if (n === TLS_WANT_WRITE) break;
-      if (n <= 0) {
-        this.host.close(c);
-        return -1;
-      }
-      done += n;
-    }
-    return done;
-  }
-
-  /** Memory mode: what OpenSSL wrote (handshake, records, alerts) goes to the socket. */
-  private flush(c: Connection, link: TlsLink): boolean {
-    if (link.onSocket) return true;
-    for (;;) {
-      const n = link.session.takeOutput(this.sealed, 0, this.sealed.length);
-      if (n === 0) return true;
-      if (!this.host.writeRaw(c, this.sealed, this.sealedAddress, n)) return false;
-      if (n < this.sealed.length) return true; // the BIO is empty: no second call to learn it
-    }
-  }
-
-  /**
-   * The server closes the connection: a close_notify first, best effort (one write, no backlog), so
-   * the client reads a clean end rather than "unexpected eof" (RFC 8446 §6.1).
-   */
-  goodbye(fd: number, link: TlsLink): void {
-    if (!link.ready) return;
-    link.session.shutdown();
-    if (link.onSocket) return;
-    const n = link.session.takeOutput(this.sealed, 0, this.sealed.length);
-    if (n > 0) libc.write(fd, this.sealedAddress, n);
+    return c.backlog ? this.writer.writeThrough(c, link, c.backlog, c.backlogLength) : 0;
   }
 
   /** The connection is gone: its session (and BIOs) are freed. */
