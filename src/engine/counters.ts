@@ -18,7 +18,7 @@ export const ENGINE_COUNTERS = {
   tcpRefused: { kind: "counter", help: "TCP and TLS connections reset at accept: over --max-tcp-connections or --max-tcp-connections-per-ip" },
   tcpClosedByLimit: { kind: "counter", help: "TCP and TLS connections closed for a limit: buffered bytes, a timeout, a first message that is not STUN" },
   tcpListenerParked: { kind: "counter", help: "Times a TCP listener was parked for 100 ms because accept ran out of descriptors or memory" },
-  /** RFC 6062 TCP relays (./tcp-relay-pipes.ts). */
+  /** RFC 6062 TCP relays (./tcp-relay-pipes.ts, ./tcp-relay-peer.ts). */
   tcpRelayBuffered: { kind: "gauge", help: "Bytes TCP relay connections hold for a side that reads slower than the other sends (at most --max-tcp-buffer per connection)" },
   tcpRelayBytesToPeer: { kind: "counter", help: "Bytes piped from clients' data connections to TCP peers" },
   tcpRelayBytesToClient: { kind: "counter", help: "Bytes piped from TCP peers to clients' data connections" },

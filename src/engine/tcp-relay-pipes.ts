@@ -1,28 +1,22 @@
 /**
  * The engine's side of RFC 6062 TCP relays (TcpRelayIo): the peers' TCP connections on the relayed
- * addresses (accepted on an allocation's listening socket, or connected from its address), and, once a
- * client data connection is bound to one (ConnectionBind), the byte pipe between the two.
- *
- * Back-pressure: a side is read only while the other side has nothing left unwritten, so each direction
- * holds at most one read (64 KiB) in memory; past that the reader leaves epoll's read interest and TCP's
- * own flow control pushes back on its sender. Closing either side closes the other.
+ * addresses, accepted on an allocation's listening socket or connected from its address, tracked until
+ * they close, and bound to a client data connection (ConnectionBind); epoll's events on them are routed
+ * here. The byte pipe a bound connection becomes, the data phase, is tcp-relay-peer.ts.
  */
 import { ptr } from "bun:ffi";
 import {
-  AF_INET, EAGAIN, EINTR, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, type Epoll, SOCKADDR_SLOT,
-  acceptConnection, closeSocket, connectResult, libc, sockaddrFamily, sockaddrIn6Address, sockaddrInAddress,
-  sockaddrPort, startTcpRelayConnect, writeSome,
+  AF_INET, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, type Epoll, SOCKADDR_SLOT, acceptConnection,
+  closeSocket, connectResult, libc, sockaddrFamily, sockaddrIn6Address, sockaddrInAddress, sockaddrPort,
+  startTcpRelayConnect,
 } from "../../ffi/index.ts";
 import { ipv4Endpoint, ipv6Endpoint, type Endpoint } from "../net/endpoint.ts";
 import { peerConnectionId, type ConnectionId, type PeerConnectionId, type RelayHandle, type RelayId, type TcpRelayIo } from "../turn/api.ts";
 import { SLOT } from "./counters.ts";
-import type { RawReader } from "./tcp-connections.ts";
 import type { TcpTransport } from "./tcp-transport.ts";
 import { ConnectionIds } from "./tcp-relay-ids.ts";
+import { CHUNK, PeerSide, type PipeHost } from "./tcp-relay-peer.ts";
 import { ListenerPark, acceptWantsParking } from "./listener-park.ts";
-
-const CHUNK = 1 << 16;
-const MAX_READS_PER_WAKE = 16;
 
 /** A relayed address's listening socket (RelaySockets opens it on a pool port). */
 export interface TcpRelayListener {
@@ -42,35 +36,14 @@ export interface TcpRelayEvents {
   traffic(id: PeerConnectionId, toPeer: number, toClient: number): void;
 }
 
-class PeerSide implements RawReader {
-  state: "connecting" | "waiting" | "piped" = "waiting";
-  client = 0 as ConnectionId;
-  /** Bytes from the client the peer's socket has not taken yet (at most one read). */
-  backlog: Uint8Array | null = null;
-  backlogAt = 0;
-  /** Peer reading stopped until the client's backlog drains. */
-  paused = false;
-  /** What this pipe holds in the client connection's backlog, for the tcpRelayBuffered gauge. */
-  clientHeld = 0;
-  constructor(readonly fd: number, readonly id: PeerConnectionId, private readonly pipes: TcpRelayPipes) {}
-
-  data(bytes: Uint8Array, offset: number, length: number): boolean {
-    return this.pipes.toPeer(this, bytes, offset, length);
-  }
-
-  drained(): void {
-    this.pipes.clientDrained(this);
-  }
-}
-
-export class TcpRelayPipes implements TcpRelayIo {
+export class TcpRelayPipes implements TcpRelayIo, PipeHost {
   private readonly listeners = new Map<number, TcpRelayListener>();
   private readonly byFd = new Map<number, PeerSide>();
   private readonly byId = new Map<PeerConnectionId, PeerSide>();
   private readonly byClient = new Map<ConnectionId, PeerSide>();
   private readonly ids: ConnectionIds;
-  private readonly scratch = new Uint8Array(new ArrayBuffer(CHUNK));
-  private readonly scratchAddress = ptr(this.scratch) as unknown as number;
+  readonly scratch = new Uint8Array(new ArrayBuffer(CHUNK));
+  readonly scratchAddress = ptr(this.scratch) as unknown as number;
   private readonly name = new Uint8Array(new ArrayBuffer(SOCKADDR_SLOT));
   private readonly nameLength = new Uint32Array(1);
   /** Relayed addresses' listeners whose accept ran out of descriptors wait here (as the client listeners do). */
@@ -79,14 +52,14 @@ export class TcpRelayPipes implements TcpRelayIo {
   events: TcpRelayEvents | undefined;
 
   constructor(
-    private readonly epoll: Epoll,
-    private readonly tcp: TcpTransport,
-    private readonly counters: Float64Array,
+    readonly epoll: Epoll,
+    readonly tcp: TcpTransport,
+    readonly counters: Float64Array,
     engineIndex: number,
     private readonly listenerOf: (relay: RelayId) => TcpRelayListener | undefined,
     warn?: (message: string) => void,
     /** --max-tcp-buffer-total: what this engine's pipes may hold together; a pipe that needs more is closed. */
-    private readonly maxBuffered = Infinity,
+    readonly maxBuffered = Infinity,
   ) {
     this.ids = new ConnectionIds(engineIndex);
     this.park = new ListenerPark(epoll, warn);
@@ -124,13 +97,13 @@ export class TcpRelayPipes implements TcpRelayIo {
     }
     if (p.state === "waiting") {
       // Not read until bound; an error or hang-up means the peer is gone.
-      if (mask & (EPOLLERR | EPOLLHUP)) this.drop(p, (id) => this.events?.closed(id));
+      if (mask & (EPOLLERR | EPOLLHUP)) this.lost(p);
       return;
     }
     // Paused, the peer's socket is not read: an error or hang-up there ends the pipe (else epoll repeats it).
-    if (p.paused && mask & (EPOLLERR | EPOLLHUP)) return this.drop(p, (id) => this.events?.closed(id));
-    if (mask & EPOLLOUT) this.writePeerBacklog(p);
-    if (this.byFd.get(fd) === p && mask & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) this.readPeer(p);
+    if (p.paused && mask & (EPOLLERR | EPOLLHUP)) return this.lost(p);
+    if (mask & EPOLLOUT) p.writeBacklog();
+    if (this.byFd.get(fd) === p && mask & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) p.readPeer();
   }
 
   // --- TcpRelayIo (called by the core) -----------------------------------------------------------
@@ -160,88 +133,23 @@ export class TcpRelayPipes implements TcpRelayIo {
     if (p !== undefined) this.drop(p);
   }
 
-  // --- the pipe ------------------------------------------------------------------------------------
-
-  /** Client bytes for the peer: written at once, the rest kept; false pauses the client until it leaves. */
-  toPeer(p: PeerSide, bytes: Uint8Array, offset: number, length: number): boolean {
-    if (this.byId.get(p.id) !== p) return false;
-    this.counters[SLOT.tcpRelayBytesToPeer]! += length;
-    this.events?.traffic(p.id, length, 0);
-    const written = writeSome(p.fd, (ptr(bytes) as unknown as number) + offset, length);
-    if (written < 0) {
-      this.drop(p, (id) => this.events?.closed(id));
-      return false;
-    }
-    if (written === length) return true;
-    if (this.counters[SLOT.tcpRelayBuffered]! + length - written > this.maxBuffered) {
-      this.counters[SLOT.tcpClosedByLimit]!++;
-      this.drop(p, (id) => this.events?.closed(id));
-      return false;
-    }
-    p.backlog = bytes.slice(offset + written, offset + length);
-    p.backlogAt = 0;
-    this.counters[SLOT.tcpRelayBuffered]! += p.backlog.length;
-    this.epoll.modify(p.fd, this.peerInterest(p));
-    return false;
-  }
-
-  private writePeerBacklog(p: PeerSide): void {
-    const backlog = p.backlog;
-    if (backlog === null) return;
-    const written = writeSome(p.fd, (ptr(backlog) as unknown as number) + p.backlogAt, backlog.length - p.backlogAt);
-    if (written < 0) return this.drop(p, (id) => this.events?.closed(id));
-    p.backlogAt += written;
-    if (p.backlogAt < backlog.length) return;
-    this.counters[SLOT.tcpRelayBuffered]! -= backlog.length;
-    p.backlog = null;
-    this.epoll.modify(p.fd, this.peerInterest(p));
-    this.tcp.resumeReading(p.client);
-  }
-
-  private readPeer(p: PeerSide): void {
-    for (let round = 0; round < MAX_READS_PER_WAKE; round++) {
-      if (this.tcp.backlogOf(p.client) > 0) {
-        p.paused = true;
-        this.epoll.modify(p.fd, this.peerInterest(p));
-        return;
-      }
-      const n = libc.read(p.fd, this.scratchAddress, CHUNK);
-      if (n === -EINTR) continue;
-      if (n === -EAGAIN) return;
-      // The peer ended: read only while the client has nothing pending, so nothing is left behind (and
-      // the client's side is read only while the peer's has nothing pending: the same holds the other way).
-      if (n <= 0) return this.drop(p, (id) => this.events?.closed(id));
-      this.counters[SLOT.tcpRelayBytesToClient]! += n;
-      this.events?.traffic(p.id, 0, n);
-      if (!this.tcp.send(p.client, this.scratch.subarray(0, n), true)) return; // the client is gone: its close dropped p
-      this.holdClient(p);
-    }
-  }
-
-  /** The client's backlog emptied: the peer is read again. */
-  clientDrained(p: PeerSide): void {
-    this.holdClient(p);
-    if (!p.paused || this.byId.get(p.id) !== p) return;
-    p.paused = false;
-    this.epoll.modify(p.fd, this.peerInterest(p));
-  }
-
-  private holdClient(p: PeerSide): void {
-    const held = this.tcp.backlogOf(p.client);
-    this.counters[SLOT.tcpRelayBuffered]! += held - p.clientHeld;
-    p.clientHeld = held;
-  }
-
-  private peerInterest(p: PeerSide): number {
-    if (p.state !== "piped") return 0;
-    return (p.paused ? 0 : EPOLLIN | EPOLLRDHUP) | (p.backlog !== null ? EPOLLOUT : 0);
-  }
-
   /** The client data connection closed (the TCP transport's close): its peer goes too. */
   clientClosed(client: ConnectionId): void {
     const p = this.byClient.get(client);
-    if (p !== undefined) this.drop(p, (id) => this.events?.closed(id));
+    if (p !== undefined) this.lost(p);
   }
+
+  // --- PipeHost (called by the pipes, tcp-relay-peer.ts) ----------------------------------------
+
+  holds(p: PeerSide): boolean {
+    return this.byId.get(p.id) === p;
+  }
+
+  lost(p: PeerSide): void {
+    this.drop(p, (id) => this.events?.closed(id));
+  }
+
+  // --- accepting and tracking ----------------------------------------------------------------------
 
   private accept(listener: TcpRelayListener, now: number): void {
     for (let i = 0; i < 64; i++) {
