@@ -1,8 +1,8 @@
 /**
  * Everything a TurnServer knows, shared by the request handlers and the relay path: configuration
  * (./server-options.ts resolved, defaults applied), the allocation tables (by 5-tuple and by relay id),
- * reservations, timers and counters. Lifetime and deletion of allocations live here so every path
- * closes relays the same way, exactly once.
+ * the timer queue, reserved ports (./reservations.ts) and counters. Lifetime and deletion of allocations
+ * live here so every path closes relays the same way, exactly once.
  */
 import type { Endpoint, EndpointKey, Family } from "../net/endpoint.ts";
 import type {
@@ -16,18 +16,11 @@ import { Authenticator } from "./auth.ts";
 import { FEATURE_PASSWORD_ALGORITHMS, NonceFactory } from "./nonce.ts";
 import type { PeerJudge } from "./peer-policy.ts";
 import { SourceRateLimit } from "./source-rate-limit.ts";
+import { Reservation, Reservations } from "./reservations.ts";
 import type { TurnServerOptions } from "./server-options.ts";
 import { TimerQueue } from "./timer-queue.ts";
 import { PeerConnection, TCP_CONNECTION_TIMEOUT_MS, TcpAllocations } from "./tcp-allocations.ts";
 import { MAX_CHANNEL_RFC5766, MAX_CHANNEL_RFC8656, encodeSoftware } from "../stun/index.ts";
-
-/** RFC 8656 §7.2 step 4: a reserved port is held for about 30 seconds. */
-export const RESERVATION_MS = 30_000;
-
-export class Reservation {
-  timerSeq = 0;
-  constructor(readonly token: bigint, readonly expiresAt: Millis) {}
-}
 
 export class ServerState {
   readonly realm: string;
@@ -65,7 +58,8 @@ export class ServerState {
   readonly timers = new TimerQueue<Allocation | Reservation | PeerConnection>();
   /** RFC 6062: the data connections of TCP allocations. */
   readonly tcp: TcpAllocations;
-  readonly reservations = new Map<bigint, Reservation>();
+  /** RFC 8656 §7.2: ports reserved by EVEN-PORT's R bit, waiting for the Allocate that redeems them. */
+  readonly reservations: Reservations;
 
   constructor(o: TurnServerOptions) {
     this.realm = o.realm;
@@ -100,6 +94,7 @@ export class ServerState {
     this.unauthenticatedLimit = perSecond > 0 ? new SourceRateLimit(perSecond, o.nonceSecret) : undefined;
     this.allocationEnded = o.allocationEnded;
     this.streamKind = o.streamKind;
+    this.reservations = new Reservations(this.timers, o.relays, o.quota);
     this.tcp = new TcpAllocations(this, o.tcpRelays, o.tcpConnectionTimeoutMs ?? TCP_CONNECTION_TIMEOUT_MS);
   }
 
@@ -208,23 +203,6 @@ export class ServerState {
     }
   }
 
-  holdReservation(token: bigint, now: Millis): void {
-    const r = new Reservation(token, now + RESERVATION_MS);
-    this.reservations.set(token, r);
-    this.timers.schedule(r, r.expiresAt);
-  }
-
-  /**
-   * A RESERVATION-TOKEN was redeemed by open(): the allocator now owns the port and the redeeming
-   * allocation the quota unit (AllocationQuota.acquireReserved), nothing to release.
-   */
-  forgetReservation(token: bigint): void {
-    const r = this.reservations.get(token);
-    if (r === undefined) return;
-    this.reservations.delete(token);
-    this.timers.cancel(r);
-  }
-
   /** Runs every timer due at `now`. */
   expire(now: Millis): void {
     for (let t = this.timers.popDue(now); t !== undefined; t = this.timers.popDue(now)) {
@@ -233,9 +211,7 @@ export class ServerState {
         continue;
       }
       if (t instanceof Reservation) {
-        this.reservations.delete(t.token);
-        this.relays.releaseReservation?.(t.token);
-        this.quota?.releaseReservation?.(t.token);
+        this.reservations.expired(t);
         continue;
       }
       t.scheduledAt = Infinity;
@@ -270,11 +246,7 @@ export class ServerState {
   closeAll(): void {
     for (const a of [...this.byRelay.values()]) this.remove(a);
     for (const table of [...this.byListener.values()]) for (const a of [...table.values()]) this.remove(a);
-    for (const token of [...this.reservations.keys()]) {
-      this.forgetReservation(token);
-      this.relays.releaseReservation?.(token);
-      this.quota?.releaseReservation?.(token);
-    }
+    this.reservations.releaseAll();
     this.timers.clear();
   }
 }

@@ -131,7 +131,7 @@ export function handleAllocate(req: RequestContext): void {
     giveBack();
     return req.fail(primary.code);
   }
-  if (redeemed !== undefined) state.forgetReservation(redeemed);
+  if (redeemed !== undefined) state.reservations.forget(redeemed);
   const token = primary.reservationToken;
   if (countReservation) {
     // The reservation's unit goes to its token, or back when no port was reserved after all; a quota
@@ -169,7 +169,7 @@ export function handleAllocate(req: RequestContext): void {
   else a.relay6 = primary.relay;
   if (secondary !== undefined) a.relay6 = secondary;
   state.add(a);
-  if (token !== undefined) state.holdReservation(token, now);
+  if (token !== undefined) state.reservations.hold(token, now);
 
   // RFC 8656 §7.3 (what the client expects): relayed address(es), lifetime, token, mapped address.
   const w = req.success();
