@@ -55,7 +55,6 @@ const sslSymbols = {
   SSL_read: { args: [ptr, ptr, i32], returns: i32 },
   SSL_write: { args: [ptr, ptr, i32], returns: i32 },
   SSL_pending: { args: [ptr], returns: i32 },
-  SSL_has_pending: { args: [ptr], returns: i32 },
   SSL_get_error: { args: [ptr, i32], returns: i32 },
   SSL_shutdown: { args: [ptr], returns: i32 },
   SSL_get_version: { args: [ptr], returns: cstring },

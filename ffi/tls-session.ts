@@ -64,14 +64,6 @@ export class TlsSession extends SslConnection {
     if (length > 0) libcrypto.BIO_write(asPointer(this.inBio), ptr(buffer, offset), length);
   }
 
-  /**
-   * Memory mode: whether OpenSSL holds no ciphertext at all, neither in the input BIO nor read ahead into
-   * its own buffer (a partial record counts), so that the next bytes fed start a record.
-   */
-  holdsNoInput(): boolean {
-    return Number(libcrypto.BIO_ctrl_pending(asPointer(this.inBio))) === 0 && libssl.SSL_has_pending(asPointer(this.ssl)) === 0;
-  }
-
   /** Decrypts into buffer[offset, offset+capacity): bytes (> 0), TLS_WANT_READ, TLS_CLOSED or TLS_FAILED. */
   read(buffer: Uint8Array, offset: number, capacity: number): number {
     const r = libssl.SSL_read(asPointer(this.ssl), ptr(buffer, offset), capacity);

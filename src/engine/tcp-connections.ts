@@ -7,6 +7,7 @@ import { FIRST_CONNECTION_ID, connectionId, type ConnectionId } from "../turn/ap
 import { SLOT } from "./counters.ts";
 import type { Buffered } from "./stream-buffers.ts";
 import type { TlsSession } from "../../ffi/tls-session.ts";
+import type { RecordBoundary } from "./tls-record-boundary.ts";
 
 /** One connection's TLS state (tls-connection.ts). */
 export interface TlsLink {
@@ -17,9 +18,11 @@ export interface TlsLink {
   ready: boolean;
   /** When it completed (the first-message timeout counts from here). */
   readyAt: number;
+  /** Memory mode: where the client's records end in the ciphertext fed so far. */
+  boundary: RecordBoundary;
   /**
-   * Memory mode: OpenSSL holds no ciphertext (checked after a read that ended wanting more, or known after
-   * a lone record was taken whole), so the next read starts at a record header (tls-connection.ts).
+   * Memory mode: OpenSSL holds no ciphertext (a read ended wanting more at a record boundary, or a lone
+   * record was taken whole), so the next read starts at a record header (tls-connection.ts).
    */
   drained: boolean;
 }

@@ -16,6 +16,7 @@ import { EAGAIN, EINTR, libc } from "../../ffi/index.ts";
 import type { TlsContext } from "../../ffi/tls-context.ts";
 import { TLS_CLOSED, TLS_FAILED, TLS_WANT_READ, TLS_WANT_WRITE, TlsSession } from "../../ffi/tls-session.ts";
 import { SLOT } from "./counters.ts";
+import { RecordBoundary } from "./tls-record-boundary.ts";
 import type { Connection, TlsLink } from "./tcp-connections.ts";
 import { TlsWriter } from "./tls-writing.ts";
 
@@ -83,13 +84,14 @@ export class TlsEngine {
   open(fd: number, inMemory = false): TlsLink {
     const onSocket = this.options.onSocket && !inMemory;
     const session = onSocket ? TlsSession.onSocket(this.context, fd) : TlsSession.inMemory(this.context);
-    return { session, onSocket, ready: false, readyAt: 0, drained: false };
+    return { session, onSocket, ready: false, readyAt: 0, boundary: new RecordBoundary(), drained: false };
   }
 
   /** Bytes that arrived in clear before the TLS (after a balancer's PROXY header) are the first ciphertext. */
   feedEarly(link: TlsLink, bytes: Uint8Array, start: number, end: number): void {
     if (link.onSocket) return;
     link.drained = false;
+    link.boundary.scan(bytes, start, end);
     link.session.feed(bytes, start, end - start);
   }
 
@@ -113,6 +115,7 @@ export class TlsEngine {
       // `length` bytes) are all OpenSSL will hold: advance() can stop once it has decrypted them.
       const lone = link.drained && n === RECORD_HEADER + ((this.cipher[3]! << 8) | this.cipher[4]!);
       link.drained = false;
+      link.boundary.scan(this.cipher, 0, n);
       link.session.feed(this.cipher, 0, n);
       if (!this.advance(c, link, now, lone)) return;
       if (n < CIPHER_SCRATCH) return; // drained: save the EAGAIN read
@@ -158,7 +161,8 @@ export class TlsEngine {
       }
       if (n === TLS_WANT_READ || n === TLS_WANT_WRITE) {
         if (link.onSocket) return true;
-        link.drained = link.session.holdsNoInput();
+        // Wanting more, OpenSSL has taken every whole record fed: what it may still hold is part of one.
+        link.drained = link.boundary.atBoundary();
         // Alerts and post-handshake messages OpenSSL answered (a KeyUpdate) leave with this flush; after
         // a lone application record there is nothing to flush, and the next reply's flush carries all.
         return this.writer.flush(c, link);
@@ -213,7 +217,7 @@ export class TlsEngine {
 
   /** A connection handed over by another engine, with its established session. */
   adopt(ssl: number, onSocket: boolean, now: number): TlsLink {
-    return { session: TlsSession.adopt(ssl, onSocket), onSocket, ready: true, readyAt: now, drained: false };
+    return { session: TlsSession.adopt(ssl, onSocket), onSocket, ready: true, readyAt: now, boundary: new RecordBoundary(false), drained: false };
   }
 
   /** Socket mode, the socket is writable: the plaintext backlog goes on (or the handshake, if it waited). */
