@@ -27,6 +27,24 @@ export interface TlsLink {
   drained: boolean;
 }
 
+/** What the TLS layer needs of the transport that owns the connection. */
+export interface TlsHost {
+  /** Frames bytes[start, end) of `c` as for TCP; false when `c` was closed meanwhile. */
+  consume(c: Connection, now: number): boolean;
+  /** Room at the end of a full input buffer (tcp: StreamBuffers.grow). */
+  grow(c: Connection): boolean;
+  /** Writes raw bytes to the socket, queueing what does not fit; false when `c` was closed. */
+  writeRaw(c: Connection, bytes: Uint8Array, address: number, length: number): boolean;
+  /** Queues bytes behind the backlog (socket mode: plaintext OpenSSL will write later); false when closed. */
+  queue(c: Connection, bytes: Uint8Array): boolean;
+  close(c: Connection, byLimit?: boolean): void;
+  isOpen(c: Connection): boolean;
+  /** Socket mode: the handshake waits for the socket to take its next flight (EPOLLOUT). */
+  armWritable(c: Connection): void;
+  /** A piped connection's reader asked for a pause (c.paused is set): epoll's interest follows. */
+  paused(c: Connection): void;
+}
+
 export interface Connection extends Buffered {
   fd: number;
   id: ConnectionId;

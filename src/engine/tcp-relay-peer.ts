@@ -10,15 +10,24 @@
  */
 import { ptr } from "bun:ffi";
 import { EAGAIN, EINTR, EPOLLIN, EPOLLOUT, EPOLLRDHUP, type Epoll, libc, writeSome } from "../../ffi/index.ts";
-import type { ConnectionId, PeerConnectionId } from "../turn/api.ts";
+import type { Endpoint } from "../net/endpoint.ts";
+import type { ConnectionId, PeerConnectionId, RelayId } from "../turn/api.ts";
 import { SLOT } from "./counters.ts";
 import type { RawReader } from "./tcp-connections.ts";
-import type { TcpRelayEvents } from "./tcp-relay-pipes.ts";
 import type { TcpTransport } from "./tcp-transport.ts";
 
 /** One read from a peer (the most a direction holds). */
 export const CHUNK = 1 << 16;
 const MAX_READS_PER_WAKE = 16;
+
+/** What the pipes report to the protocol core. */
+export interface TcpRelayEvents {
+  connected(id: PeerConnectionId, ok: boolean, now: number): void;
+  accepted(relay: RelayId, peer: Endpoint, id: PeerConnectionId, now: number): boolean;
+  closed(id: PeerConnectionId): void;
+  /** Bytes piped each way through connection `id` (for its allocation's usage record). */
+  traffic(id: PeerConnectionId, toPeer: number, toClient: number): void;
+}
 
 /** What a pipe needs of the engine's TcpRelayPipes. */
 export interface PipeHost {

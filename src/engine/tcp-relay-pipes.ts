@@ -15,8 +15,10 @@ import { peerConnectionId, type ConnectionId, type PeerConnectionId, type RelayH
 import { SLOT } from "./counters.ts";
 import type { TcpTransport } from "./tcp-transport.ts";
 import { ConnectionIds } from "./tcp-relay-ids.ts";
-import { CHUNK, PeerSide, type PipeHost } from "./tcp-relay-peer.ts";
+import { CHUNK, PeerSide, type PipeHost, type TcpRelayEvents } from "./tcp-relay-peer.ts";
 import { ListenerPark, acceptWantsParking } from "./listener-park.ts";
+
+export type { TcpRelayEvents };
 
 /** A relayed address's listening socket (RelaySockets opens it on a pool port). */
 export interface TcpRelayListener {
@@ -25,15 +27,6 @@ export interface TcpRelayListener {
   /** The address and port bound locally (the handle's may be the advertised --external-ip). */
   readonly local: Uint8Array;
   readonly port: number;
-}
-
-/** What the pipes report to the protocol core. */
-export interface TcpRelayEvents {
-  connected(id: PeerConnectionId, ok: boolean, now: number): void;
-  accepted(relay: RelayId, peer: Endpoint, id: PeerConnectionId, now: number): boolean;
-  closed(id: PeerConnectionId): void;
-  /** Bytes piped each way through connection `id` (for its allocation's usage record). */
-  traffic(id: PeerConnectionId, toPeer: number, toClient: number): void;
 }
 
 export class TcpRelayPipes implements TcpRelayIo, PipeHost {

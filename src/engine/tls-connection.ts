@@ -17,34 +17,16 @@ import type { TlsContext } from "../../ffi/tls-context.ts";
 import { TLS_CLOSED, TLS_FAILED, TLS_WANT_READ, TLS_WANT_WRITE, TlsSession } from "../../ffi/tls-session.ts";
 import { SLOT } from "./counters.ts";
 import { RecordBoundary } from "./tls-record-boundary.ts";
-import type { Connection, TlsLink } from "./tcp-connections.ts";
+import type { Connection, TlsHost, TlsLink } from "./tcp-connections.ts";
 import { TlsWriter } from "./tls-writing.ts";
 
-export type { TlsLink };
+export type { TlsHost, TlsLink };
 
 const MAX_READS_PER_WAKE = 16;
 /** A TLS record's header: type, legacy version (2), length (2) (RFC 8446 §5.1). */
 const RECORD_HEADER = 5;
 /** Ciphertext read per read(2): a few full records. */
 const CIPHER_SCRATCH = 64 * 1024;
-
-/** What the TLS layer needs of the transport that owns the connection. */
-export interface TlsHost {
-  /** Frames bytes[start, end) of `c` as for TCP; false when `c` was closed meanwhile. */
-  consume(c: Connection, now: number): boolean;
-  /** Room at the end of a full input buffer (tcp: StreamBuffers.grow). */
-  grow(c: Connection): boolean;
-  /** Writes raw bytes to the socket, queueing what does not fit; false when `c` was closed. */
-  writeRaw(c: Connection, bytes: Uint8Array, address: number, length: number): boolean;
-  /** Queues bytes behind the backlog (socket mode: plaintext OpenSSL will write later); false when closed. */
-  queue(c: Connection, bytes: Uint8Array): boolean;
-  close(c: Connection, byLimit?: boolean): void;
-  isOpen(c: Connection): boolean;
-  /** Socket mode: the handshake waits for the socket to take its next flight (EPOLLOUT). */
-  armWritable(c: Connection): void;
-  /** A piped connection's reader asked for a pause (c.paused is set): epoll's interest follows. */
-  paused(c: Connection): void;
-}
 
 export interface TlsEngineOptions {
   /** Builds the server context; called at start and at each certificate reload. */

@@ -12,8 +12,7 @@ import { ptr } from "bun:ffi";
 import { libc } from "../../ffi/index.ts";
 import { TLS_WANT_WRITE } from "../../ffi/tls-session.ts";
 import { MAX_FRAME } from "./stream-buffers.ts";
-import type { Connection, TlsLink } from "./tcp-connections.ts";
-import type { TlsHost } from "./tls-connection.ts";
+import type { Connection, TlsHost, TlsLink } from "./tcp-connections.ts";
 
 export class TlsWriter {
   /** Encrypted output of one frame (a 64 KiB frame is 5 records). */
