@@ -25,6 +25,14 @@ function receiveAll(rx: TestSocket, expected: number): Uint8Array[] {
   return out;
 }
 
+/** The one message waiting on rx (with GRO: one buffer for a whole burst) and what its cmsgs say. */
+function receiveOne(rx: TestSocket): { datagram: Uint8Array; info: CmsgInfo } {
+  expect(waitReadable(rx.fd)).toBe(true);
+  const batch = new RecvBatch();
+  expect(receiveBatch(rx.udp, batch, newStats())).toBe(1);
+  return { datagram: batch.datagram(0), info: receivedTtlTos(batch, 0, new CmsgInfo()) };
+}
+
 /** A Syscalls whose sendmsg refuses GSO messages (those not in `batch`'s own msghdrs) from `fd` with `errno`. */
 function refusingGso(batch: SendBatch, fd: number, errno: number): Syscalls & { refused: number } {
   const sys = Object.create(libc) as Syscalls & { refused: number };
@@ -58,14 +66,10 @@ describe("UDP_SEGMENT send and UDP_GRO receive on loopback", () => {
     expect(stats[STAT.gsoSegments]).toBe(16);
     expect(stats[STAT.sendPackets]).toBe(16);
 
-    expect(waitReadable(rx.fd)).toBe(true);
-    const batch = new RecvBatch();
-    expect(receiveBatch(rx.udp, batch, newStats())).toBe(1);
-    const info = receivedTtlTos(batch, 0, new CmsgInfo());
+    const { datagram: whole, info } = receiveOne(rx);
     expect(info.groSize).toBe(size);
     expect(info.ttl).toBe(33); // the run's TTL/TOS rode along with UDP_SEGMENT
     expect(info.tos).toBe(0x28);
-    const whole = batch.datagram(0);
     expect(whole.length).toBe(16 * size);
     expect(groSegmentCount(whole.length, info.groSize)).toBe(16);
     for (let k = 0; k < 16; k++) expect(whole.subarray(k * size, (k + 1) * size)).toEqual(fill(size, k));
@@ -89,13 +93,10 @@ describe("UDP_SEGMENT send and UDP_GRO receive on loopback", () => {
     expect(sent).toEqual([{ entry: true, controlLength: 0 }]);
     expect(stats[STAT.gsoSends]).toBe(0);
     expect(stats[STAT.sendPackets]).toBe(1);
-    expect(waitReadable(rx.fd)).toBe(true);
-    const batch = new RecvBatch();
-    expect(receiveBatch(rx.udp, batch, newStats())).toBe(1);
-    const info = receivedTtlTos(batch, 0, new CmsgInfo());
+    const { datagram, info } = receiveOne(rx);
     expect(info.groSize).toBe(0);
     expect(info.ttl).toBeGreaterThan(0); // the TTL/TOS messages still come
-    expect(batch.datagram(0)).toEqual(fill(100, 1));
+    expect(datagram).toEqual(fill(100, 1));
   });
 
   test("without UDP_GRO the receiver gets the burst as 16 datagrams (the kernel cut it)", () => {
@@ -129,11 +130,8 @@ describe("UDP_SEGMENT send and UDP_GRO receive on loopback", () => {
     flushSendBatch(send, stats);
     expect(stats[STAT.gsoSends]).toBe(1);
     expect(stats[STAT.gsoSegments]).toBe(16);
-    expect(waitReadable(rx.fd)).toBe(true);
-    const batch = new RecvBatch();
-    expect(receiveBatch(rx.udp, batch, newStats())).toBe(1);
-    expect(receivedTtlTos(batch, 0, new CmsgInfo()).groSize).toBe(1004);
-    const whole = batch.datagram(0);
+    const { datagram: whole, info } = receiveOne(rx);
+    expect(info.groSize).toBe(1004);
     expect(whole.length).toBe(16 * 1004);
     for (let k = 0; k < 16; k++) {
       const d = whole.subarray(k * 1004, (k + 1) * 1004);
