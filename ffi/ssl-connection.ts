@@ -53,6 +53,12 @@ export class SslConnection {
     return n > 0 ? n : 0;
   }
 
+  /** takeOutput() into memory at `address` (a buffer whose address the caller keeps): no ptr() per call. */
+  takeOutputAt(address: number, capacity: number): number {
+    const n = libcrypto.BIO_read(asPointer(this.outBio), asPointer(address), capacity);
+    return n > 0 ? n : 0;
+  }
+
   /** Queues close_notify (memory mode: in the output, to be sent like any bytes). */
   shutdown(): void {
     if (libssl.SSL_shutdown(asPointer(this.ssl)) < 0) openSslErrors();

@@ -64,6 +64,17 @@ export class TlsSession extends SslConnection {
     if (length > 0) libcrypto.BIO_write(asPointer(this.inBio), ptr(buffer, offset), length);
   }
 
+  /** feed() from memory at `address` (a buffer whose address the caller keeps): no ptr() per call. */
+  feedAt(address: number, length: number): void {
+    if (length > 0) libcrypto.BIO_write(asPointer(this.inBio), asPointer(address), length);
+  }
+
+  /** read() into memory at `address` (a buffer whose address the caller keeps): no ptr() per call. */
+  readAt(address: number, capacity: number): number {
+    const r = libssl.SSL_read(asPointer(this.ssl), asPointer(address), capacity);
+    return r > 0 ? r : this.outcome(r);
+  }
+
   /** Decrypts into buffer[offset, offset+capacity): bytes (> 0), TLS_WANT_READ, TLS_CLOSED or TLS_FAILED. */
   read(buffer: Uint8Array, offset: number, capacity: number): number {
     const r = libssl.SSL_read(asPointer(this.ssl), ptr(buffer, offset), capacity);

@@ -13,17 +13,18 @@ import { SLOT } from "./counters.ts";
 const CONNECTION_BIND_REQUEST = 0x000b;
 const CONNECTION_ID = 0x002a;
 
-/** The CONNECTION-ID of a ConnectionBind request, or -1 when `frame` is anything else. */
-export function connectionBindTarget(frame: Uint8Array): number {
-  if (frame.length < 20 || ((frame[0]! << 8) | frame[1]!) !== CONNECTION_BIND_REQUEST) return -1;
-  for (let at = 20; at + 4 <= frame.length;) {
-    const type = (frame[at]! << 8) | frame[at + 1]!;
-    const length = (frame[at + 2]! << 8) | frame[at + 3]!;
+/** The CONNECTION-ID of a ConnectionBind request in bytes[offset, offset + length), or -1 when it is anything else. */
+export function connectionBindTarget(bytes: Uint8Array, offset = 0, length = bytes.length - offset): number {
+  const end = offset + length;
+  if (length < 20 || ((bytes[offset]! << 8) | bytes[offset + 1]!) !== CONNECTION_BIND_REQUEST) return -1;
+  for (let at = offset + 20; at + 4 <= end;) {
+    const type = (bytes[at]! << 8) | bytes[at + 1]!;
+    const attributeLength = (bytes[at + 2]! << 8) | bytes[at + 3]!;
     if (type === CONNECTION_ID) {
-      if (length !== 4 || at + 8 > frame.length) return -1;
-      return ((frame[at + 4]! << 24) | (frame[at + 5]! << 16) | (frame[at + 6]! << 8) | frame[at + 7]!) >>> 0;
+      if (attributeLength !== 4 || at + 8 > end) return -1;
+      return ((bytes[at + 4]! << 24) | (bytes[at + 5]! << 16) | (bytes[at + 6]! << 8) | bytes[at + 7]!) >>> 0;
     }
-    at += 4 + ((length + 3) & ~3);
+    at += 4 + ((attributeLength + 3) & ~3);
   }
   return -1;
 }
@@ -45,18 +46,21 @@ export class ConnectionBindRouter {
     this.handoff.publish(wakeFd);
   }
 
-  /** True when `frame` (on `connection`) was a ConnectionBind for another engine and the connection went there. */
-  route(connection: ConnectionId, frame: Uint8Array, now: number): boolean {
+  /**
+   * True when the frame bytes[offset, offset + length) (on `connection`) was a ConnectionBind for another
+   * engine and the connection went there.
+   */
+  route(connection: ConnectionId, frameBytes: Uint8Array, offset: number, length: number, now: number): boolean {
     if (this.keeping) return false;
-    const id = connectionBindTarget(frame);
+    const id = connectionBindTarget(frameBytes, offset, length);
     if (id < 0) return false;
     const owner = engineOfConnectionId(id);
     if (owner === this.index) return false;
     const detached = this.tcp.detach(connection);
     if (detached === undefined) return false;
-    const bytes = new Uint8Array(frame.length + detached.rest.length);
-    bytes.set(frame);
-    bytes.set(detached.rest, frame.length);
+    const bytes = new Uint8Array(length + detached.rest.length);
+    bytes.set(frameBytes.subarray(offset, offset + length));
+    bytes.set(detached.rest, length);
     const { rest: _, ...moving } = detached;
     const handed = { ...moving, bytes };
     if (this.handoff.post(owner, handed)) {

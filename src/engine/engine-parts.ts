@@ -101,11 +101,11 @@ export function buildEngineParts(init: EngineInit, emit: (event: EngineEvent) =>
     init,
     epoll,
     {
-      frame: (listener, client, frame, now) => {
-        if (bindRouter?.route(listener, frame, now)) return;
+      frame: (listener, client, bytes, offset, length, now) => {
+        if (bindRouter?.route(listener, bytes, offset, length, now)) return;
         out.ttl = -1; // a stream has no per-message TTL/TOS to carry
         out.tos = -1;
-        turn.handleClientDatagram(listener, client, frame, now);
+        turn.handleClientDatagram(listener, client, bytes, now, offset, length);
       },
       closed: (listener) => {
         turn.handleClientClosed(listener);

@@ -129,18 +129,23 @@ export class Engine {
     if (dtlsDue !== undefined) timeout = Math.max(0, Math.min(timeout, Math.ceil(dtlsDue - this.lastWake)));
     const ready = this.epoll.wait(timeout);
     const now = (this.lastWake = Date.now());
+    let woken = false;
     for (let i = 0; i < ready; i++) {
       const fd = this.epoll.eventToken(i);
       const socket = this.sockets.get(fd);
       if (socket === undefined) {
-        if (fd === this.wake.fd) this.wake.drain();
-        else if (this.tcp.owns(fd) || this.tcpRelays.owns(fd)) {
-          try {
-            if (this.tcp.owns(fd)) this.tcp.handleEvent(fd, this.epoll.eventMask(i), now);
-            else this.tcpRelays.handleEvent(fd, this.epoll.eventMask(i), now);
-          } catch (error) {
-            this.reportCrash(error);
+        if (fd === this.wake.fd) {
+          this.wake.drain();
+          woken = true;
+          continue;
+        }
+        try {
+          // One lookup for a client connection's event (the common case), the RFC 6062 pipes after.
+          if (!this.tcp.handleEvent(fd, this.epoll.eventMask(i), now) && this.tcpRelays.owns(fd)) {
+            this.tcpRelays.handleEvent(fd, this.epoll.eventMask(i), now);
           }
+        } catch (error) {
+          this.reportCrash(error);
         }
         continue;
       }
@@ -166,7 +171,8 @@ export class Engine {
         this.reportCrash(error);
       }
     }
-    this.bindRouter?.receive(now);
+    // Another engine posts a connection and then signals the wake eventfd: no signal, no mailbox to scan.
+    if (woken) this.bindRouter?.receive(now);
     if (this.admin.pending) this.admin.answer(this.turn, (id) => this.closeConnection(id), now, (error) => this.reportCrash(error));
     if (now >= this.nextTcpSweep) {
       this.nextTcpSweep = now + 1000;

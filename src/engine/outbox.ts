@@ -109,7 +109,7 @@ export class Outbox implements TurnSink {
   relayToClient(listener: ClientPath, client: Endpoint, bytes: Uint8Array, offset: number, length: number): void {
     if (isConnection(listener)) {
       if (this.dtls?.owns(listener)) return this.dtls.send(listener, bytes, offset, length);
-      this.tcp.send(listener, bytes.subarray(offset, offset + length));
+      this.tcp.sendRange(listener, bytes, offset, length);
       return;
     }
     const l = this.listeners[listener];

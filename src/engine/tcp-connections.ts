@@ -70,7 +70,8 @@ export interface Connection extends Buffered {
 
 /** Where the transport hands what its connections carry: each whole frame, and each close. */
 export interface TcpHandlers {
-  frame(connection: ConnectionId, client: Endpoint, frame: Uint8Array, now: number): void;
+  /** A whole frame: bytes[offset, offset + length), valid during the call (no view is made per frame). */
+  frame(connection: ConnectionId, client: Endpoint, bytes: Uint8Array, offset: number, length: number, now: number): void;
   closed(connection: ConnectionId): void;
 }
 

@@ -82,8 +82,8 @@ export class TcpReader {
       c.spoke = true;
       const at = c.start;
       c.start += frame; // first: a handler that pipes the connection takes the bytes after this frame
-      this.handlers.frame(c.id, c.client, c.bytes.subarray(at, at + frame), now);
-      if (!this.connections.has(c.fd) || this.connections.withFd(c.fd) !== c) return false; // closed or handed over while handling
+      this.handlers.frame(c.id, c.client, c.bytes, at, frame, now);
+      if (this.connections.withFd(c.fd) !== c) return false; // closed or handed over while handling
       if (c.raw) {
         this.readPiped(c);
         return false;

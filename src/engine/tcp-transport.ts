@@ -136,13 +136,18 @@ export class TcpTransport {
     return this.listening.parkings;
   }
 
-  handleEvent(fd: number, mask: number, now: number): void {
-    if (this.listening.owns(fd)) return this.listening.handleEvent(fd, this.accepted);
+  /** epoll's event on `fd`; false when `fd` is none of this transport's (neither a connection nor a listener). */
+  handleEvent(fd: number, mask: number, now: number): boolean {
     const c = this.connections.withFd(fd);
-    if (!c) return;
+    if (c === undefined) {
+      if (!this.listening.owns(fd)) return false;
+      this.listening.handleEvent(fd, this.accepted);
+      return true;
+    }
     if (mask & EPOLLOUT) this.writer.writeBacklog(c, now);
-    if (c.paused && mask & (EPOLLERR | EPOLLHUP)) return this.close(c);
-    if (mask & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) this.reader.read(c, now);
+    if (c.paused && mask & (EPOLLERR | EPOLLHUP)) this.close(c);
+    else if (mask & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) this.reader.read(c, now);
+    return true;
   }
 
   /** A connection the listeners accepted (and, on the normal port, admitted under the caps). */
@@ -163,7 +168,12 @@ export class TcpTransport {
    * connection (RFC 6062), unpadded. False if it is gone.
    */
   send(id: ConnectionId, data: Uint8Array, raw = false): boolean {
-    return this.writer.send(id, data, raw);
+    return this.writer.send(id, data, 0, data.length, raw);
+  }
+
+  /** send() of the frame bytes[offset, offset + length): relayed data passes its arena and a range, not a view. */
+  sendRange(id: ConnectionId, bytes: Uint8Array, offset: number, length: number): boolean {
+    return this.writer.send(id, bytes, offset, length, false);
   }
 
   /** Bytes written to connection `id` that its socket has not taken yet. */

@@ -29,17 +29,19 @@ export class TcpWriter {
   ) {}
 
   /**
-   * Writes one frame to connection `id`, zero-padded to 4 bytes (RFC 8656 §12.5); `raw`: bytes of a piped
-   * connection (RFC 6062), unpadded. False if it is gone.
+   * Writes one frame, data[offset, offset + length), to connection `id`, zero-padded to 4 bytes (RFC 8656
+   * §12.5); `raw`: bytes of a piped connection (RFC 6062), unpadded. False if it is gone.
    */
-  send(id: ConnectionId, data: Uint8Array, raw = false): boolean {
+  send(id: ConnectionId, data: Uint8Array, offset: number, length: number, raw: boolean): boolean {
     const c = this.connections.withId(id);
     if (!c) return false;
-    const pad = raw ? 0 : streamPadding(data.length);
-    const total = data.length + pad;
+    const pad = raw ? 0 : streamPadding(length);
+    const total = length + pad;
     if (total > this.outBytes.length) return false;
-    this.outBytes.set(data, 0);
-    this.outBytes.fill(0, data.length, total);
+    // TLS in memory encrypts from where the frame is when no padding is due: no copy first.
+    if (pad === 0 && c.link !== null && !c.link.onSocket) return this.tls!.writer.sealRange(c, c.link, data, offset, length);
+    this.outBytes.set(offset === 0 && length === data.length ? data : data.subarray(offset, offset + length), 0);
+    this.outBytes.fill(0, length, total);
     if (c.link) return this.tls!.writer.send(c, c.link, this.outBytes, total);
     return this.writeBytes(c, this.outBytes, this.outAddress, total);
   }

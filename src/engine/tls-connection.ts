@@ -98,7 +98,7 @@ export class TlsEngine {
       const lone = link.drained && n === RECORD_HEADER + ((this.cipher[3]! << 8) | this.cipher[4]!);
       link.drained = false;
       link.boundary.scan(this.cipher, 0, n);
-      link.session.feed(this.cipher, 0, n);
+      link.session.feedAt(this.cipherAddress, n);
       if (!this.advance(c, link, now, lone)) return;
       if (n < CIPHER_SCRATCH) return; // drained: save the EAGAIN read
     }
@@ -133,7 +133,7 @@ export class TlsEngine {
         return false;
       }
       const room = c.bytes.length - c.end;
-      const n = link.session.read(c.bytes, c.end, room);
+      const n = link.session.readAt(c.address + c.end, room);
       if (n > 0) {
         c.end += n;
         if (!this.host.consume(c, now)) return false;

@@ -25,8 +25,14 @@ export class TlsWriter {
   send(c: Connection, link: TlsLink, frame: Uint8Array, length: number): boolean {
     if (!link.ready) return false;
     if (link.onSocket) return this.sendOnSocket(c, link, frame, length);
+    return this.sealRange(c, link, frame, 0, length);
+  }
+
+  /** Memory mode: encrypts bytes[offset, offset + length) (a whole frame) and sends it; false when `c` was closed or is not ready. */
+  sealRange(c: Connection, link: TlsLink, bytes: Uint8Array, offset: number, length: number): boolean {
+    if (!link.ready) return false;
     for (let done = 0; done < length; ) {
-      const n = link.session.write(frame, done, length - done);
+      const n = link.session.write(bytes, offset + done, length - done);
       if (n <= 0) {
         this.host.close(c);
         return false;
@@ -62,7 +68,7 @@ export class TlsWriter {
   flush(c: Connection, link: TlsLink): boolean {
     if (link.onSocket) return true;
     for (;;) {
-      const n = link.session.takeOutput(this.sealed, 0, this.sealed.length);
+      const n = link.session.takeOutputAt(this.sealedAddress, this.sealed.length);
       if (n === 0) return true;
       if (!this.host.writeRaw(c, this.sealed, this.sealedAddress, n)) return false;
       if (n < this.sealed.length) return true; // the BIO is empty: no second call to learn it

@@ -17,7 +17,7 @@ async function setup() {
   const frames: Array<{ id: ConnectionId; bytes: number[] }> = [];
   const closed: number[] = [];
   const tcp = new TcpTransport(epoll, {
-    frame: (id, _client, frame) => frames.push({ id, bytes: Array.from(frame) }),
+    frame: (id, _client, bytes, offset, length) => frames.push({ id, bytes: Array.from(bytes.subarray(offset, offset + length)) }),
     closed: (id) => closed.push(id),
   });
   const listenerFd = tcp.listen(4, LOOPBACK, 0);

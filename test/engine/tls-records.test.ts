@@ -30,7 +30,7 @@ function setup() {
   const epoll = new Epoll(16);
   const frames: Array<{ id: ConnectionId; bytes: Uint8Array }> = [];
   const tcp = new TcpTransport(epoll, {
-    frame: (id, _client, frame) => frames.push({ id, bytes: new Uint8Array(frame) }),
+    frame: (id, _client, bytes, offset, length) => frames.push({ id, bytes: bytes.slice(offset, offset + length) }),
     closed: () => {},
   }, {
     counters: new Float64Array(SLOT.tlsKernel + 1),

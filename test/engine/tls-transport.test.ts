@@ -34,7 +34,7 @@ function setup(onSocket: boolean, timeouts: { handshake?: number; firstMessage?:
   const counters = new Float64Array(SLOT.tlsKernel + 1);
   let pair = first;
   const tcp = new TcpTransport(epoll, {
-    frame: (id, _client, frame) => frames.push({ id, bytes: new Uint8Array(frame) }),
+    frame: (id, _client, bytes, offset, length) => frames.push({ id, bytes: bytes.slice(offset, offset + length) }),
     closed: (id) => closed.push(id),
   }, {
     counters,
