@@ -4,10 +4,13 @@
  * Besides the usual load record, each run reports the server's CPU per thread name during the measured
  * phase (from /proc/PID/task/*: the engine Workers, the main thread, JSC's GC and JIT helper threads), as
  * µs per relayed packet, so the summary says which threads a change moved. --transport tls: both builds
- * serve TLS with one self-signed certificate.
+ * serve TLS with one self-signed certificate. --side-by-side: each run starts both builds and loads them at the
+ * same moment (bench/lib/side-by-side.ts); with --base naming this checkout too, an A/A of that method.
  */
 import { describeArgs, numberList, parseArgs, type ArgSpec } from "./lib/args.ts";
-import { startServer } from "./lib/servers.ts";
+import { relayRange } from "./lib/proc.ts";
+import { startServer, type Server } from "./lib/servers.ts";
+import { checkSideBySide, runUclientLoadsSideBySide } from "./lib/side-by-side.ts";
 import { emit } from "./lib/stats.ts";
 import { UCLIENT_LOAD_SPEC, loadOptionsFor, runUclientLoad, type LoadResult } from "./lib/uclient-load.ts";
 import { summarize } from "./ab.ts";
@@ -21,11 +24,14 @@ export const spec = {
   sizes: { default: "100", help: "comma-separated message lengths (bytes)" },
   threads: { default: 2, help: "--relay-threads" },
   recvmmsg: { default: false, help: "--udp-recvmmsg for both builds" },
+  "side-by-side": { default: false, help: "run both builds at once, each under its own identical load started at the same moment (paced loads: --interval > 0)" },
   ...UCLIENT_LOAD_SPEC,
 } satisfies ArgSpec;
 
 /** The TLS certificate (--transport tls), made once, the same for both builds. */
 let certificate: { cert: string; key: string } | undefined;
+/** Each build's relay range, claimed once. */
+const ranges: Record<string, [number, number]> = {};
 
 export const usage = `bun run bench builds --base DIR [options]\n${describeArgs(spec)}`;
 
@@ -39,19 +45,39 @@ export async function main(argv: string[]): Promise<void> {
       const load = loadOptionsFor(a, clients, size);
       const tls = load.transport === "tls" ? (certificate ??= selfSignedPair()) : undefined;
       const messages = load.messages;
+      const startOne = (b: (typeof builds)[number]) => {
+        const [minPort, maxPort] = (ranges[b.name] ??= relayRange(3900)); // two bunturns at once: a range each, kept for the process
+        return startServer({ kind: "bunturn", threads: a.threads, recvmmsg: a.recvmmsg, root: b.root, minPort, maxPort, ...(tls ? { tls } : {}) });
+      };
+      const record = (b: (typeof builds)[number], run: number, r: LoadResult, extra: Record<string, unknown> = {}) => {
+        results[b.name]!.push(r);
+        emit({ bench: "builds", variant: b.name, root: b.root ?? ".", run, clients, size, messages, threads: a.threads, recvmmsg: a.recvmmsg, sideBySide: a["side-by-side"], ...extra, ...r });
+      };
       for (let run = 0; run < a.runs; run++) {
-        for (const b of builds) {
-          const server = await startServer({ kind: "bunturn", threads: a.threads, recvmmsg: a.recvmmsg, root: b.root, ...(tls ? { tls } : {}) });
+        if (a["side-by-side"]) {
+          // Which load is spawned first alternates, in case the first of two spawns has an edge.
+          const order = run % 2 ? [builds[1]!, builds[0]!] : builds;
+          const servers: Server[] = [];
           try {
-            const r = await runUclientLoad(server, load);
-            results[b.name]!.push(r);
-            emit({ bench: "builds", variant: b.name, root: b.root ?? ".", run, clients, size, messages, threads: a.threads, recvmmsg: a.recvmmsg, ...r });
+            for (const b of order) servers.push(await startOne(b));
+            const rs = await runUclientLoadsSideBySide(servers, load);
+            const check = checkSideBySide(rs);
+            order.forEach((b, k) => record(b, run, rs[k]!, { ...check, spawnedFirst: order[0]!.name }));
+          } finally {
+            for (const s of servers) await s.stop();
+          }
+          continue;
+        }
+        for (const b of builds) {
+          const server = await startOne(b);
+          try {
+            record(b, run, await runUclientLoad(server, load));
           } finally {
             await server.stop();
           }
         }
       }
-      emit(summarize("builds", { clients, size, runs: a.runs, recvmmsg: a.recvmmsg }, results.A!, results.B!, "B/A"));
+      emit(summarize("builds", { clients, size, runs: a.runs, sideBySide: a["side-by-side"], warmupS: a["warmup-s"], transport: load.transport, recvmmsg: a.recvmmsg }, results.A!, results.B!, "B/A"));
     }
   }
 }

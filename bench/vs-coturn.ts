@@ -5,11 +5,14 @@
  * --udp-recvmmsg, so it reads one datagram per system call; bunturn runs with --bunturn-recvmmsg as given.
  * One JSON line per run, then a summary line per configuration with the bunturn/coturn ratios.
  * --transport tcp or tls puts uclient on TCP (-t) or TLS (-t -S; both servers get the same certificate).
+ * --side-by-side: each run starts both servers and loads them at the same moment (bench/lib/side-by-side.ts),
+ * so the machine's drift from one run to the next hits both alike; for paced loads only.
  */
 import { describeArgs, numberList, parseArgs, type ArgSpec } from "./lib/args.ts";
 import { coturnVersion, startServer } from "./lib/servers.ts";
 import { emit } from "./lib/stats.ts";
 import { UCLIENT_LOAD_SPEC, loadOptionsFor, runUclientLoad, type LoadResult } from "./lib/uclient-load.ts";
+import { checkSideBySide, runUclientLoadsSideBySide } from "./lib/side-by-side.ts";
 import { summarize } from "./ab.ts";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -39,8 +42,11 @@ export const spec = {
   "bunturn-args": { default: "", help: "extra options of bunturn, space-separated (e.g. \"--no-warmup\")" },
   indications: { default: false, help: "uclient -s: Send and Data indications instead of channels (coturn 4.17.1 answers Debian's uclient -S ChannelBind with 400 over DTLS)" },
   dtls: { default: false, help: "TURN over DTLS (uclient -S over UDP), both servers with the same self-signed certificate" },
+  "side-by-side": { default: false, help: "run both servers at once, each under its own identical load started at the same moment (paced loads: --interval > 0)" },
   ...UCLIENT_LOAD_SPEC,
 } satisfies ArgSpec;
+
+type Kind = "coturn" | "bunturn";
 
 export const usage = `bun run bench vs-coturn [options]\n${describeArgs(spec)}`;
 
@@ -50,25 +56,44 @@ export async function main(argv: string[]): Promise<void> {
   const dtls = a.dtls ? selfSignedPair() : undefined;
   for (const clients of numberList(a.clients)) {
     for (const size of numberList(a.sizes)) {
-      const results: Record<"coturn" | "bunturn", LoadResult[]> = { coturn: [], bunturn: [] };
+      const results: Record<Kind, LoadResult[]> = { coturn: [], bunturn: [] };
       const load = { ...loadOptionsFor(a, clients, size), secure: a.dtls, indications: a.indications };
       const tls = load.transport === "tls" ? (certificate ??= selfSignedPair()) : undefined;
       const messages = load.messages;
+      const startOne = (kind: Kind) => startServer({
+        kind, threads: a.threads, recvmmsg: kind === "bunturn" && a["bunturn-recvmmsg"], coturnBin: a["coturn-bin"],
+        extra: kind === "bunturn" ? a["bunturn-args"].split(" ").filter(Boolean) : [], ...(dtls ? { dtls } : {}), ...(tls ? { tls } : {}),
+      });
+      const record = (kind: Kind, run: number, r: LoadResult, extra: Record<string, unknown> = {}) => {
+        results[kind].push(r);
+        const recvmmsg = kind === "bunturn" && a["bunturn-recvmmsg"];
+        emit({ bench: "vs-coturn", variant: kind, run, clients, size, messages, transport: load.transport, threads: a.threads, dtls: a.dtls, indications: a.indications, warmupS: a["warmup-s"], recvmmsg, sideBySide: a["side-by-side"], ...(kind === "bunturn" ? { bunturnArgs: a["bunturn-args"] } : {}), ...(kind === "coturn" ? { version } : {}), ...extra, ...r });
+      };
       for (let run = 0; run < a.runs; run++) {
-        for (const kind of ["coturn", "bunturn"] as const) {
-          const recvmmsg = kind === "bunturn" && a["bunturn-recvmmsg"];
-          const extra = kind === "bunturn" ? a["bunturn-args"].split(" ").filter(Boolean) : [];
-          const server = await startServer({ kind, threads: a.threads, recvmmsg, coturnBin: a["coturn-bin"], extra, ...(dtls ? { dtls } : {}), ...(tls ? { tls } : {}) });
+        if (a["side-by-side"]) {
+          // Which load is spawned first alternates, in case the first of two spawns has an edge.
+          const kinds: Kind[] = run % 2 ? ["bunturn", "coturn"] : ["coturn", "bunturn"];
+          const servers = [];
           try {
-            const r = await runUclientLoad(server, load);
-            results[kind].push(r);
-            emit({ bench: "vs-coturn", variant: kind, run, clients, size, messages, transport: load.transport, threads: a.threads, dtls: a.dtls, indications: a.indications, warmupS: a["warmup-s"], recvmmsg, ...(kind === "bunturn" ? { bunturnArgs: a["bunturn-args"] } : {}), ...(kind === "coturn" ? { version } : {}), ...r });
+            for (const kind of kinds) servers.push(await startOne(kind));
+            const rs = await runUclientLoadsSideBySide(servers, load);
+            const check = checkSideBySide(rs);
+            kinds.forEach((kind, k) => record(kind, run, rs[k]!, { ...check, spawnedFirst: kinds[0] }));
+          } finally {
+            for (const s of servers) await s.stop();
+          }
+          continue;
+        }
+        for (const kind of ["coturn", "bunturn"] as const) {
+          const server = await startOne(kind);
+          try {
+            record(kind, run, await runUclientLoad(server, load));
           } finally {
             await server.stop();
           }
         }
       }
-      emit(summarize("vs-coturn", { clients, size, transport: load.transport, runs: a.runs, threads: a.threads, dtls: a.dtls, indications: a.indications, bunturnRecvmmsg: a["bunturn-recvmmsg"] }, results.coturn, results.bunturn, "bunturn/coturn"));
+      emit(summarize("vs-coturn", { clients, size, transport: load.transport, runs: a.runs, sideBySide: a["side-by-side"], warmupS: a["warmup-s"], threads: a.threads, dtls: a.dtls, indications: a.indications, bunturnRecvmmsg: a["bunturn-recvmmsg"] }, results.coturn, results.bunturn, "bunturn/coturn"));
     }
   }
 }

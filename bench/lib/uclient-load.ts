@@ -4,9 +4,9 @@
  * says who the bottleneck was. uclient exits 0 even on failure: its summary is parsed, and a run cut by a
  * signal (no summary) is reported with ok=false.
  */
-import { join } from "node:path";
 import type { ArgSpec, Args } from "./args.ts";
-import { cpuSeconds, freePort, ROOT, spawn, threadCpu, threadCpuDelta, waitFor, type Spawned } from "./proc.ts";
+import { cpuSeconds, spawn, threadCpu, threadCpuDelta, type Spawned } from "./proc.ts";
+import { startEchoPeer, type EchoPeer } from "./echo-peer-process.ts";
 import { PASSWORD, USER, type Server } from "./servers.ts";
 import { round } from "./stats.ts";
 
@@ -65,41 +65,6 @@ export interface LoadOptions {
   indications?: boolean;
 }
 
-export interface PeerStats {
-  rx: number;
-  tx: number;
-  first: number;
-  last: number;
-}
-
-/**
- * The echo peer (bench/lib/echo-peer.ts): `sockets` ports (`port` the first, `ports` all of them), echoing
- * runs of equal datagrams as UDP_SEGMENT messages when `gsoSegment` > 0.
- */
-export async function startEchoPeer(maxSeconds: number, sockets = 1, gsoSegment = 0, gro = false): Promise<Spawned & { port: number; ports: number[]; finish(): Promise<PeerStats & { cpu: number }> }> {
-  const port = freePort();
-  const s = spawn(["bun", join(ROOT, "bench/lib/echo-peer.ts"), "127.0.0.1", String(port), String(maxSeconds), String(sockets), String(gsoSegment), gro ? "1" : "0"], { stdin: "pipe" });
-  await waitFor(s, "echo peer", () => /ready [\d,]+\n/.test(s.output()), 10000);
-  const ports = /ready ([\d,]+)\n/.exec(s.output())![1]!.split(",").map(Number);
-  return {
-    ...s,
-    port,
-    ports,
-    async finish() {
-      const cpu = cpuSeconds(s.pid);
-      (s.proc.stdin as import("bun").FileSink).end();
-      const timer = setTimeout(() => s.proc.kill("SIGKILL"), 3000);
-      await s.proc.exited;
-      clearTimeout(timer);
-      const line = s.output().trim().split("\n").pop() ?? "";
-      try {
-        return { ...(JSON.parse(line) as PeerStats), cpu };
-      } catch {
-        return { rx: 0, tx: 0, first: 0, last: 0, cpu };
-      }
-    },
-  };
-}
 
 export interface UclientSummary {
   sent: number;
@@ -138,6 +103,9 @@ export interface LoadResult {
   /** Datagrams the server relayed: client->peer (counted at the peer) + peer->client (counted by uclient). */
   relayed: number;
   windowS: number;
+  /** The window: the echo peer's first and last datagram, epoch ms (side-by-side runs check they overlap). */
+  windowFromMs: number;
+  windowToMs: number;
   relayedPps: number;
   serverCpuS: number;
   /** Server CPU seconds per million relayed datagrams (= CPU microseconds per datagram), /proc ticks. */
@@ -157,9 +125,23 @@ export interface LoadResult {
   note?: string;
 }
 
+export { startEchoPeer, type PeerStats } from "./echo-peer-process.ts";
+
 export async function runUclientLoad(server: Server, o: LoadOptions): Promise<LoadResult> {
   if (o.warmupSeconds) await warmUp(server, o, o.warmupSeconds);
-  const peer = await startEchoPeer(Math.ceil(o.timeoutMs / 1000) + 30);
+  return measureLoad(server, o, await startMeasurePeer(o));
+}
+
+/** The echo peer of one measured run: alive until the run's timeout and a margin. */
+export function startMeasurePeer(o: LoadOptions): Promise<EchoPeer> {
+  return startEchoPeer(Math.ceil(o.timeoutMs / 1000) + 30);
+}
+
+/**
+ * The measured run on a started peer. Nothing is awaited before the uclients are spawned, so several
+ * of these started in one turn of the event loop (bench/lib/side-by-side.ts) start their loads together.
+ */
+export async function measureLoad(server: Server, o: LoadOptions, peer: EchoPeer): Promise<LoadResult> {
   let uclients: Spawned[] = [];
   const threads0 = threadCpu(server.pid);
   const cpu0 = cpuSeconds(server.pid);
@@ -216,6 +198,8 @@ export async function runUclientLoad(server: Server, o: LoadOptions): Promise<Lo
     rttMs: rtts.length ? round(rtts.reduce((a, b) => a + b, 0) / rtts.length, 4) : NaN,
     relayed,
     windowS: round(windowS, 3),
+    windowFromMs: p.first,
+    windowToMs: p.last,
     relayedPps: Math.round(relayed / windowS),
     serverCpuS: round(serverCpuS, 2),
     serverCpuSPerMpkt: round((serverCpuS / relayed) * 1e6, 2),
@@ -239,7 +223,7 @@ export async function runUclientLoad(server: Server, o: LoadOptions): Promise<Lo
  * measured client that lands on them (seen: 0.3 µs/pkt of JIT compilation in half the 1-client runs).
  */
 const WARMUP_CLIENTS = 16;
-async function warmUp(server: Server, o: LoadOptions, seconds: number): Promise<void> {
+export async function warmUp(server: Server, o: LoadOptions, seconds: number): Promise<void> {
   const peer = await startEchoPeer(seconds + 30);
   const clients = Math.max(o.clients, WARMUP_CLIENTS);
   const us = spawnUclients(server, peer.port, { ...o, messages: 10_000_000 }, clients, Math.min(Math.max(o.procs, 2), clients));
