@@ -35,6 +35,26 @@ export function threadCpu(pid: number): Map<number, { name: string; seconds: num
   return out;
 }
 
+/**
+ * threadCpu() of a process, read every `everyMs` until stop(), which reads it once more and returns every
+ * thread seen: one that exited meanwhile keeps its last reading. JSC's helper threads (HeapHelper,
+ * JITWorker) exit after a few seconds idle and would otherwise take their CPU out of /proc/PID/task.
+ */
+export function watchThreadCpu(pid: number, everyMs = 500): { stop(): ReturnType<typeof threadCpu> } {
+  const seen = threadCpu(pid);
+  const read = () => {
+    for (const [tid, t] of threadCpu(pid)) seen.set(tid, t);
+  };
+  const timer = setInterval(read, everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      read();
+      return seen;
+    },
+  };
+}
+
 /** CPU seconds of all live threads of a process (threadCpu summed; nanosecond counters, not ticks). */
 export function threadCpuSeconds(pid: number): number {
   let total = 0;

@@ -5,7 +5,7 @@
  * signal (no summary) is reported with ok=false.
  */
 import type { ArgSpec, Args } from "./args.ts";
-import { cpuSeconds, spawn, threadCpu, threadCpuDelta, type Spawned } from "./proc.ts";
+import { cpuSeconds, spawn, threadCpu, threadCpuDelta, watchThreadCpu, type Spawned } from "./proc.ts";
 import { startEchoPeer, type EchoPeer } from "./echo-peer-process.ts";
 import { PASSWORD, USER, type Server } from "./servers.ts";
 import { round } from "./stats.ts";
@@ -144,6 +144,9 @@ export function startMeasurePeer(o: LoadOptions): Promise<EchoPeer> {
 export async function measureLoad(server: Server, o: LoadOptions, peer: EchoPeer): Promise<LoadResult> {
   let uclients: Spawned[] = [];
   const threads0 = threadCpu(server.pid);
+  // Every thread of the window, those that exited in it included (their last reading).
+  const watching = watchThreadCpu(server.pid);
+  let threads1 = threads0;
   const cpu0 = cpuSeconds(server.pid);
   const started = Date.now();
   try {
@@ -155,9 +158,9 @@ export async function measureLoad(server: Server, o: LoadOptions, peer: EchoPeer
     clearTimeout(timer);
   } finally {
     for (const u of uclients) await u.stop(1000);
+    threads1 = watching.stop();
   }
   const cpu1 = cpuSeconds(server.pid);
-  const threads1 = threadCpu(server.pid);
   const byThread = threadCpuDelta(threads0, threads1);
   const p = await peer.finish();
   const wall = (Date.now() - started) / 1000;
