@@ -201,6 +201,7 @@ export class DtlsTransport {
 
   /** Earliest retransmission due (ms), or undefined. */
   pollTimeout(): number | undefined {
+    if (this.handshaking.size === 0) return undefined; // every loop turn asks: no iterator when none
     let due = Infinity;
     for (const a of this.handshaking) if (a.retransmitAt < due) due = a.retransmitAt;
     return due === Infinity ? undefined : due;

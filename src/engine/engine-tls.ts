@@ -60,7 +60,7 @@ export class CertificateReloads {
     Atomics.store(cells, 1 + index, this.seen);
   }
 
-  /** Called every loop turn: one shared load when nothing changed. */
+  /** Called in the turns the engine was signalled, and once a second: one shared load when nothing changed. */
   check(): void {
     const generation = Atomics.load(this.cells, 0);
     if (generation === this.seen) return;

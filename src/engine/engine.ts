@@ -120,7 +120,6 @@ export class Engine {
    * start-up warm-up (warmup.ts) can drive a throwaway engine through the same code.
    */
   step(maxWaitMs: number): void {
-    this.certificates?.check();
     const due = this.turn.pollTimeout();
     const dtlsDue = this.dtls?.pollTimeout();
     let timeout = maxWaitMs;
@@ -171,10 +170,18 @@ export class Engine {
         this.reportCrash(error);
       }
     }
-    // Another engine posts a connection and then signals the wake eventfd: no signal, no mailbox to scan.
-    if (woken) this.bindRouter?.receive(now);
-    if (this.admin.pending) this.admin.answer(this.turn, (id) => this.closeConnection(id), now, (error) => this.reportCrash(error));
-    if (now >= this.nextTcpSweep) {
+    // What other threads ask of the engine (a connection handed over, the operator's request, a certificate
+    // reload, a heap census) is written to shared memory and then signalled on the wake eventfd: turns
+    // without that signal skip the shared-memory loads. The once-a-second pass also looks, for a request
+    // made before the engine's eventfd was known to the asker.
+    const housekeeping = now >= this.nextTcpSweep;
+    const asked = woken || housekeeping;
+    if (asked) {
+      this.certificates?.check();
+      this.bindRouter?.receive(now);
+      if (this.admin.pending) this.admin.answer(this.turn, (id) => this.closeConnection(id), now, (error) => this.reportCrash(error));
+    }
+    if (housekeeping) {
       this.nextTcpSweep = now + 1000;
       this.dtls?.sweep(now, (id) => this.turn.hasAllocationOn(id));
       this.dtlsCertificates?.check();
@@ -182,7 +189,7 @@ export class Engine {
       this.tcp.sweepProxyHeaders(now, PROXY_HEADER_TIMEOUT_MS);
     }
     this.flush();
-    if (this.init.heapCensus) answerHeapCensus(this.init.heapCensus);
+    if (asked && this.init.heapCensus) answerHeapCensus(this.init.heapCensus);
   }
 
   private flush(): void {

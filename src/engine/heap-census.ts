@@ -32,7 +32,7 @@ export function createHeapCensusShared(): HeapCensusShared {
   return { sequence: new Int32Array(new SharedArrayBuffer(8)), figures: new Float64Array(new SharedArrayBuffer(24)) };
 }
 
-/** Engine side, once per loop turn: answers a pending request, else costs one load. */
+/** Engine side, in the turns the engine was signalled (and once a second): answers a pending request, else costs two loads. */
 export function answerHeapCensus(shared: HeapCensusShared): void {
   const requested = Atomics.load(shared.sequence, 0);
   if (requested === Atomics.load(shared.sequence, 1)) return;
