@@ -13,6 +13,7 @@ const benches: Record<string, { what: string; load: () => Promise<{ main(argv: s
   coldstart: { what: "the first seconds of traffic against the steady state, two configurations started and loaded side by side", load: () => import("./coldstart.ts") },
   "gro-single": { what: "kernel CPU per datagram of UDP_GRO / UDP_SEGMENT sockets when no train forms (one datagram in flight)", load: () => import("./gro-single.ts") },
   "under-load": { what: "one server under the call-shaped load with a command (strace, perf) attached to its pid", load: () => import("./under-load.ts") },
+  "engine-scaling": { what: "relayed datagrams per second of N engines against one, each engine thread capped by a CPU cgroup (root)", load: () => import("./engine-scaling.ts") },
   memory: { what: "RSS and open fds with N live allocations, then after all are released", load: () => import("./memory.ts") },
 };
 

@@ -238,7 +238,7 @@ export async function warmUp(server: Server, o: LoadOptions, seconds: number): P
 }
 
 /** `clients` split over `procs` uclient processes. */
-function spawnUclients(server: Server, peerPort: number, o: LoadOptions, clients: number, procs: number): Spawned[] {
+export function spawnUclients(server: Server, peerPort: number, o: LoadOptions, clients: number, procs: number): Spawned[] {
   const per = Math.ceil(clients / procs);
   const out: Spawned[] = [];
   for (let left = clients; left > 0; left -= per) out.push(spawn(uclientCommand(server, peerPort, o, Math.min(per, left))));
