@@ -53,19 +53,21 @@ describe("runUclientLoadsSideBySide", () => {
         const [minPort, maxPort] = relayRange(100);
         servers.push(await startServer({ kind: "bunturn", threads: 1, minPort, maxPort }));
       }
-      const load = { clients: 2, procs: 1, messages: 150, size: 100, intervalMs: 20, timeoutMs: 20_000, warmupSeconds: 0 };
+      const load = { clients: 2, procs: 1, messages: 250, size: 100, intervalMs: 20, timeoutMs: 20_000, warmupSeconds: 2 };
       const [a, b] = await runUclientLoadsSideBySide(servers, load);
       for (const r of [a!, b!]) {
         expect(r.ok).toBe(true);
-        expect(r.sent).toBe(300);
+        expect(r.sent).toBe(500);
         expect(r.lost).toBe(0);
-        expect(r.relayed).toBe(600); // every message to the peer and back, through this server alone
-        expect(r.windowS).toBeGreaterThanOrEqual(2.9); // 150 messages 20 ms apart
+        expect(r.relayed).toBe(1000); // every message to the peer and back, through this server alone
+        expect(r.windowS).toBeGreaterThanOrEqual(4.9); // 250 messages 20 ms apart
       }
-      // One after the other, the windows would not overlap at all; a cold relay may start its load a little late.
-      expect(checkSideBySide([a!, b!]).overlap).toBeGreaterThan(0.5);
+      // One after the other, the windows would not overlap at all (0). uclient's own start-up puts up to ~2 s
+      // between two 2-client loads' first datagrams here (0.2-0.75 of a 5-8 s window seen); at the bench's
+      // 20 clients for 60 s the windows share 0.99 of their span.
+      expect(checkSideBySide([a!, b!]).overlap).toBeGreaterThan(0.1);
     } finally {
       for (const s of servers) await s.stop();
     }
-  }, 30_000);
+  }, 45_000);
 });
