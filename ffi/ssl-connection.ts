@@ -49,8 +49,7 @@ export class SslConnection {
 
   /** Memory mode: moves up to `capacity` bytes for the peer into buffer at offset; returns how many. */
   takeOutput(buffer: Uint8Array, offset: number, capacity: number): number {
-    const n = libcrypto.BIO_read(asPointer(this.outBio), ptr(buffer, offset), capacity);
-    return n > 0 ? n : 0;
+    return this.takeOutputAt(ptr(buffer, offset), capacity);
   }
 
   /** takeOutput() into memory at `address` (a buffer whose address the caller keeps): no ptr() per call. */

@@ -61,7 +61,7 @@ export class TlsSession extends SslConnection {
 
   /** Memory mode: hands `length` bytes of ciphertext at `offset` to OpenSSL (all of them: the BIO grows). */
   feed(buffer: Uint8Array, offset: number, length: number): void {
-    if (length > 0) libcrypto.BIO_write(asPointer(this.inBio), ptr(buffer, offset), length);
+    this.feedAt(ptr(buffer, offset), length);
   }
 
   /** feed() from memory at `address` (a buffer whose address the caller keeps): no ptr() per call. */
@@ -77,8 +77,7 @@ export class TlsSession extends SslConnection {
 
   /** Decrypts into buffer[offset, offset+capacity): bytes (> 0), TLS_WANT_READ, TLS_CLOSED or TLS_FAILED. */
   read(buffer: Uint8Array, offset: number, capacity: number): number {
-    const r = libssl.SSL_read(asPointer(this.ssl), ptr(buffer, offset), capacity);
-    return r > 0 ? r : this.outcome(r);
+    return this.readAt(ptr(buffer, offset), capacity);
   }
 
   /** On a socket: whether the kernel now encrypts what is written (SSL_OP_ENABLE_KTLS took). */

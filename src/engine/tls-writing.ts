@@ -23,9 +23,8 @@ export class TlsWriter {
 
   /** Encrypts one frame and sends it; false when `c` was closed (or its handshake is not done). */
   send(c: Connection, link: TlsLink, frame: Uint8Array, length: number): boolean {
-    if (!link.ready) return false;
-    if (link.onSocket) return this.sendOnSocket(c, link, frame, length);
-    return this.sealRange(c, link, frame, 0, length);
+    if (link.onSocket) return link.ready && this.sendOnSocket(c, link, frame, length);
+    return this.sealRange(c, link, frame, 0, length); // checks `ready` itself (the TCP writer calls it directly)
   }
 
   /** Memory mode: encrypts bytes[offset, offset + length) (a whole frame) and sends it; false when `c` was closed or is not ready. */
