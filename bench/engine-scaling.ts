@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { describeArgs, numberList, parseArgs, type ArgSpec } from "./lib/args.ts";
 import { freePort, threadCpu, type Spawned } from "./lib/proc.ts";
 import { startServer, type Server } from "./lib/servers.ts";
-import { emit, round } from "./lib/stats.ts";
+import { emit, median, pairedRatio, ratio, round } from "./lib/stats.ts";
 import { spawnUclients, startEchoPeer, type Transport } from "./lib/uclient-load.ts";
 import { selfSignedPair } from "./vs-coturn.ts";
 
@@ -143,13 +143,13 @@ export async function main(argv: string[]): Promise<void> {
       emit({ bench: "engine-scaling", run, threads, quotaPct: a["quota-pct"], transport: a.transport, clients: a.clients, ...w });
     }
   }
-  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
-  const pps = new Map(counts.map((t) => [t, median(results.get(t)!.map((w) => w.relayedPps))]));
+  const relayed = (t: number) => results.get(t)!.map((w) => w.relayedPps);
+  // Runs alternate, so run k of N engines and run k of the first count share the machine's state: per-run ratios.
+  const byRun = (t: number) => relayed(t).map((pps, run) => ratio(pps, relayed(counts[0]!)[run]!));
   emit({
     bench: "engine-scaling", summary: true, quotaPct: a["quota-pct"], transport: a.transport, clients: a.clients,
-    relayedPps: Object.fromEntries(pps),
-    [`over${counts[0]}`]: Object.fromEntries(counts.map((t) => [t, round(pps.get(t)! / pps.get(counts[0]!)!, 3)])),
-    // Each run's N engines against the same run's first count: the runs alternate, so each pair shares the machine's state.
-    [`over${counts[0]}ByRun`]: Object.fromEntries(counts.map((t) => [t, results.get(t)!.map((w, run) => round(w.relayedPps / results.get(counts[0]!)![run]!.relayedPps, 3))])),
+    relayedPps: Object.fromEntries(counts.map((t) => [t, median(relayed(t))])),
+    [`over${counts[0]}`]: Object.fromEntries(counts.map((t) => [t, pairedRatio(relayed(t), relayed(counts[0]!)).median])),
+    [`over${counts[0]}ByRun`]: Object.fromEntries(counts.map((t) => [t, byRun(t)])),
   });
 }
