@@ -7,6 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { startServer, type Server } from "../../bench/lib/servers.ts";
 import { checkSideBySide, runUclientLoadsSideBySide } from "../../bench/lib/side-by-side.ts";
 import type { LoadResult } from "../../bench/lib/uclient-load.ts";
+import { e2eTest } from "../e2e/harness.ts";
 import { relayRange } from "../ports.ts";
 
 const T0 = 1_800_000_000_000;
@@ -46,7 +47,7 @@ describe("checkSideBySide", () => {
 });
 
 describe("runUclientLoadsSideBySide", () => {
-  test("two bunturns loaded together: each relays its own load in full, and the loads overlap in time", async () => {
+  e2eTest("two bunturns loaded together: each relays its own load in full, and the loads overlap in time", async () => {
     const servers: Server[] = [];
     try {
       for (let k = 0; k < 2; k++) {
