@@ -3,10 +3,13 @@
  * and read what the kernel says about them (/proc/PID/stat CPU of all threads, VmRSS, open fds).
  */
 import { readFileSync, readdirSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 
 export const ROOT = join(import.meta.dir, "../..");
 export const CLK_TCK = 100;
+/** Cores this process may run on (its CPU affinity): what "the machine was the limit" is judged against. */
+export const MACHINE_CORES = availableParallelism();
 
 /** utime+stime of the whole process (every thread), in seconds; NaN when it is gone. */
 export function cpuSeconds(pid: number): number {

@@ -7,6 +7,7 @@
  * started, then all uclients are spawned in one turn of the event loop. Each server's CPU is read from
  * just before its uclients start to just after they end, as in a run alone (bench/lib/uclient-load.ts).
  */
+import { MACHINE_CORES } from "./proc.ts";
 import type { Server } from "./servers.ts";
 import { round } from "./stats.ts";
 import { measureLoad, startMeasurePeer, warmUp, type LoadOptions, type LoadResult } from "./uclient-load.ts";
@@ -26,9 +27,6 @@ export interface SideBySideCheck {
   /** Empty when the run is a fair comparison. */
   notes: string[];
 }
-
-/** Cores of this machine: the sum of all the runs' CPU near this means the machine, not a server, was the limit. */
-const CORES = 2;
 
 /**
  * A side-by-side run compares CPU per message at the same offered load only if nothing was the limit:
@@ -50,6 +48,6 @@ export function checkSideBySide(results: LoadResult[], minOverlap = 0.95): SideB
   const windowsKnown = results.length > 0 && results.every((r) => r.windowFromMs > 0 && r.windowToMs > r.windowFromMs);
   const overlap = windowsKnown ? Math.max(0, to - from) / longest : NaN;
   if (!(overlap >= minOverlap)) notes.push(`the windows overlap by ${round(100 * overlap, 1)} % of the longest: the loads did not run together`);
-  if (!(machine < 0.85 * CORES * 100)) notes.push(`the machine was near its ${CORES} cores (${round(machine, 1)} % of one core measured)`);
+  if (!(machine < 0.85 * MACHINE_CORES * 100)) notes.push(`the machine was near its ${MACHINE_CORES} cores (${round(machine, 1)} % of one core measured)`);
   return { machineCpuPct: round(machine, 1), overlap: round(overlap, 3), notes };
 }

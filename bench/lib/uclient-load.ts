@@ -5,7 +5,7 @@
  * signal (no summary) is reported with ok=false.
  */
 import type { ArgSpec, Args } from "./args.ts";
-import { cpuSeconds, spawn, threadCpu, threadCpuDelta, watchThreadCpu, type Spawned } from "./proc.ts";
+import { MACHINE_CORES, cpuSeconds, spawn, threadCpu, threadCpuDelta, watchThreadCpu, type Spawned } from "./proc.ts";
 import { startEchoPeer, type EchoPeer } from "./echo-peer-process.ts";
 import { PASSWORD, USER, type Server } from "./servers.ts";
 import { round } from "./stats.ts";
@@ -189,7 +189,7 @@ export async function measureLoad(server: Server, o: LoadOptions, peer: EchoPeer
   // thread count x 100 %; otherwise the load was paced (uclient's own timer), not CPU-bound.
   const threadsPct = 100 * serverThreadsOf(server);
   let bottleneck = "paced (nobody near a full core)";
-  if (serverCpuPct > 0.85 * threadsPct || serverCpuPct + (100 * uclientCpuS) / windowS + peerCpuPct > 170) bottleneck = serverCpuPct > 0.85 * threadsPct ? "server" : "machine (2 cores shared by all)";
+  if (serverCpuPct > 0.85 * threadsPct || serverCpuPct + (100 * uclientCpuS) / windowS + peerCpuPct > 85 * MACHINE_CORES) bottleneck = serverCpuPct > 0.85 * threadsPct ? "server" : `machine (${MACHINE_CORES} cores shared by all)`;
   else if (uclientCpuPctMax > 85) bottleneck = "uclient";
   else if (peerCpuPct > 85) bottleneck = "peer";
   return {
@@ -263,5 +263,5 @@ function cpuOf(s: Spawned): number {
 }
 
 function serverThreadsOf(server: Server): number {
-  return Math.min(2, server.threads); // this machine has 2 cores
+  return Math.min(MACHINE_CORES, server.threads);
 }
