@@ -113,25 +113,11 @@ export class TlsEngine {
   private advance(c: Connection, link: TlsLink, now: number, lone = false): boolean {
     if (!link.ready) {
       lone = false;
-      const h = link.session.handshake();
-      if (!this.writer.flush(c, link)) return false;
-      if (h === TLS_FAILED) {
-        this.host.close(c, true);
-        return false;
-      }
-      if (h === TLS_WANT_WRITE) this.host.armWritable(c);
-      if (h !== 1) return true;
-      link.ready = true;
-      link.readyAt = now;
-      this.options.counters[SLOT.tlsHandshakes]!++;
-      if (link.onSocket && link.session.kernelSends() && link.session.kernelReceives()) this.options.counters[SLOT.tlsKernel]!++;
+      if (!this.handshake(c, link, now)) return this.host.isOpen(c);
     }
     for (;;) {
       if (c.raw) return this.pipe(c, link);
-      if (c.end === c.bytes.length && !this.host.grow(c)) {
-        this.host.close(c, true);
-        return false;
-      }
+      if (c.end === c.bytes.length && !this.grown(c)) return false;
       const room = c.bytes.length - c.end;
       const n = link.session.readAt(c.address + c.end, room);
       if (n > 0) {
@@ -149,10 +135,42 @@ export class TlsEngine {
         // a lone application record there is nothing to flush, and the next reply's flush carries all.
         return this.writer.flush(c, link);
       }
-      this.writer.flush(c, link); // close_notify or an alert back, best effort
-      if (this.host.isOpen(c)) this.host.close(c, n !== TLS_CLOSED);
+      return this.ended(c, link, n);
+    }
+  }
+
+  /**
+   * The handshake's next step (kept out of advance(), which runs per record, so that its compiled code
+   * stays small): true once it has completed; false while it waits, or when `c` was closed.
+   */
+  private handshake(c: Connection, link: TlsLink, now: number): boolean {
+    const h = link.session.handshake();
+    if (!this.writer.flush(c, link)) return false;
+    if (h === TLS_FAILED) {
+      this.host.close(c, true);
       return false;
     }
+    if (h === TLS_WANT_WRITE) this.host.armWritable(c);
+    if (h !== 1) return false;
+    link.ready = true;
+    link.readyAt = now;
+    this.options.counters[SLOT.tlsHandshakes]!++;
+    if (link.onSocket && link.session.kernelSends() && link.session.kernelReceives()) this.options.counters[SLOT.tlsKernel]!++;
+    return true;
+  }
+
+  /** A full input buffer: room made at its end, else `c` closed (false). */
+  private grown(c: Connection): boolean {
+    if (this.host.grow(c)) return true;
+    this.host.close(c, true);
+    return false;
+  }
+
+  /** SSL_read ended the session (close_notify, or a failure): `c` closes; always false. */
+  private ended(c: Connection, link: TlsLink, n: number): false {
+    this.writer.flush(c, link); // close_notify or an alert back, best effort
+    if (this.host.isOpen(c)) this.host.close(c, n !== TLS_CLOSED);
+    return false;
   }
 
   /**
