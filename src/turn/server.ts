@@ -60,6 +60,14 @@ export class TurnServer {
       this.relay.channelDataFromClient(a, data, offset, channel, now);
       return;
     }
+    this.handleStunDatagram(listener, client, data, now, offset, length);
+  }
+
+  /**
+   * A STUN message from a client (RFC 8489 §6.3): out of handleClientDatagram, which runs for every
+   * relayed ChannelData, so that the JIT compiles (and inlines) the decoder and request path only here.
+   */
+  private handleStunDatagram(listener: ClientPath, client: Endpoint, data: Uint8Array, now: Millis, offset: number, length: number): void {
     const d = this.decoder;
     const message = offset === 0 && length === data.length ? data : data.subarray(offset, offset + length);
     if (d.decode(message) !== Malformed.Ok) {
