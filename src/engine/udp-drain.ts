@@ -59,7 +59,6 @@ export class UdpDrain {
 
   drain(socket: UdpListener | RelaySocket, now: number): void {
     const batch = this.recv;
-    const arena = batch.payload;
     for (let round = 0; round < MAX_BATCHES_PER_WAKE; round++) {
       const n = receiveBatch(socket.udp, batch, this.counters, libc);
       if (n < 0) {
@@ -68,50 +67,63 @@ export class UdpDrain {
         continue;
       }
       if (n === 0) return;
-      if (socket.kind === "listener") {
-        for (let i = 0; i < n; i++) {
-          if (!this.prepareDatagram(i)) continue;
-          if (this.cmsg.groSize > 0 && batch.length(i) > this.cmsg.groSize) {
-            this.handleGroBuffer(socket, i, now);
-            continue;
-          }
-          try {
-            const offset = batch.datagramOffset(i);
-            const length = batch.length(i);
-            // RFC 7983 §7: a first byte of 20..63 is a DTLS record; STUN starts with 0..3, ChannelData 64..79.
-            const first = length > 0 ? arena[offset]! : 0;
-            if (first >= 20 && first <= 63 && this.dtls !== null) {
-              this.dtls.handleDatagram(socket, this.sources.of(batch, i), arena, batch.payloadAddress, offset, length, now);
-            } else if (!socket.dtlsOnly) {
-              this.turn.handleClientDatagram(socket.id, this.sources.of(batch, i), arena, now, offset, length);
-            }
-          } catch (error) {
-            // One bad datagram must not cost the others in the batch (other clients' traffic).
-            this.reportCrash(error);
-          }
-        }
-      } else {
-        const relayId = socket.handle.id;
-        for (let i = 0; i < n; i++) {
-          if (!this.prepareDatagram(i)) continue;
-          if (this.cmsg.groSize > 0 && batch.length(i) > this.cmsg.groSize) {
-            this.handleGroBuffer(socket, i, now);
-            if (this.relays.get(relayId) === undefined) break;
-            continue;
-          }
-          try {
-            this.turn.handlePeerDatagram(relayId, this.sources.of(batch, i), arena, now, batch.datagramOffset(i), batch.length(i));
-          } catch (error) {
-            this.reportCrash(error);
-          }
-          // The core may have closed this relay while handling (it never does for peer data today).
-          if (this.relays.get(relayId) === undefined) break;
-        }
-      }
+      // Clients' and peers' datagrams in functions of their own: the JIT compiles each for the traffic it
+      // sees (a TURN-over-TLS relay's engines see only peers' here, the start-up warm-up both).
+      if (socket.kind === "listener") this.fromClients(socket, n, now);
+      else this.fromPeers(socket, n, now);
       // Sends may point into the receive slots (zero-copy): they must leave before the next receive.
       this.out.flush();
       if (n < batch.capacity) return; // a short batch: the queue was empty a moment ago
       if (socket.kind === "relay" && this.relays.get(socket.handle.id) === undefined) return;
+    }
+  }
+
+  /** The `n` datagrams received on a client listener: each to the core, or to DTLS. */
+  private fromClients(socket: UdpListener, n: number, now: number): void {
+    const batch = this.recv;
+    const arena = batch.payload;
+    for (let i = 0; i < n; i++) {
+      if (!this.prepareDatagram(i)) continue;
+      if (this.cmsg.groSize > 0 && batch.length(i) > this.cmsg.groSize) {
+        this.handleGroBuffer(socket, i, now);
+        continue;
+      }
+      try {
+        const offset = batch.datagramOffset(i);
+        const length = batch.length(i);
+        // RFC 7983 §7: a first byte of 20..63 is a DTLS record; STUN starts with 0..3, ChannelData 64..79.
+        const first = length > 0 ? arena[offset]! : 0;
+        if (first >= 20 && first <= 63 && this.dtls !== null) {
+          this.dtls.handleDatagram(socket, this.sources.of(batch, i), arena, batch.payloadAddress, offset, length, now);
+        } else if (!socket.dtlsOnly) {
+          this.turn.handleClientDatagram(socket.id, this.sources.of(batch, i), arena, now, offset, length);
+        }
+      } catch (error) {
+        // One bad datagram must not cost the others in the batch (other clients' traffic).
+        this.reportCrash(error);
+      }
+    }
+  }
+
+  /** The `n` datagrams received on a relay socket: each to the core, until the relay is gone. */
+  private fromPeers(socket: RelaySocket, n: number, now: number): void {
+    const batch = this.recv;
+    const arena = batch.payload;
+    const relayId = socket.handle.id;
+    for (let i = 0; i < n; i++) {
+      if (!this.prepareDatagram(i)) continue;
+      if (this.cmsg.groSize > 0 && batch.length(i) > this.cmsg.groSize) {
+        this.handleGroBuffer(socket, i, now);
+        if (this.relays.get(relayId) === undefined) return;
+        continue;
+      }
+      try {
+        this.turn.handlePeerDatagram(relayId, this.sources.of(batch, i), arena, now, batch.datagramOffset(i), batch.length(i));
+      } catch (error) {
+        this.reportCrash(error);
+      }
+      // The core may have closed this relay while handling (it never does for peer data today).
+      if (this.relays.get(relayId) === undefined) return;
     }
   }
 
