@@ -51,7 +51,14 @@ export class ConnectionBindRouter {
    * engine and the connection went there.
    */
   route(connection: ConnectionId, frameBytes: Uint8Array, offset: number, length: number, now: number): boolean {
-    if (this.keeping) return false;
+    // Called for every frame: all but a ConnectionBind request (ChannelData above all) leave at their first
+    // two bytes, so that what the JIT compiles into each frame's path is this line, not the handover.
+    if (this.keeping || length < 20 || ((frameBytes[offset]! << 8) | frameBytes[offset + 1]!) !== CONNECTION_BIND_REQUEST) return false;
+    return this.handOver(connection, frameBytes, offset, length, now);
+  }
+
+  /** route() of a ConnectionBind request: its connection goes to the engine that minted its CONNECTION-ID, if another. */
+  private handOver(connection: ConnectionId, frameBytes: Uint8Array, offset: number, length: number, now: number): boolean {
     const id = connectionBindTarget(frameBytes, offset, length);
     if (id < 0) return false;
     const owner = engineOfConnectionId(id);
