@@ -59,6 +59,7 @@ export class UdpDrain {
 
   drain(socket: UdpListener | RelaySocket, now: number): void {
     const batch = this.recv;
+    const arena = batch.payload;
     for (let round = 0; round < MAX_BATCHES_PER_WAKE; round++) {
       const n = receiveBatch(socket.udp, batch, this.counters, libc);
       if (n < 0) {
@@ -67,10 +68,27 @@ export class UdpDrain {
         continue;
       }
       if (n === 0) return;
-      // Clients' and peers' datagrams in functions of their own: the JIT compiles each for the traffic it
-      // sees (a TURN-over-TLS relay's engines see only peers' here, the start-up warm-up both).
+      // Clients' datagrams in a method of their own: the start-up warm-up runs both loops, and a relay
+      // whose clients come over TCP/TLS then compiles only the peers' loop into this function.
       if (socket.kind === "listener") this.fromClients(socket, n, now);
-      else this.fromPeers(socket, n, now);
+      else {
+        const relayId = socket.handle.id;
+        for (let i = 0; i < n; i++) {
+          if (!this.prepareDatagram(i)) continue;
+          if (this.cmsg.groSize > 0 && batch.length(i) > this.cmsg.groSize) {
+            this.handleGroBuffer(socket, i, now);
+            if (this.relays.get(relayId) === undefined) break;
+            continue;
+          }
+          try {
+            this.turn.handlePeerDatagram(relayId, this.sources.of(batch, i), arena, now, batch.datagramOffset(i), batch.length(i));
+          } catch (error) {
+            this.reportCrash(error);
+          }
+          // The core may have closed this relay while handling (it never does for peer data today).
+          if (this.relays.get(relayId) === undefined) break;
+        }
+      }
       // Sends may point into the receive slots (zero-copy): they must leave before the next receive.
       this.out.flush();
       if (n < batch.capacity) return; // a short batch: the queue was empty a moment ago
@@ -102,28 +120,6 @@ export class UdpDrain {
         // One bad datagram must not cost the others in the batch (other clients' traffic).
         this.reportCrash(error);
       }
-    }
-  }
-
-  /** The `n` datagrams received on a relay socket: each to the core, until the relay is gone. */
-  private fromPeers(socket: RelaySocket, n: number, now: number): void {
-    const batch = this.recv;
-    const arena = batch.payload;
-    const relayId = socket.handle.id;
-    for (let i = 0; i < n; i++) {
-      if (!this.prepareDatagram(i)) continue;
-      if (this.cmsg.groSize > 0 && batch.length(i) > this.cmsg.groSize) {
-        this.handleGroBuffer(socket, i, now);
-        if (this.relays.get(relayId) === undefined) return;
-        continue;
-      }
-      try {
-        this.turn.handlePeerDatagram(relayId, this.sources.of(batch, i), arena, now, batch.datagramOffset(i), batch.length(i));
-      } catch (error) {
-        this.reportCrash(error);
-      }
-      // The core may have closed this relay while handling (it never does for peer data today).
-      if (this.relays.get(relayId) === undefined) return;
     }
   }
 
