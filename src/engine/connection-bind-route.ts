@@ -13,10 +13,15 @@ import { SLOT } from "./counters.ts";
 const CONNECTION_BIND_REQUEST = 0x000b;
 const CONNECTION_ID = 0x002a;
 
+/** Whether bytes[offset, offset + length) is at least a STUN header whose type is a ConnectionBind request. */
+function isConnectionBindRequest(bytes: Uint8Array, offset: number, length: number): boolean {
+  return length >= 20 && ((bytes[offset]! << 8) | bytes[offset + 1]!) === CONNECTION_BIND_REQUEST;
+}
+
 /** The CONNECTION-ID of a ConnectionBind request in bytes[offset, offset + length), or -1 when it is anything else. */
 export function connectionBindTarget(bytes: Uint8Array, offset = 0, length = bytes.length - offset): number {
   const end = offset + length;
-  if (length < 20 || ((bytes[offset]! << 8) | bytes[offset + 1]!) !== CONNECTION_BIND_REQUEST) return -1;
+  if (!isConnectionBindRequest(bytes, offset, length)) return -1;
   for (let at = offset + 20; at + 4 <= end;) {
     const type = (bytes[at]! << 8) | bytes[at + 1]!;
     const attributeLength = (bytes[at + 2]! << 8) | bytes[at + 3]!;
@@ -53,7 +58,7 @@ export class ConnectionBindRouter {
   route(connection: ConnectionId, frameBytes: Uint8Array, offset: number, length: number, now: number): boolean {
     // Called for every frame: all but a ConnectionBind request (ChannelData above all) leave at their first
     // two bytes, so that what the JIT compiles into each frame's path is this line, not the handover.
-    if (this.keeping || length < 20 || ((frameBytes[offset]! << 8) | frameBytes[offset + 1]!) !== CONNECTION_BIND_REQUEST) return false;
+    if (this.keeping || !isConnectionBindRequest(frameBytes, offset, length)) return false;
     return this.handOver(connection, frameBytes, offset, length, now);
   }
 
