@@ -9,8 +9,8 @@
  */
 import { describeArgs, numberList, parseArgs, type ArgSpec } from "./lib/args.ts";
 import { relayRange } from "./lib/proc.ts";
-import { startServer, type Server } from "./lib/servers.ts";
-import { checkSideBySide, runUclientLoadsSideBySide } from "./lib/side-by-side.ts";
+import { startServer } from "./lib/servers.ts";
+import { runPairSideBySide } from "./lib/side-by-side.ts";
 import { emit } from "./lib/stats.ts";
 import { UCLIENT_LOAD_SPEC, loadOptionsFor, runUclientLoad, type LoadResult } from "./lib/uclient-load.ts";
 import { summarize } from "./ab.ts";
@@ -49,23 +49,14 @@ export async function main(argv: string[]): Promise<void> {
         const [minPort, maxPort] = (ranges[b.name] ??= relayRange(3900)); // two bunturns at once: a range each, kept for the process
         return startServer({ kind: "bunturn", threads: a.threads, recvmmsg: a.recvmmsg, root: b.root, minPort, maxPort, ...(tls ? { tls } : {}) });
       };
-      const record = (b: (typeof builds)[number], run: number, r: LoadResult, extra: Record<string, unknown> = {}) => {
+      const record = (b: (typeof builds)[number], run: number, r: LoadResult, extra: object = {}) => {
         results[b.name]!.push(r);
         emit({ bench: "builds", variant: b.name, root: b.root ?? ".", run, clients, size, messages, threads: a.threads, recvmmsg: a.recvmmsg, sideBySide: a["side-by-side"], ...extra, ...r });
       };
       for (let run = 0; run < a.runs; run++) {
         if (a["side-by-side"]) {
-          // Which load is spawned first alternates, in case the first of two spawns has an edge.
-          const order = run % 2 ? [builds[1]!, builds[0]!] : builds;
-          const servers: Server[] = [];
-          try {
-            for (const b of order) servers.push(await startOne(b));
-            const rs = await runUclientLoadsSideBySide(servers, load);
-            const check = checkSideBySide(rs);
-            order.forEach((b, k) => record(b, run, rs[k]!, { ...check, spawnedFirst: order[0]!.name }));
-          } finally {
-            for (const s of servers) await s.stop();
-          }
+          const named = (name: string) => builds.find((b) => b.name === name)!;
+          for (const { variant, result, extra } of await runPairSideBySide(run, ["A", "B"], (name) => startOne(named(name)), load)) record(named(variant), run, result, extra);
           continue;
         }
         for (const b of builds) {

@@ -12,7 +12,7 @@ import { describeArgs, numberList, parseArgs, type ArgSpec } from "./lib/args.ts
 import { coturnVersion, startServer } from "./lib/servers.ts";
 import { emit } from "./lib/stats.ts";
 import { UCLIENT_LOAD_SPEC, loadOptionsFor, runUclientLoad, type LoadResult } from "./lib/uclient-load.ts";
-import { checkSideBySide, runUclientLoadsSideBySide } from "./lib/side-by-side.ts";
+import { runPairSideBySide } from "./lib/side-by-side.ts";
 import { summarize } from "./ab.ts";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -64,24 +64,14 @@ export async function main(argv: string[]): Promise<void> {
         kind, threads: a.threads, recvmmsg: kind === "bunturn" && a["bunturn-recvmmsg"], coturnBin: a["coturn-bin"],
         extra: kind === "bunturn" ? a["bunturn-args"].split(" ").filter(Boolean) : [], ...(dtls ? { dtls } : {}), ...(tls ? { tls } : {}),
       });
-      const record = (kind: Kind, run: number, r: LoadResult, extra: Record<string, unknown> = {}) => {
+      const record = (kind: Kind, run: number, r: LoadResult, extra: object = {}) => {
         results[kind].push(r);
         const recvmmsg = kind === "bunturn" && a["bunturn-recvmmsg"];
         emit({ bench: "vs-coturn", variant: kind, run, clients, size, messages, transport: load.transport, threads: a.threads, dtls: a.dtls, indications: a.indications, warmupS: a["warmup-s"], recvmmsg, sideBySide: a["side-by-side"], ...(kind === "bunturn" ? { bunturnArgs: a["bunturn-args"] } : {}), ...(kind === "coturn" ? { version } : {}), ...extra, ...r });
       };
       for (let run = 0; run < a.runs; run++) {
         if (a["side-by-side"]) {
-          // Which load is spawned first alternates, in case the first of two spawns has an edge.
-          const kinds: Kind[] = run % 2 ? ["bunturn", "coturn"] : ["coturn", "bunturn"];
-          const servers = [];
-          try {
-            for (const kind of kinds) servers.push(await startOne(kind));
-            const rs = await runUclientLoadsSideBySide(servers, load);
-            const check = checkSideBySide(rs);
-            kinds.forEach((kind, k) => record(kind, run, rs[k]!, { ...check, spawnedFirst: kinds[0] }));
-          } finally {
-            for (const s of servers) await s.stop();
-          }
+          for (const { variant, result, extra } of await runPairSideBySide(run, ["coturn", "bunturn"] as const, startOne, load)) record(variant, run, result, extra);
           continue;
         }
         for (const kind of ["coturn", "bunturn"] as const) {

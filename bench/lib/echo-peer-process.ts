@@ -9,13 +9,13 @@ export interface PeerStats {
   last: number;
 }
 
+/** A started echo peer: its ports, and finish() to stop it and read what it echoed and its CPU. */
+export type EchoPeer = Spawned & { port: number; ports: number[]; finish(): Promise<PeerStats & { cpu: number }> };
+
 /**
  * The echo peer (bench/lib/echo-peer.ts): `sockets` ports (`port` the first, `ports` all of them), echoing
  * runs of equal datagrams as UDP_SEGMENT messages when `gsoSegment` > 0.
  */
-/** A started echo peer: its ports, and finish() to stop it and read what it echoed and its CPU. */
-export type EchoPeer = Spawned & { port: number; ports: number[]; finish(): Promise<PeerStats & { cpu: number }> };
-
 export async function startEchoPeer(maxSeconds: number, sockets = 1, gsoSegment = 0, gro = false): Promise<EchoPeer> {
   const port = freePort();
   const s = spawn(["bun", join(ROOT, "bench/lib/echo-peer.ts"), "127.0.0.1", String(port), String(maxSeconds), String(sockets), String(gsoSegment), gro ? "1" : "0"], { stdin: "pipe" });

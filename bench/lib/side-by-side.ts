@@ -51,3 +51,26 @@ export function checkSideBySide(results: LoadResult[], minOverlap = 0.95): SideB
   if (!(machine < 0.85 * MACHINE_CORES * 100)) notes.push(`the machine was near its ${MACHINE_CORES} cores (${round(machine, 1)} % of one core measured)`);
   return { machineCpuPct: round(machine, 1), overlap: round(overlap, 3), notes };
 }
+
+/**
+ * Run `run` of a two-variant bench side by side: both started, loaded together, checked and stopped.
+ * Which is spawned first alternates from run to run, in case the first of two spawns has an edge. Returns
+ * each variant's result with the run's check, in the order the variants were given.
+ */
+export async function runPairSideBySide<K extends string>(
+  run: number,
+  variants: readonly [K, K],
+  start: (variant: K) => Promise<Server>,
+  o: LoadOptions,
+): Promise<{ variant: K; result: LoadResult; extra: SideBySideCheck & { spawnedFirst: K } }[]> {
+  const order = run % 2 ? [variants[1], variants[0]] : [variants[0], variants[1]];
+  const servers: Server[] = [];
+  try {
+    for (const v of order) servers.push(await start(v));
+    const results = await runUclientLoadsSideBySide(servers, o);
+    const extra = { ...checkSideBySide(results), spawnedFirst: order[0]! };
+    return variants.map((variant) => ({ variant, result: results[order.indexOf(variant)]!, extra }));
+  } finally {
+    for (const s of servers) await s.stop();
+  }
+}
